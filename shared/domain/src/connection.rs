@@ -1,0 +1,173 @@
+//! The source connection: what is stored and, field for field, what the API answers
+//! (DESIGN section 4).
+
+use crate::catalog::AuthMethod;
+use crate::ids::{ConnectionId, JobId, OrganizationId};
+use crate::job::{Job, JobStatus};
+use crate::schedule::ScheduleDetails;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    Active,
+    Inactive,
+    PendingAuth,
+    Syncing,
+    Error,
+    NeedsReauth,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+            Self::PendingAuth => "pending_auth",
+            Self::Syncing => "syncing",
+            Self::Error => "error",
+            Self::NeedsReauth => "needs_reauth",
+        }
+    }
+}
+
+/// Why a connection needs re-authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCategory {
+    OauthCredentialsExpired,
+    ApiKeyInvalid,
+    AuthProviderAccountGone,
+    AuthProviderCredentialsInvalid,
+}
+
+/// Authentication state. Never a secret, token or code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthDetails {
+    pub method: AuthMethod,
+    pub authenticated: bool,
+    pub authenticated_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub auth_url: Option<String>,
+    pub auth_url_expires: Option<DateTime<Utc>>,
+    pub redirect_url: Option<String>,
+    pub provider_readable_id: Option<String>,
+}
+
+/// The latest job as the connection summarizes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobDetails {
+    pub id: JobId,
+    pub status: JobStatus,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<f64>,
+    pub entities_inserted: u64,
+    pub entities_updated: u64,
+    pub entities_deleted: u64,
+    pub entities_kept: u64,
+    pub entities_failed: u64,
+    pub error: Option<String>,
+    pub error_category: Option<ErrorCategory>,
+}
+
+impl From<&Job> for JobDetails {
+    fn from(job: &Job) -> Self {
+        Self {
+            id: job.id,
+            status: job.status,
+            started_at: job.started_at,
+            completed_at: job.completed_at,
+            duration_seconds: job.duration_seconds,
+            entities_inserted: job.entities_inserted,
+            entities_updated: job.entities_updated,
+            entities_deleted: job.entities_deleted,
+            entities_kept: job.entities_kept,
+            entities_failed: job.entities_failed,
+            error: job.error.clone(),
+            error_category: job.error_category,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncDetails {
+    pub total_runs: u64,
+    pub successful_runs: u64,
+    pub failed_runs: u64,
+    pub last_job: Option<JobDetails>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityTypeStats {
+    pub count: u64,
+    pub last_updated: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EntitySummary {
+    pub total_entities: u64,
+    pub by_type: BTreeMap<String, EntityTypeStats>,
+}
+
+/// A source connection: the stored state and, serialized, the API's response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceConnection {
+    pub id: ConnectionId,
+    pub organization_id: OrganizationId,
+    pub name: String,
+    pub short_name: String,
+    pub readable_collection_id: String,
+    pub status: ConnectionStatus,
+    pub created_at: DateTime<Utc>,
+    pub modified_at: DateTime<Utc>,
+    pub auth: AuthDetails,
+    pub description: Option<String>,
+    pub config: Option<Map<String, Value>>,
+    pub schedule: Option<ScheduleDetails>,
+    pub sync: Option<SyncDetails>,
+    pub sync_id: Option<String>,
+    pub entities: Option<EntitySummary>,
+    pub error_category: Option<ErrorCategory>,
+    pub error_message: Option<String>,
+    pub provider_settings_url: Option<String>,
+    pub provider_short_name: Option<String>,
+    pub federated_search: bool,
+}
+
+/// The lightweight shape of `GET /source-connections`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceConnectionListItem {
+    pub id: ConnectionId,
+    pub name: String,
+    pub short_name: String,
+    pub readable_collection_id: String,
+    pub created_at: DateTime<Utc>,
+    pub modified_at: DateTime<Utc>,
+    pub is_authenticated: bool,
+    pub entity_count: u64,
+    pub federated_search: bool,
+    pub auth_method: AuthMethod,
+    pub status: ConnectionStatus,
+}
+
+impl From<&SourceConnection> for SourceConnectionListItem {
+    fn from(c: &SourceConnection) -> Self {
+        Self {
+            id: c.id,
+            name: c.name.clone(),
+            short_name: c.short_name.clone(),
+            readable_collection_id: c.readable_collection_id.clone(),
+            created_at: c.created_at,
+            modified_at: c.modified_at,
+            is_authenticated: c.auth.authenticated,
+            entity_count: c.entities.as_ref().map_or(0, |e| e.total_entities),
+            federated_search: c.federated_search,
+            auth_method: c.auth.method,
+            status: c.status,
+        }
+    }
+}

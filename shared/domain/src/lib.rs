@@ -1,0 +1,26 @@
+//! The connector platform's domain: newtypes that parse at the edge, the source connection model,
+//! authentication method detection, ports (traits) implemented by adapters, and use cases.
+//!
+//! Nothing here knows about the AWS SDK or HTTP; adapters and handlers depend on this crate,
+//! never the other way round.
+
+pub mod auth;
+pub mod catalog;
+pub mod clock;
+pub mod collection;
+pub mod connection;
+pub mod error;
+pub mod ids;
+pub mod idempotency;
+pub mod job;
+pub mod names;
+pub mod page;
+pub mod ports;
+pub mod schedule;
+pub mod tenancy;
+pub mod usecases;
+
+#[cfg(test)]
+mod testing;
+
+pub use error::{DomainError, FieldError};

@@ -1,0 +1,466 @@
+//! `POST /source-connections`: validate everything, then write the secret, then one transaction
+//! (connection + first job + collection-exists condition + idempotency result), then the sync
+//! message. A failure after the secret is written removes it (DESIGN section 4).
+
+use super::Platform;
+use crate::auth::{self, AuthenticationRequest};
+use crate::catalog::{validate_fields, AuthMethod, SourceSpec};
+use crate::connection::{AuthDetails, ConnectionStatus, EntitySummary, JobDetails, SourceConnection, SyncDetails};
+use crate::error::{DomainError, FieldError};
+use crate::ids::{ConnectionId, JobId, OrganizationId};
+use crate::idempotency::{self, Claim, IdempotencyKey, KeyState, Reservation};
+use crate::job::{Job, Trigger};
+use crate::names::{ConnectionName, Description, ReadableId, RedirectUrl, ShortName};
+use crate::ports::{CheckError, NewConnection, StoreError, VaultError};
+use crate::schedule::{CronSchedule, ScheduleDetails};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::time::Duration;
+use tracing::{info, instrument, warn};
+
+/// The body of `POST /source-connections`, exactly Airweave's request schema.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConnectionInput {
+    pub short_name: Option<String>,
+    pub readable_collection_id: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub config: Option<Value>,
+    pub schedule: Option<Value>,
+    pub sync_immediately: Option<bool>,
+    pub authentication: Option<Value>,
+    pub redirect_url: Option<String>,
+}
+
+/// A request that passed every check that needs no I/O.
+#[derive(Debug)]
+struct Plan<'a> {
+    spec: &'a SourceSpec,
+    collection: ReadableId,
+    name: ConnectionName,
+    description: Option<Description>,
+    config: Map<String, Value>,
+    schedule: ScheduleDetails,
+    auth: AuthenticationRequest,
+    sync_immediately: bool,
+}
+
+/// The result of a create: the connection, and whether it is the replay of an earlier request.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub connection: SourceConnection,
+    pub replayed: bool,
+}
+
+/// How long a keyed retry waits for a concurrent request with the same key to finish.
+pub const WAIT_FOR_CONCURRENT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(100);
+
+#[instrument(skip_all, fields(organization_id = %org, short_name = tracing::field::Empty, source_connection_id = tracing::field::Empty))]
+pub async fn create_connection(
+    platform: &Platform,
+    org: OrganizationId,
+    input: CreateConnectionInput,
+    fingerprint: &str,
+    key: Option<IdempotencyKey>,
+) -> Result<Created, DomainError> {
+    let now = platform.clock.now();
+    let plan = plan(platform, input, now)?;
+    tracing::Span::current().record("short_name", plan.spec.short_name);
+
+    let reservation = match &key {
+        None => None,
+        Some(key) => match claim(platform, org, key, fingerprint, now).await? {
+            Ok(reservation) => Some(reservation),
+            Err(replay) => return Ok(replay),
+        },
+    };
+    let (connection_id, job_id) = reservation
+        .as_ref()
+        .map_or_else(|| (ConnectionId::new(), JobId::new()), |r| (r.connection_id, r.job_id));
+    tracing::Span::current().record("source_connection_id", tracing::field::display(connection_id));
+
+    let result = write(platform, org, &plan, connection_id, job_id, reservation.as_ref(), now).await;
+    if let (Err(_), Some(reservation)) = (&result, &reservation) {
+        if let Err(e) = platform.store.release_key(reservation).await {
+            warn!(error = %e, "could not release the idempotency key; it frees itself when its lease ends");
+        }
+    }
+    result.map(|connection| Created {
+        connection,
+        replayed: false,
+    })
+}
+
+/// Every check that needs no I/O, all field errors at once.
+fn plan(
+    platform: &Platform,
+    input: CreateConnectionInput,
+    now: DateTime<Utc>,
+) -> Result<Plan<'_>, DomainError> {
+    let short_name = match input.short_name.as_deref() {
+        None => return Err(DomainError::invalid_field("short_name", "is required")),
+        Some(s) => ShortName::parse(s).map_err(|m| DomainError::invalid_field("short_name", m))?,
+    };
+    let spec = platform.sources.spec(short_name.as_str()).ok_or_else(|| {
+        DomainError::NotFound(format!("source '{short_name}' not found"))
+    })?;
+
+    let mut errors: Vec<FieldError> = Vec::new();
+    let collection = match input.readable_collection_id.as_deref() {
+        None => keep(&mut errors, "readable_collection_id", Err("is required".into())),
+        Some(id) => keep(&mut errors, "readable_collection_id", ReadableId::parse(id)),
+    };
+    let name = match input.name.as_deref() {
+        None => Some(ConnectionName::default_for(spec.name)),
+        Some(n) => keep(&mut errors, "name", ConnectionName::parse(n)),
+    };
+    let description = input
+        .description
+        .as_deref()
+        .and_then(|d| keep(&mut errors, "description", Description::parse(d)));
+    let redirect_url = input
+        .redirect_url
+        .as_deref()
+        .and_then(|u| keep(&mut errors, "redirect_url", RedirectUrl::parse(u)));
+    let schedule = parse_schedule(input.schedule.as_ref(), now).map_err(|e| errors.extend(e)).ok();
+    let config = match input.config {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            errors.push(FieldError::new("config", "must be an object"));
+            Map::new()
+        }
+    };
+    errors.extend(validate_fields(&spec.config_fields, &config, "config"));
+    let auth = match auth::detect(input.authentication.as_ref(), now) {
+        Ok(auth) => {
+            if let AuthenticationRequest::Direct(credentials) = &auth {
+                errors.extend(validate_fields(
+                    &spec.auth_fields,
+                    credentials.expose(),
+                    "authentication.credentials",
+                ));
+            }
+            Some(auth)
+        }
+        Err(e) => {
+            errors.extend(e);
+            None
+        }
+    };
+    if let (Some(_), Some(auth)) = (&redirect_url, &auth) {
+        if !matches!(auth.method(), AuthMethod::OauthBrowser | AuthMethod::OauthByoc) {
+            errors.push(FieldError::new(
+                "redirect_url",
+                "is only used by oauth_browser and oauth_byoc authentication",
+            ));
+        }
+    }
+    let (Some(collection), Some(name), Some(schedule), Some(auth), true) =
+        (collection, name, schedule, auth, errors.is_empty())
+    else {
+        return Err(DomainError::invalid(errors));
+    };
+
+    let method = auth.method();
+    if !spec.supports(method) {
+        let supported: Vec<&str> = spec.auth_methods.iter().map(|m| m.as_str()).collect();
+        return Err(DomainError::BadRequest(format!(
+            "source '{}' does not support {} authentication (supported: {})",
+            spec.short_name,
+            method.as_str(),
+            supported.join(", ")
+        )));
+    }
+    let browser = matches!(method, AuthMethod::OauthBrowser | AuthMethod::OauthByoc);
+    if browser && input.sync_immediately == Some(true) {
+        return Err(DomainError::BadRequest(
+            "sync_immediately cannot be true for a browser OAuth flow: the first sync runs once the user has authorized".into(),
+        ));
+    }
+    if !matches!(method, AuthMethod::Direct | AuthMethod::OauthToken) {
+        return Err(DomainError::BadRequest(format!(
+            "{} authentication is not supported yet",
+            method.as_str()
+        )));
+    }
+    if schedule.continuous && !spec.supports_continuous {
+        return Err(DomainError::BadRequest(format!(
+            "source '{}' does not support continuous sync",
+            spec.short_name
+        )));
+    }
+    Ok(Plan {
+        spec,
+        collection,
+        name,
+        description,
+        config,
+        schedule,
+        auth,
+        sync_immediately: input.sync_immediately.unwrap_or(!browser),
+    })
+}
+
+/// The value, or its error recorded against `field`.
+fn keep<T>(errors: &mut Vec<FieldError>, field: &str, parsed: Result<T, String>) -> Option<T> {
+    parsed.map_err(|m| errors.push(FieldError::new(field, m))).ok()
+}
+
+/// `schedule` omitted or `null`: daily at the creation hour:minute UTC. `{"cron": null}`: none.
+fn parse_schedule(
+    schedule: Option<&Value>,
+    now: DateTime<Utc>,
+) -> Result<ScheduleDetails, Vec<FieldError>> {
+    let fields = match schedule {
+        None | Some(Value::Null) => {
+            return Ok(ScheduleDetails::from_cron(&CronSchedule::daily_at(now), now))
+        }
+        Some(Value::Object(fields)) => fields,
+        Some(_) => return Err(vec![FieldError::new("schedule", "must be an object")]),
+    };
+    let mut errors = Vec::new();
+    for key in fields.keys() {
+        if !["cron", "continuous", "cursor_field"].contains(&key.as_str()) {
+            errors.push(FieldError::new(format!("schedule.{key}"), "unknown field"));
+        }
+    }
+    let mut details = match fields.get("cron") {
+        None | Some(Value::Null) => ScheduleDetails::none(),
+        Some(Value::String(s)) => match CronSchedule::parse(s) {
+            Ok(cron) => ScheduleDetails::from_cron(&cron, now),
+            Err(m) => {
+                errors.push(FieldError::new("schedule.cron", m));
+                ScheduleDetails::none()
+            }
+        },
+        Some(_) => {
+            errors.push(FieldError::new("schedule.cron", "must be a string or null"));
+            ScheduleDetails::none()
+        }
+    };
+    match fields.get("continuous") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => details.continuous = *b,
+        Some(_) => errors.push(FieldError::new("schedule.continuous", "must be true or false")),
+    }
+    match fields.get("cursor_field") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => {
+            details.cursor_field = Some(s.clone())
+        }
+        Some(_) => errors.push(FieldError::new(
+            "schedule.cursor_field",
+            "must be a non-empty string of at most 255 characters",
+        )),
+    }
+    if errors.is_empty() {
+        Ok(details)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Takes the key, or answers the stored result of the request that took it first.
+/// `Ok(Err(created))` is a replay.
+async fn claim(
+    platform: &Platform,
+    org: OrganizationId,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+    now: DateTime<Utc>,
+) -> Result<Result<Reservation, Created>, DomainError> {
+    let candidate = Reservation {
+        organization_id: org,
+        key: key.as_str().to_owned(),
+        fingerprint: fingerprint.to_owned(),
+        connection_id: ConnectionId::new(),
+        job_id: JobId::new(),
+        lease_token: uuid::Uuid::new_v4().to_string(),
+        lease_until: now + idempotency::LEASE,
+        expires_at: now + idempotency::RETENTION,
+    };
+    let reused = || {
+        DomainError::invalid_field(
+            "Idempotency-Key",
+            "was already used with a different request body",
+        )
+    };
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_CONCURRENT;
+    loop {
+        let claim = platform
+            .store
+            .claim_key(&candidate, platform.clock.now())
+            .await
+            .map_err(DomainError::internal)?;
+        match claim {
+            Claim::Acquired(reservation) => return Ok(Ok(reservation)),
+            Claim::Held(KeyState::Completed { fingerprint: f, .. }) if f != fingerprint => {
+                return Err(reused())
+            }
+            Claim::Held(KeyState::Completed { response, .. }) => {
+                let connection: SourceConnection =
+                    serde_json::from_str(&response).map_err(DomainError::internal)?;
+                info!(source_connection_id = %connection.id, "replayed an idempotent create");
+                return Ok(Err(Created {
+                    connection,
+                    replayed: true,
+                }));
+            }
+            Claim::Held(KeyState::InProgress(r)) if r.fingerprint != fingerprint => {
+                return Err(reused())
+            }
+            Claim::Held(KeyState::InProgress(_)) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(DomainError::Conflict(
+                        "a request with this Idempotency-Key is still in progress; retry later"
+                            .into(),
+                    ));
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+}
+
+/// Collection check, credential check, secret, transaction, message.
+async fn write(
+    platform: &Platform,
+    org: OrganizationId,
+    plan: &Plan<'_>,
+    connection_id: ConnectionId,
+    job_id: JobId,
+    reservation: Option<&Reservation>,
+    now: DateTime<Utc>,
+) -> Result<SourceConnection, DomainError> {
+    let collection_missing = || {
+        DomainError::NotFound(format!("collection '{}' not found", plan.collection))
+    };
+    platform
+        .store
+        .get_collection(org, &plan.collection)
+        .await
+        .map_err(DomainError::internal)?
+        .ok_or_else(collection_missing)?;
+
+    platform
+        .sources
+        .check_credentials(plan.spec.short_name, &plan.auth, &plan.config)
+        .await
+        .map_err(|e| match e {
+            CheckError::Rejected(m) => DomainError::BadRequest(format!(
+                "{} rejected the credentials: {m}",
+                plan.spec.name
+            )),
+            CheckError::RateLimited { retry_after } => DomainError::UpstreamRateLimited {
+                source_name: plan.spec.name.to_owned(),
+                retry_after,
+            },
+            CheckError::Unavailable(m) => DomainError::UpstreamFailed(format!(
+                "{} could not check the credentials: {m}",
+                plan.spec.name
+            )),
+        })?;
+
+    let first_job = plan
+        .sync_immediately
+        .then(|| Job::pending(job_id, org, connection_id, Trigger::Initial, now));
+    let connection = build_connection(plan, org, connection_id, first_job.as_ref(), now);
+
+    let secret = auth::credential_document(&plan.auth)
+        .ok_or_else(|| DomainError::BadRequest("this authentication method keeps no secret yet".into()))?;
+    // The connection id doubles as the request token: a retry of a keyed create re-uses both.
+    platform
+        .vault
+        .put_connection_secret(org, connection_id, &secret, &connection_id.to_string())
+        .await
+        .map_err(|e| match e {
+            VaultError::TokenReused => DomainError::Conflict(
+                "the credentials differ from an earlier attempt of this request".into(),
+            ),
+            other => DomainError::internal(other),
+        })?;
+
+    let response = serde_json::to_string(&connection).map_err(DomainError::internal)?;
+    let inserted = platform
+        .store
+        .insert_connection(NewConnection {
+            connection: &connection,
+            first_job: first_job.as_ref(),
+            idempotency: reservation.map(|r| (r, response.as_str())),
+        })
+        .await;
+    if let Err(e) = inserted {
+        // Nothing may point at the secret: remove it before answering.
+        if let Err(cleanup) = platform.vault.delete_connection_secret(org, connection_id).await {
+            tracing::error!(error = %cleanup, "could not remove the secret of a failed create");
+        }
+        return Err(match e {
+            StoreError::CollectionNotFound => collection_missing(),
+            StoreError::AlreadyExists | StoreError::LeaseLost => DomainError::Conflict(
+                "a concurrent request created this connection; retry with the same Idempotency-Key to read it".into(),
+            ),
+            other => DomainError::internal(other),
+        });
+    }
+    info!(method = plan.auth.method().as_str(), "source connection created");
+
+    if let Some(job) = &first_job {
+        // The connection and its pending job are committed: a lost message is re-enqueued by
+        // the scheduler's sweep, so the create still succeeds.
+        if let Err(e) = platform.queue.enqueue(&job.message()).await {
+            warn!(job_id = %job.id, error = %e, "could not enqueue the first sync; the sweep will");
+        }
+    }
+    Ok(connection)
+}
+
+fn build_connection(
+    plan: &Plan<'_>,
+    org: OrganizationId,
+    id: ConnectionId,
+    first_job: Option<&Job>,
+    now: DateTime<Utc>,
+) -> SourceConnection {
+    let expires_at = match &plan.auth {
+        AuthenticationRequest::OauthToken(t) => t.expires_at,
+        _ => None,
+    };
+    SourceConnection {
+        id,
+        organization_id: org,
+        name: plan.name.as_str().to_owned(),
+        short_name: plan.spec.short_name.to_owned(),
+        readable_collection_id: plan.collection.as_str().to_owned(),
+        status: ConnectionStatus::Active,
+        created_at: now,
+        modified_at: now,
+        auth: AuthDetails {
+            method: plan.auth.method(),
+            authenticated: true,
+            authenticated_at: Some(now),
+            expires_at,
+            auth_url: None,
+            auth_url_expires: None,
+            redirect_url: None,
+            provider_readable_id: None,
+        },
+        description: plan.description.as_ref().map(|d| d.as_str().to_owned()),
+        config: Some(plan.config.clone()),
+        schedule: Some(plan.schedule.clone()),
+        sync: Some(SyncDetails {
+            last_job: first_job.map(JobDetails::from),
+            ..SyncDetails::default()
+        }),
+        sync_id: None,
+        entities: Some(EntitySummary::default()),
+        error_category: None,
+        error_message: None,
+        provider_settings_url: None,
+        provider_short_name: None,
+        federated_search: plan.spec.federated_search,
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: the HTTP API served by the dev gateway in-process, the AWS adapters against
+//! the emulator (moto server), and fake upstream APIs on 127.0.0.1.
+
+mod helpers;
+
+mod adapters;
