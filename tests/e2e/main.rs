@@ -4,3 +4,11 @@
 mod helpers;
 
 mod adapters;
+mod collections;
+mod create_connection;
+mod events;
+mod faults;
+mod idempotency;
+mod read_connections;
+mod sources_catalog;
+mod tenancy;

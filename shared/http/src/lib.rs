@@ -1,1 +1,17 @@
+//! The HTTP API, shared by the Lambda functions and the dev gateway: routing, tenancy,
+//! request parsing at the edge and RFC 9457 problem responses. Handlers take and return
+//! `lambda_http` types, so the gateway runs exactly the code the functions run.
 
+pub mod app;
+pub mod config;
+mod handlers;
+mod paging;
+pub mod problem;
+mod request;
+mod response;
+pub mod routes;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;
+pub use routes::{handle, Function};

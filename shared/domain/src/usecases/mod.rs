@@ -18,3 +18,6 @@ pub struct Platform {
     pub sources: Arc<dyn SourceDirectory>,
     pub clock: Arc<dyn Clock>,
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,59 @@
+//! Admin CLI: resources, organizations and API keys. Talks to whatever `AWS_ENDPOINT_URL` and
+//! the usual AWS variables point at, with the same table names the functions read.
+//!
+//!     admin bootstrap                 create the tables and the queue (+DLQ) if missing
+//!     admin create-org NAME           print the new organization's id
+//!     admin create-api-key ORG_ID     print a new key (shown once; only its hash is stored)
+//!     admin revoke-api-key            revoke the key read from standard input
+
+use aws_adapters::{AwsClients, DynamoStore};
+use domain::ports::TenantStore;
+use domain::tenancy::ApiKeyHash;
+use local_stack::stack::{bootstrap, create_api_key, create_organization, LocalSettings};
+use secrecy::{ExposeSecret, SecretString};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: admin bootstrap | create-org NAME | create-api-key ORG_ID | revoke-api-key (key on stdin)";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("admin: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let settings = LocalSettings::from_env()?;
+    let clients = AwsClients::from_env().await;
+    let store = DynamoStore::new(clients.dynamodb.clone(), settings.state_table.clone());
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["bootstrap"] => {
+            let config = bootstrap(&clients, &settings).await?;
+            println!("state table     {}", config.state_table);
+            println!("entities table  {}", config.entities_table);
+            println!("sync queue      {}", config.sync_queue_url);
+        }
+        ["create-org", name] => println!("{}", create_organization(&store, name).await?),
+        ["create-api-key", org] => {
+            let org = org.parse().map_err(|_| format!("not an organization id: {org}"))?;
+            println!("{}", create_api_key(&store, org).await?.expose_secret());
+        }
+        ["revoke-api-key"] => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let key = SecretString::from(line.trim().to_owned());
+            if store.revoke_api_key(&ApiKeyHash::of(&key)).await? {
+                println!("revoked");
+            } else {
+                return Err("no such key".into());
+            }
+        }
+        _ => return Err(USAGE.into()),
+    }
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! `make dev`: bootstraps the emulator's resources, makes sure a dev API key exists in
+//! `.dev/api-key`, and serves every route on 127.0.0.1:$PORT until interrupted.
+
+use aws_adapters::{AwsClients, DynamoStore};
+use http_api::{telemetry, App};
+use local_stack::gateway;
+use local_stack::stack::{bootstrap, ensure_dev_key, LocalSettings};
+use std::path::PathBuf;
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    telemetry::init();
+    let settings = LocalSettings::from_env()?;
+    let clients = AwsClients::from_env().await;
+    let config = bootstrap(&clients, &settings).await?;
+    let store = DynamoStore::new(clients.dynamodb.clone(), config.state_table.clone());
+    let dev_dir = std::env::var("DEV_DIR").map_or_else(|_| PathBuf::from(".dev"), PathBuf::from);
+    let key_file = dev_dir.join("api-key");
+    ensure_dev_key(&store, &key_file).await?;
+
+    let app = App::from_parts(&config, &clients, sources::Catalog::from_env()?);
+    let listener = TcpListener::bind(("127.0.0.1", settings.port)).await?;
+    println!(
+        "dev gateway on http://127.0.0.1:{} (API key in {})",
+        settings.port,
+        key_file.display()
+    );
+    gateway::serve(listener, app, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    Ok(())
+}

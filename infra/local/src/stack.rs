@@ -1,0 +1,124 @@
+//! The emulator's resources and the dev tenant: what `make dev` and the admin CLI set up.
+
+use aws_adapters::{bootstrap, AwsClients};
+use domain::ids::OrganizationId;
+use domain::ports::{BoxError, TenantStore};
+use domain::tenancy::{api_key_from_random, ApiKeyHash, Organization};
+use http_api::Config;
+use secrecy::{ExposeSecret, SecretString};
+use std::env;
+use std::path::Path;
+
+/// Resource names for the local stack; each can be overridden by the variable the Lambda
+/// functions read (`STATE_TABLE`, `ENTITIES_TABLE`, `SECRETS_PREFIX`) or `SYNC_QUEUE_NAME`.
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    pub state_table: String,
+    pub entities_table: String,
+    pub sync_queue_name: String,
+    pub secrets_prefix: String,
+    pub api_base_url: String,
+    pub port: u16,
+}
+
+impl LocalSettings {
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str, default: &str| {
+            env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        let port: u16 = var("PORT", "3000")
+            .parse()
+            .map_err(|_| "PORT must be a port number".to_owned())?;
+        Ok(Self {
+            state_table: var("STATE_TABLE", "connectors-state"),
+            entities_table: var("ENTITIES_TABLE", "connectors-entities"),
+            sync_queue_name: var("SYNC_QUEUE_NAME", "connectors-sync"),
+            secrets_prefix: var("SECRETS_PREFIX", "connectors-dev"),
+            api_base_url: var("API_BASE_URL", &format!("http://127.0.0.1:{port}")),
+            port,
+        })
+    }
+}
+
+/// Creates the tables and the queue (+DLQ) when missing, and answers the functions' config.
+pub async fn bootstrap(clients: &AwsClients, settings: &LocalSettings) -> Result<Config, BoxError> {
+    bootstrap::ensure_state_table(&clients.dynamodb, &settings.state_table).await?;
+    bootstrap::ensure_entities_table(&clients.dynamodb, &settings.entities_table).await?;
+    let sync_queue_url = bootstrap::ensure_queue(&clients.sqs, &settings.sync_queue_name).await?;
+    Ok(Config {
+        state_table: settings.state_table.clone(),
+        entities_table: settings.entities_table.clone(),
+        sync_queue_url,
+        secrets_prefix: settings.secrets_prefix.clone(),
+        api_base_url: Some(settings.api_base_url.clone()),
+    })
+}
+
+pub async fn create_organization(
+    store: &dyn TenantStore,
+    name: &str,
+) -> Result<OrganizationId, BoxError> {
+    let org = Organization {
+        id: OrganizationId::new(),
+        name: name.to_owned(),
+        created_at: chrono::Utc::now(),
+    };
+    store.insert_organization(&org).await?;
+    Ok(org.id)
+}
+
+/// A new key for the organization. The key is returned once; only its hash is stored.
+pub async fn create_api_key(
+    store: &dyn TenantStore,
+    org: OrganizationId,
+) -> Result<SecretString, BoxError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+    let key = api_key_from_random(bytes);
+    store
+        .insert_api_key(&ApiKeyHash::of(&key), org, chrono::Utc::now())
+        .await?;
+    Ok(key)
+}
+
+/// The dev API key in `path`: re-used while the store still knows it (the emulator keeps state
+/// in memory, so a restart forgets it), else a new dev organization and key, written there.
+pub async fn ensure_dev_key(store: &dyn TenantStore, path: &Path) -> Result<SecretString, BoxError> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let key = SecretString::from(existing.trim().to_owned());
+        if !key.expose_secret().is_empty()
+            && store.organization_for_key(&ApiKeyHash::of(&key)).await?.is_some()
+        {
+            return Ok(key);
+        }
+    }
+    let org = create_organization(store, "Dev organization").await?;
+    let key = create_api_key(store, org).await?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_private(path, key.expose_secret())?;
+    Ok(key)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, format!("{contents}\n"))
+}

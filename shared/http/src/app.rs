@@ -1,0 +1,85 @@
+//! The deps every handler shares, built once per cold start.
+
+use crate::config::Config;
+use aws_adapters::{AwsClients, DynamoStore, SecretsVault, SqsQueue};
+use domain::clock::SystemClock;
+use domain::ids::OrganizationId;
+use domain::tenancy::ApiKeyHash;
+use domain::usecases::Platform;
+use sources::Catalog;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a resolved API key is trusted without asking the store again: a revoked key stops
+/// working within this time on a warm function.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+const KEY_CACHE_MAX: usize = 10_000;
+
+#[derive(Clone)]
+pub struct App {
+    pub platform: Platform,
+    keys: Arc<Mutex<HashMap<ApiKeyHash, (OrganizationId, Instant)>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::MissingVar),
+    #[error(transparent)]
+    Sources(#[from] sources::CatalogError),
+}
+
+impl App {
+    pub fn new(platform: Platform) -> Self {
+        Self {
+            platform,
+            keys: Arc::default(),
+        }
+    }
+
+    /// Configuration and clients from the environment: what every function's `main` does.
+    pub async fn from_env() -> Result<Self, StartupError> {
+        let config = Config::from_env()?;
+        let sources = Catalog::from_env()?;
+        let clients = AwsClients::from_env().await;
+        Ok(Self::from_parts(&config, &clients, sources))
+    }
+
+    pub fn from_parts(config: &Config, clients: &AwsClients, sources: Catalog) -> Self {
+        Self::new(Platform {
+            store: Arc::new(DynamoStore::new(
+                clients.dynamodb.clone(),
+                config.state_table.clone(),
+            )),
+            vault: Arc::new(SecretsVault::new(
+                clients.secrets.clone(),
+                config.secrets_prefix.clone(),
+            )),
+            queue: Arc::new(SqsQueue::new(
+                clients.sqs.clone(),
+                config.sync_queue_url.clone(),
+            )),
+            sources: Arc::new(sources),
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    pub(crate) fn cached_organization(&self, key: &ApiKeyHash) -> Option<OrganizationId> {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.get(key)
+            .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL)
+            .map(|(org, _)| *org)
+    }
+
+    pub(crate) fn remember_organization(&self, key: ApiKeyHash, org: OrganizationId) {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= KEY_CACHE_MAX {
+            keys.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
+            if keys.len() >= KEY_CACHE_MAX {
+                keys.clear();
+            }
+        }
+        keys.insert(key, (org, Instant::now()));
+    }
+}

@@ -1,0 +1,55 @@
+//! `POST/GET /collections`, `GET/DELETE /collections/{readable_id}`.
+
+use super::Answer;
+use crate::app::App;
+use crate::paging::{next_link, page_request};
+use crate::problem::Problem;
+use crate::request::{json_body, query};
+use crate::response::json;
+use domain::collection::{Collection, CreateCollectionInput};
+use domain::ids::OrganizationId;
+use domain::usecases::collections as usecase;
+use http::{header, StatusCode};
+use lambda_http::Request;
+
+fn problem(request_id: &str) -> impl Fn(domain::DomainError) -> Problem + '_ {
+    move |e| Problem::from_domain(e, request_id)
+}
+
+pub async fn create(app: &App, org: OrganizationId, req: &Request, request_id: &str) -> Answer {
+    let (_, input): (_, CreateCollectionInput) = json_body(req, request_id)?;
+    let created = usecase::create_collection(&app.platform, org, input)
+        .await
+        .map_err(problem(request_id))?;
+    Ok(json(StatusCode::CREATED, &created, request_id))
+}
+
+pub async fn get(app: &App, org: OrganizationId, id: &str, request_id: &str) -> Answer {
+    let found = usecase::get_collection(&app.platform, org, id)
+        .await
+        .map_err(problem(request_id))?;
+    Ok(json(StatusCode::OK, &found, request_id))
+}
+
+pub async fn list(app: &App, org: OrganizationId, req: &Request, request_id: &str) -> Answer {
+    let page = page_request(&query(req), request_id)?;
+    let found = usecase::list_collections(&app.platform, org, &page)
+        .await
+        .map_err(problem(request_id))?;
+    let mut response = json(StatusCode::OK, &found.items as &Vec<Collection>, request_id);
+    if let Some(link) = found
+        .next_cursor
+        .as_deref()
+        .and_then(|c| next_link("/collections", &[], page.limit, c))
+    {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
+}
+
+pub async fn delete(app: &App, org: OrganizationId, id: &str, request_id: &str) -> Answer {
+    let deleted = usecase::delete_collection(&app.platform, org, id)
+        .await
+        .map_err(problem(request_id))?;
+    Ok(json(StatusCode::OK, &deleted, request_id))
+}

@@ -1,0 +1,70 @@
+//! `POST /source-connections` (the create-connection function), `GET /source-connections`
+//! and `GET /source-connections/{id}`.
+
+use super::Answer;
+use crate::app::App;
+use crate::paging::{next_link, page_request};
+use crate::problem::Problem;
+use crate::request::{header, json_body, query};
+use crate::response::json;
+use domain::connection::SourceConnectionListItem;
+use domain::idempotency::{fingerprint, IdempotencyKey};
+use domain::ids::OrganizationId;
+use domain::usecases::connections as read;
+use domain::usecases::create_connection::{create_connection, CreateConnectionInput};
+use domain::FieldError;
+use http::{header as h, HeaderValue, StatusCode};
+use lambda_http::Request;
+
+pub async fn create(app: &App, org: OrganizationId, req: &Request, request_id: &str) -> Answer {
+    let key = header(req, "idempotency-key")
+        .map(|k| {
+            IdempotencyKey::parse(k).map_err(|m| {
+                Problem::invalid(vec![FieldError::new("Idempotency-Key", m)], request_id)
+            })
+        })
+        .transpose()?;
+    let (body, input): (_, CreateConnectionInput) = json_body(req, request_id)?;
+    let created = create_connection(&app.platform, org, input, &fingerprint(&body), key)
+        .await
+        .map_err(|e| Problem::from_domain(e, request_id))?;
+    let mut response = json(StatusCode::CREATED, &created.connection, request_id);
+    let location = format!("/source-connections/{}", created.connection.id);
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(h::LOCATION, v);
+    }
+    if created.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+pub async fn get(app: &App, org: OrganizationId, id: &str, request_id: &str) -> Answer {
+    let found = read::get_connection(&app.platform, org, id)
+        .await
+        .map_err(|e| Problem::from_domain(e, request_id))?;
+    Ok(json(StatusCode::OK, &found, request_id))
+}
+
+pub async fn list(app: &App, org: OrganizationId, req: &Request, request_id: &str) -> Answer {
+    let params = query(req);
+    let page = page_request(&params, request_id)?;
+    let collection = params.get("collection").map(String::as_str);
+    let found = read::list_connections(&app.platform, org, collection, &page)
+        .await
+        .map_err(|e| Problem::from_domain(e, request_id))?;
+    let items: Vec<SourceConnectionListItem> =
+        found.items.iter().map(SourceConnectionListItem::from).collect();
+    let mut response = json(StatusCode::OK, &items, request_id);
+    let filters: Vec<(&str, &str)> = collection.map(|c| ("collection", c)).into_iter().collect();
+    if let Some(link) = found
+        .next_cursor
+        .as_deref()
+        .and_then(|c| next_link("/source-connections", &filters, page.limit, c))
+    {
+        response.headers_mut().insert(h::LINK, link);
+    }
+    Ok(response)
+}

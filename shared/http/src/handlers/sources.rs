@@ -1,0 +1,77 @@
+//! `GET /sources`, `GET /sources/{short_name}` in the shape of Airweave's `Source` model.
+
+use super::Answer;
+use crate::app::App;
+use crate::problem::Problem;
+use crate::response::json;
+use domain::catalog::{FieldSpec, SourceSpec};
+use http::StatusCode;
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Fields<'a> {
+    fields: &'a [FieldSpec],
+}
+
+#[derive(Serialize)]
+struct SourceView<'a> {
+    name: &'a str,
+    short_name: &'a str,
+    class_name: &'a str,
+    description: &'a str,
+    auth_methods: Vec<&'static str>,
+    oauth_type: Option<&'a str>,
+    requires_byoc: bool,
+    auth_config_class: Option<&'a str>,
+    config_class: Option<&'a str>,
+    auth_fields: Fields<'a>,
+    config_fields: Fields<'a>,
+    supported_auth_providers: &'a [&'static str],
+    output_entity_definitions: &'a [&'static str],
+    labels: &'a [&'static str],
+    supports_continuous: bool,
+    federated_search: bool,
+}
+
+impl<'a> From<&'a SourceSpec> for SourceView<'a> {
+    fn from(s: &'a SourceSpec) -> Self {
+        Self {
+            name: s.name,
+            short_name: s.short_name,
+            class_name: s.class_name,
+            description: s.description,
+            auth_methods: s.auth_methods.iter().map(|m| m.as_str()).collect(),
+            oauth_type: None,
+            requires_byoc: s.requires_byoc,
+            auth_config_class: None,
+            config_class: None,
+            auth_fields: Fields {
+                fields: &s.auth_fields,
+            },
+            config_fields: Fields {
+                fields: &s.config_fields,
+            },
+            supported_auth_providers: &s.supported_auth_providers,
+            output_entity_definitions: &s.entity_types,
+            labels: &s.labels,
+            supports_continuous: s.supports_continuous,
+            federated_search: s.federated_search,
+        }
+    }
+}
+
+pub fn list(app: &App, request_id: &str) -> Answer {
+    let views: Vec<SourceView> = app.platform.sources.specs().into_iter().map(SourceView::from).collect();
+    Ok(json(StatusCode::OK, &views, request_id))
+}
+
+pub fn get(app: &App, short_name: &str, request_id: &str) -> Answer {
+    let spec = app.platform.sources.spec(short_name).ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            format!("source '{short_name}' not found"),
+            request_id,
+        )
+    })?;
+    Ok(json(StatusCode::OK, &SourceView::from(spec), request_id))
+}

@@ -1,0 +1,158 @@
+//! Routing. Every response, error or not, is built here: handlers never return `Err` to the
+//! runtime (that would become a 502 without a body).
+
+use crate::app::App;
+use crate::handlers::{collections, connections, health, sources};
+use crate::problem::Problem;
+use crate::request::header;
+use domain::ids::OrganizationId;
+use domain::tenancy::ApiKeyHash;
+use domain::usecases::tenancy::authenticate;
+use http::{header as h, Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use secrecy::SecretString;
+use std::time::Instant;
+use tracing::{info, info_span, Instrument};
+
+/// Which Lambda function is answering: each serves its own routes; the dev gateway serves all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// `POST /source-connections`.
+    CreateConnection,
+    /// Everything else.
+    Api,
+    /// Every route (the dev gateway).
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Health,
+    Sources,
+    Source,
+    Collections,
+    Collection,
+    Connections,
+    Connection,
+}
+
+impl Route {
+    fn find(segments: &[&str]) -> Option<Self> {
+        Some(match segments {
+            ["health"] => Self::Health,
+            ["sources"] => Self::Sources,
+            ["sources", _] => Self::Source,
+            ["collections"] => Self::Collections,
+            ["collections", _] => Self::Collection,
+            ["source-connections"] => Self::Connections,
+            ["source-connections", _] => Self::Connection,
+            _ => return None,
+        })
+    }
+
+    fn methods(self) -> &'static [Method] {
+        match self {
+            Self::Health | Self::Sources | Self::Source | Self::Connection => &[Method::GET],
+            Self::Collections | Self::Connections => &[Method::GET, Method::POST],
+            Self::Collection => &[Method::GET, Method::DELETE],
+        }
+    }
+
+    fn served_by(self, method: &Method, function: Function) -> bool {
+        let create = self == Self::Connections && method == Method::POST;
+        match function {
+            Function::All => true,
+            Function::CreateConnection => create,
+            Function::Api => !create,
+        }
+    }
+}
+
+/// Answers one request. Logs one line per request with its id, method, path and status.
+pub async fn handle(app: &App, function: Function, req: Request) -> Response<Body> {
+    let request_id = req
+        .lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let started = Instant::now();
+    let response = dispatch(app, function, req, &request_id)
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| {
+        info!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "handled"
+        )
+    });
+    response
+}
+
+async fn dispatch(app: &App, function: Function, req: Request, request_id: &str) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = req.method().clone();
+    let Some(route) = Route::find(&segments).filter(|r| r.served_by(&method, function) || !r.methods().contains(&method)) else {
+        return Problem::new(StatusCode::NOT_FOUND, format!("no route for {path}"), request_id)
+            .into_response();
+    };
+    if !route.methods().contains(&method) {
+        let allow: Vec<&str> = route.methods().iter().map(Method::as_str).collect();
+        let mut response = Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on {path}"),
+            request_id,
+        )
+        .into_response();
+        if let Ok(v) = allow.join(", ").parse() {
+            response.headers_mut().insert(h::ALLOW, v);
+        }
+        return response;
+    }
+    if route == Route::Health {
+        return health::get(request_id);
+    }
+    let org = match organization(app, &req).await {
+        Ok(org) => org,
+        Err(e) => return Problem::from_domain(e, request_id).into_response(),
+    };
+    let result = match (route, &method) {
+        (Route::Sources, _) => sources::list(app, request_id),
+        (Route::Source, _) => sources::get(app, segments[1], request_id),
+        (Route::Collections, &Method::POST) => collections::create(app, org, &req, request_id).await,
+        (Route::Collections, _) => collections::list(app, org, &req, request_id).await,
+        (Route::Collection, &Method::DELETE) => {
+            collections::delete(app, org, segments[1], request_id).await
+        }
+        (Route::Collection, _) => collections::get(app, org, segments[1], request_id).await,
+        (Route::Connections, &Method::POST) => {
+            connections::create(app, org, &req, request_id).await
+        }
+        (Route::Connections, _) => connections::list(app, org, &req, request_id).await,
+        (Route::Connection, _) => connections::get(app, org, segments[1], request_id).await,
+        (Route::Health, _) => unreachable!("answered above"),
+    };
+    result.unwrap_or_else(Problem::into_response)
+}
+
+/// The caller's organization from `x-api-key`, cached briefly per warm function.
+async fn organization(app: &App, req: &Request) -> Result<OrganizationId, domain::DomainError> {
+    let key = header(req, "x-api-key").map(|k| SecretString::from(k.to_owned()));
+    if let Some(key) = &key {
+        let hash = ApiKeyHash::of(key);
+        if let Some(org) = app.cached_organization(&hash) {
+            return Ok(org);
+        }
+        let org = authenticate(&app.platform, Some(key)).await?;
+        app.remember_organization(hash, org);
+        return Ok(org);
+    }
+    authenticate(&app.platform, None).await
+}
