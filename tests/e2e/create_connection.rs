@@ -5,10 +5,15 @@ use serde_json::{json, Value};
 
 /// No secret, no connection, no job, no message: what a refused create must leave.
 async fn assert_nothing_behind(app: &TestApp) {
-    assert!(app.aws.secret_names_under_prefix().await.is_empty(), "no secret");
+    assert!(
+        app.aws.secret_names_under_prefix().await.is_empty(),
+        "no secret"
+    );
     let keys = app.aws.scan_keys().await;
     assert!(
-        !keys.iter().any(|(pk, sk)| sk.starts_with("CONN#") || sk.starts_with("JOB#") || pk.starts_with("CONN#")),
+        !keys.iter().any(|(pk, sk)| sk.starts_with("CONN#")
+            || sk.starts_with("JOB#")
+            || pk.starts_with("CONN#")),
         "no connection or job: {keys:?}"
     );
     assert!(app.aws.receive_messages().await.is_empty(), "no message");
@@ -34,10 +39,26 @@ async fn a_direct_stub_create_answers_every_field_with_the_defaults() {
     let c: Value = serde_json::from_str(&text).unwrap();
 
     let expected_fields = [
-        "id", "organization_id", "name", "short_name", "readable_collection_id", "status",
-        "created_at", "modified_at", "auth", "description", "config", "schedule", "sync",
-        "sync_id", "entities", "error_category", "error_message", "provider_settings_url",
-        "provider_short_name", "federated_search",
+        "id",
+        "organization_id",
+        "name",
+        "short_name",
+        "readable_collection_id",
+        "status",
+        "created_at",
+        "modified_at",
+        "auth",
+        "description",
+        "config",
+        "schedule",
+        "sync",
+        "sync_id",
+        "entities",
+        "error_category",
+        "error_message",
+        "provider_settings_url",
+        "provider_short_name",
+        "federated_search",
     ];
     let mut keys: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
@@ -64,7 +85,13 @@ async fn a_direct_stub_create_answers_every_field_with_the_defaults() {
     assert_eq!(auth["method"], "direct");
     assert_eq!(auth["authenticated"], true);
     assert_eq!(time(&auth["authenticated_at"]), created_at);
-    for key in ["expires_at", "auth_url", "auth_url_expires", "redirect_url", "provider_readable_id"] {
+    for key in [
+        "expires_at",
+        "auth_url",
+        "auth_url_expires",
+        "redirect_url",
+        "provider_readable_id",
+    ] {
         assert_eq!(auth[key], Value::Null, "auth.{key}");
     }
 
@@ -76,7 +103,10 @@ async fn a_direct_stub_create_answers_every_field_with_the_defaults() {
     );
     let next_run = time(&schedule["next_run"]);
     assert!(next_run > created_at && next_run <= created_at + chrono::Duration::days(1));
-    assert_eq!((next_run.hour(), next_run.minute(), next_run.second()), (created_at.hour(), created_at.minute(), 0));
+    assert_eq!(
+        (next_run.hour(), next_run.minute(), next_run.second()),
+        (created_at.hour(), created_at.minute(), 0)
+    );
 
     // sync_immediately defaults to true for direct: a pending first job and one message.
     let last_job = &c["sync"]["last_job"];
@@ -93,13 +123,22 @@ async fn a_direct_stub_create_answers_every_field_with_the_defaults() {
 
     // The credential lives in exactly one secret, named after the connection.
     let secrets = app.aws.secret_names_under_prefix().await;
-    assert_eq!(secrets, vec![format!("{}/connections/{}/{id}", app.aws.secrets_prefix, app.org)]);
+    assert_eq!(
+        secrets,
+        vec![format!(
+            "{}/connections/{}/{id}",
+            app.aws.secrets_prefix, app.org
+        )]
+    );
 
     // Reading it back answers the same document.
     let read: Value = app.get(&location).await.json().await.unwrap();
     assert_eq!(read, c);
 
-    assert!(!logs::captured().contains(secret), "no credential in any log line");
+    assert!(
+        !logs::captured().contains(secret),
+        "no credential in any log line"
+    );
 }
 
 #[tokio::test]
@@ -118,7 +157,10 @@ async fn explicit_choices_override_the_defaults() {
     let next_run = time(&c["schedule"]["next_run"]);
     assert!(next_run.minute() % 30 == 0 && next_run > time(&c["created_at"]));
     assert_eq!(c["sync"]["last_job"], Value::Null);
-    assert!(app.aws.receive_messages().await.is_empty(), "no sync requested");
+    assert!(
+        app.aws.receive_messages().await.is_empty(),
+        "no sync requested"
+    );
 
     body["name"] = json!("No schedule");
     body["schedule"] = json!({"cron": null});
@@ -165,38 +207,175 @@ async fn each_bad_input_gets_its_status_and_leaves_nothing_behind() {
     };
     let cases: Vec<(&str, Value, u16, &str)> = vec![
         ("name too short", with("name", json!("abc")), 422, "name"),
-        ("name too long", with("name", json!("n".repeat(43))), 422, "name"),
-        ("description too long", with("description", json!("d".repeat(256))), 422, "description"),
+        (
+            "name too long",
+            with("name", json!("n".repeat(43))),
+            422,
+            "name",
+        ),
+        (
+            "description too long",
+            with("description", json!("d".repeat(256))),
+            422,
+            "description",
+        ),
         ("unknown field", with("colour", json!("red")), 422, "colour"),
-        ("missing short_name", without("short_name"), 422, "short_name"),
-        ("missing collection", without("readable_collection_id"), 422, "readable_collection_id"),
-        ("bad collection id", with("readable_collection_id", json!("Not_Valid")), 422, "readable_collection_id"),
-        ("bad cron", with("schedule", json!({"cron": "every day"})), 422, "schedule.cron"),
-        ("six-field cron", with("schedule", json!({"cron": "0 0 * * * *"})), 422, "schedule.cron"),
-        ("unknown schedule field", with("schedule", json!({"every": "day"})), 422, "schedule.every"),
-        ("entity_count 0", with("config", json!({"entity_count": 0})), 422, "config.entity_count"),
-        ("entity_count too big", with("config", json!({"entity_count": 1_000_001})), 422, "config.entity_count"),
-        ("unknown config field", with("config", json!({"entity_count": 5, "colour": 1})), 422, "config.colour"),
-        ("config not an object", with("config", json!([1])), 422, "config"),
-        ("unknown credential", with("authentication", json!({"credentials": {"api_key": "k", "password": "p"}})), 422, "authentication.credentials.password"),
-        ("empty credentials", with("authentication", json!({"credentials": {}})), 422, "authentication.credentials"),
-        ("mixed rows", with("authentication", json!({"credentials": {"api_key": "k"}, "access_token": "t"})), 422, "authentication"),
-        ("byoc half", with("authentication", json!({"client_id": "abc"})), 422, "authentication.client_secret"),
-        ("redirect_url with direct", with("redirect_url", json!("https://app.example.com/done")), 422, "redirect_url"),
-        ("sync_immediately not a bool", with("sync_immediately", json!("yes")), 422, "sync_immediately"),
+        (
+            "missing short_name",
+            without("short_name"),
+            422,
+            "short_name",
+        ),
+        (
+            "missing collection",
+            without("readable_collection_id"),
+            422,
+            "readable_collection_id",
+        ),
+        (
+            "bad collection id",
+            with("readable_collection_id", json!("Not_Valid")),
+            422,
+            "readable_collection_id",
+        ),
+        (
+            "bad cron",
+            with("schedule", json!({"cron": "every day"})),
+            422,
+            "schedule.cron",
+        ),
+        (
+            "six-field cron",
+            with("schedule", json!({"cron": "0 0 * * * *"})),
+            422,
+            "schedule.cron",
+        ),
+        (
+            "unknown schedule field",
+            with("schedule", json!({"every": "day"})),
+            422,
+            "schedule.every",
+        ),
+        (
+            "entity_count 0",
+            with("config", json!({"entity_count": 0})),
+            422,
+            "config.entity_count",
+        ),
+        (
+            "entity_count too big",
+            with("config", json!({"entity_count": 1_000_001})),
+            422,
+            "config.entity_count",
+        ),
+        (
+            "unknown config field",
+            with("config", json!({"entity_count": 5, "colour": 1})),
+            422,
+            "config.colour",
+        ),
+        (
+            "config not an object",
+            with("config", json!([1])),
+            422,
+            "config",
+        ),
+        (
+            "unknown credential",
+            with(
+                "authentication",
+                json!({"credentials": {"api_key": "k", "password": "p"}}),
+            ),
+            422,
+            "authentication.credentials.password",
+        ),
+        (
+            "empty credentials",
+            with("authentication", json!({"credentials": {}})),
+            422,
+            "authentication.credentials",
+        ),
+        (
+            "mixed rows",
+            with(
+                "authentication",
+                json!({"credentials": {"api_key": "k"}, "access_token": "t"}),
+            ),
+            422,
+            "authentication",
+        ),
+        (
+            "byoc half",
+            with("authentication", json!({"client_id": "abc"})),
+            422,
+            "authentication.client_secret",
+        ),
+        (
+            "redirect_url with direct",
+            with("redirect_url", json!("https://app.example.com/done")),
+            422,
+            "redirect_url",
+        ),
+        (
+            "sync_immediately not a bool",
+            with("sync_immediately", json!("yes")),
+            422,
+            "sync_immediately",
+        ),
         ("unknown source", with("short_name", json!("nope")), 404, ""),
-        ("unknown collection", with("readable_collection_id", json!("missing")), 404, ""),
-        ("method the source lacks", with("authentication", json!({"access_token": "t"})), 400, ""),
-        ("browser flow not yet", with("authentication", json!({})), 400, ""),
-        ("no authentication = browser", without("authentication"), 400, ""),
-        ("byoc not yet", with("authentication", json!({"client_id": "i", "client_secret": "s"})), 400, ""),
-        ("auth provider not yet", with("authentication", json!({"provider_readable_id": "my-composio"})), 400, ""),
+        (
+            "unknown collection",
+            with("readable_collection_id", json!("missing")),
+            404,
+            "",
+        ),
+        (
+            "method the source lacks",
+            with("authentication", json!({"access_token": "t"})),
+            400,
+            "",
+        ),
+        (
+            "browser flow not yet",
+            with("authentication", json!({})),
+            400,
+            "",
+        ),
+        (
+            "no authentication = browser",
+            without("authentication"),
+            400,
+            "",
+        ),
+        (
+            "byoc not yet",
+            with(
+                "authentication",
+                json!({"client_id": "i", "client_secret": "s"}),
+            ),
+            400,
+            "",
+        ),
+        (
+            "auth provider not yet",
+            with(
+                "authentication",
+                json!({"provider_readable_id": "my-composio"}),
+            ),
+            400,
+            "",
+        ),
     ];
     for (case, body, status, field) in cases {
         let response = app.create_connection(&body).await;
         let p = problem(response, status).await;
         if status == 422 {
-            let fields: Vec<&str> = p["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+            let fields: Vec<&str> = p["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["field"].as_str().unwrap())
+                .collect();
             assert!(fields.contains(&field), "{case}: {p}");
         }
         assert_nothing_behind(&app).await;
@@ -204,7 +383,13 @@ async fn each_bad_input_gets_its_status_and_leaves_nothing_behind() {
 
     // Not JSON at all.
     let response = app
-        .request(reqwest::Method::POST, "/source-connections", Some(&app.api_key), None, &[("content-type", "application/json")])
+        .request(
+            reqwest::Method::POST,
+            "/source-connections",
+            Some(&app.api_key),
+            None,
+            &[("content-type", "application/json")],
+        )
         .await;
     problem(response, 422).await;
     let raw = reqwest::Client::new()
@@ -224,10 +409,14 @@ async fn a_mix_of_methods_names_both() {
     let app = TestApp::spawn().await;
     app.create_collection("docs").await;
     let mut body = stub_body("docs", "k");
-    body["authentication"] = json!({"credentials": {"api_key": "k"}, "provider_readable_id": "p-1"});
+    body["authentication"] =
+        json!({"credentials": {"api_key": "k"}, "provider_readable_id": "p-1"});
     let p = problem(app.create_connection(&body).await, 422).await;
     let detail = p["detail"].as_str().unwrap();
-    assert!(detail.contains("direct") && detail.contains("auth_provider"), "{detail}");
+    assert!(
+        detail.contains("direct") && detail.contains("auth_provider"),
+        "{detail}"
+    );
 }
 
 fn github_body(token: &str) -> Value {
@@ -244,8 +433,19 @@ async fn github_checks_the_token_before_storing_anything() {
     let app = TestApp::spawn().await;
     app.create_collection("code").await;
 
-    let p = problem(app.create_connection(&github_body("ghp_revoked_token_1234")).await, 400).await;
-    assert!(p["detail"].as_str().unwrap().contains("invalid or revoked token"), "{p}");
+    let p = problem(
+        app.create_connection(&github_body("ghp_revoked_token_1234"))
+            .await,
+        400,
+    )
+    .await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("invalid or revoked token"),
+        "{p}"
+    );
     assert!(!p.to_string().contains("ghp_revoked_token_1234"));
     assert_nothing_behind(&app).await;
 
@@ -260,7 +460,10 @@ async fn github_checks_the_token_before_storing_anything() {
     assert!(!text.contains(GITHUB_TOKEN));
     let c: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(c["name"], "GitHub Connection");
-    assert!(app.github.requests() >= 2, "the check reached the fake GitHub");
+    assert!(
+        app.github.requests() >= 2,
+        "the check reached the fake GitHub"
+    );
     assert!(!logs::captured().contains(GITHUB_TOKEN));
     assert!(!logs::captured().contains("ghp_revoked_token_1234"));
 }

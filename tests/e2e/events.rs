@@ -13,7 +13,11 @@ async fn every_sample_event_is_answered_by_its_function() {
     let app = TestApp::spawn().await;
     let store = app.aws.store();
     store
-        .insert_api_key(&ApiKeyHash::of(&SecretString::from(EXAMPLE_KEY.to_owned())), app.org, chrono::Utc::now())
+        .insert_api_key(
+            &ApiKeyHash::of(&SecretString::from(EXAMPLE_KEY.to_owned())),
+            app.org,
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     app.create_collection("my-collection").await;

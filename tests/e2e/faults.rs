@@ -22,13 +22,21 @@ struct TransactionFails(DynamoStore);
 
 #[async_trait]
 impl TenantStore for TransactionFails {
-    async fn organization_for_key(&self, key: &ApiKeyHash) -> Result<Option<OrganizationId>, StoreError> {
+    async fn organization_for_key(
+        &self,
+        key: &ApiKeyHash,
+    ) -> Result<Option<OrganizationId>, StoreError> {
         self.0.organization_for_key(key).await
     }
     async fn insert_organization(&self, org: &Organization) -> Result<(), StoreError> {
         self.0.insert_organization(org).await
     }
-    async fn insert_api_key(&self, key: &ApiKeyHash, org: OrganizationId, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn insert_api_key(
+        &self,
+        key: &ApiKeyHash,
+        org: OrganizationId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.0.insert_api_key(key, org, now).await
     }
     async fn revoke_api_key(&self, key: &ApiKeyHash) -> Result<bool, StoreError> {
@@ -41,13 +49,25 @@ impl CollectionStore for TransactionFails {
     async fn insert_collection(&self, c: &Collection) -> Result<(), StoreError> {
         self.0.insert_collection(c).await
     }
-    async fn get_collection(&self, org: OrganizationId, id: &ReadableId) -> Result<Option<Collection>, StoreError> {
+    async fn get_collection(
+        &self,
+        org: OrganizationId,
+        id: &ReadableId,
+    ) -> Result<Option<Collection>, StoreError> {
         self.0.get_collection(org, id).await
     }
-    async fn list_collections(&self, org: OrganizationId, page: &PageRequest) -> Result<Page<Collection>, StoreError> {
+    async fn list_collections(
+        &self,
+        org: OrganizationId,
+        page: &PageRequest,
+    ) -> Result<Page<Collection>, StoreError> {
         self.0.list_collections(org, page).await
     }
-    async fn delete_collection(&self, org: OrganizationId, id: &ReadableId) -> Result<(), StoreError> {
+    async fn delete_collection(
+        &self,
+        org: OrganizationId,
+        id: &ReadableId,
+    ) -> Result<(), StoreError> {
         self.0.delete_collection(org, id).await
     }
 }
@@ -55,22 +75,42 @@ impl CollectionStore for TransactionFails {
 #[async_trait]
 impl ConnectionStore for TransactionFails {
     async fn insert_connection(&self, _: NewConnection<'_>) -> Result<(), StoreError> {
-        Err(StoreError::Backend("injected: transaction failed with internal detail XYZZY".into()))
+        Err(StoreError::Backend(
+            "injected: transaction failed with internal detail XYZZY".into(),
+        ))
     }
-    async fn get_connection(&self, org: OrganizationId, id: ConnectionId) -> Result<Option<SourceConnection>, StoreError> {
+    async fn get_connection(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<Option<SourceConnection>, StoreError> {
         self.0.get_connection(org, id).await
     }
-    async fn list_connections(&self, org: OrganizationId, c: Option<&ReadableId>, page: &PageRequest) -> Result<Page<SourceConnection>, StoreError> {
+    async fn list_connections(
+        &self,
+        org: OrganizationId,
+        c: Option<&ReadableId>,
+        page: &PageRequest,
+    ) -> Result<Page<SourceConnection>, StoreError> {
         self.0.list_connections(org, c, page).await
     }
 }
 
 #[async_trait]
 impl IdempotencyStore for TransactionFails {
-    async fn claim_key(&self, candidate: &Reservation, now: DateTime<Utc>) -> Result<Claim, StoreError> {
+    async fn claim_key(
+        &self,
+        candidate: &Reservation,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
         self.0.claim_key(candidate, now).await
     }
-    async fn read_key(&self, org: OrganizationId, key: &str, now: DateTime<Utc>) -> Result<Option<KeyState>, StoreError> {
+    async fn read_key(
+        &self,
+        org: OrganizationId,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyState>, StoreError> {
         self.0.read_key(org, key, now).await
     }
     async fn release_key(&self, r: &Reservation) -> Result<(), StoreError> {
@@ -99,10 +139,19 @@ async fn a_failed_transaction_after_the_secret_leaves_no_orphan() {
         )
         .await;
     let p = problem(response, 500).await;
-    assert!(!p.to_string().contains("XYZZY"), "no internals in a 5xx body: {p}");
-    assert!(p["detail"].as_str().unwrap().contains(p["request_id"].as_str().unwrap()));
+    assert!(
+        !p.to_string().contains("XYZZY"),
+        "no internals in a 5xx body: {p}"
+    );
+    assert!(p["detail"]
+        .as_str()
+        .unwrap()
+        .contains(p["request_id"].as_str().unwrap()));
 
-    assert!(app.aws.secret_names_under_prefix().await.is_empty(), "secret removed");
+    assert!(
+        app.aws.secret_names_under_prefix().await.is_empty(),
+        "secret removed"
+    );
     let list: Vec<Value> = app.get("/source-connections").await.json().await.unwrap();
     assert!(list.is_empty());
     assert!(app.aws.receive_messages().await.is_empty());

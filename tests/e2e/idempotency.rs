@@ -51,8 +51,14 @@ async fn concurrent_retries_create_one_connection() {
     app.create_collection("docs").await;
     let body = stub_body("docs", "k-concurrent");
     let answers = futures_join(&app, "burst-1", &body, 8).await;
-    let ids: Vec<&str> = answers.iter().map(|(_, b)| b["id"].as_str().unwrap()).collect();
-    assert!(answers.iter().all(|(status, _)| *status == 201), "{answers:?}");
+    let ids: Vec<&str> = answers
+        .iter()
+        .map(|(_, b)| b["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        answers.iter().all(|(status, _)| *status == 201),
+        "{answers:?}"
+    );
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
 
     let list: Vec<Value> = app.get("/source-connections").await.json().await.unwrap();

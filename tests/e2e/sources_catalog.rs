@@ -16,8 +16,14 @@ async fn the_catalog_lists_stub_and_github_in_airweaves_shape() {
     let response = app.get("/sources").await;
     assert_eq!(response.status(), 200);
     let sources: Vec<Value> = response.json().await.unwrap();
-    let names: Vec<&str> = sources.iter().map(|s| s["short_name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"stub") && names.contains(&"github"), "{names:?}");
+    let names: Vec<&str> = sources
+        .iter()
+        .map(|s| s["short_name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"stub") && names.contains(&"github"),
+        "{names:?}"
+    );
     for source in &sources {
         for key in ["name", "short_name", "class_name", "description"] {
             assert!(source[key].is_string(), "{key} in {source}");
@@ -36,12 +42,18 @@ async fn the_catalog_lists_stub_and_github_in_airweaves_shape() {
     assert_eq!(token["is_secret"], true);
     assert_eq!(token["required"], true);
     assert_eq!(token["type"], "string");
-    assert_eq!(field(&github["config_fields"], "repo_name")["required"], true);
+    assert_eq!(
+        field(&github["config_fields"], "repo_name")["required"],
+        true
+    );
     assert_eq!(field(&github["config_fields"], "branch")["required"], false);
 
     let stub: Value = app.get("/sources/stub").await.json().await.unwrap();
     assert_eq!(stub["auth_methods"], serde_json::json!(["direct"]));
-    assert_eq!(field(&stub["config_fields"], "entity_count")["type"], "integer");
+    assert_eq!(
+        field(&stub["config_fields"], "entity_count")["type"],
+        "integer"
+    );
     assert_eq!(field(&stub["auth_fields"], "api_key")["is_secret"], true);
 }
 

@@ -21,7 +21,9 @@ async fn a_missing_or_unknown_key_is_401_and_changes_nothing() {
             .await;
         let p = problem(response, 401).await;
         assert!(p["detail"].as_str().unwrap().contains("key"), "{p}");
-        let response = app.request(Method::GET, "/collections", key, None, &[]).await;
+        let response = app
+            .request(Method::GET, "/collections", key, None, &[])
+            .await;
         problem(response, 401).await;
     }
     assert!(app.aws.secret_names_under_prefix().await.is_empty());
@@ -33,11 +35,15 @@ async fn a_missing_or_unknown_key_is_401_and_changes_nothing() {
 async fn a_revoked_key_is_refused() {
     let app = TestApp::spawn().await;
     let (_, key) = app.other_tenant().await;
-    let ok = app.request(Method::GET, "/sources", Some(&key), None, &[]).await;
+    let ok = app
+        .request(Method::GET, "/sources", Some(&key), None, &[])
+        .await;
     assert_eq!(ok.status(), 200);
     let store = app.aws.store();
     let hash = domain::tenancy::ApiKeyHash::of(&secrecy::SecretString::from(key.clone()));
-    assert!(domain::ports::TenantStore::revoke_api_key(&store, &hash).await.unwrap());
+    assert!(domain::ports::TenantStore::revoke_api_key(&store, &hash)
+        .await
+        .unwrap());
     // A fresh gateway has no cached key: the store's answer counts.
     let fresh = TestApp::spawn_with(|p| *p = app.platform.clone()).await;
     let response = fresh
@@ -72,11 +78,18 @@ async fn another_organizations_ids_answer_404() {
     let get = |path: String| {
         let other = other.clone();
         let app = &app;
-        async move { app.request(Method::GET, &path, Some(&other), None, &[]).await }
+        async move {
+            app.request(Method::GET, &path, Some(&other), None, &[])
+                .await
+        }
     };
     problem(get(format!("/source-connections/{id}")).await, 404).await;
     problem(get("/collections/private-docs".into()).await, 404).await;
-    let list: Vec<serde_json::Value> = get("/source-connections".into()).await.json().await.unwrap();
+    let list: Vec<serde_json::Value> = get("/source-connections".into())
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(list.is_empty(), "{list:?}");
     let response = app
         .request(
@@ -89,9 +102,18 @@ async fn another_organizations_ids_answer_404() {
         .await;
     problem(response, 404).await;
     let response = app
-        .request(Method::DELETE, "/collections/private-docs", Some(&other), None, &[])
+        .request(
+            Method::DELETE,
+            "/collections/private-docs",
+            Some(&other),
+            None,
+            &[],
+        )
         .await;
     problem(response, 404).await;
     // The owner still sees everything.
-    assert_eq!(app.get(&format!("/source-connections/{id}")).await.status(), 200);
+    assert_eq!(
+        app.get(&format!("/source-connections/{id}")).await.status(),
+        200
+    );
 }

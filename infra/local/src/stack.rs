@@ -86,11 +86,17 @@ pub async fn create_api_key(
 
 /// The dev API key in `path`: re-used while the store still knows it (the emulator keeps state
 /// in memory, so a restart forgets it), else a new dev organization and key, written there.
-pub async fn ensure_dev_key(store: &dyn TenantStore, path: &Path) -> Result<SecretString, BoxError> {
+pub async fn ensure_dev_key(
+    store: &dyn TenantStore,
+    path: &Path,
+) -> Result<SecretString, BoxError> {
     if let Ok(existing) = std::fs::read_to_string(path) {
         let key = SecretString::from(existing.trim().to_owned());
         if !key.expose_secret().is_empty()
-            && store.organization_for_key(&ApiKeyHash::of(&key)).await?.is_some()
+            && store
+                .organization_for_key(&ApiKeyHash::of(&key))
+                .await?
+                .is_some()
         {
             return Ok(key);
         }

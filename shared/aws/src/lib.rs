@@ -1,1 +1,15 @@
+//! The AWS adapters: the state store on DynamoDB, the credential vault on Secrets Manager and the
+//! sync queue on SQS. This is the only crate that uses the AWS SDK; everything else sees the
+//! domain's ports.
 
+pub mod bootstrap;
+mod clients;
+mod error;
+mod queue;
+mod store;
+mod vault;
+
+pub use clients::AwsClients;
+pub use queue::SqsQueue;
+pub use store::{schedule_bucket, DynamoStore, SCHEDULE_BUCKETS, SCHEDULE_INDEX};
+pub use vault::SecretsVault;

@@ -110,7 +110,11 @@ pub fn detect(
 
     let unknown: Vec<FieldError> = present
         .keys()
-        .filter(|k| ![DIRECT, TOKEN, BYOC, PROVIDER, BROWSER].iter().any(|row| row.contains(&k.as_str())))
+        .filter(|k| {
+            ![DIRECT, TOKEN, BYOC, PROVIDER, BROWSER]
+                .iter()
+                .any(|row| row.contains(&k.as_str()))
+        })
         .map(|k| FieldError::new(path(k), "unknown field"))
         .collect();
     if !unknown.is_empty() {
@@ -163,14 +167,17 @@ pub fn detect(
 
 fn direct(present: &Map<String, Value>) -> Result<AuthenticationRequest, Vec<FieldError>> {
     match present.get("credentials") {
-        Some(Value::Object(c)) if !c.is_empty() => Ok(AuthenticationRequest::Direct(
-            Credentials::new(c.clone()),
-        )),
+        Some(Value::Object(c)) if !c.is_empty() => {
+            Ok(AuthenticationRequest::Direct(Credentials::new(c.clone())))
+        }
         Some(Value::Object(_)) => Err(vec![FieldError::new(
             path("credentials"),
             "must not be empty",
         )]),
-        _ => Err(vec![FieldError::new(path("credentials"), "must be an object")]),
+        _ => Err(vec![FieldError::new(
+            path("credentials"),
+            "must be an object",
+        )]),
     }
 }
 
@@ -210,12 +217,18 @@ fn token(
         (Some(Value::String(s)), None) => match DateTime::parse_from_rfc3339(s) {
             Ok(t) => Some(t.with_timezone(&Utc)),
             Err(_) => {
-                errors.push(FieldError::new(path("expires_at"), "must be an RFC 3339 timestamp"));
+                errors.push(FieldError::new(
+                    path("expires_at"),
+                    "must be an RFC 3339 timestamp",
+                ));
                 None
             }
         },
         (Some(_), None) => {
-            errors.push(FieldError::new(path("expires_at"), "must be an RFC 3339 timestamp"));
+            errors.push(FieldError::new(
+                path("expires_at"),
+                "must be an RFC 3339 timestamp",
+            ));
             None
         }
         (None, Some(v)) => match v.as_i64() {
@@ -252,7 +265,10 @@ fn token(
 
 fn byoc(present: &Map<String, Value>) -> Result<AuthenticationRequest, Vec<FieldError>> {
     let mut errors = Vec::new();
-    for (a, b) in [("client_id", "client_secret"), ("consumer_key", "consumer_secret")] {
+    for (a, b) in [
+        ("client_id", "client_secret"),
+        ("consumer_key", "consumer_secret"),
+    ] {
         match (present.contains_key(a), present.contains_key(b)) {
             (true, false) => errors.push(FieldError::new(path(b), format!("is required with {a}"))),
             (false, true) => errors.push(FieldError::new(path(a), format!("is required with {b}"))),
@@ -283,7 +299,10 @@ fn provider(present: &Map<String, Value>) -> Result<AuthenticationRequest, Vec<F
             }
         },
         Some(_) => {
-            errors.push(FieldError::new(path("provider_readable_id"), "must be a string"));
+            errors.push(FieldError::new(
+                path("provider_readable_id"),
+                "must be a string",
+            ));
             None
         }
         None => {
@@ -298,7 +317,10 @@ fn provider(present: &Map<String, Value>) -> Result<AuthenticationRequest, Vec<F
         None => None,
         Some(Value::Object(m)) => Some(m.clone()),
         Some(_) => {
-            errors.push(FieldError::new(path("provider_config"), "must be an object"));
+            errors.push(FieldError::new(
+                path("provider_config"),
+                "must be an object",
+            ));
             None
         }
     };
@@ -353,20 +375,40 @@ mod tests {
 
     #[test]
     fn each_row_of_the_table_is_detected() {
-        assert_eq!(method(json!({"credentials": {"api_key": "k"}})), AuthMethod::Direct);
+        assert_eq!(
+            method(json!({"credentials": {"api_key": "k"}})),
+            AuthMethod::Direct
+        );
         assert_eq!(method(json!({"access_token": "t"})), AuthMethod::OauthToken);
         assert_eq!(
             method(json!({"access_token": "t", "refresh_token": "r", "expires_in": 3600})),
             AuthMethod::OauthToken
         );
         assert_eq!(method(json!({})), AuthMethod::OauthBrowser);
-        assert_eq!(method(json!({"redirect_uri": "https://app.example.com"})), AuthMethod::OauthBrowser);
-        assert_eq!(detect(None, now()).unwrap().method(), AuthMethod::OauthBrowser);
-        assert_eq!(detect(Some(&Value::Null), now()).unwrap().method(), AuthMethod::OauthBrowser);
-        assert_eq!(method(json!({"client_id": "i", "client_secret": "s"})), AuthMethod::OauthByoc);
-        assert_eq!(method(json!({"provider_readable_id": "my-composio"})), AuthMethod::AuthProvider);
         assert_eq!(
-            method(json!({"provider_readable_id": "my-composio", "provider_config": {"auth_config_id": "x"}})),
+            method(json!({"redirect_uri": "https://app.example.com"})),
+            AuthMethod::OauthBrowser
+        );
+        assert_eq!(
+            detect(None, now()).unwrap().method(),
+            AuthMethod::OauthBrowser
+        );
+        assert_eq!(
+            detect(Some(&Value::Null), now()).unwrap().method(),
+            AuthMethod::OauthBrowser
+        );
+        assert_eq!(
+            method(json!({"client_id": "i", "client_secret": "s"})),
+            AuthMethod::OauthByoc
+        );
+        assert_eq!(
+            method(json!({"provider_readable_id": "my-composio"})),
+            AuthMethod::AuthProvider
+        );
+        assert_eq!(
+            method(
+                json!({"provider_readable_id": "my-composio", "provider_config": {"auth_config_id": "x"}})
+            ),
             AuthMethod::AuthProvider
         );
     }
@@ -386,8 +428,12 @@ mod tests {
         assert!(e[0].contains("credentials (direct)"), "{e:?}");
         assert!(e[0].contains("access_token (oauth_token)"), "{e:?}");
 
-        let e = errors(json!({"client_id": "i", "client_secret": "s", "provider_readable_id": "p-1"}));
-        assert!(e[0].contains("oauth_byoc") && e[0].contains("auth_provider"), "{e:?}");
+        let e =
+            errors(json!({"client_id": "i", "client_secret": "s", "provider_readable_id": "p-1"}));
+        assert!(
+            e[0].contains("oauth_byoc") && e[0].contains("auth_provider"),
+            "{e:?}"
+        );
 
         let e = errors(json!({"access_token": "t", "redirect_uri": "https://x.example"}));
         assert!(e[0].contains("redirect_uri (oauth_browser)"), "{e:?}");
@@ -395,20 +441,38 @@ mod tests {
 
     #[test]
     fn byoc_needs_both_halves() {
-        assert_eq!(errors(json!({"client_id": "i"})), ["authentication.client_secret: is required with client_id"]);
-        assert_eq!(errors(json!({"client_secret": "s"})), ["authentication.client_id: is required with client_secret"]);
+        assert_eq!(
+            errors(json!({"client_id": "i"})),
+            ["authentication.client_secret: is required with client_id"]
+        );
+        assert_eq!(
+            errors(json!({"client_secret": "s"})),
+            ["authentication.client_id: is required with client_secret"]
+        );
     }
 
     #[test]
     fn direct_credentials_must_be_a_non_empty_object() {
-        assert_eq!(errors(json!({"credentials": {}})), ["authentication.credentials: must not be empty"]);
-        assert_eq!(errors(json!({"credentials": "k"})), ["authentication.credentials: must be an object"]);
+        assert_eq!(
+            errors(json!({"credentials": {}})),
+            ["authentication.credentials: must not be empty"]
+        );
+        assert_eq!(
+            errors(json!({"credentials": "k"})),
+            ["authentication.credentials: must be an object"]
+        );
     }
 
     #[test]
     fn token_fields_are_checked() {
-        assert_eq!(errors(json!({"refresh_token": "r"})), ["authentication.access_token: is required"]);
-        assert_eq!(errors(json!({"access_token": ""})), ["authentication.access_token: must be a non-empty string"]);
+        assert_eq!(
+            errors(json!({"refresh_token": "r"})),
+            ["authentication.access_token: is required"]
+        );
+        assert_eq!(
+            errors(json!({"access_token": ""})),
+            ["authentication.access_token: must be a non-empty string"]
+        );
         assert_eq!(
             errors(json!({"access_token": "t", "expires_at": "tomorrow"})),
             ["authentication.expires_at: must be an RFC 3339 timestamp"]
@@ -418,7 +482,9 @@ mod tests {
             ["authentication.expires_in: must be a positive number of seconds"]
         );
         assert_eq!(
-            errors(json!({"access_token": "t", "expires_in": 60, "expires_at": "2030-01-01T00:00:00Z"})),
+            errors(
+                json!({"access_token": "t", "expires_in": 60, "expires_at": "2030-01-01T00:00:00Z"})
+            ),
             ["authentication.expires_in: give expires_at or expires_in, not both"]
         );
         let expired = errors(json!({"access_token": "t", "expires_at": "2020-01-01T00:00:00Z"}));
@@ -427,9 +493,11 @@ mod tests {
 
     #[test]
     fn expires_in_becomes_an_instant() {
-        let AuthenticationRequest::OauthToken(t) =
-            detect(Some(&json!({"access_token": "t", "expires_in": 3600})), now()).unwrap()
-        else {
+        let AuthenticationRequest::OauthToken(t) = detect(
+            Some(&json!({"access_token": "t", "expires_in": 3600})),
+            now(),
+        )
+        .unwrap() else {
             panic!("token");
         };
         assert_eq!(t.expires_at, Some(now() + Duration::hours(1)));
@@ -437,8 +505,14 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected() {
-        assert_eq!(errors(json!({"api_key": "k"})), ["authentication.api_key: unknown field"]);
-        assert_eq!(errors(json!("token")), ["authentication: must be an object"]);
+        assert_eq!(
+            errors(json!({"api_key": "k"})),
+            ["authentication.api_key: unknown field"]
+        );
+        assert_eq!(
+            errors(json!("token")),
+            ["authentication: must be an object"]
+        );
     }
 
     #[test]

@@ -139,7 +139,9 @@ impl FieldSpec {
                 }
             }
         }
-        self.check.and_then(|check| check(value).err()).map(|m| FieldError::new(path, m))
+        self.check
+            .and_then(|check| check(value).err())
+            .map(|m| FieldError::new(path, m))
     }
 }
 
@@ -244,11 +246,26 @@ mod tests {
     #[test]
     fn each_rule_reports_its_field() {
         assert_eq!(check(json!({})), ["config.count: is required"]);
-        assert_eq!(check(json!({"count": 0})), ["config.count: must be between 1 and 10"]);
-        assert_eq!(check(json!({"count": 11})), ["config.count: must be between 1 and 10"]);
-        assert_eq!(check(json!({"count": "3"})), ["config.count: must be an integer"]);
-        assert_eq!(check(json!({"count": 2, "label": "ab"})), ["config.label: must look like a/b"]);
-        assert_eq!(check(json!({"count": 2, "flag": 1})), ["config.flag: must be true or false"]);
+        assert_eq!(
+            check(json!({"count": 0})),
+            ["config.count: must be between 1 and 10"]
+        );
+        assert_eq!(
+            check(json!({"count": 11})),
+            ["config.count: must be between 1 and 10"]
+        );
+        assert_eq!(
+            check(json!({"count": "3"})),
+            ["config.count: must be an integer"]
+        );
+        assert_eq!(
+            check(json!({"count": 2, "label": "ab"})),
+            ["config.label: must look like a/b"]
+        );
+        assert_eq!(
+            check(json!({"count": 2, "flag": 1})),
+            ["config.flag: must be true or false"]
+        );
         let unknown = check(json!({"count": 2, "colour": "red"}));
         assert_eq!(unknown.len(), 1);
         assert!(unknown[0].starts_with("config.colour: unknown field"));

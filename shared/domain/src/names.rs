@@ -61,7 +61,10 @@ impl Description {
     pub fn parse(s: &str) -> Result<Self, String> {
         let n = char_len(s);
         if n > Self::MAX {
-            return Err(format!("must be at most {} characters (got {n})", Self::MAX));
+            return Err(format!(
+                "must be at most {} characters (got {n})",
+                Self::MAX
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -256,7 +259,10 @@ mod tests {
 
     #[test]
     fn default_name_is_source_name_plus_connection() {
-        assert_eq!(ConnectionName::default_for("GitHub").as_str(), "GitHub Connection");
+        assert_eq!(
+            ConnectionName::default_for("GitHub").as_str(),
+            "GitHub Connection"
+        );
         let long = ConnectionName::default_for(&"L".repeat(60));
         assert_eq!(long.as_str().chars().count(), ConnectionName::MAX);
     }

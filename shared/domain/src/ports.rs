@@ -5,8 +5,8 @@ use crate::auth::AuthenticationRequest;
 use crate::catalog::SourceSpec;
 use crate::collection::Collection;
 use crate::connection::SourceConnection;
-use crate::ids::{ConnectionId, OrganizationId};
 use crate::idempotency::{Claim, KeyState, Reservation};
+use crate::ids::{ConnectionId, OrganizationId};
 use crate::job::{Job, SyncMessage};
 use crate::names::ReadableId;
 use crate::page::{Page, PageRequest};
@@ -67,8 +67,11 @@ pub trait CollectionStore: Send + Sync {
     ) -> Result<Page<Collection>, StoreError>;
     /// `CollectionNotFound`, or `CollectionNotEmpty` while connections still belong to it;
     /// decided atomically with the connections' own writes.
-    async fn delete_collection(&self, org: OrganizationId, id: &ReadableId)
-        -> Result<(), StoreError>;
+    async fn delete_collection(
+        &self,
+        org: OrganizationId,
+        id: &ReadableId,
+    ) -> Result<(), StoreError>;
 }
 
 /// Everything a create writes to the state store, in one transaction.

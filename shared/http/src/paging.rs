@@ -25,10 +25,19 @@ pub fn page_request(
         },
     };
     let skip = number("skip", 0, PageRequest::MAX_SKIP, 0);
-    let limit = number("limit", 1, PageRequest::MAX_LIMIT, PageRequest::DEFAULT_LIMIT);
+    let limit = number(
+        "limit",
+        1,
+        PageRequest::MAX_LIMIT,
+        PageRequest::DEFAULT_LIMIT,
+    );
     let cursor = query.get("cursor").filter(|c| !c.is_empty()).cloned();
     if let Some(c) = &cursor {
-        if c.len() > 1024 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if c.len() > 1024
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             errors.push(FieldError::new("cursor", "is not a cursor this API issued"));
         }
     }
@@ -64,7 +73,10 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -11,23 +11,28 @@ pub const CONTENT_TYPE: &str = "application/problem+json";
 /// offending fields. `detail` is always a string (Airweave's SDKs parse it as one).
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-    pub request_id: String,
+    /// Always `about:blank`: the status and title say what happened.
+    #[serde(rename = "type", serialize_with = "about_blank")]
+    kind: (),
+    pub(crate) title: &'static str,
+    pub(crate) status: u16,
+    pub(crate) detail: String,
+    pub(crate) request_id: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
+    pub(crate) errors: Vec<FieldError>,
     #[serde(skip)]
-    pub retry_after: Option<u64>,
+    pub(crate) retry_after: Option<u32>,
+}
+
+fn about_blank<S: serde::Serializer>(_: &(), s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("about:blank")
 }
 
 impl Problem {
     pub fn new(status: StatusCode, detail: impl Into<String>, request_id: &str) -> Self {
         Self {
-            kind: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            kind: (),
+            title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: detail.into(),
             request_id: request_id.to_owned(),
@@ -61,7 +66,7 @@ impl Problem {
                 source_name,
                 retry_after,
             } => Self {
-                retry_after: retry_after.map(|d| d.as_secs().max(1)),
+                retry_after: retry_after.map(|d| d.as_secs().clamp(1, u64::from(u32::MAX)) as u32),
                 ..Self::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     format!("{source_name} rate-limited the credential check; retry later"),

@@ -21,7 +21,10 @@ pub fn body_bytes(req: &Request) -> &[u8] {
 }
 
 /// The body as JSON, then as `T`. Returns both, since idempotency fingerprints the JSON.
-pub fn json_body<T: DeserializeOwned>(req: &Request, request_id: &str) -> Result<(Value, T), Problem> {
+pub fn json_body<T: DeserializeOwned>(
+    req: &Request,
+    request_id: &str,
+) -> Result<(Value, T), Problem> {
     let bytes = body_bytes(req);
     if bytes.len() > MAX_BODY {
         return Err(Problem::new(
@@ -52,9 +55,10 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, request_id: &str) -> Result
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         let (field, message) = match inner.strip_prefix("unknown field `") {
+            // The path already ends with the unknown field's name.
             Some(rest) => {
                 let name = rest.split('`').next().unwrap_or_default();
-                let field = if path == "." { name.to_owned() } else { format!("{path}.{name}") };
+                let field = if path == "." { name.to_owned() } else { path };
                 (field, "unknown field".to_owned())
             }
             None => (if path == "." { "body".to_owned() } else { path }, inner),

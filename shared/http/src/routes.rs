@@ -99,9 +99,15 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str)
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
-    let Some(route) = Route::find(&segments).filter(|r| r.served_by(&method, function) || !r.methods().contains(&method)) else {
-        return Problem::new(StatusCode::NOT_FOUND, format!("no route for {path}"), request_id)
-            .into_response();
+    let Some(route) = Route::find(&segments)
+        .filter(|r| r.served_by(&method, function) || !r.methods().contains(&method))
+    else {
+        return Problem::new(
+            StatusCode::NOT_FOUND,
+            format!("no route for {path}"),
+            request_id,
+        )
+        .into_response();
     };
     if !route.methods().contains(&method) {
         let allow: Vec<&str> = route.methods().iter().map(Method::as_str).collect();
@@ -126,7 +132,9 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str)
     let result = match (route, &method) {
         (Route::Sources, _) => sources::list(app, request_id),
         (Route::Source, _) => sources::get(app, segments[1], request_id),
-        (Route::Collections, &Method::POST) => collections::create(app, org, &req, request_id).await,
+        (Route::Collections, &Method::POST) => {
+            collections::create(app, org, &req, request_id).await
+        }
         (Route::Collections, _) => collections::list(app, org, &req, request_id).await,
         (Route::Collection, &Method::DELETE) => {
             collections::delete(app, org, segments[1], request_id).await

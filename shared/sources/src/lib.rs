@@ -1,1 +1,22 @@
+//! The sources a connection can pull from: the [`Source`] trait every connector implements, the
+//! [`Catalog`] that holds them (the domain's `SourceDirectory`), and one module per source.
+//!
+//! Every upstream base URL comes from operator configuration (`SOURCE_<SHORT_NAME>_BASE_URL`),
+//! which is how tests point a source at a fake server on 127.0.0.1.
 
+mod base_url;
+mod catalog;
+mod github;
+mod source;
+mod stub;
+mod upstream;
+
+#[cfg(test)]
+mod testing;
+
+pub use base_url::BaseUrl;
+pub use catalog::{Catalog, CatalogError};
+pub use github::{check_branch, check_repo_name, GitHubSource};
+pub use source::Source;
+pub use stub::{StubConfig, StubSource};
+pub use upstream::http_client;

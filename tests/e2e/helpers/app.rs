@@ -51,7 +51,9 @@ impl TestApp {
             store: Arc::new(aws.store()),
             vault: Arc::new(aws.vault()),
             queue: Arc::new(aws.queue()),
-            sources: Arc::new(sources::Catalog::with_github_base_url(&github.base_url).expect("catalog")),
+            sources: Arc::new(
+                sources::Catalog::with_github_base_url(&github.base_url).expect("catalog"),
+            ),
             clock: Arc::new(domain::clock::SystemClock),
         };
         let store = aws.store();
@@ -102,7 +104,9 @@ impl TestApp {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Response {
-        let mut req = self.http.request(method, format!("{}{path}", self.base_url));
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base_url));
         if let Some(key) = key {
             req = req.header("x-api-key", key);
         }

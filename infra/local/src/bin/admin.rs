@@ -31,7 +31,12 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error + Send + S
     let settings = LocalSettings::from_env()?;
     let clients = AwsClients::from_env().await;
     let store = DynamoStore::new(clients.dynamodb.clone(), settings.state_table.clone());
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["bootstrap"] => {
             let config = bootstrap(&clients, &settings).await?;
             println!("state table     {}", config.state_table);
@@ -40,7 +45,9 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error + Send + S
         }
         ["create-org", name] => println!("{}", create_organization(&store, name).await?),
         ["create-api-key", org] => {
-            let org = org.parse().map_err(|_| format!("not an organization id: {org}"))?;
+            let org = org
+                .parse()
+                .map_err(|_| format!("not an organization id: {org}"))?;
             println!("{}", create_api_key(&store, org).await?.expose_secret());
         }
         ["revoke-api-key"] => {

@@ -5,10 +5,12 @@
 use super::Platform;
 use crate::auth::{self, AuthenticationRequest};
 use crate::catalog::{validate_fields, AuthMethod, SourceSpec};
-use crate::connection::{AuthDetails, ConnectionStatus, EntitySummary, JobDetails, SourceConnection, SyncDetails};
+use crate::connection::{
+    AuthDetails, ConnectionStatus, EntitySummary, JobDetails, SourceConnection, SyncDetails,
+};
 use crate::error::{DomainError, FieldError};
-use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::idempotency::{self, Claim, IdempotencyKey, KeyState, Reservation};
+use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Job, Trigger};
 use crate::names::{ConnectionName, Description, ReadableId, RedirectUrl, ShortName};
 use crate::ports::{CheckError, NewConnection, StoreError, VaultError};
@@ -77,12 +79,25 @@ pub async fn create_connection(
             Err(replay) => return Ok(replay),
         },
     };
-    let (connection_id, job_id) = reservation
-        .as_ref()
-        .map_or_else(|| (ConnectionId::new(), JobId::new()), |r| (r.connection_id, r.job_id));
-    tracing::Span::current().record("source_connection_id", tracing::field::display(connection_id));
+    let (connection_id, job_id) = reservation.as_ref().map_or_else(
+        || (ConnectionId::new(), JobId::new()),
+        |r| (r.connection_id, r.job_id),
+    );
+    tracing::Span::current().record(
+        "source_connection_id",
+        tracing::field::display(connection_id),
+    );
 
-    let result = write(platform, org, &plan, connection_id, job_id, reservation.as_ref(), now).await;
+    let result = write(
+        platform,
+        org,
+        &plan,
+        connection_id,
+        job_id,
+        reservation.as_ref(),
+        now,
+    )
+    .await;
     if let (Err(_), Some(reservation)) = (&result, &reservation) {
         if let Err(e) = platform.store.release_key(reservation).await {
             warn!(error = %e, "could not release the idempotency key; it frees itself when its lease ends");
@@ -104,13 +119,18 @@ fn plan(
         None => return Err(DomainError::invalid_field("short_name", "is required")),
         Some(s) => ShortName::parse(s).map_err(|m| DomainError::invalid_field("short_name", m))?,
     };
-    let spec = platform.sources.spec(short_name.as_str()).ok_or_else(|| {
-        DomainError::NotFound(format!("source '{short_name}' not found"))
-    })?;
+    let spec = platform
+        .sources
+        .spec(short_name.as_str())
+        .ok_or_else(|| DomainError::NotFound(format!("source '{short_name}' not found")))?;
 
     let mut errors: Vec<FieldError> = Vec::new();
     let collection = match input.readable_collection_id.as_deref() {
-        None => keep(&mut errors, "readable_collection_id", Err("is required".into())),
+        None => keep(
+            &mut errors,
+            "readable_collection_id",
+            Err("is required".into()),
+        ),
         Some(id) => keep(&mut errors, "readable_collection_id", ReadableId::parse(id)),
     };
     let name = match input.name.as_deref() {
@@ -125,7 +145,9 @@ fn plan(
         .redirect_url
         .as_deref()
         .and_then(|u| keep(&mut errors, "redirect_url", RedirectUrl::parse(u)));
-    let schedule = parse_schedule(input.schedule.as_ref(), now).map_err(|e| errors.extend(e)).ok();
+    let schedule = parse_schedule(input.schedule.as_ref(), now)
+        .map_err(|e| errors.extend(e))
+        .ok();
     let config = match input.config {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(map)) => map,
@@ -138,11 +160,14 @@ fn plan(
     let auth = match auth::detect(input.authentication.as_ref(), now) {
         Ok(auth) => {
             if let AuthenticationRequest::Direct(credentials) = &auth {
-                errors.extend(validate_fields(
-                    &spec.auth_fields,
-                    credentials.expose(),
-                    "authentication.credentials",
-                ));
+                // Credentials for a source without direct auth are a 400 below, not a 422 here.
+                if spec.supports(AuthMethod::Direct) {
+                    errors.extend(validate_fields(
+                        &spec.auth_fields,
+                        credentials.expose(),
+                        "authentication.credentials",
+                    ));
+                }
             }
             Some(auth)
         }
@@ -152,7 +177,10 @@ fn plan(
         }
     };
     if let (Some(_), Some(auth)) = (&redirect_url, &auth) {
-        if !matches!(auth.method(), AuthMethod::OauthBrowser | AuthMethod::OauthByoc) {
+        if !matches!(
+            auth.method(),
+            AuthMethod::OauthBrowser | AuthMethod::OauthByoc
+        ) {
             errors.push(FieldError::new(
                 "redirect_url",
                 "is only used by oauth_browser and oauth_byoc authentication",
@@ -207,7 +235,9 @@ fn plan(
 
 /// The value, or its error recorded against `field`.
 fn keep<T>(errors: &mut Vec<FieldError>, field: &str, parsed: Result<T, String>) -> Option<T> {
-    parsed.map_err(|m| errors.push(FieldError::new(field, m))).ok()
+    parsed
+        .map_err(|m| errors.push(FieldError::new(field, m)))
+        .ok()
 }
 
 /// `schedule` omitted or `null`: daily at the creation hour:minute UTC. `{"cron": null}`: none.
@@ -217,7 +247,10 @@ fn parse_schedule(
 ) -> Result<ScheduleDetails, Vec<FieldError>> {
     let fields = match schedule {
         None | Some(Value::Null) => {
-            return Ok(ScheduleDetails::from_cron(&CronSchedule::daily_at(now), now))
+            return Ok(ScheduleDetails::from_cron(
+                &CronSchedule::daily_at(now),
+                now,
+            ))
         }
         Some(Value::Object(fields)) => fields,
         Some(_) => return Err(vec![FieldError::new("schedule", "must be an object")]),
@@ -245,7 +278,10 @@ fn parse_schedule(
     match fields.get("continuous") {
         None | Some(Value::Null) => {}
         Some(Value::Bool(b)) => details.continuous = *b,
-        Some(_) => errors.push(FieldError::new("schedule.continuous", "must be true or false")),
+        Some(_) => errors.push(FieldError::new(
+            "schedule.continuous",
+            "must be true or false",
+        )),
     }
     match fields.get("cursor_field") {
         None | Some(Value::Null) => {}
@@ -336,9 +372,8 @@ async fn write(
     reservation: Option<&Reservation>,
     now: DateTime<Utc>,
 ) -> Result<SourceConnection, DomainError> {
-    let collection_missing = || {
-        DomainError::NotFound(format!("collection '{}' not found", plan.collection))
-    };
+    let collection_missing =
+        || DomainError::NotFound(format!("collection '{}' not found", plan.collection));
     platform
         .store
         .get_collection(org, &plan.collection)
@@ -351,10 +386,9 @@ async fn write(
         .check_credentials(plan.spec.short_name, &plan.auth, &plan.config)
         .await
         .map_err(|e| match e {
-            CheckError::Rejected(m) => DomainError::BadRequest(format!(
-                "{} rejected the credentials: {m}",
-                plan.spec.name
-            )),
+            CheckError::Rejected(m) => {
+                DomainError::BadRequest(format!("{} rejected the credentials: {m}", plan.spec.name))
+            }
             CheckError::RateLimited { retry_after } => DomainError::UpstreamRateLimited {
                 source_name: plan.spec.name.to_owned(),
                 retry_after,
@@ -370,8 +404,9 @@ async fn write(
         .then(|| Job::pending(job_id, org, connection_id, Trigger::Initial, now));
     let connection = build_connection(plan, org, connection_id, first_job.as_ref(), now);
 
-    let secret = auth::credential_document(&plan.auth)
-        .ok_or_else(|| DomainError::BadRequest("this authentication method keeps no secret yet".into()))?;
+    let secret = auth::credential_document(&plan.auth).ok_or_else(|| {
+        DomainError::BadRequest("this authentication method keeps no secret yet".into())
+    })?;
     // The connection id doubles as the request token: a retry of a keyed create re-uses both.
     platform
         .vault
@@ -394,9 +429,17 @@ async fn write(
         })
         .await;
     if let Err(e) = inserted {
-        // Nothing may point at the secret: remove it before answering.
-        if let Err(cleanup) = platform.vault.delete_connection_secret(org, connection_id).await {
-            tracing::error!(error = %cleanup, "could not remove the secret of a failed create");
+        // Nothing may point at the secret: remove it before answering. Unless the key was taken
+        // over: the new holder writes (and may have committed) the same connection id's secret.
+        let taken_over = matches!(e, StoreError::AlreadyExists | StoreError::LeaseLost);
+        if !taken_over {
+            if let Err(cleanup) = platform
+                .vault
+                .delete_connection_secret(org, connection_id)
+                .await
+            {
+                tracing::error!(error = %cleanup, "could not remove the secret of a failed create");
+            }
         }
         return Err(match e {
             StoreError::CollectionNotFound => collection_missing(),
@@ -406,7 +449,10 @@ async fn write(
             other => DomainError::internal(other),
         });
     }
-    info!(method = plan.auth.method().as_str(), "source connection created");
+    info!(
+        method = plan.auth.method().as_str(),
+        "source connection created"
+    );
 
     if let Some(job) = &first_job {
         // The connection and its pending job are committed: a lost message is re-enqueued by

@@ -55,8 +55,11 @@ pub async fn list(app: &App, org: OrganizationId, req: &Request, request_id: &st
     let found = read::list_connections(&app.platform, org, collection, &page)
         .await
         .map_err(|e| Problem::from_domain(e, request_id))?;
-    let items: Vec<SourceConnectionListItem> =
-        found.items.iter().map(SourceConnectionListItem::from).collect();
+    let items: Vec<SourceConnectionListItem> = found
+        .items
+        .iter()
+        .map(SourceConnectionListItem::from)
+        .collect();
     let mut response = json(StatusCode::OK, &items, request_id);
     let filters: Vec<(&str, &str)> = collection.map(|c| ("collection", c)).into_iter().collect();
     if let Some(link) = found

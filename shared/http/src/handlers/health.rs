@@ -4,5 +4,9 @@ use lambda_http::{Body, Response};
 
 /// Liveness: answers without touching AWS, so it costs nothing and never fails on a dependency.
 pub fn get(request_id: &str) -> Response<Body> {
-    json(StatusCode::OK, &serde_json::json!({"status": "ok"}), request_id)
+    json(
+        StatusCode::OK,
+        &serde_json::json!({"status": "ok"}),
+        request_id,
+    )
 }

@@ -61,7 +61,13 @@ impl<'a> From<&'a SourceSpec> for SourceView<'a> {
 }
 
 pub fn list(app: &App, request_id: &str) -> Answer {
-    let views: Vec<SourceView> = app.platform.sources.specs().into_iter().map(SourceView::from).collect();
+    let views: Vec<SourceView> = app
+        .platform
+        .sources
+        .specs()
+        .into_iter()
+        .map(SourceView::from)
+        .collect();
     Ok(json(StatusCode::OK, &views, request_id))
 }
 

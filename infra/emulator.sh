@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# The local AWS API emulator (moto server) that `make dev` and `make test` run against.
+#
+#   infra/emulator.sh start     set up .dev/venv if needed, start moto server, wait until it answers
+#   infra/emulator.sh stop      stop the server `start` launched (by its pid file); no-op otherwise
+#   infra/emulator.sh running   exit 0 if something answers HTTP on the port, 1 otherwise
+#   infra/emulator.sh env       print `export` lines pointing the AWS SDK at the emulator
+#
+# Environment: EMULATOR_PORT (default 4566), DEV_DIR (default <repo>/.dev; holds the venv, the
+# log and the pid file), PYTHON (default python3; used only to create the venv).
+# Needs only bash, curl and python3.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEV_DIR="${DEV_DIR:-$ROOT/.dev}"
+PORT="${EMULATOR_PORT:-4566}"
+HOST=127.0.0.1
+URL="http://$HOST:$PORT"
+VENV="$DEV_DIR/venv"
+PID_FILE="$DEV_DIR/emulator.pid"
+PORT_FILE="$DEV_DIR/emulator.port"
+LOG_FILE="$DEV_DIR/emulator.log"
+LOCK_DIR="$DEV_DIR/emulator.lock"
+# moto 5.x is what the adapters are tested against; a new major may change emulated behaviour.
+MOTO_REQUIREMENT='moto[server]>=5.1,<6'
+START_TIMEOUT_SECONDS=30
+STOP_TIMEOUT_SECONDS=10
+
+say() { printf 'emulator: %s\n' "$*"; }
+die() { printf 'emulator: error: %s\n' "$*" >&2; exit 1; }
+
+# Any HTTP response counts; --noproxy keeps a CI proxy setting from intercepting loopback.
+answers() {
+    curl --silent --output /dev/null --noproxy '*' --max-time 2 "$URL/" || return 1
+}
+
+# A zombie (exited, not yet reaped by whoever adopted it) counts as gone.
+alive() {
+    local pid=$1 stat
+    kill -0 "$pid" 2>/dev/null || return 1
+    stat="$(ps -o stat= -p "$pid" 2>/dev/null || true)"
+    [[ -n $stat && $stat != Z* ]]
+}
+
+# True when $1 is a moto server process, so a recycled pid is never signalled.
+is_moto() {
+    alive "$1" && ps -o args= -p "$1" 2>/dev/null | grep -q moto_server
+}
+
+recorded_pid() {
+    [[ -f $PID_FILE ]] || return 1
+    local pid
+    pid="$(tr -dc '0-9' <"$PID_FILE")"
+    [[ -n $pid ]] || return 1
+    printf '%s\n' "$pid"
+}
+
+forget_pid() { rm -f "$PID_FILE" "$PORT_FILE"; }
+
+# Serialises set-up and launch between concurrent `start`s of this checkout (mkdir is atomic).
+lock() {
+    local waited=0 holder
+    mkdir -p "$DEV_DIR"
+    until mkdir "$LOCK_DIR" 2>/dev/null; do
+        holder="$(cat "$LOCK_DIR/pid" 2>/dev/null || true)"
+        if [[ -n $holder ]] && ! kill -0 "$holder" 2>/dev/null; then
+            rm -rf "$LOCK_DIR"
+            continue
+        fi
+        ((waited++ < 600)) || die "timed out waiting for $LOCK_DIR (remove it if no start is running)"
+        sleep 0.5
+    done
+    echo $$ >"$LOCK_DIR/pid"
+    trap 'rm -rf "$LOCK_DIR"' EXIT
+}
+
+venv_usable() {
+    [[ -x $VENV/bin/python ]] && "$VENV/bin/python" -c 'import pip' >/dev/null 2>&1
+}
+
+ensure_venv() {
+    if ! venv_usable; then
+        if [[ -e $VENV ]]; then
+            say "recreating the broken venv at $VENV"
+            rm -rf "$VENV"
+        fi
+        local python="${PYTHON:-python3}"
+        command -v "$python" >/dev/null || die "$python not found; install Python 3.9+"
+        "$python" -m venv "$VENV" || die "could not create a venv with $python -m venv"
+    fi
+    # The stamp records which requirement was installed, so later starts skip pip entirely.
+    local stamp="$VENV/.moto-requirement"
+    if [[ "$(cat "$stamp" 2>/dev/null || true)" == "$MOTO_REQUIREMENT" ]] &&
+        "$VENV/bin/python" -c 'import moto.server' >/dev/null 2>&1; then
+        return 0
+    fi
+    say "installing $MOTO_REQUIREMENT into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --no-input --disable-pip-version-check \
+        "$MOTO_REQUIREMENT" || die "pip install '$MOTO_REQUIREMENT' failed"
+    printf '%s\n' "$MOTO_REQUIREMENT" >"$stamp"
+}
+
+wait_until_answering() {
+    local pid=$1 deadline=$((SECONDS + START_TIMEOUT_SECONDS))
+    until answers; do
+        if ! alive "$pid"; then
+            tail -n 20 "$LOG_FILE" >&2 || true
+            forget_pid
+            die "moto server exited during start-up (log: $LOG_FILE)"
+        fi
+        if ((SECONDS >= deadline)); then
+            tail -n 20 "$LOG_FILE" >&2 || true
+            die "moto server (pid $pid) did not answer on $URL within ${START_TIMEOUT_SECONDS}s (log: $LOG_FILE)"
+        fi
+        sleep 0.25
+    done
+}
+
+cmd_start() {
+    if answers; then
+        say "something already answers on $URL; using it, not starting another"
+        return 0
+    fi
+    lock
+    if answers; then
+        say "something already answers on $URL; using it, not starting another"
+        return 0
+    fi
+
+    local pid
+    if pid="$(recorded_pid)" && is_moto "$pid"; then
+        local port
+        port="$(cat "$PORT_FILE" 2>/dev/null || echo '?')"
+        [[ $port == "$PORT" ]] ||
+            die "this checkout's emulator (pid $pid) runs on port $port; run 'infra/emulator.sh stop' first"
+        # Launched but not answering yet (another start is still waiting for it).
+        wait_until_answering "$pid"
+        say "moto server already started on $URL (pid $pid)"
+        return 0
+    fi
+    forget_pid
+
+    ensure_venv
+    # Background jobs of a script ignore SIGINT: only `stop` (SIGTERM) ends the server, so a
+    # Ctrl-C meant for a foreground command cannot take the emulator down half-way.
+    nohup "$VENV/bin/moto_server" -H "$HOST" -p "$PORT" >"$LOG_FILE" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$PID_FILE"
+    echo "$PORT" >"$PORT_FILE"
+    wait_until_answering "$pid"
+    say "moto server listening on $URL (pid $pid, log ${LOG_FILE#"$ROOT"/})"
+}
+
+cmd_stop() {
+    local pid
+    if ! pid="$(recorded_pid)"; then
+        forget_pid
+        say "no emulator started by this checkout; nothing to stop"
+        return 0
+    fi
+    if ! alive "$pid"; then
+        forget_pid
+        say "moto server (pid $pid) had already exited"
+        return 0
+    fi
+    if ! is_moto "$pid"; then
+        forget_pid
+        say "pid $pid is no longer a moto server; left it alone and removed the stale pid file"
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + STOP_TIMEOUT_SECONDS))
+    while alive "$pid"; do
+        if ((SECONDS >= deadline)); then
+            kill -KILL "$pid" 2>/dev/null || true
+            sleep 0.2
+            break
+        fi
+        sleep 0.1
+    done
+    forget_pid
+    say "moto server stopped (pid $pid)"
+}
+
+cmd_running() {
+    answers
+}
+
+cmd_env() {
+    printf 'export AWS_ENDPOINT_URL=%q\n' "$URL"
+    # Values the caller already chose win; moto accepts any credentials.
+    [[ -n ${AWS_REGION:-} ]] || printf 'export AWS_REGION=us-east-1\n'
+    # Python and CLI tooling (boto3, aws) read AWS_DEFAULT_REGION rather than AWS_REGION.
+    [[ -n ${AWS_DEFAULT_REGION:-} ]] || printf 'export AWS_DEFAULT_REGION=%q\n' "${AWS_REGION:-us-east-1}"
+    [[ -n ${AWS_ACCESS_KEY_ID:-} ]] || printf 'export AWS_ACCESS_KEY_ID=test\n'
+    [[ -n ${AWS_SECRET_ACCESS_KEY:-} ]] || printf 'export AWS_SECRET_ACCESS_KEY=test\n'
+    printf 'export AWS_EC2_METADATA_DISABLED=true\n'
+}
+
+case "${1:-}" in
+start) cmd_start ;;
+stop) cmd_stop ;;
+running) cmd_running ;;
+env) cmd_env ;;
+*)
+    echo "usage: $0 start|stop|running|env" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,280 @@
+//! Creates the tables and queues the platform needs. Every function is idempotent ("already
+//! exists" is success), so the local stack, the admin CLI and the tests call them freely.
+
+use crate::error::{adapter, boxed};
+use crate::store::SCHEDULE_INDEX;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
+    Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    TimeToLiveStatus,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use domain::ports::BoxError;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::time::{sleep, Instant};
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not {action} '{resource}'")]
+pub struct BootstrapError {
+    action: &'static str,
+    resource: String,
+    #[source]
+    source: BoxError,
+}
+
+impl BootstrapError {
+    fn new(action: &'static str, resource: &str, source: BoxError) -> Self {
+        Self {
+            action,
+            resource: resource.to_owned(),
+            source,
+        }
+    }
+}
+
+/// How long a new table may take to become active.
+const ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
+const POLL: Duration = Duration::from_millis(250);
+
+/// Seconds a sync message stays invisible while a worker runs it: the Lambda's 15 minutes.
+pub const SYNC_VISIBILITY_TIMEOUT_SECS: u32 = 900;
+/// Deliveries before a sync message moves to the dead-letter queue.
+pub const SYNC_MAX_RECEIVE_COUNT: u32 = 5;
+/// The dead-letter queue keeps messages as long as SQS allows (14 days).
+const DLQ_RETENTION_SECS: u32 = 14 * 24 * 3600;
+
+fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition, BoxError> {
+    Ok(AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()?)
+}
+
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, BoxError> {
+    Ok(KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()?)
+}
+
+/// The state table: `pk`/`sk` strings, the `schedule` index over `sched_bucket`/`next_run_at`
+/// (keys only: the scheduler claims each due connection on the table itself) and TTL on `ttl`.
+pub async fn ensure_state_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), BootstrapError> {
+    let fail = |source| BootstrapError::new("create the state table", name, source);
+    let schedule = GlobalSecondaryIndex::builder()
+        .index_name(SCHEDULE_INDEX)
+        .key_schema(key("sched_bucket", KeyType::Hash).map_err(fail)?)
+        .key_schema(key("next_run_at", KeyType::Range).map_err(fail)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .map_err(|e| fail(boxed(e)))?;
+    let request = dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S).map_err(fail)?)
+        .attribute_definitions(attribute("sk", ScalarAttributeType::S).map_err(fail)?)
+        .attribute_definitions(attribute("sched_bucket", ScalarAttributeType::S).map_err(fail)?)
+        .attribute_definitions(attribute("next_run_at", ScalarAttributeType::N).map_err(fail)?)
+        .key_schema(key("pk", KeyType::Hash).map_err(fail)?)
+        .key_schema(key("sk", KeyType::Range).map_err(fail)?)
+        .global_secondary_indexes(schedule);
+    create_table(dynamodb, name, request).await?;
+    enable_ttl(dynamodb, name, "ttl").await
+}
+
+/// The entities table: `pk = CONN#id`, `sk = <type>#<entity_id>`.
+pub async fn ensure_entities_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), BootstrapError> {
+    let fail = |source| BootstrapError::new("create the entities table", name, source);
+    let request = dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S).map_err(fail)?)
+        .attribute_definitions(attribute("sk", ScalarAttributeType::S).map_err(fail)?)
+        .key_schema(key("pk", KeyType::Hash).map_err(fail)?)
+        .key_schema(key("sk", KeyType::Range).map_err(fail)?);
+    create_table(dynamodb, name, request).await
+}
+
+async fn create_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+    request: aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder,
+) -> Result<(), BootstrapError> {
+    match request.send().await {
+        Ok(_) => {}
+        Err(e) if crate::error::service_code(&e) == Some("ResourceInUseException") => {}
+        Err(e) => return Err(BootstrapError::new("create table", name, boxed(e))),
+    }
+    wait_until_active(dynamodb, name).await
+}
+
+async fn wait_until_active(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), BootstrapError> {
+    let deadline = Instant::now() + ACTIVE_TIMEOUT;
+    loop {
+        let out = dynamodb
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| BootstrapError::new("describe table", name, boxed(e)))?;
+        let table = out.table();
+        let active = table.and_then(|t| t.table_status()) == Some(&TableStatus::Active)
+            && table.is_some_and(|t| {
+                t.global_secondary_indexes()
+                    .iter()
+                    .all(|index| index.index_status() == Some(&IndexStatus::Active))
+            });
+        if active {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(BootstrapError::new(
+                "wait for table",
+                name,
+                adapter("the table did not become active in time"),
+            ));
+        }
+        sleep(POLL).await;
+    }
+}
+
+async fn enable_ttl(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    attribute: &str,
+) -> Result<(), BootstrapError> {
+    let fail = |e| BootstrapError::new("enable TTL on table", table, e);
+    let described = dynamodb
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| fail(boxed(e)))?;
+    let status = described
+        .time_to_live_description()
+        .and_then(|d| d.time_to_live_status());
+    if matches!(
+        status,
+        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+    ) {
+        return Ok(());
+    }
+    let spec = TimeToLiveSpecification::builder()
+        .enabled(true)
+        .attribute_name(attribute)
+        .build()
+        .map_err(|e| fail(boxed(e)))?;
+    dynamodb
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(spec)
+        .send()
+        .await
+        .map_err(|e| fail(boxed(e)))?;
+    Ok(())
+}
+
+/// The sync queue and its dead-letter queue `{name}-dlq`; answers the sync queue's URL.
+pub async fn ensure_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, BootstrapError> {
+    let dlq_name = format!("{name}-dlq");
+    let dlq_url = ensure_one_queue(
+        sqs,
+        &dlq_name,
+        HashMap::from([(
+            QueueAttributeName::MessageRetentionPeriod,
+            DLQ_RETENTION_SECS.to_string(),
+        )]),
+    )
+    .await?;
+    let fail = |e| BootstrapError::new("read the ARN of queue", &dlq_name, e);
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| fail(boxed(e)))?;
+    let dlq_arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| fail(adapter("the queue has no ARN")))?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": SYNC_MAX_RECEIVE_COUNT.to_string(),
+    });
+    ensure_one_queue(
+        sqs,
+        name,
+        HashMap::from([
+            (
+                QueueAttributeName::VisibilityTimeout,
+                SYNC_VISIBILITY_TIMEOUT_SECS.to_string(),
+            ),
+            (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+        ]),
+    )
+    .await
+}
+
+/// Creates a queue, or brings an existing one's attributes to these.
+async fn ensure_one_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: HashMap<QueueAttributeName, String>,
+) -> Result<String, BootstrapError> {
+    let fail = |e| BootstrapError::new("create queue", name, e);
+    let created = sqs
+        .create_queue()
+        .queue_name(name)
+        .set_attributes(Some(attributes.clone()))
+        .send()
+        .await;
+    match created {
+        Ok(out) => out
+            .queue_url
+            .ok_or_else(|| fail(adapter("CreateQueue answered no URL"))),
+        Err(e)
+            if matches!(
+                crate::error::service_code(&e),
+                Some(
+                    "QueueAlreadyExists"
+                        | "QueueNameExists"
+                        | "AWS.SimpleQueueService.QueueNameExists"
+                )
+            ) =>
+        {
+            let url = sqs
+                .get_queue_url()
+                .queue_name(name)
+                .send()
+                .await
+                .map_err(|e| fail(boxed(e)))?
+                .queue_url
+                .ok_or_else(|| fail(adapter("GetQueueUrl answered no URL")))?;
+            sqs.set_queue_attributes()
+                .queue_url(&url)
+                .set_attributes(Some(attributes))
+                .send()
+                .await
+                .map_err(|e| fail(boxed(e)))?;
+            Ok(url)
+        }
+        Err(e) => Err(fail(boxed(e))),
+    }
+}

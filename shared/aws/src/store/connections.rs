@@ -1,0 +1,229 @@
+//! Source connections (`ORG#o | CONN#id`) and their jobs (`CONN#id | JOB#<uuidv7>`).
+//!
+//! A create is one transaction: the connection, the collection's connection count (which doubles
+//! as the collection-exists condition), the first job and the idempotency result.
+
+use super::collections::CONNECTION_COUNT;
+use super::idempotency::{RecordState, LEASE_TOKEN, STATE};
+use super::keys::{
+    collection_sk, connection_pk, connection_sk, idempotency_pk, job_sk, organization_pk,
+    schedule_bucket, CONNECTION_PREFIX, META,
+};
+use super::paging::Filter;
+use super::{backend, from_item, n, s, to_item, DynamoStore, Item};
+use crate::error::boxed;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use domain::connection::SourceConnection;
+use domain::ids::{ConnectionId, OrganizationId};
+use domain::names::ReadableId;
+use domain::page::{Page, PageRequest};
+use domain::ports::{ConnectionStore, NewConnection, StoreError};
+use std::collections::HashMap;
+
+/// The optimistic-locking counter of a connection item; later updates condition on it.
+pub(crate) const VERSION: &str = "version";
+/// Attributes of the scheduler's index, present only while a next run is planned.
+pub(crate) const SCHED_BUCKET: &str = "sched_bucket";
+pub(crate) const NEXT_RUN_AT: &str = "next_run_at";
+
+/// What each write of the create transaction stands for, to read cancellation reasons by index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    Connection,
+    CollectionCount,
+    FirstJob,
+    IdempotencyResult,
+}
+
+impl Write {
+    /// The error when this write's condition failed. The first in this order wins when several
+    /// failed: a missing collection explains everything else.
+    fn error(self) -> StoreError {
+        match self {
+            Self::CollectionCount => StoreError::CollectionNotFound,
+            Self::IdempotencyResult => StoreError::LeaseLost,
+            Self::Connection | Self::FirstJob => StoreError::AlreadyExists,
+        }
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            Self::CollectionCount => 0,
+            Self::IdempotencyResult => 1,
+            Self::Connection => 2,
+            Self::FirstJob => 3,
+        }
+    }
+}
+
+/// The item of a connection: its fields, its key, a version, and the schedule index attributes.
+pub(crate) fn connection_item(connection: &SourceConnection) -> Result<Item, StoreError> {
+    let mut item = to_item(
+        connection,
+        organization_pk(connection.organization_id),
+        &connection_sk(connection.id),
+    )?;
+    item.insert(VERSION.to_owned(), n(1));
+    if let Some(next_run) = connection.schedule.as_ref().and_then(|s| s.next_run) {
+        item.insert(SCHED_BUCKET.to_owned(), s(schedule_bucket(connection.id)));
+        item.insert(NEXT_RUN_AT.to_owned(), n(next_run.timestamp()));
+    }
+    Ok(item)
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Backend(boxed(e))
+}
+
+impl DynamoStore {
+    fn put_new_write(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+/// DynamoDB's idempotency token for the transaction, so that an SDK retry of a create that did
+/// commit succeeds instead of failing on its own writes. Unique per attempt: a keyed retry that
+/// took the key over carries a new lease token.
+fn transaction_token(new: &NewConnection<'_>) -> String {
+    match new.idempotency {
+        Some((reservation, _)) if (1..=36).contains(&reservation.lease_token.len()) => {
+            reservation.lease_token.clone()
+        }
+        _ => new.connection.id.to_string(),
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for DynamoStore {
+    async fn insert_connection(&self, new: NewConnection<'_>) -> Result<(), StoreError> {
+        let connection = new.connection;
+        let org = connection.organization_id;
+        let mut writes = Vec::new();
+        let mut items = Vec::new();
+
+        writes.push(Write::Connection);
+        items.push(self.put_new_write(connection_item(connection)?)?);
+
+        let collection = ReadableId::parse(&connection.readable_collection_id)
+            .map_err(|_| StoreError::CollectionNotFound)?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(super::key(
+                organization_pk(org),
+                &collection_sk(&collection),
+            )))
+            .update_expression("ADD #count :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#count", CONNECTION_COUNT)
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(build_error)?;
+        writes.push(Write::CollectionCount);
+        items.push(TransactWriteItem::builder().update(count).build());
+
+        if let Some(job) = new.first_job {
+            let item = to_item(
+                job,
+                connection_pk(job.source_connection_id),
+                &job_sk(job.id),
+            )?;
+            writes.push(Write::FirstJob);
+            items.push(self.put_new_write(item)?);
+        }
+
+        if let Some((reservation, response)) = new.idempotency {
+            let complete = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(super::key(
+                    idempotency_pk(reservation.organization_id, &reservation.key),
+                    META,
+                )))
+                .update_expression("SET #state = :completed, #response = :response")
+                .condition_expression("#lease = :token AND #state = :in_progress")
+                .expression_attribute_names("#state", STATE)
+                .expression_attribute_names("#response", "response")
+                .expression_attribute_names("#lease", LEASE_TOKEN)
+                .expression_attribute_values(":completed", s(RecordState::Completed.as_str()))
+                .expression_attribute_values(":in_progress", s(RecordState::InProgress.as_str()))
+                .expression_attribute_values(":response", s(response))
+                .expression_attribute_values(":token", s(&reservation.lease_token))
+                .build()
+                .map_err(build_error)?;
+            writes.push(Write::IdempotencyResult);
+            items.push(TransactWriteItem::builder().update(complete).build());
+        }
+
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(transaction_token(&new))
+            .send()
+            .await;
+        let e = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            e.as_service_error()
+        {
+            let failed = cancelled
+                .cancellation_reasons()
+                .iter()
+                .zip(&writes)
+                .filter(|(reason, _)| reason.code() == Some("ConditionalCheckFailed"))
+                .map(|(_, write)| *write)
+                .min_by_key(|write| write.rank());
+            if let Some(write) = failed {
+                return Err(write.error());
+            }
+        }
+        Err(backend(e))
+    }
+
+    async fn get_connection(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<Option<SourceConnection>, StoreError> {
+        self.get(organization_pk(org), &connection_sk(id))
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
+    async fn list_connections(
+        &self,
+        org: OrganizationId,
+        collection: Option<&ReadableId>,
+        page: &PageRequest,
+    ) -> Result<Page<SourceConnection>, StoreError> {
+        let filter = collection.map(|id| Filter {
+            expression: "#collection = :collection".to_owned(),
+            names: HashMap::from([(
+                "#collection".to_owned(),
+                "readable_collection_id".to_owned(),
+            )]),
+            values: HashMap::from([(":collection".to_owned(), s(id.as_str()))]),
+        });
+        let page = self
+            .list_items(organization_pk(org), CONNECTION_PREFIX, filter, page)
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(from_item)
+                .collect::<Result<_, _>>()?,
+            next_cursor: page.next_cursor,
+        })
+    }
+}

@@ -1,0 +1,117 @@
+//! The state store: one DynamoDB table with string keys `pk`/`sk` (DESIGN section 7). Items are
+//! the domain structs' own fields (via serde_dynamo) plus their key attributes, so the table
+//! stays readable in the console.
+
+mod collections;
+mod connections;
+mod idempotency;
+mod keys;
+mod paging;
+mod tenancy;
+
+pub use keys::{schedule_bucket, SCHEDULE_BUCKETS, SCHEDULE_INDEX};
+
+use crate::error::{boxed, service_code};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use domain::ports::StoreError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::HashMap;
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Implements the domain's `Store` (tenants, collections, connections, idempotency keys).
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table_name.into(),
+        }
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    /// One item by its key, read consistently: reads here usually follow a write.
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out.item)
+    }
+
+    /// Puts an item that must not exist yet (`AlreadyExists`).
+    pub(crate) async fn put_new(&self, item: Item) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::AlreadyExists),
+            Err(e) => Err(backend(e)),
+        }
+    }
+}
+
+/// Whether a conditional write failed its condition (as opposed to failing).
+pub(crate) fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    service_code(e) == Some("ConditionalCheckFailedException")
+}
+
+pub(crate) fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk)),
+        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
+}
+
+/// A domain value as item attributes, with its key added.
+pub(crate) fn to_item<T: Serialize>(value: &T, pk: String, sk: &str) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(value).map_err(|e| StoreError::Backend(boxed(e)))?;
+    item.extend(key(pk, sk));
+    Ok(item)
+}
+
+/// An item as a domain value; attributes the value does not know (keys, counters) are ignored.
+pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Backend(boxed(e)))
+}
+
+pub(crate) fn backend<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    StoreError::Backend(boxed(e))
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}

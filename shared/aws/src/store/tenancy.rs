@@ -1,0 +1,71 @@
+//! Organizations and API keys. A key item holds only the key's hash, its organization and
+//! whether it was revoked.
+
+use super::keys::{api_key_pk, organization_pk, META};
+use super::{backend, from_item, is_condition_failure, to_item, DynamoStore};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use domain::ids::OrganizationId;
+use domain::ports::{StoreError, TenantStore};
+use domain::tenancy::{ApiKeyHash, Organization};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ApiKeyRecord {
+    organization_id: OrganizationId,
+    revoked: bool,
+    created_at: DateTime<Utc>,
+}
+
+#[async_trait]
+impl TenantStore for DynamoStore {
+    async fn organization_for_key(
+        &self,
+        key: &ApiKeyHash,
+    ) -> Result<Option<OrganizationId>, StoreError> {
+        let Some(item) = self.get(api_key_pk(key), META).await? else {
+            return Ok(None);
+        };
+        let record: ApiKeyRecord = from_item(item)?;
+        Ok((!record.revoked).then_some(record.organization_id))
+    }
+
+    async fn insert_organization(&self, org: &Organization) -> Result<(), StoreError> {
+        let item = to_item(org, organization_pk(org.id), META)?;
+        self.put_new(item).await
+    }
+
+    async fn insert_api_key(
+        &self,
+        key: &ApiKeyHash,
+        org: OrganizationId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let record = ApiKeyRecord {
+            organization_id: org,
+            revoked: false,
+            created_at: now,
+        };
+        let item = to_item(&record, api_key_pk(key), META)?;
+        self.put_new(item).await
+    }
+
+    async fn revoke_api_key(&self, key: &ApiKeyHash) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(super::key(api_key_pk(key), META)))
+            .update_expression("SET revoked = :true")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Every source the platform offers, built once per cold start.
+
+use crate::base_url::BaseUrl;
+use crate::github::GitHubSource;
+use crate::source::Source;
+use crate::stub::StubSource;
+use crate::upstream::http_client;
+use async_trait::async_trait;
+use domain::auth::AuthenticationRequest;
+use domain::catalog::SourceSpec;
+use domain::ports::{CheckError, SourceDirectory};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// Why the catalog could not be built at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The message names the variable and the rule, never the value.
+    #[error("{variable} {reason}")]
+    InvalidBaseUrl { variable: String, reason: String },
+    #[error("could not build the HTTP client of the sources")]
+    HttpClient(#[source] reqwest::Error),
+}
+
+/// The sources by short name; cheap to clone, shared by every request of a process.
+#[derive(Clone)]
+pub struct Catalog {
+    sources: BTreeMap<&'static str, Arc<dyn Source>>,
+}
+
+impl Catalog {
+    /// Builds every source from the process environment: `SOURCE_<SHORT_NAME>_BASE_URL`
+    /// overrides a source's upstream (unset or empty means its public API).
+    pub fn from_env() -> Result<Self, CatalogError> {
+        Self::from_lookup(|name| match std::env::var(name) {
+            Ok(value) => Some(value),
+            Err(std::env::VarError::NotPresent) => None,
+            // Not a URL either way; parsing it reports the variable.
+            Err(std::env::VarError::NotUnicode(_)) => Some("<not unicode>".to_owned()),
+        })
+    }
+
+    /// As [`Catalog::from_env`], reading variables through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, CatalogError> {
+        let client = http_client().map_err(CatalogError::HttpClient)?;
+        let github = base_url(
+            &lookup,
+            GitHubSource::SHORT_NAME,
+            GitHubSource::DEFAULT_BASE_URL,
+        )?;
+        Ok(Self::from_sources(vec![
+            Arc::new(StubSource::new()),
+            Arc::new(GitHubSource::new(client, github)),
+        ]))
+    }
+
+    /// Every source with its public API, except GitHub at `url` (a fake, in tests).
+    pub fn with_github_base_url(url: &str) -> Result<Self, CatalogError> {
+        let url = url.to_owned();
+        Self::from_lookup(move |name| {
+            (name == Self::base_url_variable(GitHubSource::SHORT_NAME)).then(|| url.clone())
+        })
+    }
+
+    /// A catalog of exactly these sources; a later one replaces an earlier one of the same
+    /// short name.
+    pub fn from_sources(sources: Vec<Arc<dyn Source>>) -> Self {
+        let sources = sources
+            .into_iter()
+            .map(|source| (source.spec().short_name, source))
+            .collect();
+        Self { sources }
+    }
+
+    /// `SOURCE_GITHUB_BASE_URL` for `github`.
+    pub fn base_url_variable(short_name: &str) -> String {
+        format!("SOURCE_{}_BASE_URL", short_name.to_ascii_uppercase())
+    }
+
+    pub fn source(&self, short_name: &str) -> Option<&dyn Source> {
+        self.sources.get(short_name).map(|s| s.as_ref())
+    }
+}
+
+fn base_url(
+    lookup: &impl Fn(&str) -> Option<String>,
+    short_name: &str,
+    default: &str,
+) -> Result<BaseUrl, CatalogError> {
+    let variable = Catalog::base_url_variable(short_name);
+    let configured = lookup(&variable).filter(|v| !v.trim().is_empty());
+    BaseUrl::parse(configured.as_deref().unwrap_or(default))
+        .map_err(|reason| CatalogError::InvalidBaseUrl { variable, reason })
+}
+
+impl fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Catalog")
+            .field("sources", &self.sources.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl SourceDirectory for Catalog {
+    fn spec(&self, short_name: &str) -> Option<&SourceSpec> {
+        self.source(short_name).map(Source::spec)
+    }
+
+    /// Sorted by short name.
+    fn specs(&self) -> Vec<&SourceSpec> {
+        self.sources.values().map(|s| s.spec()).collect()
+    }
+
+    async fn check_credentials(
+        &self,
+        short_name: &str,
+        auth: &AuthenticationRequest,
+        config: &Map<String, Value>,
+    ) -> Result<(), CheckError> {
+        match self.source(short_name) {
+            Some(source) => source.check_credentials(auth, config).await,
+            // The use case looks the spec up first, so this is a caller's bug.
+            None => {
+                tracing::error!(
+                    short_name,
+                    "credential check for a source not in the catalog"
+                );
+                Err(CheckError::Unavailable(format!(
+                    "source '{short_name}' is not in the catalog"
+                )))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::auth::Credentials;
+    use domain::catalog::{AuthMethod, FieldType};
+    use domain::names::ShortName;
+    use serde_json::json;
+
+    fn catalog() -> Catalog {
+        Catalog::from_lookup(|_| None).expect("the defaults are valid")
+    }
+
+    #[test]
+    fn specs_are_sorted_by_short_name() {
+        let catalog = catalog();
+        let names: Vec<&str> = catalog.specs().iter().map(|s| s.short_name).collect();
+        assert_eq!(names, ["github", "stub"]);
+    }
+
+    #[test]
+    fn every_entry_is_well_formed() {
+        for spec in catalog().specs() {
+            assert!(
+                ShortName::parse(spec.short_name).is_ok(),
+                "{}",
+                spec.short_name
+            );
+            assert!(!spec.name.is_empty() && !spec.description.is_empty());
+            assert!(spec.class_name.ends_with("Source"));
+            assert!(!spec.auth_methods.is_empty());
+            assert!(!spec.entity_types.is_empty());
+            for field in spec.auth_fields.iter().chain(&spec.config_fields) {
+                assert!(!field.title.is_empty() && !field.description.is_empty());
+                if field.field_type == FieldType::Integer {
+                    assert!(field.min.is_some() && field.max.is_some(), "{}", field.name);
+                }
+            }
+            assert!(
+                spec.auth_fields.iter().all(|f| f.is_secret),
+                "auth fields of {} are secrets",
+                spec.short_name
+            );
+        }
+    }
+
+    #[test]
+    fn the_stub_and_github_entries_read_as_documented() {
+        let catalog = catalog();
+        let stub = catalog.spec("stub").unwrap();
+        assert_eq!((stub.name, stub.class_name), ("Stub", "StubSource"));
+        assert_eq!(stub.auth_methods, [AuthMethod::Direct]);
+        let config: Vec<(&str, bool)> = stub
+            .config_fields
+            .iter()
+            .map(|f| (f.name, f.required))
+            .collect();
+        assert_eq!(config, [("entity_count", false), ("seed", false)]);
+        assert!(!stub.supports_continuous && !stub.federated_search);
+
+        let github = catalog.spec("github").unwrap();
+        assert_eq!((github.name, github.class_name), ("GitHub", "GitHubSource"));
+        assert_eq!(
+            github.auth_methods,
+            [AuthMethod::Direct, AuthMethod::OauthToken]
+        );
+        let config: Vec<(&str, bool)> = github
+            .config_fields
+            .iter()
+            .map(|f| (f.name, f.required))
+            .collect();
+        assert_eq!(config, [("repo_name", true), ("branch", false)]);
+        assert!(catalog.spec("notion").is_none());
+    }
+
+    #[test]
+    fn the_wire_shape_of_a_spec_hides_internal_rules() {
+        let value = serde_json::to_value(catalog().spec("stub").unwrap()).unwrap();
+        let field = &value["config_fields"][0];
+        assert_eq!(field["name"], "entity_count");
+        assert_eq!(field["type"], "integer");
+        assert!(field.get("min").is_none() && field.get("check").is_none());
+        assert_eq!(value["auth_methods"], json!(["direct"]));
+    }
+
+    #[test]
+    fn base_urls_come_from_the_environment_and_are_checked() {
+        let catalog = Catalog::with_github_base_url("http://127.0.0.1:9999").unwrap();
+        let github = catalog.source("github").unwrap();
+        assert_eq!(github.spec().short_name, "github");
+
+        let defaulted = Catalog::from_lookup(|_| Some("  ".into())).unwrap();
+        assert!(defaulted.source("github").is_some());
+
+        let err = Catalog::from_lookup(|name| {
+            (name == "SOURCE_GITHUB_BASE_URL").then(|| "http://github.internal".into())
+        })
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("SOURCE_GITHUB_BASE_URL "), "{message}");
+        assert!(!message.contains("github.internal"), "{message}");
+
+        assert!(Catalog::with_github_base_url("not a url").is_err());
+    }
+
+    #[tokio::test]
+    async fn checks_are_dispatched_by_short_name() {
+        let catalog = catalog();
+        let key = json!({"api_key": "k"});
+        let auth =
+            AuthenticationRequest::Direct(Credentials::new(key.as_object().unwrap().clone()));
+        assert_eq!(
+            catalog.check_credentials("stub", &auth, &Map::new()).await,
+            Ok(())
+        );
+        assert!(matches!(
+            catalog.check_credentials("nope", &auth, &Map::new()).await,
+            Err(CheckError::Unavailable(_))
+        ));
+    }
+}

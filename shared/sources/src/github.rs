@@ -1,0 +1,284 @@
+//! `github`: repositories, directories and files through GitHub's REST API.
+
+use crate::base_url::BaseUrl;
+use crate::source::Source;
+use crate::upstream::{
+    rate_limit_remaining, rate_limit_reset, read_capped, retry_after, transport_error,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::auth::AuthenticationRequest;
+use domain::catalog::{AuthMethod, FieldSpec, FieldType, SourceSpec};
+use domain::ports::CheckError;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::StatusCode;
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// The REST API version every request pins.
+const API_VERSION: &str = "2022-11-28";
+/// GitHub's advice when a rate-limit answer says nothing about when to retry.
+const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+/// A `/user` answer is a couple of KiB; more is not needed to tell its shape.
+const BODY_LIMIT: usize = 64 * 1024;
+const REJECTED: &str = "invalid or revoked token";
+
+/// GitHub (github.com, or GitHub Enterprise Server through its `/api/v3` base URL).
+#[derive(Debug, Clone)]
+pub struct GitHubSource {
+    spec: SourceSpec,
+    client: reqwest::Client,
+    base_url: BaseUrl,
+}
+
+impl GitHubSource {
+    pub const SHORT_NAME: &'static str = "github";
+    pub const DEFAULT_BASE_URL: &'static str = "https://api.github.com";
+
+    pub fn new(client: reqwest::Client, base_url: BaseUrl) -> Self {
+        Self {
+            spec: spec(),
+            client,
+            base_url,
+        }
+    }
+
+    pub fn base_url(&self) -> &BaseUrl {
+        &self.base_url
+    }
+}
+
+fn spec() -> SourceSpec {
+    SourceSpec {
+        short_name: GitHubSource::SHORT_NAME,
+        name: "GitHub",
+        class_name: "GitHubSource",
+        description: "Repositories, directories and code files of a GitHub repository.",
+        auth_methods: vec![AuthMethod::Direct, AuthMethod::OauthToken],
+        requires_byoc: false,
+        auth_fields: vec![FieldSpec::new(
+            "personal_access_token",
+            "Personal Access Token",
+            FieldType::String,
+        )
+        .describe(
+            "A fine-grained or classic personal access token with read access to the repository.",
+        )
+        .required()
+        .secret()],
+        config_fields: vec![
+            FieldSpec::new("repo_name", "Repository", FieldType::String)
+                .describe("The repository to sync, as owner/repo.")
+                .required()
+                .checked(check_repo_name),
+            FieldSpec::new("branch", "Branch", FieldType::String)
+                .describe("The branch to sync (default: the repository's default branch).")
+                .checked(check_branch),
+        ],
+        supported_auth_providers: vec![],
+        entity_types: vec![
+            "github_repository",
+            "github_directory",
+            "github_file",
+            "github_code_file",
+        ],
+        supports_continuous: false,
+        federated_search: false,
+        labels: vec!["Code"],
+    }
+}
+
+/// `owner/repo`: two non-empty segments of `[A-Za-z0-9._-]`, the owner at most 39 characters
+/// and the repository at most 100, neither `.` nor `..` (they would change the API path).
+pub fn check_repo_name(value: &Value) -> Result<(), String> {
+    const SHAPE: &str = "must be owner/repo";
+    let s = value.as_str().ok_or("must be a string")?;
+    let (owner, repo) = s.split_once('/').ok_or(SHAPE)?;
+    let legal = |segment: &str| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
+    if !legal(owner) || !legal(repo) {
+        return Err(format!(
+            "{SHAPE}, each part made of letters, digits, '.', '_' and '-'"
+        ));
+    }
+    if owner.len() > 39 {
+        return Err("the owner must be at most 39 characters".into());
+    }
+    if repo.len() > 100 {
+        return Err("the repository name must be at most 100 characters".into());
+    }
+    Ok(())
+}
+
+/// A branch name git would accept (the rules of `git check-ref-format --branch`, minus the
+/// rarely used ones), at most 255 bytes.
+pub fn check_branch(value: &Value) -> Result<(), String> {
+    let s = value.as_str().ok_or("must be a string")?;
+    let bad_char = |c: char| {
+        c.is_ascii_control() || c == ' ' || matches!(c, '~' | '^' | ':' | '?' | '*' | '[' | '\\')
+    };
+    let legal = s.len() <= 255
+        && !s.starts_with(['-', '/', '.'])
+        && !s.ends_with(['/', '.'])
+        && !s.ends_with(".lock")
+        && !s.contains("..")
+        && !s.contains("//")
+        && !s.contains("/.")
+        && !s.contains("@{")
+        && s != "@"
+        && !s.chars().any(bad_char);
+    if legal {
+        Ok(())
+    } else {
+        Err("must be a valid git branch name".into())
+    }
+}
+
+/// The `Authorization` value for a supported method; the secret is exposed only here.
+fn authorization(auth: &AuthenticationRequest) -> Result<HeaderValue, CheckError> {
+    let token =
+        match auth {
+            AuthenticationRequest::Direct(credentials) => credentials
+                .string("personal_access_token")
+                .ok_or_else(|| CheckError::Rejected("personal_access_token is required".into()))?,
+            AuthenticationRequest::OauthToken(token) => token.access_token.expose_secret(),
+            other => {
+                return Err(CheckError::Rejected(format!(
+                    "GitHub does not take {} authentication here",
+                    other.method().as_str()
+                )))
+            }
+        };
+    let mut value = HeaderValue::try_from(format!("Bearer {}", token.trim())).map_err(|_| {
+        CheckError::Rejected("the token contains characters a token cannot have".into())
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// What GitHub's answer to `GET /user` means for the credential.
+fn classify(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), CheckError> {
+    if status.is_success() {
+        return if is_user(body) {
+            Ok(())
+        } else {
+            Err(CheckError::Unavailable(
+                "GitHub answered with something other than a user".into(),
+            ))
+        };
+    }
+    match status {
+        StatusCode::UNAUTHORIZED => Err(CheckError::Rejected(REJECTED.into())),
+        StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+            if status == StatusCode::TOO_MANY_REQUESTS || is_rate_limit(headers, body) =>
+        {
+            Err(CheckError::RateLimited {
+                retry_after: Some(rate_limit_wait(headers, now)),
+            })
+        }
+        StatusCode::FORBIDDEN => Err(CheckError::Rejected(REJECTED.into())),
+        s if s.is_server_error() => Err(CheckError::Unavailable(format!(
+            "GitHub is unavailable (HTTP {})",
+            s.as_u16()
+        ))),
+        s => Err(CheckError::Unavailable(format!(
+            "GitHub answered with unexpected HTTP {}",
+            s.as_u16()
+        ))),
+    }
+}
+
+fn is_user(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("login")?.as_str().map(|login| !login.is_empty()))
+        .unwrap_or(false)
+}
+
+/// A 403 is a rate limit when the primary limit is spent (`x-ratelimit-remaining: 0`), when it
+/// says when to retry, or when its message says so (secondary limits may carry neither header).
+fn is_rate_limit(headers: &HeaderMap, body: &[u8]) -> bool {
+    rate_limit_remaining(headers) == Some(0)
+        || headers.contains_key(reqwest::header::RETRY_AFTER)
+        || serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v.get("message")?.as_str().map(str::to_ascii_lowercase))
+            .is_some_and(|m| m.contains("rate limit"))
+}
+
+/// GitHub's rules: `retry-after` first; then `x-ratelimit-reset` when the primary limit is spent
+/// (or the remaining count is not given); otherwise wait a minute.
+fn rate_limit_wait(headers: &HeaderMap, now: DateTime<Utc>) -> Duration {
+    retry_after(headers, now)
+        .or_else(|| match rate_limit_remaining(headers) {
+            Some(0) | None => rate_limit_reset(headers, now),
+            Some(_) => None,
+        })
+        .unwrap_or(DEFAULT_RATE_LIMIT_WAIT)
+}
+
+#[async_trait]
+impl Source for GitHubSource {
+    fn spec(&self) -> &SourceSpec {
+        &self.spec
+    }
+
+    /// `GET /user`: the cheapest call that tells whether a token is valid.
+    #[tracing::instrument(name = "github_check_credentials", skip_all, fields(method = auth.method().as_str()))]
+    async fn check_credentials(
+        &self,
+        auth: &AuthenticationRequest,
+        _config: &Map<String, Value>,
+    ) -> Result<(), CheckError> {
+        let authorization = authorization(auth)?;
+        let sent = self
+            .client
+            .get(self.base_url.endpoint("user"))
+            .header(AUTHORIZATION, authorization)
+            .header(ACCEPT, "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", API_VERSION)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(err) => {
+                let err = err.without_url();
+                tracing::warn!(error = %err, "GitHub credential check could not reach GitHub");
+                return Err(transport_error("GitHub", &err));
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = match read_capped(response, BODY_LIMIT).await {
+            Ok(body) => body,
+            Err(err) => {
+                let err = err.without_url();
+                tracing::warn!(status = status.as_u16(), error = %err, "GitHub answer could not be read");
+                return Err(transport_error("GitHub", &err));
+            }
+        };
+        let outcome = classify(status, &headers, &body, Utc::now());
+        match &outcome {
+            Ok(()) => tracing::info!(status = status.as_u16(), "GitHub accepted the token"),
+            Err(e) => {
+                tracing::info!(status = status.as_u16(), outcome = %e, "GitHub did not accept the check")
+            }
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,147 @@
+//! What every HTTP source shares: the client and how upstream answers are read.
+
+use chrono::{DateTime, Utc};
+use domain::ports::CheckError;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use std::time::Duration;
+
+/// Connect timeout of every upstream call.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Whole-request timeout of every upstream call (well inside API Gateway's 29 s).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+const USER_AGENT: &str = concat!("source-connections/", env!("CARGO_PKG_VERSION"));
+
+/// The one HTTP client the sources share, built once per cold start. It never follows
+/// redirects: a credential must not be replayed to wherever an upstream points.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(USER_AGENT)
+        .build()
+}
+
+/// `Retry-After` as delta-seconds or an HTTP-date (RFC 9110 section 10.2.3); a date in the past
+/// means "now".
+pub(crate) fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?;
+    Some(until(at.timestamp(), now))
+}
+
+/// The wait until an `x-ratelimit-reset` instant (UTC epoch seconds).
+pub(crate) fn rate_limit_reset(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let epoch = headers
+        .get("x-ratelimit-reset")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<i64>()
+        .ok()?;
+    Some(until(epoch, now))
+}
+
+/// `x-ratelimit-remaining`, when present and readable.
+pub(crate) fn rate_limit_remaining(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get("x-ratelimit-remaining")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn until(epoch_seconds: i64, now: DateTime<Utc>) -> Duration {
+    let seconds = epoch_seconds.saturating_sub(now.timestamp());
+    Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+}
+
+/// A failed exchange as a check result. The message names neither the URL nor anything sent.
+pub(crate) fn transport_error(source_name: &str, err: &reqwest::Error) -> CheckError {
+    let message = if err.is_timeout() {
+        format!("{source_name} did not answer in time")
+    } else if err.is_connect() {
+        format!("could not connect to {source_name}")
+    } else {
+        format!("the request to {source_name} failed")
+    };
+    CheckError::Unavailable(message)
+}
+
+/// Reads at most `limit` bytes of a body: enough to tell an answer's shape, never a memory hog.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == limit {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use reqwest::header::HeaderValue;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let at = |v: &str| retry_after(&headers(&[("retry-after", v)]), now());
+        assert_eq!(at("30"), Some(Duration::from_secs(30)));
+        assert_eq!(at(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            at("Wed, 25 Nov 2026 12:01:30 GMT"),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(at("Wed, 25 Nov 2026 11:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(at("soon"), None);
+        assert_eq!(at("-5"), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now()), None);
+    }
+
+    #[test]
+    fn reset_is_epoch_seconds_from_now() {
+        let in_ten_minutes = (now().timestamp() + 600).to_string();
+        let h = headers(&[("x-ratelimit-reset", &in_ten_minutes)]);
+        assert_eq!(rate_limit_reset(&h, now()), Some(Duration::from_secs(600)));
+        let past = headers(&[("x-ratelimit-reset", "1000")]);
+        assert_eq!(rate_limit_reset(&past, now()), Some(Duration::ZERO));
+        assert_eq!(rate_limit_reset(&HeaderMap::new(), now()), None);
+    }
+
+    #[test]
+    fn remaining_is_read_when_present() {
+        assert_eq!(
+            rate_limit_remaining(&headers(&[("x-ratelimit-remaining", "0")])),
+            Some(0)
+        );
+        assert_eq!(
+            rate_limit_remaining(&headers(&[("x-ratelimit-remaining", "4999")])),
+            Some(4999)
+        );
+        assert_eq!(rate_limit_remaining(&HeaderMap::new()), None);
+    }
+}

@@ -1,0 +1,211 @@
+//! The AWS side of a test: its own state and entities tables, sync queue and secret prefix on the
+//! emulator (moto server), created fresh through the same bootstrap code the local stack uses.
+
+use aws_adapters::bootstrap::{ensure_entities_table, ensure_queue, ensure_state_table};
+use aws_adapters::{AwsClients, DynamoStore, SecretsVault, SqsQueue};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+use std::sync::Once;
+
+static EMULATOR_ENV: Once = Once::new();
+
+fn set_default(name: &str, value: &str) {
+    if std::env::var_os(name).is_none() {
+        std::env::set_var(name, value);
+    }
+}
+
+/// Points the SDK at the emulator unless the environment already says where to go. Runs once:
+/// tests run on many threads, and the environment must not change under a running one.
+pub fn use_emulator() {
+    EMULATOR_ENV.call_once(|| {
+        let port = std::env::var("EMULATOR_PORT").unwrap_or_else(|_| "4566".to_owned());
+        set_default("AWS_ENDPOINT_URL", &format!("http://127.0.0.1:{port}"));
+        set_default("AWS_REGION", "us-east-1");
+        set_default("AWS_ACCESS_KEY_ID", "test");
+        set_default("AWS_SECRET_ACCESS_KEY", "test");
+        set_default("AWS_EC2_METADATA_DISABLED", "true");
+    });
+}
+
+pub struct TestAws {
+    pub clients: AwsClients,
+    pub state_table: String,
+    pub entities_table: String,
+    pub queue_url: String,
+    pub secrets_prefix: String,
+}
+
+impl TestAws {
+    /// Fresh, uniquely named resources. Clients are built per test: each test has its own
+    /// runtime, and pooled connections must not outlive the runtime that opened them.
+    pub async fn fresh() -> TestAws {
+        use_emulator();
+        let clients = AwsClients::from_env().await;
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let state_table = format!("state-{suffix}");
+        let entities_table = format!("entities-{suffix}");
+        let queue_name = format!("sync-{suffix}");
+        ensure_state_table(&clients.dynamodb, &state_table)
+            .await
+            .expect("state table (is the emulator running on AWS_ENDPOINT_URL?)");
+        ensure_entities_table(&clients.dynamodb, &entities_table)
+            .await
+            .expect("entities table");
+        let queue_url = ensure_queue(&clients.sqs, &queue_name)
+            .await
+            .expect("sync queue");
+        TestAws {
+            clients,
+            state_table,
+            entities_table,
+            queue_url,
+            secrets_prefix: format!("test-{suffix}"),
+        }
+    }
+
+    pub fn store(&self) -> DynamoStore {
+        DynamoStore::new(self.clients.dynamodb.clone(), &self.state_table)
+    }
+
+    pub fn vault(&self) -> SecretsVault {
+        SecretsVault::new(self.clients.secrets.clone(), &self.secrets_prefix)
+    }
+
+    pub fn queue(&self) -> SqsQueue {
+        self.queue_at(&self.queue_url)
+    }
+
+    /// A queue adapter for another URL, e.g. one that does not exist, to make sends fail.
+    pub fn queue_at(&self, queue_url: &str) -> SqsQueue {
+        SqsQueue::new(self.clients.sqs.clone(), queue_url)
+    }
+
+    /// Names of the secrets under this test's prefix.
+    pub async fn secret_names_under_prefix(&self) -> Vec<String> {
+        let prefix = format!("{}/", self.secrets_prefix);
+        let filter = aws_sdk_secretsmanager::types::Filter::builder()
+            .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
+            .values(&prefix)
+            .build();
+        let mut names = Vec::new();
+        let mut next_token = None;
+        loop {
+            let out = self
+                .clients
+                .secrets
+                .list_secrets()
+                .filters(filter.clone())
+                .set_next_token(next_token)
+                .send()
+                .await
+                .expect("list secrets");
+            // The name filter matches prefixes of words too; keep only true prefixes.
+            names.extend(
+                out.secret_list()
+                    .iter()
+                    .filter_map(|s| s.name())
+                    .filter(|name| name.starts_with(&prefix))
+                    .map(str::to_owned),
+            );
+            match out.next_token {
+                Some(token) if !token.is_empty() => next_token = Some(token),
+                _ => break,
+            }
+        }
+        names.sort();
+        names
+    }
+
+    /// Bodies of the messages waiting on the sync queue (received and deleted).
+    pub async fn receive_messages(&self) -> Vec<String> {
+        let mut bodies = Vec::new();
+        loop {
+            let out = self
+                .clients
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(if bodies.is_empty() { 1 } else { 0 })
+                .send()
+                .await
+                .expect("receive messages");
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return bodies;
+            }
+            for message in messages {
+                if let Some(handle) = message.receipt_handle() {
+                    self.clients
+                        .sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .expect("delete message");
+                }
+                bodies.extend(message.body);
+            }
+        }
+    }
+
+    /// Every `(pk, sk)` of the state table, sorted.
+    pub async fn scan_keys(&self) -> Vec<(String, String)> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .clients
+                .dynamodb
+                .scan()
+                .table_name(&self.state_table)
+                .projection_expression("pk, sk")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan state table");
+            for item in out.items.unwrap_or_default() {
+                let text = |name: &str| {
+                    item.get(name)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                keys.push((text("pk"), text("sk")));
+            }
+            match out.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => break,
+            }
+        }
+        keys.sort();
+        keys
+    }
+
+    /// How many connection items (`ORG#o | CONN#id`) the state table holds.
+    pub async fn connection_items_count(&self) -> usize {
+        self.scan_keys()
+            .await
+            .iter()
+            .filter(|(pk, sk)| pk.starts_with("ORG#") && sk.starts_with("CONN#"))
+            .count()
+    }
+
+    /// One raw item of the state table.
+    pub async fn item(&self, pk: &str, sk: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.clients
+            .dynamodb
+            .get_item()
+            .table_name(&self.state_table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get item")
+            .item
+    }
+}
