@@ -5,6 +5,8 @@
 #   infra/emulator.sh stop      stop the server `start` launched (by its pid file); no-op otherwise
 #   infra/emulator.sh running   exit 0 if something answers HTTP on the port, 1 otherwise
 #   infra/emulator.sh env       print `export` lines pointing the AWS SDK at the emulator
+#   infra/emulator.sh python    set up .dev/venv if needed and print its python (the tests run
+#                               Airweave's Python SDK with it against the API)
 #
 # Environment: EMULATOR_PORT (default 4566), DEV_DIR (default <repo>/.dev; holds the venv, the
 # log and the pid file), PYTHON (default python3; used only to create the venv).
@@ -22,7 +24,8 @@ PORT_FILE="$DEV_DIR/emulator.port"
 LOG_FILE="$DEV_DIR/emulator.log"
 LOCK_DIR="$DEV_DIR/emulator.lock"
 # moto 5.x is what the adapters are tested against; a new major may change emulated behaviour.
-MOTO_REQUIREMENT='moto[server]>=5.1,<6'
+# airweave-sdk is the real client the wire-compatibility test drives against our API.
+REQUIREMENTS=('moto[server]>=5.1,<6' 'airweave-sdk>=0.9,<1')
 START_TIMEOUT_SECONDS=30
 STOP_TIMEOUT_SECONDS=10
 
@@ -89,15 +92,15 @@ ensure_venv() {
         "$python" -m venv "$VENV" || die "could not create a venv with $python -m venv"
     fi
     # The stamp records which requirement was installed, so later starts skip pip entirely.
-    local stamp="$VENV/.moto-requirement"
-    if [[ "$(cat "$stamp" 2>/dev/null || true)" == "$MOTO_REQUIREMENT" ]] &&
-        "$VENV/bin/python" -c 'import moto.server' >/dev/null 2>&1; then
+    local stamp="$VENV/.requirements"
+    if [[ "$(cat "$stamp" 2>/dev/null || true)" == "${REQUIREMENTS[*]}" ]] &&
+        "$VENV/bin/python" -c 'import moto.server, airweave' >/dev/null 2>&1; then
         return 0
     fi
-    say "installing $MOTO_REQUIREMENT into $VENV"
+    say "installing ${REQUIREMENTS[*]} into $VENV"
     "$VENV/bin/python" -m pip install --quiet --no-input --disable-pip-version-check \
-        "$MOTO_REQUIREMENT" || die "pip install '$MOTO_REQUIREMENT' failed"
-    printf '%s\n' "$MOTO_REQUIREMENT" >"$stamp"
+        "${REQUIREMENTS[@]}" || die "pip install ${REQUIREMENTS[*]} failed"
+    printf '%s\n' "${REQUIREMENTS[*]}" >"$stamp"
 }
 
 wait_until_answering() {
@@ -197,13 +200,21 @@ cmd_env() {
     printf 'export AWS_EC2_METADATA_DISABLED=true\n'
 }
 
+cmd_python() {
+    mkdir -p "$DEV_DIR"
+    lock
+    ensure_venv >&2
+    printf '%s\n' "$VENV/bin/python"
+}
+
 case "${1:-}" in
 start) cmd_start ;;
+python) cmd_python ;;
 stop) cmd_stop ;;
 running) cmd_running ;;
 env) cmd_env ;;
 *)
-    echo "usage: $0 start|stop|running|env" >&2
+    echo "usage: $0 start|stop|running|env|python" >&2
     exit 2
     ;;
 esac

@@ -48,7 +48,18 @@ else
     echo "test: using the emulator already answering on port ${EMULATOR_PORT:-4566}"
 fi
 eval "$("${EMULATOR[@]}" env)"
+# Airweave's Python SDK, which the wire-compatibility test drives against the API.
+AIRWEAVE_SDK_PYTHON="$("${EMULATOR[@]}" python)"
+export AIRWEAVE_SDK_PYTHON
 
 step cargo fmt --all --check
 step cargo clippy "${locked[@]}" --workspace --all-targets -- -D warnings
-step cargo test "${locked[@]}" --workspace
+# The summary line adds up every test binary's result, so the last line is the whole count.
+test_log="$(mktemp)"
+status=0
+step cargo test "${locked[@]}" --workspace 2>&1 | tee "$test_log" || status=$?
+passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$test_log")
+failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$test_log")
+rm -f "$test_log"
+echo "test: $passed passed, $failed failed"
+exit "$status"

@@ -258,7 +258,7 @@ async fn collections_page_with_skip_limit_and_cursor() {
 }
 
 #[tokio::test]
-async fn a_malformed_cursor_answers_an_empty_page() {
+async fn a_cursor_the_store_did_not_issue_is_refused() {
     let aws = TestAws::fresh().await;
     let store = aws.store();
     let org = OrganizationId::new();
@@ -267,14 +267,23 @@ async fn a_malformed_cursor_answers_an_empty_page() {
         .await
         .unwrap();
 
-    for cursor in ["%%%", "bm90IGEga2V5", ""] {
-        let page = store
+    // Not base64, base64 of something else, and a connection cursor used for collections.
+    let foreign = aws_adapters_cursor_of("CONN#00000000-0000-0000-0000-000000000000");
+    for cursor in ["%%%", "bm90IGEga2V5", "", foreign.as_str()] {
+        let result = store
             .list_collections(org, &page(0, 10, Some(cursor)))
-            .await
-            .unwrap();
-        assert!(page.items.is_empty(), "cursor {cursor:?}");
-        assert_eq!(page.next_cursor, None);
+            .await;
+        assert!(
+            matches!(result, Err(StoreError::InvalidCursor)),
+            "cursor {cursor:?}: {result:?}"
+        );
     }
+}
+
+/// The cursor format (URL-safe base64 of the sort key), rebuilt here to forge one.
+fn aws_adapters_cursor_of(sk: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sk)
 }
 
 #[tokio::test]

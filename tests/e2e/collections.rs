@@ -128,4 +128,7 @@ async fn collections_page_with_skip_limit_and_a_link_cursor() {
     assert_eq!(skipped.len(), 2);
     problem(app.get("/collections?limit=0").await, 422).await;
     problem(app.get("/collections?limit=1001").await, 422).await;
+    // A cursor we did not issue (here: base64 of "hello") is bad input, not an empty page.
+    let p = problem(app.get("/collections?cursor=aGVsbG8").await, 422).await;
+    assert_eq!(p["errors"][0]["field"], "cursor");
 }

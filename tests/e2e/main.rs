@@ -4,6 +4,7 @@
 mod helpers;
 
 mod adapters;
+mod airweave_sdk;
 mod collections;
 mod create_connection;
 mod events;

@@ -29,6 +29,9 @@ pub enum StoreError {
     CollectionNotEmpty,
     #[error("the idempotency key was taken over by another request")]
     LeaseLost,
+    /// A list cursor this store did not issue.
+    #[error("the cursor was not issued by this API")]
+    InvalidCursor,
     #[error("state store failed")]
     Backend(#[source] BoxError),
 }
@@ -105,7 +108,9 @@ pub trait ConnectionStore: Send + Sync {
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     /// Takes the key for `candidate` when it is free or expired, or when its holder's lease ran
-    /// out (then the holder's connection and job ids are kept, with the candidate's lease).
+    /// out and the holder's request had the same fingerprint (then the holder's connection and
+    /// job ids are kept, with the candidate's lease). A different body never takes a key over:
+    /// it is answered `Held`, which the use case turns into a 422.
     async fn claim_key(
         &self,
         candidate: &Reservation,

@@ -1,8 +1,9 @@
 //! Listing one kind of item of a partition, with `skip`, `limit` and an opaque cursor.
 //!
 //! The cursor is the URL-safe base64 of the last returned item's sort key. A cursor that does
-//! not decode to a sort key of the listed kind cannot come from us: it answers an empty page
-//! (the port has no error for bad input, and a forged cursor must never reach another partition).
+//! not decode to a sort key of the listed kind cannot come from us: it is refused
+//! (`InvalidCursor`), and since the partition key is always the caller's, a forged cursor can
+//! never reach another organization's items.
 
 use super::{backend, s, DynamoStore, Item};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -46,13 +47,7 @@ impl DynamoStore {
             None => None,
             Some(cursor) => match decode_cursor(cursor, prefix) {
                 Some(sk) => Some(super::key(pk.clone(), &sk)),
-                None => {
-                    tracing::debug!("malformed list cursor; answering an empty page");
-                    return Ok(Page {
-                        items: Vec::new(),
-                        next_cursor: None,
-                    });
-                }
+                None => return Err(StoreError::InvalidCursor),
             },
         };
 

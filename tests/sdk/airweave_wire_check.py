@@ -1,0 +1,76 @@
+"""Drives Airweave's published Python SDK (airweave-sdk) against this API, unchanged.
+
+Every call must parse into the SDK's own models; errors must raise the SDK's typed errors with a
+string `detail`. Usage: AIRWEAVE_API_KEY=... python airweave_wire_check.py BASE_URL COLLECTION
+Prints one JSON line describing what it saw; exits non-zero on the first mismatch.
+"""
+
+import json
+import os
+import sys
+
+from airweave import AirweaveSDK, DirectAuthentication, ScheduleConfig
+from airweave.core.api_error import ApiError
+from airweave.errors import NotFoundError, UnprocessableEntityError
+
+
+def main() -> None:
+    base_url, collection = sys.argv[1], sys.argv[2]
+    client = AirweaveSDK(api_key=os.environ["AIRWEAVE_API_KEY"], base_url=base_url)
+
+    sources = client.sources.list()
+    short_names = sorted(s.short_name for s in sources)
+    assert {"stub", "github"} <= set(short_names), short_names
+    github = client.sources.get("github")
+    assert github.class_name and github.auth_fields is not None
+    assert any(f.name == "personal_access_token" and f.is_secret for f in github.auth_fields.fields)
+    assert any(f.name == "repo_name" and f.required for f in github.config_fields.fields)
+
+    created = client.source_connections.create(
+        short_name="stub",
+        readable_collection_id=collection,
+        authentication=DirectAuthentication(credentials={"api_key": "sdk-wire-secret"}),
+        config={"entity_count": 5, "seed": 1},
+        schedule=ScheduleConfig(cron="0 3 * * *"),
+    )
+    assert created.status == "active", created.status
+    assert created.auth.method == "direct" and created.auth.authenticated
+    assert created.schedule.cron == "0 3 * * *" and created.schedule.next_run is not None
+    assert created.sync.last_job.status == "pending"
+    assert created.created_at.tzinfo is not None
+
+    fetched = client.source_connections.get(created.id)
+    assert fetched.id == created.id and fetched.name == "Stub Connection"
+
+    items = client.source_connections.list(collection=collection, skip=0, limit=10)
+    assert [i.id for i in items] == [created.id], items
+    assert items[0].auth_method == "direct" and items[0].is_authenticated
+
+    try:
+        client.source_connections.get("00000000-0000-0000-0000-000000000000")
+        raise AssertionError("an unknown id must be 404")
+    except NotFoundError as e:
+        assert isinstance(e.body.detail, str), e.body
+
+    try:
+        client.source_connections.create(
+            short_name="stub",
+            readable_collection_id=collection,
+            name="abc",
+            authentication=DirectAuthentication(credentials={"api_key": "k"}),
+        )
+        raise AssertionError("a 3-character name must be 422")
+    except UnprocessableEntityError as e:
+        assert isinstance(e.body["detail"], str), e.body
+
+    try:
+        AirweaveSDK(api_key="sc_wrong", base_url=base_url).sources.list()
+        raise AssertionError("a wrong key must be 401")
+    except ApiError as e:
+        assert e.status_code == 401 and isinstance(e.body["detail"], str), e.body
+
+    print(json.dumps({"sources": short_names, "created": created.id, "listed": len(items)}))
+
+
+if __name__ == "__main__":
+    main()
