@@ -104,8 +104,13 @@ async fn a_direct_stub_create_answers_every_field_with_the_defaults() {
     let next_run = time(&schedule["next_run"]);
     assert!(next_run > created_at && next_run <= created_at + chrono::Duration::days(1));
     assert_eq!(
-        (next_run.hour(), next_run.minute(), next_run.second()),
-        (created_at.hour(), created_at.minute(), 0)
+        (
+            next_run.hour(),
+            next_run.minute(),
+            next_run.second(),
+            next_run.nanosecond()
+        ),
+        (created_at.hour(), created_at.minute(), 0, 0)
     );
 
     // sync_immediately defaults to true for direct: a pending first job and one message.

@@ -44,7 +44,11 @@ impl CronSchedule {
 
     /// The first run strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron.find_next_occurrence(&after, false).ok()
+        // Cron fires on whole minutes; croner carries the sub-second part of `after` along.
+        self.cron
+            .find_next_occurrence(&after, false)
+            .ok()
+            .and_then(|next| next.with_nanosecond(0))
     }
 
     pub fn as_str(&self) -> &str {
@@ -105,6 +109,14 @@ mod tests {
         assert_eq!(cron.as_str(), "7 14 * * *");
         let next = cron.next_after(now).unwrap();
         assert_eq!(next, Utc.with_ymd_and_hms(2026, 11, 26, 14, 7, 0).unwrap());
+    }
+
+    #[test]
+    fn next_run_is_on_the_whole_minute() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 14, 58, 47).unwrap()
+            + chrono::Duration::microseconds(893_729);
+        let next = CronSchedule::daily_at(now).next_after(now).unwrap();
+        assert_eq!(next, Utc.with_ymd_and_hms(2026, 11, 26, 14, 58, 0).unwrap());
     }
 
     #[test]
