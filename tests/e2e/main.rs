@@ -5,6 +5,7 @@ mod helpers;
 
 mod adapters;
 mod airweave_sdk;
+mod aws_calls;
 mod collections;
 mod create_connection;
 mod events;
