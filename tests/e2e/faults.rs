@@ -143,10 +143,16 @@ async fn a_failed_transaction_after_the_secret_leaves_no_orphan() {
         !p.to_string().contains("XYZZY"),
         "no internals in a 5xx body: {p}"
     );
-    assert!(p["detail"]
-        .as_str()
-        .unwrap()
-        .contains(p["request_id"].as_str().unwrap()));
+    let request_id = p["request_id"].as_str().unwrap();
+    assert!(p["detail"].as_str().unwrap().contains(request_id));
+    // The log has what the body hides: the cause chain, under the same request id.
+    let logged = crate::helpers::logs::captured();
+    assert!(
+        logged
+            .lines()
+            .any(|l| l.contains(request_id) && l.contains("XYZZY") && l.contains("internal error")),
+        "the cause chain is logged with the request id"
+    );
 
     assert!(
         app.aws.secret_names_under_prefix().await.is_empty(),

@@ -46,14 +46,7 @@ impl CollectionStore for DynamoStore {
         let page = self
             .list_items(organization_pk(org), COLLECTION_PREFIX, None, page)
             .await?;
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(from_item)
-                .collect::<Result<_, _>>()?,
-            next_cursor: page.next_cursor,
-        })
+        page.try_map(from_item)
     }
 
     async fn delete_collection(

@@ -217,13 +217,6 @@ impl ConnectionStore for DynamoStore {
         let page = self
             .list_items(organization_pk(org), CONNECTION_PREFIX, filter, page)
             .await?;
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(from_item)
-                .collect::<Result<_, _>>()?,
-            next_cursor: page.next_cursor,
-        })
+        page.try_map(from_item)
     }
 }
