@@ -11,6 +11,18 @@ async fn health_needs_no_key() {
 }
 
 #[tokio::test]
+async fn the_openapi_document_needs_no_key() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .request(Method::GET, "/openapi.json", None, None, &[])
+        .await;
+    assert_eq!(response.status(), 200);
+    let doc: serde_json::Value = response.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(doc["paths"]["/source-connections"]["post"].is_object());
+}
+
+#[tokio::test]
 async fn a_missing_or_unknown_key_is_401_and_changes_nothing() {
     let app = TestApp::spawn().await;
     app.create_collection("docs").await;

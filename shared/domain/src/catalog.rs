@@ -6,7 +6,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// How a source connection authenticates upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
     Direct,
@@ -29,7 +31,7 @@ impl AuthMethod {
 }
 
 /// The JSON type of a field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FieldType {
     String,
@@ -42,7 +44,7 @@ pub enum FieldType {
 pub type FieldCheck = fn(&Value) -> Result<(), String>;
 
 /// One authentication or configuration field of a source.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FieldSpec {
     pub name: &'static str,
     pub title: &'static str,

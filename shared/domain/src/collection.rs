@@ -5,7 +5,7 @@ use crate::names::{CollectionName, ReadableId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Collection {
     pub readable_id: ReadableId,
     pub name: CollectionName,
@@ -15,7 +15,7 @@ pub struct Collection {
 }
 
 /// The body of `POST /collections`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCollectionInput {
     pub name: Option<String>,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {
     Active,
@@ -35,7 +35,7 @@ impl ConnectionStatus {
 }
 
 /// Why a connection needs re-authentication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCategory {
     OauthCredentialsExpired,
@@ -45,7 +45,7 @@ pub enum ErrorCategory {
 }
 
 /// Authentication state. Never a secret, token or code.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuthDetails {
     pub method: AuthMethod,
     pub authenticated: bool,
@@ -58,7 +58,7 @@ pub struct AuthDetails {
 }
 
 /// The latest job as the connection summarizes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobDetails {
     pub id: JobId,
     pub status: JobStatus,
@@ -93,7 +93,7 @@ impl From<&Job> for JobDetails {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SyncDetails {
     pub total_runs: u64,
     pub successful_runs: u64,
@@ -101,20 +101,20 @@ pub struct SyncDetails {
     pub last_job: Option<JobDetails>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EntityTypeStats {
     pub count: u64,
     pub last_updated: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EntitySummary {
     pub total_entities: u64,
     pub by_type: BTreeMap<String, EntityTypeStats>,
 }
 
 /// A source connection: the stored state and, serialized, the API's response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SourceConnection {
     pub id: ConnectionId,
     pub organization_id: OrganizationId,
@@ -126,6 +126,7 @@ pub struct SourceConnection {
     pub modified_at: DateTime<Utc>,
     pub auth: AuthDetails,
     pub description: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Map<String, Value>>,
     pub schedule: Option<ScheduleDetails>,
     pub sync: Option<SyncDetails>,
@@ -139,7 +140,7 @@ pub struct SourceConnection {
 }
 
 /// The lightweight shape of `GET /source-connections`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SourceConnectionListItem {
     pub id: ConnectionId,
     pub name: String,

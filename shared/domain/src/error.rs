@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// One invalid input field: the dotted path of the field and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,

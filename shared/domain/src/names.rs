@@ -12,7 +12,7 @@ fn has_control(s: &str) -> bool {
 }
 
 /// Display name of a source connection: 4-42 characters, not blank, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct ConnectionName(String);
 
@@ -51,7 +51,7 @@ impl ConnectionName {
 }
 
 /// Free-text description of a connection: at most 255 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Description(String);
 
@@ -75,7 +75,7 @@ impl Description {
 }
 
 /// A source type identifier such as `github` or `google_drive`: `^[a-z][a-z0-9_]{1,63}$`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct ShortName(String);
 
@@ -107,7 +107,7 @@ impl fmt::Display for ShortName {
 }
 
 /// The readable id of a collection: `^[a-z0-9]+(-[a-z0-9]+)*$`, 3-64 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct ReadableId(String);
 
@@ -176,7 +176,7 @@ impl fmt::Display for ReadableId {
 }
 
 /// Display name of a collection: 4-64 characters, not blank, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct CollectionName(String);
 
@@ -209,7 +209,7 @@ impl CollectionName {
 
 /// Where the browser returns after an OAuth flow: an absolute http(s) URL without credentials
 /// or fragment, at most 2048 characters. The organization's allowlist is checked by the OAuth flow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct RedirectUrl(String);
 

@@ -57,7 +57,7 @@ impl CronSchedule {
 }
 
 /// The schedule part of a connection, as stored and as answered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScheduleDetails {
     pub cron: Option<String>,
     pub next_run: Option<DateTime<Utc>>,

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod config;
 mod handlers;
+pub mod openapi;
 mod paging;
 pub mod problem;
 mod request;

@@ -6,6 +6,19 @@ use domain::FieldError;
 use http::HeaderValue;
 use std::collections::HashMap;
 
+/// The paging query parameters, as the OpenAPI document describes them (`page_request` parses).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// Items to skip, 0-10000 (after the cursor, when one is given).
+    skip: Option<usize>,
+    /// Page size, 1-1000; default 100.
+    limit: Option<usize>,
+    /// Opaque cursor of the next page, from the previous page's `Link` header.
+    cursor: Option<String>,
+}
+
 pub fn page_request(
     query: &HashMap<String, String>,
     request_id: &str,

@@ -9,10 +9,11 @@ pub const CONTENT_TYPE: &str = "application/problem+json";
 
 /// A problem response body: `type, title, status, detail`, the request id, and for 422 the
 /// offending fields. `detail` is always a string (Airweave's SDKs parse it as one).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// Always `about:blank`: the status and title say what happened.
     #[serde(rename = "type", serialize_with = "about_blank")]
+    #[schema(value_type = String, example = "about:blank")]
     kind: (),
     pub(crate) title: &'static str,
     pub(crate) status: u16,

@@ -28,6 +28,7 @@ pub enum Function {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Health,
+    OpenApi,
     Sources,
     Source,
     Collections,
@@ -40,6 +41,7 @@ impl Route {
     fn find(segments: &[&str]) -> Option<Self> {
         Some(match segments {
             ["health"] => Self::Health,
+            ["openapi.json"] => Self::OpenApi,
             ["sources"] => Self::Sources,
             ["sources", _] => Self::Source,
             ["collections"] => Self::Collections,
@@ -52,7 +54,9 @@ impl Route {
 
     fn methods(self) -> &'static [Method] {
         match self {
-            Self::Health | Self::Sources | Self::Source | Self::Connection => &[Method::GET],
+            Self::Health | Self::OpenApi | Self::Sources | Self::Source | Self::Connection => {
+                &[Method::GET]
+            }
             Self::Collections | Self::Connections => &[Method::GET, Method::POST],
             Self::Collection => &[Method::GET, Method::DELETE],
         }
@@ -122,8 +126,10 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str)
         }
         return response;
     }
-    if route == Route::Health {
-        return health::get(request_id);
+    match route {
+        Route::Health => return health::get(request_id),
+        Route::OpenApi => return openapi(request_id),
+        _ => {}
     }
     let org = match organization(app, &req).await {
         Ok(org) => org,
@@ -145,9 +151,19 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str)
         }
         (Route::Connections, _) => connections::list(app, org, &req, request_id).await,
         (Route::Connection, _) => connections::get(app, org, segments[1], request_id).await,
-        (Route::Health, _) => unreachable!("answered above"),
+        (Route::Health | Route::OpenApi, _) => unreachable!("answered above"),
     };
     result.unwrap_or_else(Problem::into_response)
+}
+
+/// `GET /openapi.json`: public, like `/health`.
+fn openapi(request_id: &str) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(h::CONTENT_TYPE, "application/json")
+        .header("x-request-id", request_id)
+        .body(Body::Text(crate::openapi::document().to_owned()))
+        .expect("valid response")
 }
 
 /// The caller's organization from `x-api-key`, cached briefly per warm function.

@@ -22,17 +22,33 @@ use std::time::Duration;
 use tracing::{info, instrument, warn};
 
 /// The body of `POST /source-connections`, exactly Airweave's request schema.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConnectionInput {
+    /// Source type identifier, e.g. `github` or `stub`.
     pub short_name: Option<String>,
+    /// Readable id of the collection the connection joins.
     pub readable_collection_id: Option<String>,
+    /// 4-42 characters; default `"{Source Name} Connection"`.
     pub name: Option<String>,
+    /// At most 255 characters.
     pub description: Option<String>,
+    /// Source-specific configuration, validated against the source's `config_fields`.
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
+    /// `{"cron": "<5-field UTC cron>" | null, "continuous": bool, "cursor_field": string}`.
+    /// Omitted: daily at the creation hour:minute UTC. `{"cron": null}`: no schedule.
+    #[schema(value_type = Option<Object>)]
     pub schedule: Option<Value>,
+    /// Default true for direct and token credentials, false for browser OAuth flows.
     pub sync_immediately: Option<bool>,
+    /// No type tag: `{"credentials": {..}}` (direct), `{"access_token", "refresh_token",
+    /// "expires_at" | "expires_in"}` (oauth_token), `{}` (oauth_browser), `{"client_id",
+    /// "client_secret"}` (oauth_byoc), `{"provider_readable_id", "provider_config"}`
+    /// (auth_provider). Mixing two is a 422.
+    #[schema(value_type = Option<Object>)]
     pub authentication: Option<Value>,
+    /// Where the browser returns after an OAuth flow.
     pub redirect_url: Option<String>,
 }
 

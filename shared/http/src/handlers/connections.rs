@@ -7,7 +7,7 @@ use crate::paging::{next_link, page_request};
 use crate::problem::Problem;
 use crate::request::{header, json_body, query};
 use crate::response::json;
-use domain::connection::SourceConnectionListItem;
+use domain::connection::{SourceConnection, SourceConnectionListItem};
 use domain::idempotency::{fingerprint, IdempotencyKey};
 use domain::ids::OrganizationId;
 use domain::usecases::connections as read;
@@ -16,6 +16,18 @@ use domain::FieldError;
 use http::{header as h, HeaderValue, StatusCode};
 use lambda_http::Request;
 
+#[utoipa::path(post, path = "/source-connections", tag = "source-connections",
+    request_body = CreateConnectionInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h answers the first result")),
+    responses(
+        (status = 201, description = "Created (or replayed: `idempotent-replayed: true`)", body = SourceConnection),
+        (status = 400, description = "A method the source does not support, or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown source or collection", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this Idempotency-Key is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The source rate-limited the credential check", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The source failed during the credential check", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create(app: &App, org: OrganizationId, req: &Request, request_id: &str) -> Answer {
     let key = header(req, "idempotency-key")
         .map(|k| {
@@ -41,6 +53,12 @@ pub async fn create(app: &App, org: OrganizationId, req: &Request, request_id: &
     Ok(response)
 }
 
+#[utoipa::path(get, path = "/source-connections/{id}", tag = "source-connections",
+    params(("id" = String, Path, description = "The connection id")),
+    responses(
+        (status = 200, body = SourceConnection),
+        (status = 404, description = "Unknown connection", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get(app: &App, org: OrganizationId, id: &str, request_id: &str) -> Answer {
     let found = read::get_connection(&app.platform, org, id)
         .await
@@ -48,6 +66,15 @@ pub async fn get(app: &App, org: OrganizationId, id: &str, request_id: &str) -> 
     Ok(json(StatusCode::OK, &found, request_id))
 }
 
+#[utoipa::path(get, path = "/source-connections", tag = "source-connections",
+    params(
+        ("collection" = Option<String>, Query, description = "Only this collection's connections"),
+        crate::paging::PageParams,
+    ),
+    responses(
+        (status = 200, description = "One page; `Link: <...>; rel=\"next\"` when more follow", body = Vec<SourceConnectionListItem>),
+        (status = 422, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list(app: &App, org: OrganizationId, req: &Request, request_id: &str) -> Answer {
     let params = query(req);
     let page = page_request(&params, request_id)?;

@@ -8,13 +8,14 @@ use domain::catalog::{FieldSpec, SourceSpec};
 use http::StatusCode;
 use serde::Serialize;
 
-#[derive(Serialize)]
-struct Fields<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Fields<'a> {
     fields: &'a [FieldSpec],
 }
 
-#[derive(Serialize)]
-struct SourceView<'a> {
+/// A source type, in the shape of Airweave's `Source` model.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SourceView<'a> {
     name: &'a str,
     short_name: &'a str,
     class_name: &'a str,
@@ -60,6 +61,8 @@ impl<'a> From<&'a SourceSpec> for SourceView<'a> {
     }
 }
 
+#[utoipa::path(get, path = "/sources", tag = "sources",
+    responses((status = 200, body = Vec<SourceView>)))]
 pub fn list(app: &App, request_id: &str) -> Answer {
     let views: Vec<SourceView> = app
         .platform
@@ -71,6 +74,12 @@ pub fn list(app: &App, request_id: &str) -> Answer {
     Ok(json(StatusCode::OK, &views, request_id))
 }
 
+#[utoipa::path(get, path = "/sources/{short_name}", tag = "sources",
+    params(("short_name" = String, Path, description = "Source type identifier")),
+    responses(
+        (status = 200, body = SourceView),
+        (status = 404, description = "Unknown source", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub fn get(app: &App, short_name: &str, request_id: &str) -> Answer {
     let spec = app.platform.sources.spec(short_name).ok_or_else(|| {
         Problem::new(
