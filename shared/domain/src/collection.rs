@@ -18,6 +18,10 @@ pub struct Collection {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCollectionInput {
+    /// 4-64 characters.
+    #[schema(value_type = String, min_length = 4, max_length = 64)]
     pub name: Option<String>,
+    /// Generated from the name when omitted.
+    #[schema(pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", min_length = 3, max_length = 64)]
     pub readable_id: Option<String>,
 }

@@ -4,6 +4,7 @@
 use crate::handlers::{collections, connections, health, sources};
 use std::sync::OnceLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -30,7 +31,8 @@ use utoipa::{Modify, OpenApi};
 )]
 struct ApiDoc;
 
-/// Every route but `/health` and `/openapi.json` takes an `x-api-key` header.
+/// Every route but `/health` and `/openapi.json` takes an `x-api-key` header, and answers 401
+/// without a valid one.
 struct ApiKeyAuth;
 
 impl Modify for ApiKeyAuth {
@@ -40,6 +42,35 @@ impl Modify for ApiKeyAuth {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
         );
+        let unauthorized = ResponseBuilder::new()
+            .description("Missing, unknown or revoked API key")
+            .content(
+                crate::problem::CONTENT_TYPE,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if path == "/health" {
+                continue;
+            }
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.put,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation
+                    .responses
+                    .responses
+                    .insert("401".to_owned(), unauthorized.clone().into());
+            }
+        }
     }
 }
 
@@ -99,5 +130,15 @@ mod tests {
             serde_json::json!([])
         );
         assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+        assert!(doc["paths"]["/sources"]["get"]["responses"]["401"].is_object());
+        assert!(doc["paths"]["/health"]["get"]["responses"]["401"].is_null());
+        let create = &schemas["CreateConnectionInput"];
+        let required: Vec<&str> = create["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(required.contains(&"short_name") && required.contains(&"readable_collection_id"));
     }
 }

@@ -12,10 +12,13 @@ use std::collections::HashMap;
 #[allow(dead_code)]
 pub struct PageParams {
     /// Items to skip, 0-10000 (after the cursor, when one is given).
+    #[param(minimum = 0, maximum = 10000)]
     skip: Option<usize>,
     /// Page size, 1-1000; default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Opaque cursor of the next page, from the previous page's `Link` header.
+    #[param(pattern = "^[A-Za-z0-9_-]{0,1024}$")]
     cursor: Option<String>,
 }
 

@@ -26,12 +26,16 @@ use tracing::{info, instrument, warn};
 #[serde(deny_unknown_fields)]
 pub struct CreateConnectionInput {
     /// Source type identifier, e.g. `github` or `stub`.
+    #[schema(value_type = String, pattern = "^[a-z][a-z0-9_]{1,63}$")]
     pub short_name: Option<String>,
     /// Readable id of the collection the connection joins.
+    #[schema(value_type = String, pattern = "^[a-z0-9]+(-[a-z0-9]+)*$", min_length = 3, max_length = 64)]
     pub readable_collection_id: Option<String>,
     /// 4-42 characters; default `"{Source Name} Connection"`.
+    #[schema(min_length = 4, max_length = 42)]
     pub name: Option<String>,
     /// At most 255 characters.
+    #[schema(max_length = 255)]
     pub description: Option<String>,
     /// Source-specific configuration, validated against the source's `config_fields`.
     #[schema(value_type = Option<Object>)]

@@ -18,7 +18,7 @@ use lambda_http::Request;
 
 #[utoipa::path(post, path = "/source-connections", tag = "source-connections",
     request_body = CreateConnectionInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h answers the first result")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Same key and body within 24 h answers the first result")),
     responses(
         (status = 201, description = "Created (or replayed: `idempotent-replayed: true`)", body = SourceConnection),
         (status = 400, description = "A method the source does not support, or invalid credentials", body = Problem, content_type = "application/problem+json"),
