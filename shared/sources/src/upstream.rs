@@ -14,6 +14,9 @@ const USER_AGENT: &str = concat!("source-connections/", env!("CARGO_PKG_VERSION"
 /// The one HTTP client the sources share, built once per cold start. It never follows
 /// redirects: a credential must not be replayed to wherever an upstream points.
 pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    // TLS uses aws-lc-rs, the provider the AWS SDK's client already links, as the process
+    // default; an earlier install (the same provider) is fine.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
