@@ -11,6 +11,7 @@ cd "$ROOT"
 EMULATOR=(bash "$ROOT/infra/emulator.sh")
 
 started_emulator=false
+summary=
 cleanup() {
     local status=$?
     # Ignore, not reset: make passes its own SIGTERM/SIGINT on, and that must not cut this short.
@@ -23,6 +24,10 @@ cleanup() {
         echo "test: all checks passed"
     else
         echo "test: FAILED (exit $status)" >&2
+    fi
+    # The test count closes the output, so whoever reads the last line reads it.
+    if [[ -n $summary ]]; then
+        echo "$summary"
     fi
     exit "$status"
 }
@@ -61,5 +66,5 @@ step cargo test "${locked[@]}" --workspace 2>&1 | tee "$test_log" || status=$?
 passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$test_log")
 failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$test_log")
 rm -f "$test_log"
-echo "test: $passed passed, $failed failed"
+summary="test: $passed passed, $failed failed"
 exit "$status"
