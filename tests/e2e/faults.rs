@@ -31,6 +31,12 @@ impl TenantStore for TransactionFails {
     async fn insert_organization(&self, org: &Organization) -> Result<(), StoreError> {
         self.0.insert_organization(org).await
     }
+    async fn get_organization(
+        &self,
+        org: OrganizationId,
+    ) -> Result<Option<Organization>, StoreError> {
+        self.0.get_organization(org).await
+    }
     async fn insert_api_key(
         &self,
         key: &ApiKeyHash,

@@ -44,6 +44,20 @@ async fn a_missing_or_unknown_key_is_401_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn keys_are_issued_only_for_existing_organizations() {
+    let app = TestApp::spawn().await;
+    let store = app.aws.store();
+    let stranger = domain::ids::OrganizationId::new();
+    let refused = local_stack::stack::create_api_key(&store, stranger).await;
+    assert!(refused.unwrap_err().to_string().contains("no organization"));
+    let org = domain::ports::TenantStore::get_organization(&store, app.org)
+        .await
+        .unwrap()
+        .expect("the test organization exists");
+    assert_eq!(org.id, app.org);
+}
+
+#[tokio::test]
 async fn a_revoked_key_is_refused() {
     let app = TestApp::spawn().await;
     let (_, key) = app.other_tenant().await;

@@ -70,11 +70,14 @@ pub async fn create_organization(
     Ok(org.id)
 }
 
-/// A new key for the organization. The key is returned once; only its hash is stored.
+/// A new key for an existing organization. The key is returned once; only its hash is stored.
 pub async fn create_api_key(
     store: &dyn TenantStore,
     org: OrganizationId,
 ) -> Result<SecretString, BoxError> {
+    if store.get_organization(org).await?.is_none() {
+        return Err(format!("no organization {org}").into());
+    }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
     let key = api_key_from_random(bytes);

@@ -44,6 +44,10 @@ pub trait TenantStore: Send + Sync {
         key: &ApiKeyHash,
     ) -> Result<Option<OrganizationId>, StoreError>;
     async fn insert_organization(&self, org: &Organization) -> Result<(), StoreError>;
+    async fn get_organization(
+        &self,
+        org: OrganizationId,
+    ) -> Result<Option<Organization>, StoreError>;
     async fn insert_api_key(
         &self,
         key: &ApiKeyHash,

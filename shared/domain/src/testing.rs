@@ -215,6 +215,13 @@ impl TenantStore for MemoryStore {
         Ok(())
     }
 
+    async fn get_organization(
+        &self,
+        org: OrganizationId,
+    ) -> Result<Option<Organization>, StoreError> {
+        Ok(lock(&self.state).organizations.get(&org).cloned())
+    }
+
     async fn insert_api_key(
         &self,
         key: &ApiKeyHash,

@@ -36,6 +36,16 @@ impl TenantStore for DynamoStore {
         self.put_new(item).await
     }
 
+    async fn get_organization(
+        &self,
+        org: OrganizationId,
+    ) -> Result<Option<Organization>, StoreError> {
+        self.get(organization_pk(org), META)
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
     async fn insert_api_key(
         &self,
         key: &ApiKeyHash,
