@@ -3,7 +3,7 @@
 
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev
+.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart
 
 help:
 	@echo "make dev             run the API locally against the emulator (Ctrl-C stops it)"
@@ -14,6 +14,7 @@ help:
 	@echo "make emulator-start  start the emulator (moto server) in the background"
 	@echo "make emulator-stop   stop the emulator started by emulator-start"
 	@echo "make clean-dev       stop that emulator and remove .dev (venv, logs, dev API key)"
+	@echo "make bench-coldstart release builds, then cold-start init vs a hello-world lambda_runtime"
 
 dev:
 	bash infra/dev.sh
@@ -39,3 +40,9 @@ emulator-stop:
 clean-dev:
 	bash infra/emulator.sh stop
 	rm -rf .dev
+
+# Release builds of the functions and of a hello-world lambda_runtime baseline, then their cold
+# starts against a fake Runtime API (DESIGN section 11: init <= 1.3x the baseline).
+bench-coldstart:
+	cargo build --release -p create-connection -p api -p bench
+	python3 infra/bench/coldstart.py "$${CARGO_TARGET_DIR:-target}/release"
