@@ -3,7 +3,8 @@
 Every binary is started against a fake Lambda Runtime API on 127.0.0.1 (the interface the real
 service gives a provided.al2023 function); the time from spawning the process to its first
 `GET /2018-06-01/runtime/invocation/next` is its init. The functions get the configuration a
-deployed one gets (no AWS call happens during init), and are compared with a hello-world
+deployed one gets (no AWS call happens during init; SSL_CERT_FILE names the one CA bundle, as
+on Lambda's image), and are compared with a hello-world
 `lambda_runtime` binary built the same way in the same run, alternating, several rounds.
 
 Usage: python3 infra/bench/coldstart.py RELEASE_DIR [ROUNDS]
@@ -63,6 +64,13 @@ def environment(port):
         "SECRETS_PREFIX": "connectors",
         "RUST_LOG": "warn",
     }
+    # The SDK's TLS set-up loads the system's CA certificates at start-up. Lambda's AL2023 image
+    # keeps one bundle in its certificate directory; a Debian machine keeps ~300 files there,
+    # which alone triple the init. Naming the bundle models Lambda's layout.
+    for bundle in ("/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt"):
+        if os.path.exists(bundle):
+            env["SSL_CERT_FILE"] = bundle
+            break
     return env
 
 
