@@ -5,6 +5,7 @@ use aws_adapters::{AwsClients, DynamoStore};
 use http_api::{telemetry, App};
 use local_stack::gateway;
 use local_stack::stack::{bootstrap, ensure_dev_key, LocalSettings};
+use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use tokio::net::TcpListener;
 
@@ -17,14 +18,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let store = DynamoStore::new(clients.dynamodb.clone(), config.state_table.clone());
     let dev_dir = std::env::var("DEV_DIR").map_or_else(|_| PathBuf::from(".dev"), PathBuf::from);
     let key_file = dev_dir.join("api-key");
-    ensure_dev_key(&store, &key_file).await?;
+    let key = ensure_dev_key(&store, &key_file).await?;
 
     let app = App::from_parts(&config, &clients, sources::Catalog::from_env()?);
     let listener = TcpListener::bind(("127.0.0.1", settings.port)).await?;
+    // The dev key only opens the emulator's data; it goes to the terminal, never to the log.
     println!(
-        "dev gateway on http://127.0.0.1:{} (API key in {})",
+        "dev gateway on http://127.0.0.1:{}\ndev API key (emulator only, also in {}): {}",
         settings.port,
-        key_file.display()
+        key_file.display(),
+        key.expose_secret()
     );
     gateway::serve(listener, app, async {
         let _ = tokio::signal::ctrl_c().await;
