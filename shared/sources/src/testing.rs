@@ -152,3 +152,23 @@ pub(crate) async fn closed_port_url() -> String {
     drop(listener);
     format!("http://{address}")
 }
+
+/// The fixed instant the header tests read rate-limit resets against.
+pub(crate) fn test_now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono::Utc
+        .with_ymd_and_hms(2026, 11, 25, 12, 0, 0)
+        .unwrap()
+}
+
+/// A response header map from name/value pairs.
+pub(crate) fn header_map(pairs: &[(&'static str, &str)]) -> reqwest::header::HeaderMap {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in pairs {
+        map.insert(
+            *name,
+            reqwest::header::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    map
+}

@@ -95,20 +95,7 @@ pub(crate) async fn read_capped(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-    use reqwest::header::HeaderValue;
-
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
-    }
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
-    }
+    use crate::testing::{header_map as headers, test_now as now};
 
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {

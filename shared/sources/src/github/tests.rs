@@ -1,7 +1,8 @@
 use super::*;
-use crate::testing::{closed_port_url, FakeUpstream, Reply, Seen};
+use crate::testing::{
+    closed_port_url, header_map as headers, test_now as now, FakeUpstream, Reply, Seen,
+};
 use crate::upstream::http_client;
-use chrono::TimeZone;
 use domain::auth::{Credentials, OauthToken};
 use domain::catalog::validate_fields;
 use secrecy::SecretString;
@@ -395,18 +396,6 @@ impl std::io::Write for LogSink {
 }
 
 // --- the mapping, at fixed instants ---
-
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
-}
-
-fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in pairs {
-        map.insert(*name, HeaderValue::from_str(value).unwrap());
-    }
-    map
-}
 
 #[test]
 fn retry_after_wins_over_the_reset() {
