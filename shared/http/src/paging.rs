@@ -68,6 +68,22 @@ pub fn page_request(
     }
 }
 
+/// One page as a JSON array, with `Link: <...>; rel="next"` when a next page may follow.
+pub fn paged<T: serde::Serialize>(
+    items: &[T],
+    next_cursor: Option<&str>,
+    path: &str,
+    filters: &[(&str, &str)],
+    limit: usize,
+    request_id: &str,
+) -> lambda_http::Response<lambda_http::Body> {
+    let mut response = crate::response::json(http::StatusCode::OK, &items, request_id);
+    if let Some(link) = next_cursor.and_then(|c| next_link(path, filters, limit, c)) {
+        response.headers_mut().insert(http::header::LINK, link);
+    }
+    response
+}
+
 /// A relative link to the next page: same path and filters, the new cursor, no skip.
 pub fn next_link(
     path: &str,

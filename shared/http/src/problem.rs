@@ -43,13 +43,7 @@ impl Problem {
     }
 
     pub fn invalid(errors: Vec<FieldError>, request_id: &str) -> Self {
-        let DomainError::Invalid { detail, errors } = DomainError::invalid(errors) else {
-            unreachable!("DomainError::invalid builds Invalid")
-        };
-        Self {
-            errors,
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail, request_id)
-        }
+        Self::from_domain(DomainError::invalid(errors), request_id)
     }
 
     /// Maps a domain error; a 500 is logged with its cause chain and answers only the id.

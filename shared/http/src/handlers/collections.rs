@@ -2,14 +2,14 @@
 
 use super::Answer;
 use crate::app::App;
-use crate::paging::{next_link, page_request};
+use crate::paging::{page_request, paged};
 use crate::problem::Problem;
 use crate::request::{json_body, query};
 use crate::response::json;
 use domain::collection::{Collection, CreateCollectionInput};
 use domain::ids::OrganizationId;
 use domain::usecases::collections as usecase;
-use http::{header, StatusCode};
+use http::StatusCode;
 use lambda_http::Request;
 
 fn problem(request_id: &str) -> impl Fn(domain::DomainError) -> Problem + '_ {
@@ -55,15 +55,14 @@ pub async fn list(app: &App, org: OrganizationId, req: &Request, request_id: &st
     let found = usecase::list_collections(&app.platform, org, &page)
         .await
         .map_err(problem(request_id))?;
-    let mut response = json(StatusCode::OK, &found.items as &Vec<Collection>, request_id);
-    if let Some(link) = found
-        .next_cursor
-        .as_deref()
-        .and_then(|c| next_link("/collections", &[], page.limit, c))
-    {
-        response.headers_mut().insert(header::LINK, link);
-    }
-    Ok(response)
+    Ok(paged(
+        &found.items,
+        found.next_cursor.as_deref(),
+        "/collections",
+        &[],
+        page.limit,
+        request_id,
+    ))
 }
 
 #[utoipa::path(delete, path = "/collections/{readable_id}", tag = "collections",

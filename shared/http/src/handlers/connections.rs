@@ -3,7 +3,7 @@
 
 use super::Answer;
 use crate::app::App;
-use crate::paging::{next_link, page_request};
+use crate::paging::{page_request, paged};
 use crate::problem::Problem;
 use crate::request::{header, json_body, query};
 use crate::response::json;
@@ -87,14 +87,13 @@ pub async fn list(app: &App, org: OrganizationId, req: &Request, request_id: &st
         .iter()
         .map(SourceConnectionListItem::from)
         .collect();
-    let mut response = json(StatusCode::OK, &items, request_id);
     let filters: Vec<(&str, &str)> = collection.map(|c| ("collection", c)).into_iter().collect();
-    if let Some(link) = found
-        .next_cursor
-        .as_deref()
-        .and_then(|c| next_link("/source-connections", &filters, page.limit, c))
-    {
-        response.headers_mut().insert(h::LINK, link);
-    }
-    Ok(response)
+    Ok(paged(
+        &items,
+        found.next_cursor.as_deref(),
+        "/source-connections",
+        &filters,
+        page.limit,
+        request_id,
+    ))
 }
