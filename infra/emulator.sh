@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local AWS API emulator (moto server) that `make dev` and `make test` run against.
 #
-#   infra/emulator.sh start     set up .dev/venv if needed, start moto server, wait until it answers
+#   infra/emulator.sh start     set up .dev/venv if needed, start moto server (through
+#                               infra/moto_launcher.py), wait until it answers
 #   infra/emulator.sh stop      stop the server `start` launched (by its pid file); no-op otherwise
 #   infra/emulator.sh running   exit 0 if something answers HTTP on the port, 1 otherwise
 #   infra/emulator.sh env       print `export` lines pointing the AWS SDK at the emulator
@@ -45,9 +46,10 @@ alive() {
     [[ -n $stat && $stat != Z* ]]
 }
 
-# True when $1 is a moto server process, so a recycled pid is never signalled.
+# True when $1 is a moto server process, so a recycled pid is never signalled. moto_server
+# still matches one started by this script before it ran infra/moto_launcher.py.
 is_moto() {
-    alive "$1" && ps -o args= -p "$1" 2>/dev/null | grep -q moto_server
+    alive "$1" && ps -o args= -p "$1" 2>/dev/null | grep -qE 'moto_launcher\.py|moto_server'
 }
 
 recorded_pid() {
@@ -146,7 +148,9 @@ cmd_start() {
     ensure_venv
     # Background jobs of a script ignore SIGINT: only `stop` (SIGTERM) ends the server, so a
     # Ctrl-C meant for a foreground command cannot take the emulator down half-way.
-    nohup "$VENV/bin/moto_server" -H "$HOST" -p "$PORT" >"$LOG_FILE" 2>&1 </dev/null &
+    # moto_launcher.py is moto_server with DynamoDB requests serialised (see its docstring).
+    nohup "$VENV/bin/python" "$ROOT/infra/moto_launcher.py" -H "$HOST" -p "$PORT" \
+        >"$LOG_FILE" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$PID_FILE"
     echo "$PORT" >"$PORT_FILE"

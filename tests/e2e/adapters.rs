@@ -960,6 +960,7 @@ async fn a_sync_message_travels_as_json() {
         organization_id: OrganizationId::new(),
         trigger: Trigger::Manual,
         force_full_sync: true,
+        not_before: None,
     };
     aws.queue().enqueue(&message).await.unwrap();
 

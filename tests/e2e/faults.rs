@@ -1,128 +1,10 @@
 //! Faults injected between the writes of a create: nothing is lost and nothing is orphaned.
 
 use crate::helpers::app::{problem, stub_body, TestApp};
-use async_trait::async_trait;
+use crate::helpers::faults::FailCalls;
 use aws_adapters::DynamoStore;
-use chrono::{DateTime, Utc};
-use domain::collection::Collection;
-use domain::connection::SourceConnection;
-use domain::idempotency::{Claim, KeyState, Reservation};
-use domain::ids::{ConnectionId, OrganizationId};
-use domain::names::ReadableId;
-use domain::page::{Page, PageRequest};
-use domain::ports::{
-    CollectionStore, ConnectionStore, IdempotencyStore, NewConnection, StoreError, TenantStore,
-};
-use domain::tenancy::{ApiKeyHash, Organization};
 use serde_json::Value;
 use std::sync::Arc;
-
-/// The real store, except that the create transaction fails as if DynamoDB were unreachable.
-struct TransactionFails(DynamoStore);
-
-#[async_trait]
-impl TenantStore for TransactionFails {
-    async fn organization_for_key(
-        &self,
-        key: &ApiKeyHash,
-    ) -> Result<Option<OrganizationId>, StoreError> {
-        self.0.organization_for_key(key).await
-    }
-    async fn insert_organization(&self, org: &Organization) -> Result<(), StoreError> {
-        self.0.insert_organization(org).await
-    }
-    async fn get_organization(
-        &self,
-        org: OrganizationId,
-    ) -> Result<Option<Organization>, StoreError> {
-        self.0.get_organization(org).await
-    }
-    async fn insert_api_key(
-        &self,
-        key: &ApiKeyHash,
-        org: OrganizationId,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.0.insert_api_key(key, org, now).await
-    }
-    async fn revoke_api_key(&self, key: &ApiKeyHash) -> Result<bool, StoreError> {
-        self.0.revoke_api_key(key).await
-    }
-}
-
-#[async_trait]
-impl CollectionStore for TransactionFails {
-    async fn insert_collection(&self, c: &Collection) -> Result<(), StoreError> {
-        self.0.insert_collection(c).await
-    }
-    async fn get_collection(
-        &self,
-        org: OrganizationId,
-        id: &ReadableId,
-    ) -> Result<Option<Collection>, StoreError> {
-        self.0.get_collection(org, id).await
-    }
-    async fn list_collections(
-        &self,
-        org: OrganizationId,
-        page: &PageRequest,
-    ) -> Result<Page<Collection>, StoreError> {
-        self.0.list_collections(org, page).await
-    }
-    async fn delete_collection(
-        &self,
-        org: OrganizationId,
-        id: &ReadableId,
-    ) -> Result<(), StoreError> {
-        self.0.delete_collection(org, id).await
-    }
-}
-
-#[async_trait]
-impl ConnectionStore for TransactionFails {
-    async fn insert_connection(&self, _: NewConnection<'_>) -> Result<(), StoreError> {
-        Err(StoreError::Backend(
-            "injected: transaction failed with internal detail XYZZY".into(),
-        ))
-    }
-    async fn get_connection(
-        &self,
-        org: OrganizationId,
-        id: ConnectionId,
-    ) -> Result<Option<SourceConnection>, StoreError> {
-        self.0.get_connection(org, id).await
-    }
-    async fn list_connections(
-        &self,
-        org: OrganizationId,
-        c: Option<&ReadableId>,
-        page: &PageRequest,
-    ) -> Result<Page<SourceConnection>, StoreError> {
-        self.0.list_connections(org, c, page).await
-    }
-}
-
-#[async_trait]
-impl IdempotencyStore for TransactionFails {
-    async fn claim_key(
-        &self,
-        candidate: &Reservation,
-        now: DateTime<Utc>,
-    ) -> Result<Claim, StoreError> {
-        self.0.claim_key(candidate, now).await
-    }
-    async fn read_key(
-        &self,
-        org: OrganizationId,
-        key: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<KeyState>, StoreError> {
-        self.0.read_key(org, key, now).await
-    }
-    async fn release_key(&self, r: &Reservation) -> Result<(), StoreError> {
-        self.0.release_key(r).await
-    }
-}
 
 #[tokio::test]
 async fn a_failed_transaction_after_the_secret_leaves_no_orphan() {
@@ -130,7 +12,10 @@ async fn a_failed_transaction_after_the_secret_leaves_no_orphan() {
     // Rebuild the platform around the failing store, in the same stack.
     let failing = TestApp::spawn_with(|p| {
         *p = app.platform.clone();
-        p.store = Arc::new(TransactionFails(app.aws.store()));
+        // The real store, except that the create transaction fails as if DynamoDB were down.
+        let dynamodb = FailCalls::new("DynamoDB_20120810.TransactWriteItems", "XYZZY")
+            .dynamodb(&app.aws.clients.dynamodb);
+        p.store = Arc::new(DynamoStore::new(dynamodb, &app.aws.state_table));
     })
     .await;
     app.create_collection("docs").await;

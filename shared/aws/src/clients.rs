@@ -18,11 +18,25 @@ impl AwsClients {
         Self::from_config(&config)
     }
 
+    /// Every client counts its requests ([`crate::metering`]).
     pub fn from_config(config: &SdkConfig) -> Self {
+        let meter = crate::metering::RequestMeter;
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(config),
-            secrets: aws_sdk_secretsmanager::Client::new(config),
-            sqs: aws_sdk_sqs::Client::new(config),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(config)
+                    .interceptor(meter)
+                    .build(),
+            ),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(config)
+                    .interceptor(meter)
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(config)
+                    .interceptor(meter)
+                    .build(),
+            ),
         }
     }
 }

@@ -2,14 +2,18 @@
 //! sync queue on SQS. This is the only crate that uses the AWS SDK; everything else sees the
 //! domain's ports.
 
+mod batch;
 pub mod bootstrap;
 mod clients;
+mod entities;
 mod error;
+pub mod metering;
 mod queue;
 mod store;
 mod vault;
 
 pub use clients::AwsClients;
-pub use queue::SqsQueue;
+pub use entities::{DynamoEntities, MAX_PAYLOAD_BYTES};
+pub use queue::{ReceivedMessage, SqsQueue};
 pub use store::{schedule_bucket, DynamoStore, SCHEDULE_BUCKETS, SCHEDULE_INDEX};
 pub use vault::SecretsVault;

@@ -4,7 +4,19 @@ use crate::error::boxed;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use domain::job::SyncMessage;
-use domain::ports::{QueueError, SyncQueue};
+use domain::ports::{QueueError, SyncQueue, MAX_QUEUE_DELAY};
+use std::time::Duration;
+
+/// A message as the queue handed it out, for a consumer that is not Lambda's SQS integration
+/// (the dev gateway's poller).
+#[derive(Debug, Clone)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    pub receive_count: u32,
+    pub sent_at_millis: i64,
+}
 
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
@@ -23,19 +35,95 @@ impl SqsQueue {
     pub fn queue_url(&self) -> &str {
         &self.queue_url
     }
+
+    /// Up to `max` messages, waiting up to `wait` for the first (a long poll).
+    pub async fn receive(
+        &self,
+        max: i32,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(max)
+            .wait_time_seconds(wait.as_secs() as i32)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+            )
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
+            )
+            .send()
+            .await
+            .map_err(|e| QueueError(boxed(e)))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                let attribute = |name| {
+                    m.attributes()
+                        .and_then(|a| a.get(&name))
+                        .and_then(|v| v.parse().ok())
+                };
+                Some(ReceivedMessage {
+                    receive_count: attribute(
+                        aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+                    )
+                    .unwrap_or(1) as u32,
+                    sent_at_millis: attribute(
+                        aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
+                    )
+                    .unwrap_or(0),
+                    message_id: m.message_id?,
+                    receipt_handle: m.receipt_handle?,
+                    body: m.body.unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    /// Acknowledges a message: it is not delivered again.
+    pub async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map_err(|e| QueueError(boxed(e)))?;
+        Ok(())
+    }
+
+    async fn send(&self, message: &SyncMessage, delay: Option<Duration>) -> Result<(), QueueError> {
+        let body = serde_json::to_string(message).map_err(|e| QueueError(boxed(e)))?;
+        let delay = delay.map(|d| d.min(MAX_QUEUE_DELAY).as_secs() as i32);
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .set_delay_seconds(delay)
+            .send()
+            .await
+            .map_err(|e| QueueError(boxed(e)))?;
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl SyncQueue for SqsQueue {
     async fn enqueue(&self, message: &SyncMessage) -> Result<(), QueueError> {
-        let body = serde_json::to_string(message).map_err(|e| QueueError(boxed(e)))?;
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|e| QueueError(boxed(e)))?;
-        Ok(())
+        self.send(message, None).await
+    }
+
+    async fn enqueue_after(
+        &self,
+        message: &SyncMessage,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        // Rounded up: a wait of 1.5 s must not become 1 s.
+        let delay = Duration::from_secs(delay.as_secs() + u64::from(delay.subsec_nanos() > 0));
+        self.send(message, Some(delay)).await
     }
 }

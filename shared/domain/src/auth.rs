@@ -351,6 +351,43 @@ pub fn credential_document(auth: &AuthenticationRequest) -> Option<SecretString>
     Some(SecretString::from(doc.to_string()))
 }
 
+/// The credentials a vault document holds, as the source takes them. The error names what is
+/// wrong with the document's shape, never a value.
+pub fn parse_credential_document(document: &SecretString) -> Result<AuthenticationRequest, String> {
+    let value: Value = serde_json::from_str(document.expose_secret())
+        .map_err(|_| "the stored credentials are not JSON".to_owned())?;
+    let string = |name: &str| value.get(name).and_then(Value::as_str);
+    match string("method") {
+        Some("direct") => match value.get("credentials") {
+            Some(Value::Object(c)) => {
+                Ok(AuthenticationRequest::Direct(Credentials::new(c.clone())))
+            }
+            _ => Err("the stored direct credentials have no credentials object".into()),
+        },
+        Some("oauth_token") => {
+            let access_token = string("access_token")
+                .ok_or("the stored token has no access_token")?
+                .to_owned();
+            let expires_at = match value.get("expires_at") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    serde_json::from_value::<DateTime<Utc>>(v.clone())
+                        .map_err(|_| "the stored token's expires_at is not a timestamp")?,
+                ),
+            };
+            Ok(AuthenticationRequest::OauthToken(OauthToken {
+                access_token: SecretString::from(access_token),
+                refresh_token: string("refresh_token").map(|r| SecretString::from(r.to_owned())),
+                expires_at,
+            }))
+        }
+        Some(other) => Err(format!(
+            "stored credentials of method '{other}' cannot be used yet"
+        )),
+        None => Err("the stored credentials name no method".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,6 +549,39 @@ mod tests {
         assert_eq!(
             errors(json!("token")),
             ["authentication: must be an object"]
+        );
+    }
+
+    #[test]
+    fn credential_documents_round_trip() {
+        let direct = detect(Some(&json!({"credentials": {"api_key": "k-1"}})), now()).unwrap();
+        let doc = credential_document(&direct).unwrap();
+        let AuthenticationRequest::Direct(c) = parse_credential_document(&doc).unwrap() else {
+            panic!("direct");
+        };
+        assert_eq!(c.string("api_key"), Some("k-1"));
+
+        let token = detect(
+            Some(&json!({"access_token": "t-1", "refresh_token": "r-1", "expires_in": 60})),
+            now(),
+        )
+        .unwrap();
+        let doc = credential_document(&token).unwrap();
+        let AuthenticationRequest::OauthToken(t) = parse_credential_document(&doc).unwrap() else {
+            panic!("token");
+        };
+        assert_eq!(t.access_token.expose_secret(), "t-1");
+        assert_eq!(t.refresh_token.unwrap().expose_secret(), "r-1");
+        assert_eq!(t.expires_at, Some(now() + Duration::seconds(60)));
+
+        let bad =
+            SecretString::from(r#"{"method": "direct", "credentials": "sk-secret"}"#.to_owned());
+        let e = parse_credential_document(&bad).unwrap_err();
+        assert!(!e.contains("sk-secret"), "{e}");
+        assert!(
+            parse_credential_document(&SecretString::from("sk-not-json".to_owned()))
+                .unwrap_err()
+                .contains("not JSON")
         );
     }
 

@@ -4,6 +4,8 @@ use crate::connection::ErrorCategory;
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -23,7 +25,7 @@ impl JobStatus {
 }
 
 /// Why a job exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
     /// The first sync right after a connection is created or authorized.
@@ -35,7 +37,7 @@ pub enum Trigger {
 }
 
 /// A sync job, as stored under its connection and as `GET .../jobs` answers it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: JobId,
     pub source_connection_id: ConnectionId,
@@ -92,8 +94,97 @@ impl Job {
             organization_id: self.organization_id,
             trigger: self.trigger,
             force_full_sync: self.force_full_sync,
+            not_before: None,
         }
     }
+
+    pub fn counts(&self) -> Counts {
+        Counts {
+            inserted: self.entities_inserted,
+            updated: self.entities_updated,
+            deleted: self.entities_deleted,
+            kept: self.entities_kept,
+            failed: self.entities_failed,
+        }
+    }
+
+    pub fn set_counts(&mut self, counts: &Counts) {
+        self.entities_inserted = counts.inserted;
+        self.entities_updated = counts.updated;
+        self.entities_deleted = counts.deleted;
+        self.entities_kept = counts.kept;
+        self.entities_failed = counts.failed;
+    }
+}
+
+/// The entity counts of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub kept: u64,
+    pub failed: u64,
+}
+
+/// A run's counts for one entity type, for the connection's entity summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeTally {
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub kept: u64,
+}
+
+impl TypeTally {
+    /// Whether the run changed anything of this type.
+    pub fn changed(&self) -> bool {
+        self.inserted + self.updated + self.deleted > 0
+    }
+}
+
+/// A run's hold on its job: only the holder writes progress or the outcome, until `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub holder: String,
+    pub until: DateTime<Utc>,
+}
+
+/// Where a run stopped when it handed over to another invocation (deadline, rate limit): the
+/// next one resumes from here and ends exactly as one long run would.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The stream's checkpoint after the last processed page; `None` before the first.
+    pub resume: Option<Value>,
+    /// Whether the stream has ended (the run was past it, deleting what it did not see).
+    pub stream_done: bool,
+    /// Past the stream: the stored keys were compared up to this page position.
+    pub deleting_after: Option<String>,
+    /// Past the stream: how many seen entities of each type the compared pages held.
+    pub remaining: BTreeMap<String, u64>,
+    pub counts: Counts,
+    pub tallies: BTreeMap<String, TypeTally>,
+    /// How many chunks of seen keys are stored with the checkpoint.
+    pub seen_chunks: u32,
+    /// The connection had no entity when the run began: nothing to compare against.
+    pub store_was_empty: bool,
+}
+
+/// What a claim of a job found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobClaim {
+    /// The run is the caller's: the job as it now stands, and where an earlier invocation
+    /// stopped, if one did.
+    Claimed {
+        job: Box<Job>,
+        checkpoint: Option<Checkpoint>,
+    },
+    /// Another invocation holds the job until then.
+    Busy { until: DateTime<Utc> },
+    /// The job has already ended.
+    Finished(JobStatus),
+    /// No such job (its connection was deleted).
+    Missing,
 }
 
 /// The SQS message body that asks the sync worker to run a job.
@@ -104,4 +195,7 @@ pub struct SyncMessage {
     pub organization_id: OrganizationId,
     pub trigger: Trigger,
     pub force_full_sync: bool,
+    /// A deferred run (rate limit) waits until then; a delivery before it is sent on again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
 }

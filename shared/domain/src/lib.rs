@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod clock;
 pub mod collection;
 pub mod connection;
+pub mod entity;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
@@ -17,6 +18,7 @@ pub mod names;
 pub mod page;
 pub mod ports;
 pub mod schedule;
+pub mod stream;
 pub mod tenancy;
 pub mod usecases;
 

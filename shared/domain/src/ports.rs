@@ -5,16 +5,19 @@ use crate::auth::AuthenticationRequest;
 use crate::catalog::SourceSpec;
 use crate::collection::Collection;
 use crate::connection::SourceConnection;
+use crate::entity::{EntityKey, EntityRecord, EntityWrite, StoredEntity};
 use crate::idempotency::{Claim, KeyState, Reservation};
-use crate::ids::{ConnectionId, OrganizationId};
-use crate::job::{Job, SyncMessage};
+use crate::ids::{ConnectionId, JobId, OrganizationId};
+use crate::job::{Checkpoint, Counts, Job, JobClaim, JobStatus, Lease, SyncMessage};
 use crate::names::ReadableId;
 use crate::page::{Page, PageRequest};
+use crate::stream::{EntityStream, StreamError, StreamRequest};
 use crate::tenancy::{ApiKeyHash, Organization};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::time::Duration;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -27,8 +30,12 @@ pub enum StoreError {
     CollectionNotFound,
     #[error("the collection still has source connections")]
     CollectionNotEmpty,
-    #[error("the idempotency key was taken over by another request")]
+    /// An idempotency key or a job's run was taken over by another holder.
+    #[error("the lease was taken over by another holder")]
     LeaseLost,
+    /// The item changed since it was read (optimistic locking): read again and retry.
+    #[error("the item changed since it was read")]
+    VersionConflict,
     /// A list cursor this store did not issue.
     #[error("the cursor was not issued by this API")]
     InvalidCursor,
@@ -107,6 +114,121 @@ pub trait ConnectionStore: Send + Sync {
         collection: Option<&ReadableId>,
         page: &PageRequest,
     ) -> Result<Page<SourceConnection>, StoreError>;
+    /// The connection and its version, for a read-modify-write.
+    async fn get_versioned(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<Option<Versioned<SourceConnection>>, StoreError>;
+    /// Replaces the connection if it is still at `version` (`VersionConflict` otherwise, also
+    /// when it was deleted).
+    async fn replace_connection(
+        &self,
+        connection: &SourceConnection,
+        version: u64,
+    ) -> Result<(), StoreError>;
+}
+
+/// A value and the version it was read at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+/// What happens to the connection's sync cursor when a run ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CursorUpdate<'a> {
+    Keep,
+    Save(&'a Value),
+    Clear,
+}
+
+/// A run's outcome, written atomically: the job's final state (if the run still holds it), the
+/// connection's status and summaries (if it is still at the version read), and the cursor.
+#[derive(Debug, Clone, Copy)]
+pub struct FinishedRun<'a> {
+    pub job: &'a Job,
+    pub holder: &'a str,
+    /// `None` when the connection no longer exists.
+    pub connection: Option<(&'a SourceConnection, u64)>,
+    pub cursor: CursorUpdate<'a>,
+}
+
+/// Sync jobs (`CONN#id | JOB#<uuidv7>`), their leases and checkpoints, and the sync cursor.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    async fn get_job(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+    ) -> Result<Option<Job>, StoreError>;
+    /// Newest first.
+    async fn list_jobs(
+        &self,
+        connection: ConnectionId,
+        page: &PageRequest,
+    ) -> Result<Page<Job>, StoreError>;
+    /// Takes the job for a run under `lease`: a pending job becomes running; a running or
+    /// cancelling one is taken over (status kept) when its lease has run out or was released.
+    async fn claim_job(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<JobClaim, StoreError>;
+    /// Writes the live counts and extends the lease to `lease.until`; answers the job's status
+    /// (`cancelling` asks the run to stop). `LeaseLost` when the run no longer holds the job.
+    async fn record_progress(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        lease: &Lease,
+        counts: &Counts,
+    ) -> Result<JobStatus, StoreError>;
+    /// Saves where the run stopped (counts included) and releases the lease, so that the next
+    /// delivery resumes at once. `LeaseLost` when the run no longer holds the job.
+    async fn save_checkpoint(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        holder: &str,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), StoreError>;
+    /// Releases the lease without a checkpoint; the next delivery resumes from the last one.
+    async fn release_job(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        holder: &str,
+    ) -> Result<(), StoreError>;
+    /// `LeaseLost` when the run no longer holds the job (nothing is written);
+    /// `VersionConflict` when the connection changed since it was read (nothing is written).
+    async fn finish_job(&self, run: FinishedRun<'_>) -> Result<(), StoreError>;
+    /// One chunk of a checkpoint's seen keys (at most [`crate::usecases::sync::SEEN_CHUNK_BYTES`]).
+    async fn put_seen_chunk(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        index: u32,
+        keys: &[u8],
+    ) -> Result<(), StoreError>;
+    /// Chunks `0..count`, in order.
+    async fn seen_chunks(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        count: u32,
+    ) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Every seen-keys chunk of the job, however many were written.
+    async fn delete_seen_chunks(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+    ) -> Result<(), StoreError>;
+    /// The cursor the last completed run left.
+    async fn sync_cursor(&self, connection: ConnectionId) -> Result<Option<Value>, StoreError>;
 }
 
 #[async_trait]
@@ -131,8 +253,53 @@ pub trait IdempotencyStore: Send + Sync {
 }
 
 /// The whole state store, as the handlers hold it.
-pub trait Store: TenantStore + CollectionStore + ConnectionStore + IdempotencyStore {}
-impl<T: TenantStore + CollectionStore + ConnectionStore + IdempotencyStore> Store for T {}
+pub trait Store:
+    TenantStore + CollectionStore + ConnectionStore + IdempotencyStore + JobStore
+{
+}
+impl<T: TenantStore + CollectionStore + ConnectionStore + IdempotencyStore + JobStore> Store for T {}
+
+/// One page of stored entity keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeysPage {
+    pub keys: Vec<EntityKey>,
+    /// Where the next page starts; `None` after the last.
+    pub next: Option<String>,
+}
+
+/// The entities table: one partition per connection, one item per entity.
+#[async_trait]
+pub trait EntityStore: Send + Sync {
+    /// Whether the connection has any stored entity.
+    async fn has_entities(&self, connection: ConnectionId) -> Result<bool, StoreError>;
+    /// What is stored of these keys; absent keys are left out.
+    async fn stored(
+        &self,
+        connection: ConnectionId,
+        keys: &[EntityKey],
+    ) -> Result<HashMap<EntityKey, StoredEntity>, StoreError>;
+    /// Writes (puts) the entities, 25 to a request.
+    async fn write(
+        &self,
+        connection: ConnectionId,
+        entities: &[EntityWrite],
+    ) -> Result<(), StoreError>;
+    /// Deletes the entities, 25 to a request; a missing one is no error.
+    async fn delete(&self, connection: ConnectionId, keys: &[EntityKey]) -> Result<(), StoreError>;
+    /// One page of the stored keys (keys only); `after` is the previous page's `next`.
+    async fn keys(
+        &self,
+        connection: ConnectionId,
+        after: Option<&str>,
+    ) -> Result<KeysPage, StoreError>;
+    /// Stored entities in key order, optionally of one type.
+    async fn list(
+        &self,
+        connection: ConnectionId,
+        entity_type: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<EntityRecord>, StoreError>;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
@@ -173,7 +340,13 @@ pub struct QueueError(#[source] pub BoxError);
 #[async_trait]
 pub trait SyncQueue: Send + Sync {
     async fn enqueue(&self, message: &SyncMessage) -> Result<(), QueueError>;
+    /// Delivered no sooner than `delay` from now (at most [`MAX_QUEUE_DELAY`]).
+    async fn enqueue_after(&self, message: &SyncMessage, delay: Duration)
+        -> Result<(), QueueError>;
 }
+
+/// The longest delay a queue takes (SQS: 15 minutes); longer waits are chained.
+pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
 
 /// Why an upstream credential check did not pass.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -200,4 +373,10 @@ pub trait SourceDirectory: Send + Sync {
         auth: &AuthenticationRequest,
         config: &Map<String, Value>,
     ) -> Result<(), CheckError>;
+    /// The source's entities for one run.
+    fn open_stream(
+        &self,
+        short_name: &str,
+        request: StreamRequest,
+    ) -> Result<Box<dyn EntityStream>, StreamError>;
 }

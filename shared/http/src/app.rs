@@ -1,8 +1,6 @@
 //! The deps every handler shares, built once per cold start.
 
-use crate::config::Config;
-use aws_adapters::{AwsClients, DynamoStore, SecretsVault, SqsQueue};
-use domain::clock::SystemClock;
+use aws_adapters::AwsClients;
 use domain::ids::OrganizationId;
 use domain::tenancy::ApiKeyHash;
 use domain::usecases::Platform;
@@ -22,13 +20,8 @@ pub struct App {
     keys: Arc<Mutex<HashMap<ApiKeyHash, (OrganizationId, Instant)>>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Config(#[from] crate::config::MissingVar),
-    #[error(transparent)]
-    Sources(#[from] sources::CatalogError),
-}
+use wiring::Config;
+pub use wiring::StartupError;
 
 impl App {
     pub fn new(platform: Platform) -> Self {
@@ -40,29 +33,11 @@ impl App {
 
     /// Configuration and clients from the environment: what every function's `main` does.
     pub async fn from_env() -> Result<Self, StartupError> {
-        let config = Config::from_env()?;
-        let sources = Catalog::from_env()?;
-        let clients = AwsClients::from_env().await;
-        Ok(Self::from_parts(&config, &clients, sources))
+        Ok(Self::new(wiring::platform_from_env().await?))
     }
 
     pub fn from_parts(config: &Config, clients: &AwsClients, sources: Catalog) -> Self {
-        Self::new(Platform {
-            store: Arc::new(DynamoStore::new(
-                clients.dynamodb.clone(),
-                config.state_table.clone(),
-            )),
-            vault: Arc::new(SecretsVault::new(
-                clients.secrets.clone(),
-                config.secrets_prefix.clone(),
-            )),
-            queue: Arc::new(SqsQueue::new(
-                clients.sqs.clone(),
-                config.sync_queue_url.clone(),
-            )),
-            sources: Arc::new(sources),
-            clock: Arc::new(SystemClock),
-        })
+        Self::new(wiring::platform(config, clients, sources))
     }
 
     pub(crate) fn cached_organization(&self, key: &ApiKeyHash) -> Option<OrganizationId> {

@@ -3,7 +3,6 @@
 //! `lambda_http` types, so the gateway runs exactly the code the functions run.
 
 pub mod app;
-pub mod config;
 mod handlers;
 pub mod openapi;
 mod paging;
@@ -11,8 +10,7 @@ pub mod problem;
 mod request;
 mod response;
 pub mod routes;
-pub mod telemetry;
 
 pub use app::App;
-pub use config::Config;
 pub use routes::{handle, Function};
+pub use wiring::{telemetry, Config};

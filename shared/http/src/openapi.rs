@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations and the domain's types, and
 //! served at `GET /openapi.json`.
 
-use crate::handlers::{collections, connections, health, sources};
+use crate::handlers::{collections, connections, health, jobs, sources};
 use std::sync::OnceLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -25,6 +25,9 @@ use utoipa::{Modify, OpenApi};
         connections::create,
         connections::list,
         connections::get,
+        jobs::list,
+        jobs::get,
+        jobs::entities,
     ),
     modifiers(&ApiKeyAuth),
     security(("api_key" = [])),
@@ -99,6 +102,9 @@ mod tests {
             "/collections/{readable_id}",
             "/source-connections",
             "/source-connections/{id}",
+            "/source-connections/{id}/jobs",
+            "/source-connections/{id}/jobs/{job_id}",
+            "/source-connections/{id}/entities",
         ] {
             assert!(doc["paths"][path].is_object(), "{path}");
         }
@@ -110,6 +116,8 @@ mod tests {
             "Problem",
             "SourceView",
             "Collection",
+            "Job",
+            "EntityRecord",
         ] {
             assert!(schemas[name].is_object(), "{name}");
         }

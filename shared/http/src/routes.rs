@@ -2,7 +2,7 @@
 //! runtime (that would become a 502 without a body).
 
 use crate::app::App;
-use crate::handlers::{collections, connections, health, sources};
+use crate::handlers::{collections, connections, health, jobs, sources};
 use crate::problem::Problem;
 use crate::request::header;
 use domain::ids::OrganizationId;
@@ -35,6 +35,9 @@ enum Route {
     Collection,
     Connections,
     Connection,
+    Jobs,
+    Job,
+    Entities,
 }
 
 impl Route {
@@ -48,15 +51,23 @@ impl Route {
             ["collections", _] => Self::Collection,
             ["source-connections"] => Self::Connections,
             ["source-connections", _] => Self::Connection,
+            ["source-connections", _, "jobs"] => Self::Jobs,
+            ["source-connections", _, "jobs", _] => Self::Job,
+            ["source-connections", _, "entities"] => Self::Entities,
             _ => return None,
         })
     }
 
     fn methods(self) -> &'static [Method] {
         match self {
-            Self::Health | Self::OpenApi | Self::Sources | Self::Source | Self::Connection => {
-                &[Method::GET]
-            }
+            Self::Health
+            | Self::OpenApi
+            | Self::Sources
+            | Self::Source
+            | Self::Connection
+            | Self::Jobs
+            | Self::Job
+            | Self::Entities => &[Method::GET],
             Self::Collections | Self::Connections => &[Method::GET, Method::POST],
             Self::Collection => &[Method::GET, Method::DELETE],
         }
@@ -151,6 +162,9 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str)
         }
         (Route::Connections, _) => connections::list(app, org, &req, request_id).await,
         (Route::Connection, _) => connections::get(app, org, segments[1], request_id).await,
+        (Route::Jobs, _) => jobs::list(app, org, segments[1], &req, request_id).await,
+        (Route::Job, _) => jobs::get(app, org, segments[1], segments[3], request_id).await,
+        (Route::Entities, _) => jobs::entities(app, org, segments[1], &req, request_id).await,
         (Route::Health | Route::OpenApi, _) => unreachable!("answered above"),
     };
     result.unwrap_or_else(Problem::into_response)

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use domain::auth::AuthenticationRequest;
 use domain::catalog::SourceSpec;
 use domain::ports::{CheckError, SourceDirectory};
+use domain::stream::{EntityStream, StreamError, StreamRequest};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -134,6 +135,19 @@ impl SourceDirectory for Catalog {
             }
         }
     }
+
+    fn open_stream(
+        &self,
+        short_name: &str,
+        request: StreamRequest,
+    ) -> Result<Box<dyn EntityStream>, StreamError> {
+        match self.source(short_name) {
+            Some(source) => source.open_stream(request),
+            None => Err(StreamError::Unsupported(format!(
+                "source '{short_name}' is not in the catalog"
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -192,7 +206,17 @@ mod tests {
             .iter()
             .map(|f| (f.name, f.required))
             .collect();
-        assert_eq!(config, [("entity_count", false), ("seed", false)]);
+        assert_eq!(
+            config,
+            [
+                ("entity_count", false),
+                ("seed", false),
+                ("revision", false),
+                ("incremental", false),
+                ("fail_after", false),
+                ("fail_with", false)
+            ]
+        );
         assert!(!stub.supports_continuous && !stub.federated_search);
 
         let github = catalog.spec("github").unwrap();

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use domain::auth::AuthenticationRequest;
 use domain::catalog::{AuthMethod, FieldSpec, FieldType, SourceSpec};
 use domain::ports::CheckError;
+use domain::stream::{EntityStream, StreamError, StreamRequest};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
@@ -277,6 +278,14 @@ impl Source for GitHubSource {
             }
         }
         outcome
+    }
+
+    /// GitHub's entity stream (repository, issues, pull requests, comments, files) is its own
+    /// piece of work; until it lands a sync of a GitHub connection fails saying so.
+    fn open_stream(&self, _request: StreamRequest) -> Result<Box<dyn EntityStream>, StreamError> {
+        Err(StreamError::Unsupported(
+            "syncing GitHub repositories is not available yet".into(),
+        ))
     }
 }
 

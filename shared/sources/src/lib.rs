@@ -18,5 +18,5 @@ pub use base_url::BaseUrl;
 pub use catalog::{Catalog, CatalogError};
 pub use github::{check_branch, check_repo_name, GitHubSource};
 pub use source::Source;
-pub use stub::{StubConfig, StubSource};
+pub use stub::{StubConfig, StubFailure, StubSource, STUB_PAGE_SIZE, STUB_RATE_LIMIT_WAIT};
 pub use upstream::http_client;

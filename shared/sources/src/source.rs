@@ -4,20 +4,13 @@ use async_trait::async_trait;
 use domain::auth::AuthenticationRequest;
 use domain::catalog::SourceSpec;
 use domain::ports::CheckError;
+use domain::stream::{EntityStream, StreamError, StreamRequest};
 use serde_json::{Map, Value};
 
 /// One external source type (GitHub, the synthetic stub, …).
 ///
 /// A source is built once per cold start with its operator-configured base URL and the shared
 /// HTTP client, and is then used concurrently by every request, hence `Send + Sync`.
-///
-/// # Entity stream (added with sync)
-///
-/// The sync worker will need a third capability here: given the resolved credentials, the
-/// validated config and an optional cursor, produce the source's entities page by page, with
-/// the cursor to resume from after each page (DESIGN section 8). It lands with the sync issue,
-/// together with the entity and cursor types it needs; until then a source is only a catalog
-/// entry and a credential check.
 #[async_trait]
 pub trait Source: Send + Sync {
     /// The catalog entry: names, auth methods, auth and config field schemas, entity types.
@@ -33,4 +26,9 @@ pub trait Source: Send + Sync {
         auth: &AuthenticationRequest,
         config: &Map<String, Value>,
     ) -> Result<(), CheckError>;
+
+    /// The source's entities for one run, pulled page by page by the worker (DESIGN section 8).
+    /// Opening does no I/O; the first page does. A stream owns what it needs (credentials,
+    /// config, the shared client), never sleeps, and never holds more than a page.
+    fn open_stream(&self, request: StreamRequest) -> Result<Box<dyn EntityStream>, StreamError>;
 }

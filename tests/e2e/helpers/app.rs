@@ -49,6 +49,7 @@ impl TestApp {
         let github = FakeGithub::start(GITHUB_TOKEN).await;
         let mut platform = Platform {
             store: Arc::new(aws.store()),
+            entities: Arc::new(aws.entities()),
             vault: Arc::new(aws.vault()),
             queue: Arc::new(aws.queue()),
             sources: Arc::new(

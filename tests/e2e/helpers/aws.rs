@@ -2,7 +2,7 @@
 //! emulator (moto server), created fresh through the same bootstrap code the local stack uses.
 
 use aws_adapters::bootstrap::{ensure_entities_table, ensure_queue, ensure_state_table};
-use aws_adapters::{AwsClients, DynamoStore, SecretsVault, SqsQueue};
+use aws_adapters::{AwsClients, DynamoEntities, DynamoStore, SecretsVault, SqsQueue};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 use std::sync::Once;
@@ -66,6 +66,10 @@ impl TestAws {
 
     pub fn store(&self) -> DynamoStore {
         DynamoStore::new(self.clients.dynamodb.clone(), &self.state_table)
+    }
+
+    pub fn entities(&self) -> DynamoEntities {
+        DynamoEntities::new(self.clients.dynamodb.clone(), &self.entities_table)
     }
 
     pub fn vault(&self) -> SecretsVault {

@@ -5,5 +5,6 @@
 
 pub mod app;
 pub mod aws;
+pub mod faults;
 pub mod github;
 pub mod logs;

@@ -1,7 +1,8 @@
 //! `make dev`: bootstraps the emulator's resources, makes sure a dev API key exists in
-//! `.dev/api-key`, and serves every route on 127.0.0.1:$PORT until interrupted.
+//! `.dev/api-key`, serves every route on 127.0.0.1:$PORT and runs the sync worker on the
+//! emulator's queue (as Lambda's SQS integration would) until interrupted.
 
-use aws_adapters::{AwsClients, DynamoStore};
+use aws_adapters::{AwsClients, DynamoStore, SqsQueue};
 use http_api::{telemetry, App};
 use local_stack::gateway;
 use local_stack::stack::{bootstrap, ensure_dev_key, LocalSettings};
@@ -21,6 +22,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let key = ensure_dev_key(&store, &key_file).await?;
 
     let app = App::from_parts(&config, &clients, sources::Catalog::from_env()?);
+    let worker = worker::Worker {
+        platform: app.platform.clone(),
+        settings: Default::default(),
+    };
+    let queue = SqsQueue::new(clients.sqs.clone(), config.sync_queue_url.clone());
+    // Ends with the process: the gateway returning ends `main`.
+    tokio::spawn(worker::poller::run(worker, queue, std::future::pending()));
     let listener = TcpListener::bind(("127.0.0.1", settings.port)).await?;
     // The dev key only opens the emulator's data; it goes to the terminal, never to the log.
     println!(

@@ -10,7 +10,7 @@ use super::keys::{
     schedule_bucket, CONNECTION_PREFIX, META,
 };
 use super::paging::Filter;
-use super::{backend, from_item, n, s, to_item, DynamoStore, Item};
+use super::{backend, from_item, is_condition_failure, n, s, to_item, DynamoStore, Item};
 use crate::error::boxed;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -19,7 +19,7 @@ use domain::connection::SourceConnection;
 use domain::ids::{ConnectionId, OrganizationId};
 use domain::names::ReadableId;
 use domain::page::{Page, PageRequest};
-use domain::ports::{ConnectionStore, NewConnection, StoreError};
+use domain::ports::{ConnectionStore, NewConnection, StoreError, Versioned};
 use std::collections::HashMap;
 
 /// The optimistic-locking counter of a connection item; later updates condition on it.
@@ -218,5 +218,48 @@ impl ConnectionStore for DynamoStore {
             .list_items(organization_pk(org), CONNECTION_PREFIX, filter, page)
             .await?;
         page.try_map(from_item)
+    }
+
+    async fn get_versioned(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<Option<Versioned<SourceConnection>>, StoreError> {
+        let Some(item) = self.get(organization_pk(org), &connection_sk(id)).await? else {
+            return Ok(None);
+        };
+        let version = item
+            .get(VERSION)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        Ok(Some(Versioned {
+            value: from_item(item)?,
+            version,
+        }))
+    }
+
+    async fn replace_connection(
+        &self,
+        connection: &SourceConnection,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let mut item = connection_item(connection)?;
+        item.insert(VERSION.to_owned(), n(version + 1));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("#version = :version")
+            .expression_attribute_names("#version", VERSION)
+            .expression_attribute_values(":version", n(version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
+            Err(e) => Err(backend(e)),
+        }
     }
 }

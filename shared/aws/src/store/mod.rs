@@ -5,8 +5,9 @@
 mod collections;
 mod connections;
 mod idempotency;
+mod jobs;
 mod keys;
-mod paging;
+pub(crate) mod paging;
 mod tenancy;
 
 pub use keys::{schedule_bucket, SCHEDULE_BUCKETS, SCHEDULE_INDEX};

@@ -7,6 +7,7 @@
 
 use super::{backend, s, DynamoStore, Item};
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use domain::page::{Page, PageRequest};
@@ -34,8 +35,7 @@ pub(crate) fn decode_cursor(cursor: &str, prefix: &str) -> Option<String> {
 }
 
 impl DynamoStore {
-    /// Items of partition `pk` whose sort key starts with `prefix`, in sort key order. Reads one
-    /// item past the page to tell whether another page follows.
+    /// Items of partition `pk` whose sort key starts with `prefix`, in sort key order.
     pub(crate) async fn list_items(
         &self,
         pk: String,
@@ -43,74 +43,99 @@ impl DynamoStore {
         filter: Option<Filter>,
         page: &PageRequest,
     ) -> Result<Page<Item>, StoreError> {
-        let mut start = match &page.cursor {
-            None => None,
-            Some(cursor) => match decode_cursor(cursor, prefix) {
-                Some(sk) => Some(super::key(pk.clone(), &sk)),
-                None => return Err(StoreError::InvalidCursor),
-            },
+        let order = Order::Ascending;
+        list_items(&self.client, &self.table, pk, prefix, filter, page, order).await
+    }
+}
+
+/// The direction of a listing by sort key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    Ascending,
+    Descending,
+}
+
+/// Items of partition `pk` of `table` whose sort key starts with `prefix` (every item when it is
+/// empty), in sort key order. Reads one item past the page to tell whether another follows.
+pub(crate) async fn list_items(
+    client: &Client,
+    table: &str,
+    pk: String,
+    prefix: &str,
+    filter: Option<Filter>,
+    page: &PageRequest,
+    order: Order,
+) -> Result<Page<Item>, StoreError> {
+    let mut start = match &page.cursor {
+        None => None,
+        Some(cursor) => match decode_cursor(cursor, prefix) {
+            Some(sk) => Some(super::key(pk.clone(), &sk)),
+            None => return Err(StoreError::InvalidCursor),
+        },
+    };
+
+    let mut names = HashMap::new();
+    let mut values = HashMap::from([(":pk".to_owned(), s(pk.clone()))]);
+    let key_condition = if prefix.is_empty() {
+        "pk = :pk"
+    } else {
+        values.insert(":prefix".to_owned(), s(prefix));
+        "pk = :pk AND begins_with(sk, :prefix)"
+    };
+    let filter_expression = filter.map(|f| {
+        names.extend(f.names);
+        values.extend(f.values);
+        f.expression
+    });
+
+    let mut skipped = 0;
+    let mut items: Vec<Item> = Vec::new();
+    let mut more = false;
+    loop {
+        let wanted = page.skip - skipped + page.limit + 1 - items.len();
+        let mut query = client
+            .query()
+            .table_name(table)
+            .key_condition_expression(key_condition)
+            .set_expression_attribute_values(Some(values.clone()))
+            .scan_index_forward(order == Order::Ascending)
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take());
+        query = match &filter_expression {
+            // A filter applies after `Limit` counts the items read, so let DynamoDB fill
+            // its 1 MB page instead.
+            Some(expression) => query
+                .filter_expression(expression)
+                .set_expression_attribute_names((!names.is_empty()).then(|| names.clone())),
+            None => query.limit(wanted.min(QUERY_LIMIT) as i32),
         };
-
-        let mut names = HashMap::new();
-        let mut values = HashMap::from([
-            (":pk".to_owned(), s(pk.clone())),
-            (":prefix".to_owned(), s(prefix)),
-        ]);
-        let filter_expression = filter.map(|f| {
-            names.extend(f.names);
-            values.extend(f.values);
-            f.expression
-        });
-
-        let mut skipped = 0;
-        let mut items: Vec<Item> = Vec::new();
-        let mut more = false;
-        loop {
-            let wanted = page.skip - skipped + page.limit + 1 - items.len();
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .set_expression_attribute_values(Some(values.clone()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take());
-            query = match &filter_expression {
-                // A filter applies after `Limit` counts the items read, so let DynamoDB fill
-                // its 1 MB page instead.
-                Some(expression) => query
-                    .filter_expression(expression)
-                    .set_expression_attribute_names((!names.is_empty()).then(|| names.clone())),
-                None => query.limit(wanted.min(QUERY_LIMIT) as i32),
-            };
-            let out = query.send().await.map_err(backend)?;
-            for item in out.items.unwrap_or_default() {
-                if skipped < page.skip {
-                    skipped += 1;
-                } else if items.len() < page.limit {
-                    items.push(item);
-                } else {
-                    more = true;
-                    break;
-                }
-            }
-            match out.last_evaluated_key {
-                Some(last) if !more && !last.is_empty() => start = Some(last),
-                _ => break,
+        let out = query.send().await.map_err(backend)?;
+        for item in out.items.unwrap_or_default() {
+            if skipped < page.skip {
+                skipped += 1;
+            } else if items.len() < page.limit {
+                items.push(item);
+            } else {
+                more = true;
+                break;
             }
         }
-
-        let next_cursor = if more {
-            items
-                .last()
-                .and_then(|item| item.get("sk"))
-                .and_then(|sk| sk.as_s().ok())
-                .map(|sk| encode_cursor(sk))
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        match out.last_evaluated_key {
+            Some(last) if !more && !last.is_empty() => start = Some(last),
+            _ => break,
+        }
     }
+
+    let next_cursor = if more {
+        items
+            .last()
+            .and_then(|item| item.get("sk"))
+            .and_then(|sk| sk.as_s().ok())
+            .map(|sk| encode_cursor(sk))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
 }
 
 #[cfg(test)]

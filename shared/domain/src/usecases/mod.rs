@@ -3,16 +3,19 @@
 pub mod collections;
 pub mod connections;
 pub mod create_connection;
+pub mod jobs;
+pub mod sync;
 pub mod tenancy;
 
 use crate::clock::Clock;
-use crate::ports::{CredentialVault, SourceDirectory, Store, SyncQueue};
+use crate::ports::{CredentialVault, EntityStore, SourceDirectory, Store, SyncQueue};
 use std::sync::Arc;
 
 /// Everything a use case may touch, built once per cold start and shared by all requests.
 #[derive(Clone)]
 pub struct Platform {
     pub store: Arc<dyn Store>,
+    pub entities: Arc<dyn EntityStore>,
     pub vault: Arc<dyn CredentialVault>,
     pub queue: Arc<dyn SyncQueue>,
     pub sources: Arc<dyn SourceDirectory>,

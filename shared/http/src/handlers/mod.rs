@@ -3,6 +3,7 @@
 pub mod collections;
 pub mod connections;
 pub mod health;
+pub mod jobs;
 pub mod sources;
 
 use crate::problem::Problem;

@@ -84,6 +84,7 @@ async fn direct_create_answers_the_connection_with_its_defaults() {
             organization_id: org,
             trigger: Trigger::Initial,
             force_full_sync: false,
+            not_before: None,
         }]
     );
     let secrets = f.vault.secrets();

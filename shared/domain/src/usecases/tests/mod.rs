@@ -30,7 +30,7 @@ async fn setup() -> (Fakes, OrganizationId) {
     (fakes, org)
 }
 
-async fn add_collection(platform: &Platform, org: OrganizationId, readable_id: &str) {
+pub(crate) async fn add_collection(platform: &Platform, org: OrganizationId, readable_id: &str) {
     create_collection(
         platform,
         org,
@@ -44,7 +44,7 @@ async fn add_collection(platform: &Platform, org: OrganizationId, readable_id: &
 }
 
 /// The smallest valid direct create: the `stub` source into `docs`.
-fn direct_body() -> Value {
+pub(crate) fn direct_body() -> Value {
     json!({
         "short_name": "stub",
         "readable_collection_id": "docs",
@@ -62,7 +62,7 @@ fn with(mut base: Value, changes: Value) -> Value {
 }
 
 /// Runs the create use case on a JSON body, as the handler does after parsing it.
-async fn create(
+pub(crate) async fn create(
     platform: &Platform,
     org: OrganizationId,
     body: Value,

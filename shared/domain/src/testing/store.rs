@@ -1,84 +1,25 @@
-//! In-memory fakes of the ports, for use-case tests. Each fake keeps its state behind one mutex,
-//! so every operation is atomic the way the real adapters' conditional writes and transactions
-//! are, and each follows the contract written on its port. Switches inject the failures the
-//! use cases must survive.
+//! The state store: tenants, collections, connections with their jobs, idempotency keys.
 
-use crate::auth::AuthenticationRequest;
-use crate::catalog::{AuthMethod, FieldSpec, FieldType, SourceSpec};
-use crate::clock::{Clock, FixedClock};
+use super::{injected, lock, page_of};
 use crate::collection::Collection;
 use crate::connection::SourceConnection;
 use crate::idempotency::{Claim, KeyState, Reservation};
 use crate::ids::{ConnectionId, JobId, OrganizationId};
-use crate::job::{Job, SyncMessage};
+use crate::job::{Checkpoint, Counts, Job, JobClaim, JobStatus, Lease};
 use crate::names::ReadableId;
 use crate::page::{Page, PageRequest};
 use crate::ports::{
-    CheckError, CollectionStore, ConnectionStore, CredentialVault, IdempotencyStore, NewConnection,
-    QueueError, SourceDirectory, StoreError, SyncQueue, TenantStore, VaultError,
+    CollectionStore, ConnectionStore, CursorUpdate, FinishedRun, IdempotencyStore, JobStore,
+    NewConnection, StoreError, TenantStore, Versioned,
 };
 use crate::tenancy::{ApiKeyHash, Organization};
-use crate::usecases::Platform;
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
-use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Map, Value};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Mutex;
 use tokio::sync::oneshot;
-
-/// The instant every test runs at: a Wednesday afternoon, with seconds, so that defaults derived
-/// from the clock (the daily schedule) show whether they truncate correctly.
-pub fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 25, 14, 7, 31).unwrap()
-}
-
-/// A clock a test moves by hand, for leases that must run out mid-test.
-pub struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    pub fn at(instant: DateTime<Utc>) -> Self {
-        Self(Mutex::new(instant))
-    }
-
-    pub fn set(&self, instant: DateTime<Utc>) {
-        *lock(&self.0) = instant;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *lock(&self.0)
-    }
-}
-
-fn injected(what: &str) -> Box<dyn std::error::Error + Send + Sync> {
-    format!("injected failure: {what}").into()
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock()
-        .expect("a test panicked while holding a fake's lock")
-}
-
-/// One page of `items` (already in key order): after the cursor, then `skip`, then `limit`.
-/// The cursor of the next page is the key of the last item, given only when more follow.
-fn page_of<T>(items: Vec<(String, T)>, page: &PageRequest) -> Page<T> {
-    let mut rest = items
-        .into_iter()
-        .filter(|(key, _)| page.cursor.as_ref().is_none_or(|c| key > c))
-        .skip(page.skip);
-    let taken: Vec<(String, T)> = rest.by_ref().take(page.limit).collect();
-    let next_cursor = match rest.next() {
-        Some(_) => taken.last().map(|(key, _)| key.clone()),
-        None => None,
-    };
-    Page {
-        items: taken.into_iter().map(|(_, item)| item).collect(),
-        next_cursor,
-    }
-}
 
 struct ApiKeyRow {
     organization_id: OrganizationId,
@@ -103,7 +44,12 @@ struct State {
     api_keys: BTreeMap<String, ApiKeyRow>,
     collections: BTreeMap<(OrganizationId, String), CollectionRow>,
     connections: BTreeMap<(OrganizationId, ConnectionId), SourceConnection>,
+    versions: BTreeMap<ConnectionId, u64>,
     jobs: BTreeMap<(ConnectionId, JobId), Job>,
+    /// A job's run: its lease (holder, until) and its checkpoint.
+    runs: BTreeMap<JobId, (Option<Lease>, Option<Checkpoint>)>,
+    seen: BTreeMap<(JobId, u32), Vec<u8>>,
+    cursors: BTreeMap<ConnectionId, Value>,
     keys: BTreeMap<(OrganizationId, String), KeyRow>,
 }
 
@@ -166,6 +112,70 @@ impl MemoryStore {
 
     pub fn jobs(&self) -> Vec<Job> {
         lock(&self.state).jobs.values().cloned().collect()
+    }
+
+    pub fn job(&self, connection: ConnectionId, job: JobId) -> Option<Job> {
+        lock(&self.state).jobs.get(&(connection, job)).cloned()
+    }
+
+    /// Changes a job behind the use cases' back (a cancel request, a crashed run's state).
+    pub fn edit_job(&self, connection: ConnectionId, job: JobId, edit: impl FnOnce(&mut Job)) {
+        if let Some(job) = lock(&self.state).jobs.get_mut(&(connection, job)) {
+            edit(job);
+        }
+    }
+
+    /// A job written as a run request or the scheduler would.
+    pub fn insert_job(&self, job: Job) {
+        lock(&self.state)
+            .jobs
+            .insert((job.source_connection_id, job.id), job);
+    }
+
+    /// Forgets a job's checkpoint, as if its run died before writing one.
+    pub fn clear_checkpoint(&self, job: JobId) {
+        if let Some(run) = lock(&self.state).runs.get_mut(&job) {
+            run.1 = None;
+        }
+    }
+
+    /// The lease a job's run holds, if any.
+    pub fn lease(&self, job: JobId) -> Option<Lease> {
+        lock(&self.state)
+            .runs
+            .get(&job)
+            .and_then(|(lease, _)| lease.clone())
+    }
+
+    /// Takes a job's lease as a run elsewhere would.
+    pub fn set_lease(&self, job: JobId, lease: Option<Lease>) {
+        lock(&self.state).runs.entry(job).or_default().0 = lease;
+    }
+
+    /// How many seen-keys chunks are stored, over all jobs.
+    pub fn seen_chunk_count(&self) -> usize {
+        lock(&self.state).seen.len()
+    }
+
+    pub fn cursor(&self, connection: ConnectionId) -> Option<Value> {
+        lock(&self.state).cursors.get(&connection).cloned()
+    }
+
+    pub fn connection(&self, id: ConnectionId) -> Option<SourceConnection> {
+        lock(&self.state)
+            .connections
+            .iter()
+            .find(|((_, c), _)| *c == id)
+            .map(|(_, c)| c.clone())
+    }
+
+    /// Changes a connection behind the use cases' back (a concurrent PATCH); bumps its version.
+    pub fn edit_connection(&self, id: ConnectionId, edit: impl FnOnce(&mut SourceConnection)) {
+        let mut state = lock(&self.state);
+        if let Some((_, c)) = state.connections.iter_mut().find(|((_, c), _)| *c == id) {
+            edit(c);
+            *state.versions.entry(id).or_default() += 1;
+        }
     }
 
     /// What is held under a key, expired or not.
@@ -363,6 +373,7 @@ impl ConnectionStore for MemoryStore {
         state
             .connections
             .insert((org, connection.id), connection.clone());
+        state.versions.insert(connection.id, 1);
         if let Some(job) = new.first_job {
             state
                 .jobs
@@ -403,6 +414,234 @@ impl ConnectionStore for MemoryStore {
             .map(|((_, id), c)| (id.to_string(), c.clone()))
             .collect();
         Ok(page_of(items, page))
+    }
+
+    async fn get_versioned(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<Option<Versioned<SourceConnection>>, StoreError> {
+        let state = lock(&self.state);
+        Ok(state.connections.get(&(org, id)).map(|c| Versioned {
+            value: c.clone(),
+            version: state.versions.get(&id).copied().unwrap_or(1),
+        }))
+    }
+
+    async fn replace_connection(
+        &self,
+        connection: &SourceConnection,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        replace(&mut state, connection, version)
+    }
+}
+
+fn replace(
+    state: &mut State,
+    connection: &SourceConnection,
+    version: u64,
+) -> Result<(), StoreError> {
+    let key = (connection.organization_id, connection.id);
+    let current = state.versions.get(&connection.id).copied().unwrap_or(1);
+    if !state.connections.contains_key(&key) || current != version {
+        return Err(StoreError::VersionConflict);
+    }
+    state.connections.insert(key, connection.clone());
+    state.versions.insert(connection.id, version + 1);
+    Ok(())
+}
+
+fn holds(state: &State, job: JobId, holder: &str) -> bool {
+    matches!(state.runs.get(&job), Some((Some(lease), _)) if lease.holder == holder)
+}
+
+#[async_trait]
+impl JobStore for MemoryStore {
+    async fn get_job(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+    ) -> Result<Option<Job>, StoreError> {
+        Ok(lock(&self.state).jobs.get(&(connection, job)).cloned())
+    }
+
+    async fn list_jobs(
+        &self,
+        connection: ConnectionId,
+        page: &PageRequest,
+    ) -> Result<Page<Job>, StoreError> {
+        let items = lock(&self.state)
+            .jobs
+            .iter()
+            .rev()
+            .filter(|((c, _), _)| *c == connection)
+            // Newest first: a key that sorts descending by id.
+            .map(|((_, id), job)| {
+                (
+                    format!("{:032x}", u128::MAX - id.as_uuid().as_u128()),
+                    job.clone(),
+                )
+            })
+            .collect();
+        Ok(page_of(items, page))
+    }
+
+    async fn claim_job(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<JobClaim, StoreError> {
+        let mut state = lock(&self.state);
+        let Some(stored) = state.jobs.get(&(connection, job)).cloned() else {
+            return Ok(JobClaim::Missing);
+        };
+        if stored.status.is_terminal() {
+            return Ok(JobClaim::Finished(stored.status));
+        }
+        let (held, checkpoint) = state.runs.get(&job).cloned().unwrap_or_default();
+        if let Some(held) = held.filter(|l| l.until > now) {
+            if stored.status != JobStatus::Pending {
+                return Ok(JobClaim::Busy { until: held.until });
+            }
+        }
+        let mut claimed = stored;
+        if claimed.status == JobStatus::Pending {
+            claimed.status = JobStatus::Running;
+        }
+        claimed.started_at.get_or_insert(now);
+        state.jobs.insert((connection, job), claimed.clone());
+        state
+            .runs
+            .insert(job, (Some(lease.clone()), checkpoint.clone()));
+        Ok(JobClaim::Claimed {
+            job: Box::new(claimed),
+            checkpoint,
+        })
+    }
+
+    async fn record_progress(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        lease: &Lease,
+        counts: &Counts,
+    ) -> Result<JobStatus, StoreError> {
+        let mut state = lock(&self.state);
+        if !holds(&state, job, &lease.holder) {
+            return Err(StoreError::LeaseLost);
+        }
+        state.runs.entry(job).or_default().0 = Some(lease.clone());
+        let stored = state
+            .jobs
+            .get_mut(&(connection, job))
+            .ok_or(StoreError::LeaseLost)?;
+        stored.set_counts(counts);
+        Ok(stored.status)
+    }
+
+    async fn save_checkpoint(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        holder: &str,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        if !holds(&state, job, holder) {
+            return Err(StoreError::LeaseLost);
+        }
+        state.runs.insert(job, (None, Some(checkpoint.clone())));
+        if let Some(stored) = state.jobs.get_mut(&(connection, job)) {
+            stored.set_counts(&checkpoint.counts);
+        }
+        Ok(())
+    }
+
+    async fn release_job(
+        &self,
+        _connection: ConnectionId,
+        job: JobId,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        if holds(&state, job, holder) {
+            state.runs.entry(job).or_default().0 = None;
+        }
+        Ok(())
+    }
+
+    async fn finish_job(&self, run: FinishedRun<'_>) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        let job = run.job;
+        let key = (job.source_connection_id, job.id);
+        let live = state
+            .jobs
+            .get(&key)
+            .is_some_and(|j| !j.status.is_terminal());
+        if !live || !holds(&state, job.id, run.holder) {
+            return Err(StoreError::LeaseLost);
+        }
+        if let Some((connection, version)) = run.connection {
+            let current = state.versions.get(&connection.id).copied().unwrap_or(1);
+            if current != version {
+                return Err(StoreError::VersionConflict);
+            }
+            replace(&mut state, connection, version)?;
+        }
+        state.jobs.insert(key, job.clone());
+        state.runs.insert(job.id, (None, None));
+        match run.cursor {
+            CursorUpdate::Keep => {}
+            CursorUpdate::Save(cursor) => {
+                state
+                    .cursors
+                    .insert(job.source_connection_id, cursor.clone());
+            }
+            CursorUpdate::Clear => {
+                state.cursors.remove(&job.source_connection_id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn put_seen_chunk(
+        &self,
+        _connection: ConnectionId,
+        job: JobId,
+        index: u32,
+        keys: &[u8],
+    ) -> Result<(), StoreError> {
+        lock(&self.state).seen.insert((job, index), keys.to_vec());
+        Ok(())
+    }
+
+    async fn seen_chunks(
+        &self,
+        _connection: ConnectionId,
+        job: JobId,
+        count: u32,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let state = lock(&self.state);
+        Ok((0..count)
+            .filter_map(|i| state.seen.get(&(job, i)).cloned())
+            .collect())
+    }
+
+    async fn delete_seen_chunks(
+        &self,
+        _connection: ConnectionId,
+        job: JobId,
+    ) -> Result<(), StoreError> {
+        lock(&self.state).seen.retain(|(j, _), _| *j != job);
+        Ok(())
+    }
+
+    async fn sync_cursor(&self, connection: ConnectionId) -> Result<Option<Value>, StoreError> {
+        Ok(lock(&self.state).cursors.get(&connection).cloned())
     }
 }
 
@@ -471,299 +710,5 @@ impl IdempotencyStore for MemoryStore {
             state.keys.remove(&key);
         }
         Ok(())
-    }
-}
-
-struct StoredSecret {
-    value: String,
-    request_token: String,
-}
-
-#[derive(Default)]
-struct VaultState {
-    secrets: BTreeMap<(OrganizationId, ConnectionId), StoredSecret>,
-    puts: usize,
-    deletes: usize,
-}
-
-/// The credential vault: one secret per (organization, connection).
-#[derive(Default)]
-pub struct MemoryVault {
-    state: Mutex<VaultState>,
-    fail_put: AtomicBool,
-}
-
-/// A secret as the vault holds it, exposed for assertions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretRecord {
-    pub organization_id: OrganizationId,
-    pub connection_id: ConnectionId,
-    pub value: String,
-    pub request_token: String,
-}
-
-impl MemoryVault {
-    /// Makes every put fail with a backend error until switched off.
-    pub fn fail_put(&self, fail: bool) {
-        self.fail_put.store(fail, Ordering::SeqCst);
-    }
-
-    pub fn secrets(&self) -> Vec<SecretRecord> {
-        lock(&self.state)
-            .secrets
-            .iter()
-            .map(|((org, id), s)| SecretRecord {
-                organization_id: *org,
-                connection_id: *id,
-                value: s.value.clone(),
-                request_token: s.request_token.clone(),
-            })
-            .collect()
-    }
-
-    /// Successful puts, including idempotent repeats and secrets deleted since.
-    pub fn puts(&self) -> usize {
-        lock(&self.state).puts
-    }
-
-    /// Deletes of a secret that existed.
-    pub fn deletes(&self) -> usize {
-        lock(&self.state).deletes
-    }
-}
-
-#[async_trait]
-impl CredentialVault for MemoryVault {
-    async fn put_connection_secret(
-        &self,
-        org: OrganizationId,
-        id: ConnectionId,
-        value: &SecretString,
-        request_token: &str,
-    ) -> Result<(), VaultError> {
-        if self.fail_put.load(Ordering::SeqCst) {
-            return Err(VaultError::Backend(injected("put_connection_secret")));
-        }
-        let mut state = lock(&self.state);
-        let value = value.expose_secret();
-        if let Some(existing) = state.secrets.get(&(org, id)) {
-            if existing.request_token == request_token && existing.value != value {
-                return Err(VaultError::TokenReused);
-            }
-        }
-        state.secrets.insert(
-            (org, id),
-            StoredSecret {
-                value: value.to_owned(),
-                request_token: request_token.to_owned(),
-            },
-        );
-        state.puts += 1;
-        Ok(())
-    }
-
-    async fn get_connection_secret(
-        &self,
-        org: OrganizationId,
-        id: ConnectionId,
-    ) -> Result<Option<SecretString>, VaultError> {
-        Ok(lock(&self.state)
-            .secrets
-            .get(&(org, id))
-            .map(|s| SecretString::from(s.value.clone())))
-    }
-
-    async fn delete_connection_secret(
-        &self,
-        org: OrganizationId,
-        id: ConnectionId,
-    ) -> Result<(), VaultError> {
-        let mut state = lock(&self.state);
-        if state.secrets.remove(&(org, id)).is_some() {
-            state.deletes += 1;
-        }
-        Ok(())
-    }
-}
-
-/// The sync queue: records what was sent.
-#[derive(Default)]
-pub struct MemoryQueue {
-    messages: Mutex<Vec<SyncMessage>>,
-    fail: AtomicBool,
-}
-
-impl MemoryQueue {
-    /// Makes every enqueue fail until switched off.
-    pub fn fail_enqueue(&self, fail: bool) {
-        self.fail.store(fail, Ordering::SeqCst);
-    }
-
-    pub fn messages(&self) -> Vec<SyncMessage> {
-        lock(&self.messages).clone()
-    }
-}
-
-#[async_trait]
-impl SyncQueue for MemoryQueue {
-    async fn enqueue(&self, message: &SyncMessage) -> Result<(), QueueError> {
-        if self.fail.load(Ordering::SeqCst) {
-            return Err(QueueError(injected("enqueue")));
-        }
-        lock(&self.messages).push(message.clone());
-        Ok(())
-    }
-}
-
-/// A credential check as the directory received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckCall {
-    pub short_name: String,
-    pub method: AuthMethod,
-}
-
-/// Three sources, each standing for a shape of the real catalog:
-/// - `stub` ("Stub"): direct only, a required secret `api_key`, config `entity_count` 1-1000;
-/// - `tokens` ("Tokens"): direct (`personal_access_token`) and oauth_token, federated search;
-/// - `portal` ("Portal"): OAuth flows only (browser, BYOC, auth provider).
-pub struct FakeSources {
-    specs: Vec<SourceSpec>,
-    answer: Mutex<Result<(), CheckError>>,
-    calls: Mutex<Vec<CheckCall>>,
-}
-
-impl FakeSources {
-    pub fn new() -> Self {
-        Self {
-            specs: vec![stub_spec(), tokens_spec(), portal_spec()],
-            answer: Mutex::new(Ok(())),
-            calls: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// What every later credential check answers.
-    pub fn answer_checks_with(&self, answer: Result<(), CheckError>) {
-        *lock(&self.answer) = answer;
-    }
-
-    pub fn check_calls(&self) -> Vec<CheckCall> {
-        lock(&self.calls).clone()
-    }
-}
-
-fn spec(short_name: &'static str, name: &'static str, auth_methods: Vec<AuthMethod>) -> SourceSpec {
-    SourceSpec {
-        short_name,
-        name,
-        class_name: name,
-        description: "a fake source for use-case tests",
-        auth_methods,
-        requires_byoc: false,
-        auth_fields: Vec::new(),
-        config_fields: Vec::new(),
-        supported_auth_providers: Vec::new(),
-        entity_types: vec!["item"],
-        supports_continuous: false,
-        federated_search: false,
-        labels: Vec::new(),
-    }
-}
-
-fn stub_spec() -> SourceSpec {
-    SourceSpec {
-        auth_fields: vec![FieldSpec::new("api_key", "API key", FieldType::String)
-            .required()
-            .secret()],
-        config_fields: vec![
-            FieldSpec::new("entity_count", "Entity count", FieldType::Integer).range(1, 1000),
-        ],
-        ..spec("stub", "Stub", vec![AuthMethod::Direct])
-    }
-}
-
-fn tokens_spec() -> SourceSpec {
-    SourceSpec {
-        auth_fields: vec![FieldSpec::new(
-            "personal_access_token",
-            "Personal access token",
-            FieldType::String,
-        )
-        .required()
-        .secret()],
-        federated_search: true,
-        ..spec(
-            "tokens",
-            "Tokens",
-            vec![AuthMethod::Direct, AuthMethod::OauthToken],
-        )
-    }
-}
-
-fn portal_spec() -> SourceSpec {
-    SourceSpec {
-        supported_auth_providers: vec!["composio", "pipedream"],
-        ..spec(
-            "portal",
-            "Portal",
-            vec![
-                AuthMethod::OauthBrowser,
-                AuthMethod::OauthByoc,
-                AuthMethod::AuthProvider,
-            ],
-        )
-    }
-}
-
-#[async_trait]
-impl SourceDirectory for FakeSources {
-    fn spec(&self, short_name: &str) -> Option<&SourceSpec> {
-        self.specs.iter().find(|s| s.short_name == short_name)
-    }
-
-    fn specs(&self) -> Vec<&SourceSpec> {
-        self.specs.iter().collect()
-    }
-
-    async fn check_credentials(
-        &self,
-        short_name: &str,
-        auth: &AuthenticationRequest,
-        _config: &Map<String, Value>,
-    ) -> Result<(), CheckError> {
-        lock(&self.calls).push(CheckCall {
-            short_name: short_name.to_owned(),
-            method: auth.method(),
-        });
-        lock(&self.answer).clone()
-    }
-}
-
-/// A platform wired to fresh fakes, and the fakes themselves for arranging and asserting.
-pub struct Fakes {
-    pub platform: Platform,
-    pub store: Arc<MemoryStore>,
-    pub vault: Arc<MemoryVault>,
-    pub queue: Arc<MemoryQueue>,
-    pub sources: Arc<FakeSources>,
-}
-
-pub fn platform() -> Fakes {
-    let store = Arc::new(MemoryStore::default());
-    let vault = Arc::new(MemoryVault::default());
-    let queue = Arc::new(MemoryQueue::default());
-    let sources = Arc::new(FakeSources::new());
-    let platform = Platform {
-        store: store.clone(),
-        vault: vault.clone(),
-        queue: queue.clone(),
-        sources: sources.clone(),
-        clock: Arc::new(FixedClock(now())),
-    };
-    Fakes {
-        platform,
-        store,
-        vault,
-        queue,
-        sources,
     }
 }

@@ -1,0 +1,504 @@
+//! Sync jobs (`CONN#id | JOB#<uuidv7>`), their leases and checkpoints, the checkpoint's chunks
+//! of seen keys (`CONN#id | CKPT#<job>#<n>`) and the connection's sync cursor (`CONN#id |
+//! CURSOR`).
+//!
+//! A run holds its job under a lease (`lease_holder`, `lease_until` in epoch milliseconds):
+//! every write of the run is conditioned on the holder, so a run that lost its job writes
+//! nothing. A released lease has `lease_until = 0` and no holder. The outcome is one
+//! transaction: the job (whole item, lease and checkpoint gone), the connection at the version
+//! the run read, and the cursor.
+
+use super::connections::{connection_item, VERSION};
+use super::keys::{connection_pk, job_sk};
+use super::paging::{list_items, Order};
+use super::{backend, from_item, is_condition_failure, key, n, s, to_item, DynamoStore, Item};
+use crate::error::{adapter, boxed};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, WriteRequest,
+};
+use chrono::{DateTime, Utc};
+use domain::ids::{ConnectionId, JobId};
+use domain::job::{Checkpoint, Counts, Job, JobClaim, JobStatus, Lease};
+use domain::page::{Page, PageRequest};
+use domain::ports::{CursorUpdate, FinishedRun, JobStore, StoreError};
+use serde_json::Value;
+use std::collections::HashMap;
+
+const STATUS: &str = "status";
+const LEASE_HOLDER: &str = "lease_holder";
+const LEASE_UNTIL: &str = "lease_until";
+const CHECKPOINT: &str = "checkpoint";
+const CURSOR: &str = "CURSOR";
+const JOB_PREFIX: &str = "JOB#";
+/// Attempts of a claim whose read went stale before its conditional write.
+const CLAIM_ATTEMPTS: usize = 3;
+
+fn checkpoint_prefix(job: JobId) -> String {
+    format!("CKPT#{job}#")
+}
+
+fn chunk_sk(job: JobId, index: u32) -> String {
+    format!("{}{index:06}", checkpoint_prefix(job))
+}
+
+fn status_value(status: JobStatus) -> AttributeValue {
+    serde_dynamo::to_attribute_value(status).expect("a status serializes")
+}
+
+fn instant(at: DateTime<Utc>) -> AttributeValue {
+    serde_dynamo::to_attribute_value(at).expect("an instant serializes")
+}
+
+fn millis(at: DateTime<Utc>) -> AttributeValue {
+    n(at.timestamp_millis())
+}
+
+fn number(item: &Item, name: &str) -> Option<i64> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
+}
+
+/// The counts as `SET` assignments, with their values.
+fn counts_update(counts: &Counts, values: &mut HashMap<String, AttributeValue>) -> String {
+    let fields = [
+        ("entities_inserted", counts.inserted),
+        ("entities_updated", counts.updated),
+        ("entities_deleted", counts.deleted),
+        ("entities_kept", counts.kept),
+        ("entities_failed", counts.failed),
+    ];
+    fields
+        .iter()
+        .map(|(name, value)| {
+            values.insert(format!(":{name}"), n(value));
+            format!("{name} = :{name}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn checkpoint_of(item: &Item) -> Result<Option<Checkpoint>, StoreError> {
+    text(item, CHECKPOINT)
+        .map(|json| {
+            serde_json::from_str(json)
+                .map_err(|_| StoreError::Backend(adapter("unreadable job checkpoint")))
+        })
+        .transpose()
+}
+
+impl DynamoStore {
+    async fn job_item(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+    ) -> Result<Option<Item>, StoreError> {
+        self.get(connection_pk(connection), &job_sk(job)).await
+    }
+
+    /// An update of a job item on the condition that `holder` holds its lease.
+    async fn update_held(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        holder: &str,
+        expression: String,
+        mut values: HashMap<String, AttributeValue>,
+        returns: ReturnValue,
+    ) -> Result<Option<Item>, StoreError> {
+        values.insert(":holder".to_owned(), s(holder));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(connection_pk(connection), &job_sk(job))))
+            .update_expression(expression)
+            .condition_expression("#holder = :holder")
+            .expression_attribute_names("#holder", LEASE_HOLDER)
+            .set_expression_attribute_values(Some(values))
+            .return_values(returns)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.attributes),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::LeaseLost),
+            Err(e) => Err(backend(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl JobStore for DynamoStore {
+    async fn get_job(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+    ) -> Result<Option<Job>, StoreError> {
+        self.job_item(connection, job)
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
+    async fn list_jobs(
+        &self,
+        connection: ConnectionId,
+        page: &PageRequest,
+    ) -> Result<Page<Job>, StoreError> {
+        let pk = connection_pk(connection);
+        let items = list_items(
+            &self.client,
+            &self.table,
+            pk,
+            JOB_PREFIX,
+            None,
+            page,
+            Order::Descending,
+        )
+        .await?;
+        items.try_map(from_item)
+    }
+
+    async fn claim_job(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<JobClaim, StoreError> {
+        for _ in 0..CLAIM_ATTEMPTS {
+            let Some(item) = self.job_item(connection, job).await? else {
+                return Ok(JobClaim::Missing);
+            };
+            let stored: Job = from_item(item.clone())?;
+            if stored.status.is_terminal() {
+                return Ok(JobClaim::Finished(stored.status));
+            }
+            let until = number(&item, LEASE_UNTIL).unwrap_or(0);
+            if stored.status != JobStatus::Pending && until > now.timestamp_millis() {
+                let until = DateTime::from_timestamp_millis(until).unwrap_or(now);
+                return Ok(JobClaim::Busy { until });
+            }
+            let status = match stored.status {
+                JobStatus::Pending => JobStatus::Running,
+                other => other,
+            };
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(connection_pk(connection), &job_sk(job))))
+                .update_expression(
+                    "SET #status = :status, #holder = :holder, #until = :until, started_at = :started",
+                )
+                .condition_expression(
+                    "#status = :observed AND (attribute_not_exists(#until) OR #until <= :now)",
+                )
+                .expression_attribute_names("#status", STATUS)
+                .expression_attribute_names("#holder", LEASE_HOLDER)
+                .expression_attribute_names("#until", LEASE_UNTIL)
+                .expression_attribute_values(":status", status_value(status))
+                .expression_attribute_values(":observed", status_value(stored.status))
+                .expression_attribute_values(":holder", s(&lease.holder))
+                .expression_attribute_values(":until", millis(lease.until))
+                .expression_attribute_values(":now", millis(now))
+                .expression_attribute_values(":started", instant(stored.started_at.unwrap_or(now)))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    let item = out.attributes.ok_or_else(|| {
+                        StoreError::Backend(adapter("UpdateItem answered no item"))
+                    })?;
+                    let checkpoint = checkpoint_of(&item)?;
+                    return Ok(JobClaim::Claimed {
+                        job: Box::new(from_item(item)?),
+                        checkpoint,
+                    });
+                }
+                Err(e) if is_condition_failure(&e) => continue,
+                Err(e) => return Err(backend(e)),
+            }
+        }
+        Err(StoreError::Backend(adapter(
+            "the job kept changing during its claim",
+        )))
+    }
+
+    async fn record_progress(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        lease: &Lease,
+        counts: &Counts,
+    ) -> Result<JobStatus, StoreError> {
+        let mut values = HashMap::from([(":until".to_owned(), millis(lease.until))]);
+        let set = counts_update(counts, &mut values);
+        let item = self
+            .update_held(
+                connection,
+                job,
+                &lease.holder,
+                format!("SET {set}, lease_until = :until"),
+                values,
+                ReturnValue::AllNew,
+            )
+            .await?
+            .ok_or_else(|| StoreError::Backend(adapter("UpdateItem answered no item")))?;
+        let job: Job = from_item(item)?;
+        Ok(job.status)
+    }
+
+    async fn save_checkpoint(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        holder: &str,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(checkpoint).map_err(|e| StoreError::Backend(boxed(e)))?;
+        let mut values = HashMap::from([
+            (":checkpoint".to_owned(), s(json)),
+            (":released".to_owned(), n(0)),
+        ]);
+        let set = counts_update(&checkpoint.counts, &mut values);
+        let expression =
+            format!("SET {set}, checkpoint = :checkpoint, lease_until = :released REMOVE #holder");
+        self.update_held(
+            connection,
+            job,
+            holder,
+            expression,
+            values,
+            ReturnValue::None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn release_job(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        let values = HashMap::from([(":released".to_owned(), n(0))]);
+        let expression = "SET lease_until = :released REMOVE #holder".to_owned();
+        match self
+            .update_held(
+                connection,
+                job,
+                holder,
+                expression,
+                values,
+                ReturnValue::None,
+            )
+            .await
+        {
+            Ok(_) | Err(StoreError::LeaseLost) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn finish_job(&self, run: FinishedRun<'_>) -> Result<(), StoreError> {
+        let job = run.job;
+        let pk = connection_pk(job.source_connection_id);
+        let terminal = [
+            JobStatus::Completed,
+            JobStatus::Failed,
+            JobStatus::Cancelled,
+        ];
+        let mut put_job = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(job, pk.clone(), &job_sk(job.id))?))
+            .condition_expression("#holder = :holder AND NOT (#status IN (:t0, :t1, :t2))")
+            .expression_attribute_names("#holder", LEASE_HOLDER)
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_values(":holder", s(run.holder));
+        for (i, status) in terminal.iter().enumerate() {
+            put_job = put_job.expression_attribute_values(format!(":t{i}"), status_value(*status));
+        }
+        let mut items = vec![TransactWriteItem::builder()
+            .put(put_job.build().map_err(|e| StoreError::Backend(boxed(e)))?)
+            .build()];
+        if let Some((connection, version)) = run.connection {
+            let mut item = connection_item(connection)?;
+            item.insert(VERSION.to_owned(), n(version + 1));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("#version = :version")
+                .expression_attribute_names("#version", VERSION)
+                .expression_attribute_values(":version", n(version))
+                .build()
+                .map_err(|e| StoreError::Backend(boxed(e)))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        match run.cursor {
+            CursorUpdate::Keep => {}
+            CursorUpdate::Save(cursor) => {
+                let mut item = key(pk.clone(), CURSOR);
+                item.insert("cursor".to_owned(), s(cursor.to_string()));
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| StoreError::Backend(boxed(e)))?;
+                items.push(TransactWriteItem::builder().put(put).build());
+            }
+            CursorUpdate::Clear => {
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(pk.clone(), CURSOR)))
+                    .build()
+                    .map_err(|e| StoreError::Backend(boxed(e)))?;
+                items.push(TransactWriteItem::builder().delete(delete).build());
+            }
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let e = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            e.as_service_error()
+        {
+            let failed: Vec<bool> = cancelled
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                .collect();
+            if failed.first() == Some(&true) {
+                return Err(StoreError::LeaseLost);
+            }
+            if failed.get(1) == Some(&true) && run.connection.is_some() {
+                return Err(StoreError::VersionConflict);
+            }
+        }
+        Err(backend(e))
+    }
+
+    async fn put_seen_chunk(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        index: u32,
+        keys: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut item = key(connection_pk(connection), &chunk_sk(job, index));
+        item.insert("keys".to_owned(), AttributeValue::B(keys.to_vec().into()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn seen_chunks(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        count: u32,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut chunks: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(connection_pk(connection)))
+                .expression_attribute_values(":prefix", s(checkpoint_prefix(job)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in out.items.unwrap_or_default() {
+                let sk = text(&item, "sk").unwrap_or_default().to_owned();
+                if let Some(AttributeValue::B(keys)) = item.get("keys") {
+                    chunks.push((sk, keys.clone().into_inner()));
+                }
+            }
+            match out.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => break,
+            }
+        }
+        let wanted: Vec<String> = (0..count).map(|i| chunk_sk(job, i)).collect();
+        Ok(chunks
+            .into_iter()
+            .filter(|(sk, _)| wanted.contains(sk))
+            .map(|(_, keys)| keys)
+            .collect())
+    }
+
+    async fn delete_seen_chunks(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+    ) -> Result<(), StoreError> {
+        let pk = connection_pk(connection);
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s(checkpoint_prefix(job)))
+                .projection_expression("pk, sk")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            let keys: Vec<Item> = out.items.unwrap_or_default();
+            for batch in keys.chunks(25) {
+                let requests = batch
+                    .iter()
+                    .map(|k| {
+                        let delete = DeleteRequest::builder()
+                            .set_key(Some(k.clone()))
+                            .build()
+                            .map_err(|e| StoreError::Backend(boxed(e)))?;
+                        Ok(WriteRequest::builder().delete_request(delete).build())
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                crate::batch::write_all(&self.client, &self.table, requests).await?;
+            }
+            match out.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    async fn sync_cursor(&self, connection: ConnectionId) -> Result<Option<Value>, StoreError> {
+        let Some(item) = self.get(connection_pk(connection), CURSOR).await? else {
+            return Ok(None);
+        };
+        text(&item, "cursor")
+            .map(|json| {
+                serde_json::from_str(json)
+                    .map_err(|_| StoreError::Backend(adapter("unreadable sync cursor")))
+            })
+            .transpose()
+    }
+}

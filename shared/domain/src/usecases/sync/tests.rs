@@ -1,0 +1,520 @@
+//! The sync use case against in-memory fakes: change detection, batching, deletion by absence,
+//! hand-over and resumption, deferral, failures, cancellation and leases.
+
+use super::*;
+use crate::entity::Entity;
+use crate::ids::OrganizationId;
+use crate::testing::{now, platform, Fakes, ScriptedStream};
+use crate::usecases::tests::{add_collection, create, direct_body};
+use serde_json::json;
+
+fn item(i: usize, version: u32) -> Entity {
+    Entity {
+        entity_type: if i % 10 == 0 { "folder" } else { "item" }.into(),
+        entity_id: format!("{i:04}"),
+        title: format!("Item {i}"),
+        updated_at: None,
+        payload: json!({"i": i, "version": version}),
+    }
+}
+
+/// `count` entities in pages of `per_page`; entities `changed` have version 1, the rest 0.
+fn pages(count: usize, per_page: usize, changed: impl Fn(usize) -> bool) -> Vec<Vec<Entity>> {
+    (0..count)
+        .map(|i| item(i, u32::from(changed(i))))
+        .collect::<Vec<_>>()
+        .chunks(per_page)
+        .map(<[Entity]>::to_vec)
+        .collect()
+}
+
+fn far_deadline() -> Instant {
+    Instant::now() + Duration::from_secs(900)
+}
+
+fn settings() -> SyncSettings {
+    SyncSettings {
+        progress_interval: Duration::ZERO,
+        ..SyncSettings::default()
+    }
+}
+
+/// A stub connection with its pending first job; the create's message is taken off the queue.
+async fn connection() -> (Fakes, OrganizationId, SyncMessage) {
+    let f = platform();
+    let org = OrganizationId::new();
+    add_collection(&f.platform, org, "docs").await;
+    create(&f.platform, org, direct_body())
+        .await
+        .expect("created");
+    let message = f.queue.drain().pop().expect("the first job's message");
+    (f, org, message)
+}
+
+async fn run(f: &Fakes, message: &SyncMessage) -> Handled {
+    run_sync(&f.platform, &settings(), message, far_deadline())
+        .await
+        .expect("no infrastructure failure")
+}
+
+/// A new pending job of the connection, as a manual run would create it.
+fn next_job(f: &Fakes, message: &SyncMessage, force_full_sync: bool) -> SyncMessage {
+    let mut job = Job::pending(
+        crate::ids::JobId::new(),
+        message.organization_id,
+        message.connection_id,
+        crate::job::Trigger::Manual,
+        now(),
+    );
+    job.force_full_sync = force_full_sync;
+    f.store.insert_job(job.clone());
+    job.message()
+}
+
+fn job(f: &Fakes, message: &SyncMessage) -> Job {
+    f.store
+        .job(message.connection_id, message.job_id)
+        .expect("job")
+}
+
+#[tokio::test]
+async fn a_first_sync_inserts_everything_and_fills_the_summaries() {
+    let (f, _, message) = connection().await;
+    f.sources
+        .stream(ScriptedStream::pages(pages(60, 20, |_| false)));
+
+    assert_eq!(
+        run(&f, &message).await,
+        Handled::Finished(JobStatus::Completed)
+    );
+
+    let j = job(&f, &message);
+    assert_eq!(j.status, JobStatus::Completed);
+    assert_eq!((j.entities_inserted, j.entities_kept), (60, 0));
+    assert_eq!(j.started_at, Some(now()));
+    assert_eq!(j.completed_at, Some(now()));
+    let c = f.store.connection(message.connection_id).unwrap();
+    assert_eq!(c.status, ConnectionStatus::Active);
+    let summary = c.entities.unwrap();
+    assert_eq!(summary.total_entities, 60);
+    assert_eq!(summary.by_type["folder"].count, 6);
+    assert_eq!(summary.by_type["item"].count, 54);
+    assert_eq!(summary.by_type["item"].last_updated, Some(now()));
+    let sync = c.sync.unwrap();
+    assert_eq!(
+        (sync.total_runs, sync.successful_runs, sync.failed_runs),
+        (1, 1, 0)
+    );
+    assert_eq!(sync.last_job.unwrap().status, JobStatus::Completed);
+    // Nothing was stored before: no lookups, and the writes are full batches but the last.
+    let traffic = f.entities.traffic();
+    assert_eq!(traffic.read_requests, 0);
+    assert_eq!((traffic.items_written, traffic.write_requests), (60, 3));
+}
+
+#[tokio::test]
+async fn an_unchanged_resync_writes_nothing_and_a_changed_one_writes_only_the_changes() {
+    let (f, _, first) = connection().await;
+    f.sources
+        .stream(ScriptedStream::pages(pages(100, 30, |_| false)));
+    run(&f, &first).await;
+    let written = f.entities.traffic().items_written;
+
+    let second = next_job(&f, &first, false);
+    assert_eq!(
+        run(&f, &second).await,
+        Handled::Finished(JobStatus::Completed)
+    );
+    let j = job(&f, &second);
+    assert_eq!(
+        (j.entities_kept, j.entities_inserted, j.entities_updated),
+        (100, 0, 0)
+    );
+    assert_eq!(
+        f.entities.traffic().items_written,
+        written,
+        "a kept entity is never written"
+    );
+
+    f.sources
+        .stream(ScriptedStream::pages(pages(100, 30, |i| i % 10 == 3)));
+    let third = next_job(&f, &first, false);
+    let requests = f.entities.traffic().write_requests;
+    run(&f, &third).await;
+    let j = job(&f, &third);
+    assert_eq!((j.entities_updated, j.entities_kept), (10, 90));
+    assert_eq!(f.entities.traffic().items_written, written + 10);
+    assert_eq!(
+        f.entities.traffic().write_requests,
+        requests + 1,
+        "one batch"
+    );
+    let c = f.store.connection(first.connection_id).unwrap();
+    assert_eq!(c.entities.unwrap().total_entities, 100);
+    assert_eq!(c.sync.unwrap().successful_runs, 3);
+}
+
+#[tokio::test]
+async fn an_entity_yielded_twice_counts_once_and_a_keyless_one_fails() {
+    let (f, _, message) = connection().await;
+    let mut keyless = item(1, 0);
+    keyless.entity_id.clear();
+    f.sources.stream(ScriptedStream::pages(vec![
+        vec![item(1, 0), item(2, 0), item(1, 0)],
+        vec![item(2, 0), keyless],
+    ]));
+    run(&f, &message).await;
+    let j = job(&f, &message);
+    assert_eq!((j.entities_inserted, j.entities_failed), (2, 1));
+    assert_eq!(f.entities.stored_of(message.connection_id).len(), 2);
+}
+
+#[tokio::test]
+async fn a_full_sync_deletes_what_the_source_no_longer_has_and_an_incremental_one_does_not() {
+    let (f, _, first) = connection().await;
+    let script = |count| ScriptedStream {
+        incremental: true,
+        cursor: Some(json!({"at": count})),
+        ..ScriptedStream::pages(pages(count, 10, |_| false))
+    };
+    f.sources.stream(script(50));
+    run(&f, &first).await;
+    assert_eq!(f.store.cursor(first.connection_id), Some(json!({"at": 50})));
+
+    // Incremental (a cursor is stored): the 20 it does not yield are not gone.
+    f.sources.stream(script(30));
+    let incremental = next_job(&f, &first, false);
+    run(&f, &incremental).await;
+    assert_eq!(job(&f, &incremental).entities_deleted, 0);
+    assert_eq!(f.entities.stored_of(first.connection_id).len(), 50);
+    assert_eq!(
+        f.sources.opened().last().unwrap().0,
+        Some(json!({"at": 50}))
+    );
+
+    // Forced full: exactly the 20 are deleted, after the stream ended.
+    let full = next_job(&f, &first, true);
+    run(&f, &full).await;
+    let j = job(&f, &full);
+    assert_eq!((j.entities_deleted, j.entities_kept), (20, 30));
+    assert_eq!(
+        f.sources.opened().last().unwrap().0,
+        None,
+        "no cursor for a forced full sync"
+    );
+    let mut left: Vec<String> = f
+        .entities
+        .stored_of(first.connection_id)
+        .iter()
+        .map(|e| e.entity.entity_id.clone())
+        .collect();
+    left.sort();
+    assert_eq!(left, (0..30).map(|i| format!("{i:04}")).collect::<Vec<_>>());
+    let c = f.store.connection(first.connection_id).unwrap();
+    let summary = c.entities.unwrap();
+    assert_eq!(summary.total_entities, 30);
+    assert_eq!(summary.by_type["folder"].count, 3);
+}
+
+#[tokio::test]
+async fn a_run_handed_over_across_invocations_ends_exactly_as_one_run() {
+    let expected = {
+        let (f, _, message) = connection().await;
+        f.sources
+            .stream(ScriptedStream::pages(pages(95, 10, |_| false)));
+        run(&f, &message).await;
+        let second = next_job(&f, &message, false);
+        f.sources
+            .stream(ScriptedStream::pages(pages(80, 10, |i| i % 3 == 0)));
+        run(&f, &second).await;
+        (
+            job(&f, &second).counts(),
+            f.entities.stored_of(message.connection_id).len(),
+        )
+    };
+
+    let (f, _, message) = connection().await;
+    f.sources
+        .stream(ScriptedStream::pages(pages(95, 10, |_| false)));
+    run(&f, &message).await;
+    let second = next_job(&f, &message, false);
+    f.sources
+        .stream(ScriptedStream::pages(pages(80, 10, |i| i % 3 == 0)));
+    let tiny = SyncSettings {
+        max_pages_per_invocation: 3,
+        ..settings()
+    };
+    let mut delivery = second.clone();
+    let mut invocations = 0;
+    loop {
+        invocations += 1;
+        let handled = run_sync(&f.platform, &tiny, &delivery, far_deadline())
+            .await
+            .unwrap();
+        if handled != Handled::Continued {
+            assert_eq!(handled, Handled::Finished(JobStatus::Completed));
+            break;
+        }
+        assert_eq!(job(&f, &second).status, JobStatus::Running);
+        assert!(
+            f.store.lease(second.job_id).is_none(),
+            "the lease is released at hand-over"
+        );
+        delivery = f.queue.drain().pop().expect("a continuation message");
+        assert_eq!(delivery, second);
+    }
+    // 8 pages of entities and 14 pages of 7 stored keys, 3 pages per invocation.
+    assert!(invocations >= 4, "{invocations} invocations");
+    let j = job(&f, &second);
+    assert_eq!(
+        (
+            j.counts(),
+            f.entities.stored_of(message.connection_id).len()
+        ),
+        expected
+    );
+    assert_eq!(j.entities_deleted, 15);
+    assert!(f
+        .sources
+        .opened()
+        .iter()
+        .skip(2)
+        .all(|(_, resume)| resume.is_some()));
+    assert_eq!(
+        f.store.seen_chunk_count(),
+        0,
+        "the checkpoint's chunks are removed"
+    );
+}
+
+#[tokio::test]
+async fn a_crashed_run_is_taken_over_and_counts_what_it_already_wrote() {
+    let (f, _, message) = connection().await;
+    f.sources
+        .stream(ScriptedStream::pages(pages(40, 10, |_| false)));
+    run(&f, &message).await;
+    let second = next_job(&f, &message, false);
+    f.sources
+        .stream(ScriptedStream::pages(pages(40, 10, |i| i < 20)));
+
+    // A run writes the changes of the first two pages, then its process dies.
+    let crashed = SyncSettings {
+        max_pages_per_invocation: 2,
+        ..settings()
+    };
+    let handled = run_sync(&f.platform, &crashed, &second, far_deadline())
+        .await
+        .unwrap();
+    assert_eq!(handled, Handled::Continued);
+    // Lose the hand-over: as if the process died after the writes, before the checkpoint.
+    f.queue.drain();
+    f.store.set_lease(
+        second.job_id,
+        Some(Lease {
+            holder: "dead".into(),
+            until: now() - chrono::Duration::seconds(1),
+        }),
+    );
+    f.store.clear_checkpoint(second.job_id);
+
+    assert_eq!(
+        run(&f, &second).await,
+        Handled::Finished(JobStatus::Completed)
+    );
+    let j = job(&f, &second);
+    assert_eq!((j.entities_updated, j.entities_kept), (20, 20));
+}
+
+#[tokio::test]
+async fn a_rate_limit_defers_the_job_with_a_delay_then_it_completes() {
+    let (f, _, message) = connection().await;
+    let wait = Duration::from_secs(30);
+    f.sources.stream(
+        ScriptedStream::pages(pages(30, 10, |_| false))
+            .fail_before(2, StreamError::RateLimited { wait }),
+    );
+    assert_eq!(run(&f, &message).await, Handled::Deferred);
+    assert_eq!(f.queue.delays(), [Some(wait)]);
+    assert_eq!(job(&f, &message).status, JobStatus::Running);
+    assert_eq!(
+        job(&f, &message).entities_inserted,
+        20,
+        "progress kept at the checkpoint"
+    );
+    let later = f.queue.drain().pop().unwrap();
+    assert_eq!(later.not_before, None);
+
+    assert_eq!(
+        run(&f, &later).await,
+        Handled::Finished(JobStatus::Completed)
+    );
+    assert_eq!(job(&f, &message).entities_inserted, 30);
+    assert_eq!(f.sources.opened()[1].1, Some(json!({"next": 2})));
+}
+
+#[tokio::test]
+async fn a_wait_longer_than_the_queue_allows_is_chained() {
+    let (f, _, message) = connection().await;
+    let wait = Duration::from_secs(3600);
+    f.sources.stream(
+        ScriptedStream::pages(pages(10, 10, |_| false))
+            .fail_before(0, StreamError::RateLimited { wait }),
+    );
+    run(&f, &message).await;
+    assert_eq!(f.queue.delays(), [Some(MAX_QUEUE_DELAY)]);
+    let later = f.queue.drain().pop().unwrap();
+    assert_eq!(later.not_before, Some(now() + wait));
+
+    // Delivered after 15 minutes: still 45 to go, sent on without touching the job.
+    assert_eq!(run(&f, &later).await, Handled::Deferred);
+    assert_eq!(f.queue.delays(), [Some(MAX_QUEUE_DELAY)]);
+    assert_eq!(job(&f, &message).status, JobStatus::Running);
+}
+
+#[tokio::test]
+async fn rejected_credentials_fail_the_job_and_ask_for_reauthentication() {
+    let (f, _, message) = connection().await;
+    f.sources.stream(
+        ScriptedStream::pages(pages(30, 10, |_| false))
+            .fail_before(1, StreamError::Rejected("token revoked".into())),
+    );
+    assert_eq!(
+        run(&f, &message).await,
+        Handled::Finished(JobStatus::Failed)
+    );
+    let j = job(&f, &message);
+    assert_eq!(j.error_category, Some(ErrorCategory::ApiKeyInvalid));
+    assert_eq!(
+        j.error.as_deref(),
+        Some("Stub rejected the credentials: token revoked")
+    );
+    assert_eq!(j.entities_inserted, 10);
+    let c = f.store.connection(message.connection_id).unwrap();
+    assert_eq!(c.status, ConnectionStatus::NeedsReauth);
+    assert_eq!(c.error_category, Some(ErrorCategory::ApiKeyInvalid));
+    assert!(!c.auth.authenticated);
+    assert_eq!(c.sync.unwrap().failed_runs, 1);
+    assert_eq!(c.entities.unwrap().total_entities, 10);
+}
+
+#[tokio::test]
+async fn an_upstream_failure_fails_the_job_and_marks_the_connection() {
+    let (f, _, message) = connection().await;
+    f.sources.stream(
+        ScriptedStream::pages(pages(30, 10, |_| false))
+            .fail_before(0, StreamError::Upstream("answered HTTP 500".into())),
+    );
+    assert_eq!(
+        run(&f, &message).await,
+        Handled::Finished(JobStatus::Failed)
+    );
+    let j = job(&f, &message);
+    assert_eq!(j.error.as_deref(), Some("Stub: answered HTTP 500"));
+    assert_eq!(j.error_category, None);
+    let c = f.store.connection(message.connection_id).unwrap();
+    assert_eq!(c.status, ConnectionStatus::Error);
+    assert_eq!(c.error_message.as_deref(), Some("Stub: answered HTTP 500"));
+    assert_eq!(f.store.cursor(message.connection_id), None);
+}
+
+#[tokio::test]
+async fn a_cancel_request_stops_the_run_between_pages() {
+    let (f, _, message) = connection().await;
+    f.sources
+        .stream(ScriptedStream::pages(pages(50, 10, |_| false)));
+    let halfway = SyncSettings {
+        max_pages_per_invocation: 2,
+        ..settings()
+    };
+    run_sync(&f.platform, &halfway, &message, far_deadline())
+        .await
+        .unwrap();
+    f.store
+        .edit_job(message.connection_id, message.job_id, |j| {
+            j.status = JobStatus::Cancelling
+        });
+    let next = f.queue.drain().pop().unwrap();
+    assert_eq!(
+        run(&f, &next).await,
+        Handled::Finished(JobStatus::Cancelled)
+    );
+    let j = job(&f, &message);
+    assert_eq!(j.entities_inserted, 20);
+    assert_eq!(j.entities_deleted, 0);
+    let c = f.store.connection(message.connection_id).unwrap();
+    assert_eq!(c.status, ConnectionStatus::Active);
+    assert_eq!(
+        c.sync.unwrap().last_job.unwrap().status,
+        JobStatus::Cancelled
+    );
+}
+
+#[tokio::test]
+async fn a_live_lease_keeps_the_message_for_later_and_an_ended_job_drops_it() {
+    let (f, _, message) = connection().await;
+    f.sources
+        .stream(ScriptedStream::pages(pages(10, 10, |_| false)));
+    f.store
+        .edit_job(message.connection_id, message.job_id, |j| {
+            j.status = JobStatus::Running
+        });
+    f.store.set_lease(
+        message.job_id,
+        Some(Lease {
+            holder: "another".into(),
+            until: now() + chrono::Duration::seconds(60),
+        }),
+    );
+    let handled = run(&f, &message).await;
+    assert_eq!(handled, Handled::Busy);
+    assert!(handled.retry());
+    assert_eq!(f.entities.traffic().items_written, 0);
+
+    f.store.set_lease(message.job_id, None);
+    assert_eq!(
+        run(&f, &message).await,
+        Handled::Finished(JobStatus::Completed)
+    );
+    let before = f.store.connection(message.connection_id).unwrap();
+    assert_eq!(
+        run(&f, &message).await,
+        Handled::Dropped,
+        "a redelivery changes nothing"
+    );
+    assert_eq!(f.store.connection(message.connection_id).unwrap(), before);
+}
+
+#[tokio::test]
+async fn a_concurrent_change_to_the_connection_is_not_lost() {
+    let (f, _, message) = connection().await;
+    f.sources
+        .stream(ScriptedStream::pages(pages(10, 10, |_| false)));
+    f.store
+        .edit_connection(message.connection_id, |c| c.name = "Renamed".into());
+    run(&f, &message).await;
+    let c = f.store.connection(message.connection_id).unwrap();
+    assert_eq!(c.name, "Renamed");
+    assert_eq!(c.status, ConnectionStatus::Active);
+}
+
+#[tokio::test]
+async fn an_infrastructure_failure_retries_the_message_and_frees_the_job_at_once() {
+    let (f, _, message) = connection().await;
+    f.sources
+        .stream(ScriptedStream::pages(pages(30, 10, |_| false)));
+    f.entities.fail_writes(true);
+    let failed = run_sync(&f.platform, &settings(), &message, far_deadline()).await;
+    assert!(matches!(failed, Err(SyncError::Store(_))), "{failed:?}");
+    assert!(
+        f.store.lease(message.job_id).is_none(),
+        "released for the next delivery"
+    );
+    assert_eq!(job(&f, &message).status, JobStatus::Running);
+
+    f.entities.fail_writes(false);
+    assert_eq!(
+        run(&f, &message).await,
+        Handled::Finished(JobStatus::Completed)
+    );
+    assert_eq!(job(&f, &message).entities_inserted, 30);
+}

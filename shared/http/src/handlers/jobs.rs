@@ -1,0 +1,102 @@
+//! What syncs did: `GET /source-connections/{id}/jobs`, `.../jobs/{job_id}` and
+//! `.../entities`.
+
+use super::Answer;
+use crate::app::App;
+use crate::paging::{page_request, paged};
+use crate::problem::Problem;
+use crate::request::query;
+use crate::response::json;
+use domain::entity::EntityRecord;
+use domain::ids::OrganizationId;
+use domain::job::Job;
+use domain::usecases::jobs;
+use http::StatusCode;
+use lambda_http::Request;
+
+#[utoipa::path(get, path = "/source-connections/{id}/jobs", tag = "source-connections",
+    params(("id" = String, Path, description = "The connection id"), crate::paging::PageParams),
+    responses(
+        (status = 200, description = "The connection's sync jobs, newest first; `Link: <...>; rel=\"next\"` when more follow", body = Vec<Job>),
+        (status = 404, description = "Unknown connection", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    app: &App,
+    org: OrganizationId,
+    id: &str,
+    req: &Request,
+    request_id: &str,
+) -> Answer {
+    let page = page_request(&query(req), request_id)?;
+    let found = jobs::list_jobs(&app.platform, org, id, &page)
+        .await
+        .map_err(|e| Problem::from_domain(e, request_id))?;
+    let path = format!("/source-connections/{id}/jobs");
+    Ok(paged(
+        &found.items,
+        found.next_cursor.as_deref(),
+        &path,
+        &[],
+        page.limit,
+        request_id,
+    ))
+}
+
+#[utoipa::path(get, path = "/source-connections/{id}/jobs/{job_id}", tag = "source-connections",
+    params(
+        ("id" = String, Path, description = "The connection id"),
+        ("job_id" = String, Path, description = "The job id"),
+    ),
+    responses(
+        (status = 200, description = "The job, with its counts as they stand", body = Job),
+        (status = 404, description = "Unknown connection or job", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get(
+    app: &App,
+    org: OrganizationId,
+    id: &str,
+    job_id: &str,
+    request_id: &str,
+) -> Answer {
+    let job = jobs::get_job(&app.platform, org, id, job_id)
+        .await
+        .map_err(|e| Problem::from_domain(e, request_id))?;
+    Ok(json(StatusCode::OK, &job, request_id))
+}
+
+#[utoipa::path(get, path = "/source-connections/{id}/entities", tag = "source-connections",
+    params(
+        ("id" = String, Path, description = "The connection id"),
+        ("type" = Option<String>, Query, description = "Only entities of this type"),
+        crate::paging::PageParams,
+    ),
+    responses(
+        (status = 200, description = "The connection's synced entities in key order; `Link: <...>; rel=\"next\"` when more follow", body = Vec<EntityRecord>),
+        (status = 404, description = "Unknown connection", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad paging parameters or type", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn entities(
+    app: &App,
+    org: OrganizationId,
+    id: &str,
+    req: &Request,
+    request_id: &str,
+) -> Answer {
+    let params = query(req);
+    let page = page_request(&params, request_id)?;
+    let entity_type = params.get("type").map(String::as_str);
+    let found = jobs::list_entities(&app.platform, org, id, entity_type, &page)
+        .await
+        .map_err(|e| Problem::from_domain(e, request_id))?;
+    let path = format!("/source-connections/{id}/entities");
+    let filters: Vec<(&str, &str)> = entity_type.map(|t| ("type", t)).into_iter().collect();
+    Ok(paged(
+        &found.items,
+        found.next_cursor.as_deref(),
+        &path,
+        &filters,
+        page.limit,
+        request_id,
+    ))
+}

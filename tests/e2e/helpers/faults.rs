@@ -1,0 +1,60 @@
+//! Faults at the SDK: an interceptor that fails every request of one operation before it is
+//! sent, as an unreachable service would. The adapters under test are the real ones.
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Fails every request whose `x-amz-target` is `target` while armed (from the start).
+#[derive(Debug, Clone)]
+pub struct FailCalls {
+    target: &'static str,
+    detail: &'static str,
+    armed: Arc<AtomicBool>,
+}
+
+impl FailCalls {
+    /// `detail` goes into the error: a test checks it reaches the log and never a body.
+    pub fn new(target: &'static str, detail: &'static str) -> Self {
+        Self {
+            target,
+            detail,
+            armed: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    pub fn disarm(&self) {
+        self.armed.store(false, Ordering::SeqCst);
+    }
+
+    /// A DynamoDB client like `base` with this fault.
+    pub fn dynamodb(&self, base: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::from_conf(
+            base.config().to_builder().interceptor(self.clone()).build(),
+        )
+    }
+}
+
+impl Intercept for FailCalls {
+    fn name(&self) -> &'static str {
+        "FailCalls"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let target = context.request().headers().get("x-amz-target");
+        if self.armed.load(Ordering::SeqCst) && target == Some(self.target) {
+            return Err(format!(
+                "injected: {} failed with internal detail {}",
+                self.target, self.detail
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
