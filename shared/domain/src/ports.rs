@@ -169,6 +169,9 @@ pub trait JobStore: Send + Sync {
         connection: ConnectionId,
         page: &PageRequest,
     ) -> Result<Page<Job>, StoreError>;
+    /// Writes a new job (`AlreadyExists` when its id is taken). Whoever creates jobs makes sure
+    /// a connection has one active job at most.
+    async fn insert_job(&self, job: &Job) -> Result<(), StoreError>;
     /// Takes the job for a run under `lease`: a pending job becomes running; a running or
     /// cancelling one is taken over (status kept) when its lease has run out or was released.
     async fn claim_job(

@@ -163,6 +163,15 @@ impl JobStore for DynamoStore {
         items.try_map(from_item)
     }
 
+    async fn insert_job(&self, job: &Job) -> Result<(), StoreError> {
+        let item = to_item(
+            job,
+            connection_pk(job.source_connection_id),
+            &job_sk(job.id),
+        )?;
+        self.put_new(item).await
+    }
+
     async fn claim_job(
         &self,
         connection: ConnectionId,

@@ -125,13 +125,6 @@ impl MemoryStore {
         }
     }
 
-    /// A job written as a run request or the scheduler would.
-    pub fn insert_job(&self, job: Job) {
-        lock(&self.state)
-            .jobs
-            .insert((job.source_connection_id, job.id), job);
-    }
-
     /// Forgets a job's checkpoint, as if its run died before writing one.
     pub fn clear_checkpoint(&self, job: JobId) {
         if let Some(run) = lock(&self.state).runs.get_mut(&job) {
@@ -486,6 +479,16 @@ impl JobStore for MemoryStore {
             })
             .collect();
         Ok(page_of(items, page))
+    }
+
+    async fn insert_job(&self, job: &Job) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        let key = (job.source_connection_id, job.id);
+        if state.jobs.contains_key(&key) {
+            return Err(StoreError::AlreadyExists);
+        }
+        state.jobs.insert(key, job.clone());
+        Ok(())
     }
 
     async fn claim_job(

@@ -4,6 +4,7 @@
 use super::*;
 use crate::entity::Entity;
 use crate::ids::OrganizationId;
+use crate::ports::JobStore;
 use crate::testing::{now, platform, Fakes, ScriptedStream};
 use crate::usecases::tests::{add_collection, create, direct_body};
 use serde_json::json;
@@ -58,7 +59,7 @@ async fn run(f: &Fakes, message: &SyncMessage) -> Handled {
 }
 
 /// A new pending job of the connection, as a manual run would create it.
-fn next_job(f: &Fakes, message: &SyncMessage, force_full_sync: bool) -> SyncMessage {
+async fn next_job(f: &Fakes, message: &SyncMessage, force_full_sync: bool) -> SyncMessage {
     let mut job = Job::pending(
         crate::ids::JobId::new(),
         message.organization_id,
@@ -67,7 +68,7 @@ fn next_job(f: &Fakes, message: &SyncMessage, force_full_sync: bool) -> SyncMess
         now(),
     );
     job.force_full_sync = force_full_sync;
-    f.store.insert_job(job.clone());
+    f.store.insert_job(&job).await.expect("a new job");
     job.message()
 }
 
@@ -120,7 +121,7 @@ async fn an_unchanged_resync_writes_nothing_and_a_changed_one_writes_only_the_ch
     run(&f, &first).await;
     let written = f.entities.traffic().items_written;
 
-    let second = next_job(&f, &first, false);
+    let second = next_job(&f, &first, false).await;
     assert_eq!(
         run(&f, &second).await,
         Handled::Finished(JobStatus::Completed)
@@ -138,7 +139,7 @@ async fn an_unchanged_resync_writes_nothing_and_a_changed_one_writes_only_the_ch
 
     f.sources
         .stream(ScriptedStream::pages(pages(100, 30, |i| i % 10 == 3)));
-    let third = next_job(&f, &first, false);
+    let third = next_job(&f, &first, false).await;
     let requests = f.entities.traffic().write_requests;
     run(&f, &third).await;
     let j = job(&f, &third);
@@ -183,7 +184,7 @@ async fn a_full_sync_deletes_what_the_source_no_longer_has_and_an_incremental_on
 
     // Incremental (a cursor is stored): the 20 it does not yield are not gone.
     f.sources.stream(script(30));
-    let incremental = next_job(&f, &first, false);
+    let incremental = next_job(&f, &first, false).await;
     run(&f, &incremental).await;
     assert_eq!(job(&f, &incremental).entities_deleted, 0);
     assert_eq!(f.entities.stored_of(first.connection_id).len(), 50);
@@ -193,7 +194,7 @@ async fn a_full_sync_deletes_what_the_source_no_longer_has_and_an_incremental_on
     );
 
     // Forced full: exactly the 20 are deleted, after the stream ended.
-    let full = next_job(&f, &first, true);
+    let full = next_job(&f, &first, true).await;
     run(&f, &full).await;
     let j = job(&f, &full);
     assert_eq!((j.entities_deleted, j.entities_kept), (20, 30));
@@ -223,7 +224,7 @@ async fn a_run_handed_over_across_invocations_ends_exactly_as_one_run() {
         f.sources
             .stream(ScriptedStream::pages(pages(95, 10, |_| false)));
         run(&f, &message).await;
-        let second = next_job(&f, &message, false);
+        let second = next_job(&f, &message, false).await;
         f.sources
             .stream(ScriptedStream::pages(pages(80, 10, |i| i % 3 == 0)));
         run(&f, &second).await;
@@ -237,7 +238,7 @@ async fn a_run_handed_over_across_invocations_ends_exactly_as_one_run() {
     f.sources
         .stream(ScriptedStream::pages(pages(95, 10, |_| false)));
     run(&f, &message).await;
-    let second = next_job(&f, &message, false);
+    let second = next_job(&f, &message, false).await;
     f.sources
         .stream(ScriptedStream::pages(pages(80, 10, |i| i % 3 == 0)));
     let tiny = SyncSettings {
@@ -293,7 +294,7 @@ async fn a_crashed_run_is_taken_over_and_counts_what_it_already_wrote() {
     f.sources
         .stream(ScriptedStream::pages(pages(40, 10, |_| false)));
     run(&f, &message).await;
-    let second = next_job(&f, &message, false);
+    let second = next_job(&f, &message, false).await;
     f.sources
         .stream(ScriptedStream::pages(pages(40, 10, |i| i < 20)));
 

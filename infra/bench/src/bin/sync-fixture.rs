@@ -1,0 +1,180 @@
+//! Fixtures of `make bench-sync` (infra/bench/sync.py): sets up a stub connection on the
+//! emulator, queues its jobs, reads them back, and measures the emulator's raw write rate for
+//! the very items the worker writes. Each subcommand prints one JSON line.
+//!
+//!   sync-fixture setup --entity-count N          fresh tables, queue, org, collection, connection
+//!   sync-fixture job --org O --connection C [--config JSON] [--force-full]
+//!   sync-fixture job-status --org O --connection C --job J
+//!   sync-fixture ceiling --entity-count N        N stub items in 25-item BatchWriteItems
+//!
+//! Every subcommand but `setup` and `ceiling` reads the functions' configuration
+//! (STATE_TABLE, ENTITIES_TABLE, SYNC_QUEUE_URL, SECRETS_PREFIX) from the environment.
+
+use aws_adapters::bootstrap::{ensure_entities_table, ensure_queue, ensure_state_table};
+use aws_adapters::{metering, AwsClients, DynamoEntities};
+use domain::collection::CreateCollectionInput;
+use domain::entity::{Change, EntityWrite};
+use domain::idempotency::fingerprint;
+use domain::ids::{ConnectionId, JobId, OrganizationId};
+use domain::job::{Job, Trigger};
+use domain::ports::{BoxError, EntityStore};
+use domain::usecases::collections::create_collection;
+use domain::usecases::create_connection::{create_connection, CreateConnectionInput};
+use serde_json::{json, Map, Value};
+use sources::{Catalog, StubConfig, STUB_PAGE_SIZE};
+use std::time::Instant;
+use wiring::Config;
+
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1).map(String::as_str)
+}
+
+fn required<'a>(args: &'a [String], name: &str) -> Result<&'a str, BoxError> {
+    flag(args, name).ok_or_else(|| format!("{name} is required").into())
+}
+
+fn entity_count(args: &[String]) -> Result<u32, BoxError> {
+    Ok(required(args, "--entity-count")?.parse()?)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let out = match args.first().map(String::as_str) {
+        Some("setup") => setup(entity_count(&args)?).await?,
+        Some("job") => job(&args).await?,
+        Some("job-status") => job_status(&args).await?,
+        Some("ceiling") => ceiling(entity_count(&args)?).await?,
+        _ => return Err("usage: sync-fixture setup|job|job-status|ceiling ...".into()),
+    };
+    println!("{out}");
+    Ok(())
+}
+
+async fn setup(count: u32) -> Result<Value, BoxError> {
+    let clients = AwsClients::from_env().await;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let config = Config {
+        state_table: format!("bench-state-{suffix}"),
+        entities_table: format!("bench-entities-{suffix}"),
+        sync_queue_url: ensure_queue(&clients.sqs, &format!("bench-sync-{suffix}")).await?,
+        secrets_prefix: format!("bench-{suffix}"),
+        api_base_url: None,
+    };
+    ensure_state_table(&clients.dynamodb, &config.state_table).await?;
+    ensure_entities_table(&clients.dynamodb, &config.entities_table).await?;
+    let platform = wiring::platform(&config, &clients, Catalog::from_env()?);
+    let org = local_stack::stack::create_organization(platform.store.as_ref(), "Bench").await?;
+    let collection = CreateCollectionInput {
+        name: Some("Bench".into()),
+        readable_id: Some("bench".into()),
+    };
+    create_collection(&platform, org, collection).await?;
+    let body = json!({
+        "short_name": "stub",
+        "readable_collection_id": "bench",
+        "authentication": {"credentials": {"api_key": "bench-key"}},
+        "config": {"entity_count": count, "seed": 1},
+        "schedule": {"cron": null},
+        "sync_immediately": false,
+    });
+    let input: CreateConnectionInput = serde_json::from_value(body.clone())?;
+    let created = create_connection(&platform, org, input, &fingerprint(&body), None).await?;
+    Ok(json!({
+        "env": {
+            "STATE_TABLE": config.state_table,
+            "ENTITIES_TABLE": config.entities_table,
+            "SYNC_QUEUE_URL": config.sync_queue_url,
+            "SECRETS_PREFIX": config.secrets_prefix,
+        },
+        "org": org,
+        "connection": created.connection.id,
+    }))
+}
+
+fn ids(args: &[String]) -> Result<(OrganizationId, ConnectionId), BoxError> {
+    Ok((
+        required(args, "--org")?.parse()?,
+        required(args, "--connection")?.parse()?,
+    ))
+}
+
+async fn job(args: &[String]) -> Result<Value, BoxError> {
+    let platform = wiring::platform_from_env().await?;
+    let (org, id) = ids(args)?;
+    let changes: Map<String, Value> = serde_json::from_str(flag(args, "--config").unwrap_or("{}"))?;
+    let current = platform
+        .store
+        .get_versioned(org, id)
+        .await?
+        .ok_or("no such connection")?;
+    let mut connection = current.value.clone();
+    connection
+        .config
+        .get_or_insert_with(Map::new)
+        .extend(changes);
+    platform
+        .store
+        .replace_connection(&connection, current.version)
+        .await?;
+    let mut job = Job::pending(JobId::new(), org, id, Trigger::Manual, platform.clock.now());
+    job.force_full_sync = args.iter().any(|a| a == "--force-full");
+    platform.store.insert_job(&job).await?;
+    platform.queue.enqueue(&job.message()).await?;
+    Ok(json!({"job": job.id}))
+}
+
+async fn job_status(args: &[String]) -> Result<Value, BoxError> {
+    let platform = wiring::platform_from_env().await?;
+    let (_, id) = ids(args)?;
+    let job: JobId = required(args, "--job")?.parse()?;
+    let found = platform
+        .store
+        .get_job(id, job)
+        .await?
+        .ok_or("no such job")?;
+    Ok(serde_json::to_value(found)?)
+}
+
+/// The worker's item writes and nothing else: the same entities, hashes and item shape, in
+/// 25-item batches, one request at a time.
+async fn ceiling(count: u32) -> Result<Value, BoxError> {
+    let clients = AwsClients::from_env().await;
+    let table = format!("bench-ceiling-{}", uuid::Uuid::new_v4().simple());
+    ensure_entities_table(&clients.dynamodb, &table).await?;
+    let entities = DynamoEntities::new(clients.dynamodb.clone(), &table);
+    let stub = StubConfig::from_config(
+        json!({"entity_count": count, "seed": 1})
+            .as_object()
+            .expect("an object"),
+    );
+    let (connection, job) = (ConnectionId::new(), JobId::new());
+    let before = metering::snapshot();
+    let started = Instant::now();
+    for page in (0..count).collect::<Vec<_>>().chunks(STUB_PAGE_SIZE) {
+        let writes: Vec<EntityWrite> = page
+            .iter()
+            .map(|&i| {
+                let entity = stub.entity(i, 0);
+                EntityWrite {
+                    key: entity.key().expect("stub keys are valid"),
+                    hash: entity.content_hash(),
+                    entity,
+                    job,
+                    change: Change::Inserted,
+                }
+            })
+            .collect();
+        for batch in writes.chunks(25) {
+            entities.write(connection, batch).await?;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let requests = metering::since(&before);
+    Ok(json!({
+        "items": count,
+        "seconds": seconds,
+        "requests": requests.get("DynamoDB_20120810.BatchWriteItem").copied().unwrap_or(0),
+    }))
+}
