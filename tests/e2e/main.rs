@@ -13,4 +13,5 @@ mod faults;
 mod idempotency;
 mod read_connections;
 mod sources_catalog;
+mod sync;
 mod tenancy;

@@ -39,6 +39,11 @@ def main() -> None:
     assert created.sync.last_job.status == "pending"
     assert created.created_at.tzinfo is not None
 
+    jobs = client.source_connections.get_source_connection_jobs(created.id, limit=10)
+    assert [j.id for j in jobs] == [created.sync.last_job.id], jobs
+    assert jobs[0].status == "pending" and jobs[0].source_connection_id == created.id
+    assert jobs[0].entities_inserted == 0 and jobs[0].completed_at is None
+
     fetched = client.source_connections.get(created.id)
     assert fetched.id == created.id and fetched.name == "Stub Connection"
 

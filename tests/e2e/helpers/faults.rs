@@ -58,3 +58,47 @@ impl Intercept for FailCalls {
         Ok(())
     }
 }
+
+/// Counts the requests of one operation (`x-amz-target`) a client sends.
+#[derive(Debug, Clone, Default)]
+pub struct CountCalls {
+    target: &'static str,
+    count: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountCalls {
+    pub fn new(target: &'static str) -> Self {
+        Self {
+            target,
+            count: Arc::default(),
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    pub fn dynamodb(&self, base: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::from_conf(
+            base.config().to_builder().interceptor(self.clone()).build(),
+        )
+    }
+}
+
+impl Intercept for CountCalls {
+    fn name(&self) -> &'static str {
+        "CountCalls"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if context.request().headers().get("x-amz-target") == Some(self.target) {
+            self.count.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
