@@ -2,74 +2,19 @@
 //! (collection read, secret, transaction, message); the API key is served from the cache.
 
 use crate::helpers::app::{stub_body, TestApp};
+use crate::helpers::sdk::{CallLog, WithInterceptor};
 use aws_adapters::{DynamoStore, SecretsVault, SqsQueue};
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use std::sync::{Arc, Mutex};
-
-/// Records the `x-amz-target` (service.Operation) of every request the clients send.
-#[derive(Debug, Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<String>>>);
-
-impl Recorder {
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-impl Intercept for Recorder {
-    fn name(&self) -> &'static str {
-        "Recorder"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let target = context
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or("unknown")
-            .to_owned();
-        self.0.lock().unwrap().push(target);
-        Ok(())
-    }
-}
+use std::sync::Arc;
 
 #[tokio::test]
 async fn a_warm_direct_create_makes_four_aws_calls() {
-    let recorder = Recorder::default();
+    let recorder = CallLog::default();
     let app = TestApp::spawn_with(|_| {}).await;
     let counted = {
         let aws = &app.aws;
-        let rec = recorder.clone();
-        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-            aws.clients
-                .dynamodb
-                .config()
-                .to_builder()
-                .interceptor(rec.clone())
-                .build(),
-        );
-        let secrets = aws_sdk_secretsmanager::Client::from_conf(
-            aws.clients
-                .secrets
-                .config()
-                .to_builder()
-                .interceptor(rec.clone())
-                .build(),
-        );
-        let sqs = aws_sdk_sqs::Client::from_conf(
-            aws.clients
-                .sqs
-                .config()
-                .to_builder()
-                .interceptor(rec)
-                .build(),
-        );
+        let dynamodb = recorder.dynamodb(&aws.clients.dynamodb);
+        let secrets = recorder.secrets(&aws.clients.secrets);
+        let sqs = recorder.sqs(&aws.clients.sqs);
         let base = app.platform.clone();
         let state_table = aws.state_table.clone();
         let prefix = aws.secrets_prefix.clone();

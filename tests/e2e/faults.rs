@@ -1,7 +1,7 @@
 //! Faults injected between the writes of a create: nothing is lost and nothing is orphaned.
 
 use crate::helpers::app::{problem, stub_body, TestApp};
-use crate::helpers::faults::FailCalls;
+use crate::helpers::sdk::{FailCalls, WithInterceptor};
 use aws_adapters::DynamoStore;
 use serde_json::Value;
 use std::sync::Arc;

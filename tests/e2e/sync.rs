@@ -2,9 +2,10 @@
 //! the Lambda runs, fed from the real queue) runs it, and the API shows what happened.
 
 use crate::helpers::app::TestApp;
-use crate::helpers::faults::CountCalls;
+use crate::helpers::sdk::{CallLog, WithInterceptor};
 use aws_adapters::DynamoEntities;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_dynamodb::types::AttributeValue;
 use domain::ids::{ConnectionId, JobId};
 use domain::job::{Job, Lease, SyncMessage, Trigger};
 use domain::usecases::sync::SyncSettings;
@@ -16,15 +17,24 @@ use worker::{handle_batch, poller, Worker};
 
 const KEY: &str = "stub-sync-secret-key-0451";
 
-/// The worker on the test's platform, its entity writes counted.
-fn worker_for(app: &TestApp, settings: SyncSettings) -> (Worker, CountCalls) {
-    let writes = CountCalls::new("DynamoDB_20120810.BatchWriteItem");
+/// The worker on the test's platform, with the entity table's requests recorded.
+fn worker_for(app: &TestApp, settings: SyncSettings) -> (Worker, Writes) {
+    let writes = Writes(CallLog::default());
     let mut platform = app.platform.clone();
     platform.entities = Arc::new(DynamoEntities::new(
-        writes.dynamodb(&app.aws.clients.dynamodb),
+        writes.0.dynamodb(&app.aws.clients.dynamodb),
         &app.aws.entities_table,
     ));
     (Worker { platform, settings }, writes)
+}
+
+/// The entity table's BatchWriteItem requests.
+struct Writes(CallLog);
+
+impl Writes {
+    fn count(&self) -> usize {
+        self.0.count("DynamoDB_20120810.BatchWriteItem")
+    }
 }
 
 fn fast() -> SyncSettings {
@@ -376,27 +386,10 @@ async fn a_run_whose_lease_expired_is_taken_over_and_a_live_one_is_left_alone() 
 
     // The holder died: its lease runs out (its holder stays recorded).
     let expired = (chrono::Utc::now() - chrono::Duration::seconds(1)).timestamp_millis();
+    let expired = AttributeValue::N(expired.to_string());
     app.aws
-        .clients
-        .dynamodb
-        .update_item()
-        .table_name(&app.aws.state_table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("CONN#{id}")),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("JOB#{first}")),
-        )
-        .update_expression("SET lease_until = :t")
-        .expression_attribute_values(
-            ":t",
-            aws_sdk_dynamodb::types::AttributeValue::N(expired.to_string()),
-        )
-        .send()
-        .await
-        .unwrap();
+        .set_job_attribute(id, first, "lease_until", expired)
+        .await;
     let done = handle_batch(&worker, event(&message), deadline).await;
     assert!(done.batch_item_failures.is_empty());
     assert_eq!(counts(&job(&app, id, first).await), [40, 0, 0, 0, 0]);
@@ -417,28 +410,10 @@ async fn cancelling_stops_the_run_between_pages() {
     );
     assert_eq!(job(&app, id, first).await["status"], "running");
     // What the cancel route does: mark the job cancelling.
+    let cancelling = AttributeValue::S("cancelling".into());
     app.aws
-        .clients
-        .dynamodb
-        .update_item()
-        .table_name(&app.aws.state_table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("CONN#{id}")),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("JOB#{first}")),
-        )
-        .update_expression("SET #s = :c")
-        .expression_attribute_names("#s", "status")
-        .expression_attribute_values(
-            ":c",
-            aws_sdk_dynamodb::types::AttributeValue::S("cancelling".into()),
-        )
-        .send()
-        .await
-        .unwrap();
+        .set_job_attribute(id, first, "status", cancelling)
+        .await;
     drain(&app, &worker, Duration::from_secs(1)).await;
     let j = job(&app, id, first).await;
     assert_eq!(j["status"], "cancelled");

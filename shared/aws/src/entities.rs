@@ -6,7 +6,7 @@
 use crate::batch::{read_all, write_all, MAX_READ_BATCH, MAX_WRITE_BATCH};
 use crate::error::{adapter, boxed};
 use crate::store::paging::{list_items, Order};
-use crate::store::{backend, key, s, Item};
+use crate::store::{backend, build_error, key, s, Item};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
@@ -126,10 +126,6 @@ impl DynamoEntities {
         }
         Ok(())
     }
-}
-
-fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::Backend(boxed(e))
 }
 
 #[async_trait]

@@ -198,6 +198,29 @@ impl TestAws {
             .count()
     }
 
+    /// Sets one attribute of a job item behind the platform's back (a cancel request, a dead
+    /// holder's lease running out).
+    pub async fn set_job_attribute(
+        &self,
+        connection: impl std::fmt::Display,
+        job: impl std::fmt::Display,
+        attribute: &str,
+        value: AttributeValue,
+    ) {
+        self.clients
+            .dynamodb
+            .update_item()
+            .table_name(&self.state_table)
+            .key("pk", AttributeValue::S(format!("CONN#{connection}")))
+            .key("sk", AttributeValue::S(format!("JOB#{job}")))
+            .update_expression("SET #attribute = :value")
+            .expression_attribute_names("#attribute", attribute)
+            .expression_attribute_values(":value", value)
+            .send()
+            .await
+            .expect("update the job item");
+    }
+
     /// One raw item of the state table.
     pub async fn item(&self, pk: &str, sk: &str) -> Option<HashMap<String, AttributeValue>> {
         self.clients

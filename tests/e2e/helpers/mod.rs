@@ -5,6 +5,6 @@
 
 pub mod app;
 pub mod aws;
-pub mod faults;
 pub mod github;
 pub mod logs;
+pub mod sdk;

@@ -10,8 +10,9 @@ use super::keys::{
     schedule_bucket, CONNECTION_PREFIX, META,
 };
 use super::paging::Filter;
-use super::{backend, from_item, is_condition_failure, n, s, to_item, DynamoStore, Item};
-use crate::error::boxed;
+use super::{
+    backend, build_error, from_item, is_condition_failure, n, s, to_item, DynamoStore, Item,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
@@ -71,10 +72,6 @@ pub(crate) fn connection_item(connection: &SourceConnection) -> Result<Item, Sto
         item.insert(NEXT_RUN_AT.to_owned(), n(next_run.timestamp()));
     }
     Ok(item)
-}
-
-fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::Backend(boxed(e))
 }
 
 impl DynamoStore {

@@ -11,7 +11,10 @@
 use super::connections::{connection_item, VERSION};
 use super::keys::{connection_pk, job_sk};
 use super::paging::{list_items, Order};
-use super::{backend, from_item, is_condition_failure, key, n, s, to_item, DynamoStore, Item};
+use super::{
+    backend, build_error, from_item, is_condition_failure, key, n, s, to_item, DynamoStore, Item,
+};
+use crate::batch::{write_all, MAX_WRITE_BATCH};
 use crate::error::{adapter, boxed};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -92,6 +95,37 @@ fn checkpoint_of(item: &Item) -> Result<Option<Checkpoint>, StoreError> {
 }
 
 impl DynamoStore {
+    /// Every seen-keys chunk item of a job, in index order (only `projection`, if given).
+    async fn chunk_items(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(connection_pk(connection)))
+                .expression_attribute_values(":prefix", s(checkpoint_prefix(job)))
+                .set_projection_expression(projection.map(str::to_owned))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => return Ok(items),
+            }
+        }
+    }
+
     async fn job_item(
         &self,
         connection: ConnectionId,
@@ -333,7 +367,7 @@ impl JobStore for DynamoStore {
             put_job = put_job.expression_attribute_values(format!(":t{i}"), status_value(*status));
         }
         let mut items = vec![TransactWriteItem::builder()
-            .put(put_job.build().map_err(|e| StoreError::Backend(boxed(e)))?)
+            .put(put_job.build().map_err(build_error)?)
             .build()];
         if let Some((connection, version)) = run.connection {
             let mut item = connection_item(connection)?;
@@ -345,7 +379,7 @@ impl JobStore for DynamoStore {
                 .expression_attribute_names("#version", VERSION)
                 .expression_attribute_values(":version", n(version))
                 .build()
-                .map_err(|e| StoreError::Backend(boxed(e)))?;
+                .map_err(build_error)?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
         match run.cursor {
@@ -357,7 +391,7 @@ impl JobStore for DynamoStore {
                     .table_name(&self.table)
                     .set_item(Some(item))
                     .build()
-                    .map_err(|e| StoreError::Backend(boxed(e)))?;
+                    .map_err(build_error)?;
                 items.push(TransactWriteItem::builder().put(put).build());
             }
             CursorUpdate::Clear => {
@@ -365,7 +399,7 @@ impl JobStore for DynamoStore {
                     .table_name(&self.table)
                     .set_key(Some(key(pk.clone(), CURSOR)))
                     .build()
-                    .map_err(|e| StoreError::Backend(boxed(e)))?;
+                    .map_err(build_error)?;
                 items.push(TransactWriteItem::builder().delete(delete).build());
             }
         }
@@ -422,37 +456,17 @@ impl JobStore for DynamoStore {
         job: JobId,
         count: u32,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut chunks: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(connection_pk(connection)))
-                .expression_attribute_values(":prefix", s(checkpoint_prefix(job)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in out.items.unwrap_or_default() {
-                let sk = text(&item, "sk").unwrap_or_default().to_owned();
-                if let Some(AttributeValue::B(keys)) = item.get("keys") {
-                    chunks.push((sk, keys.clone().into_inner()));
-                }
-            }
-            match out.last_evaluated_key {
-                Some(last) if !last.is_empty() => start = Some(last),
-                _ => break,
-            }
-        }
         let wanted: Vec<String> = (0..count).map(|i| chunk_sk(job, i)).collect();
-        Ok(chunks
+        // Sort keys order the chunks; any beyond `count` (an unfinished hand-over) are ignored.
+        Ok(self
+            .chunk_items(connection, job, None)
+            .await?
             .into_iter()
-            .filter(|(sk, _)| wanted.contains(sk))
-            .map(|(_, keys)| keys)
+            .filter(|item| text(item, "sk").is_some_and(|sk| wanted.iter().any(|w| w == sk)))
+            .filter_map(|mut item| match item.remove("keys") {
+                Some(AttributeValue::B(keys)) => Some(keys.into_inner()),
+                _ => None,
+            })
             .collect())
     }
 
@@ -461,40 +475,19 @@ impl JobStore for DynamoStore {
         connection: ConnectionId,
         job: JobId,
     ) -> Result<(), StoreError> {
-        let pk = connection_pk(connection);
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(checkpoint_prefix(job)))
-                .projection_expression("pk, sk")
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            let keys: Vec<Item> = out.items.unwrap_or_default();
-            for batch in keys.chunks(25) {
-                let requests = batch
-                    .iter()
-                    .map(|k| {
-                        let delete = DeleteRequest::builder()
-                            .set_key(Some(k.clone()))
-                            .build()
-                            .map_err(|e| StoreError::Backend(boxed(e)))?;
-                        Ok(WriteRequest::builder().delete_request(delete).build())
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                crate::batch::write_all(&self.client, &self.table, requests).await?;
-            }
-            match out.last_evaluated_key {
-                Some(last) if !last.is_empty() => start = Some(last),
-                _ => break,
-            }
+        let keys = self.chunk_items(connection, job, Some("pk, sk")).await?;
+        for batch in keys.chunks(MAX_WRITE_BATCH) {
+            let requests = batch
+                .iter()
+                .map(|k| {
+                    let delete = DeleteRequest::builder()
+                        .set_key(Some(k.clone()))
+                        .build()
+                        .map_err(build_error)?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            write_all(&self.client, &self.table, requests).await?;
         }
         Ok(())
     }

@@ -261,16 +261,7 @@ impl<'a> Run<'a> {
             .await?
         else {
             let error = "the source connection no longer exists".to_owned();
-            return self
-                .finish(
-                    Outcome::Failed {
-                        error,
-                        category: None,
-                    },
-                    CursorUpdate::Keep,
-                    None,
-                )
-                .await;
+            return self.fail(error).await;
         };
         let resumed = checkpoint.is_some();
         match checkpoint {
@@ -304,31 +295,11 @@ impl<'a> Run<'a> {
             .map(|s| s.name)
         else {
             let error = format!("source '{}' is no longer offered", connection.short_name);
-            return self
-                .finish(
-                    Outcome::Failed {
-                        error,
-                        category: None,
-                    },
-                    CursorUpdate::Keep,
-                    None,
-                )
-                .await;
+            return self.fail(error).await;
         };
         let auth = match self.credentials().await? {
             Ok(auth) => auth,
-            Err(error) => {
-                return self
-                    .finish(
-                        Outcome::Failed {
-                            error,
-                            category: None,
-                        },
-                        CursorUpdate::Keep,
-                        None,
-                    )
-                    .await
-            }
+            Err(error) => return self.fail(error).await,
         };
         let method = auth.method();
         let since = if self.job.force_full_sync {
@@ -731,6 +702,15 @@ impl<'a> Run<'a> {
             None,
         )
         .await
+    }
+
+    /// Ends the run as failed, for a reason that is not the credentials'.
+    async fn fail(&mut self, error: String) -> Result<Handled, SyncError> {
+        let outcome = Outcome::Failed {
+            error,
+            category: None,
+        };
+        self.finish(outcome, CursorUpdate::Keep, None).await
     }
 
     /// Writes the outcome: the job, the connection's status and summaries, and the cursor.
