@@ -26,7 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::collections::BTreeMap;
 
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
@@ -34,7 +34,7 @@ fn readable(id: &str) -> ReadableId {
     ReadableId::parse(id).expect("valid readable id")
 }
 
-fn collection(org: OrganizationId, id: &str) -> Collection {
+pub(crate) fn collection(org: OrganizationId, id: &str) -> Collection {
     let at = now();
     Collection {
         readable_id: readable(id),
@@ -45,7 +45,7 @@ fn collection(org: OrganizationId, id: &str) -> Collection {
     }
 }
 
-fn job_for(connection: &SourceConnection) -> Job {
+pub(crate) fn job_for(connection: &SourceConnection) -> Job {
     Job::pending(
         JobId::new(),
         connection.organization_id,
@@ -56,7 +56,7 @@ fn job_for(connection: &SourceConnection) -> Job {
 }
 
 /// A connection with every optional part filled in, so that a round trip shows nothing is lost.
-fn connection(org: OrganizationId, collection: &str) -> SourceConnection {
+pub(crate) fn connection(org: OrganizationId, collection: &str) -> SourceConnection {
     let at = now();
     let id = ConnectionId::new();
     let first_job = Job::pending(JobId::new(), org, id, Trigger::Initial, at);

@@ -14,4 +14,5 @@ mod idempotency;
 mod read_connections;
 mod sources_catalog;
 mod sync;
+mod sync_adapters;
 mod tenancy;
