@@ -19,31 +19,32 @@ fn sdk_python() -> PathBuf {
     python
 }
 
-#[tokio::test]
-async fn airweaves_python_sdk_parses_every_answer() {
-    let app = TestApp::spawn().await;
-    app.create_collection("sdk-docs").await;
+/// Runs the wire check script with `args` after the base URL; answers its one JSON line.
+async fn run_check(app: &TestApp, args: &[&str]) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/sdk/airweave_wire_check.py");
-    let base_url = app.base_url.clone();
-    let api_key = app.api_key.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(sdk_python())
-            .arg(script)
-            .arg(&base_url)
-            .arg("sdk-docs")
-            .env("AIRWEAVE_API_KEY", api_key)
-            .output()
-            .expect("python runs")
-    })
-    .await
-    .unwrap();
+    let mut command = Command::new(sdk_python());
+    command
+        .arg(script)
+        .arg(&app.base_url)
+        .args(args)
+        .env("AIRWEAVE_API_KEY", &app.api_key);
+    let output = tokio::task::spawn_blocking(move || command.output().expect("python runs"))
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
         "SDK check failed:\n{stdout}\n{stderr}"
     );
-    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    serde_json::from_str(stdout.trim()).expect("one JSON line")
+}
+
+#[tokio::test]
+async fn airweaves_python_sdk_parses_every_answer() {
+    let app = TestApp::spawn().await;
+    app.create_collection("sdk-docs").await;
+    let seen = run_check(&app, &["sdk-docs"]).await;
     assert_eq!(seen["listed"], 1);
     let created = seen["created"].as_str().unwrap();
     assert_eq!(
@@ -52,4 +53,14 @@ async fn airweaves_python_sdk_parses_every_answer() {
             .status(),
         200
     );
+
+    // Once the worker ran the first sync, the SDK reads the finished job and the summaries.
+    let worker = worker::Worker {
+        platform: app.platform.clone(),
+        settings: Default::default(),
+    };
+    let queue = app.aws.queue();
+    while worker::poller::poll_once(&worker, &queue, std::time::Duration::from_secs(1)).await > 0 {}
+    let synced = run_check(&app, &["--synced", created]).await;
+    assert_eq!(synced["inserted"], 5);
 }

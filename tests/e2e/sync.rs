@@ -409,6 +409,9 @@ async fn cancelling_stops_the_run_between_pages() {
         1
     );
     assert_eq!(job(&app, id, first).await["status"], "running");
+    let c = get(&app, &format!("/source-connections/{id}")).await;
+    assert_eq!(c["status"], "syncing", "while its job runs");
+    assert_eq!(c["sync"]["last_job"]["status"], "running");
     // What the cancel route does: mark the job cancelling.
     let cancelling = AttributeValue::S("cancelling".into());
     app.aws

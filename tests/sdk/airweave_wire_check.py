@@ -1,7 +1,8 @@
 """Drives Airweave's published Python SDK (airweave-sdk) against this API, unchanged.
 
 Every call must parse into the SDK's own models; errors must raise the SDK's typed errors with a
-string `detail`. Usage: AIRWEAVE_API_KEY=... python airweave_wire_check.py BASE_URL COLLECTION
+string `detail`. Usage: AIRWEAVE_API_KEY=... python airweave_wire_check.py BASE_URL COLLECTION,
+or BASE_URL --synced CONNECTION_ID once the connection's first sync has run.
 Prints one JSON line describing what it saw; exits non-zero on the first mismatch.
 """
 
@@ -14,9 +15,27 @@ from airweave.core.api_error import ApiError
 from airweave.errors import NotFoundError, UnprocessableEntityError
 
 
+def synced(client: AirweaveSDK, connection_id: str) -> None:
+    """The jobs list and the connection after the worker ran the first sync."""
+    jobs = client.source_connections.get_source_connection_jobs(connection_id)
+    assert len(jobs) == 1 and jobs[0].status == "completed", jobs
+    job = jobs[0]
+    assert job.completed_at.tzinfo is not None and job.duration_seconds is not None
+    assert job.entities_updated == 0 and job.entities_deleted == 0 and job.error is None
+    connection = client.source_connections.get(connection_id)
+    assert connection.status == "active", connection.status
+    assert connection.sync.successful_runs == 1 and connection.sync.last_job.status == "completed"
+    assert connection.entities.total_entities == job.entities_inserted, connection.entities
+    print(json.dumps({"inserted": job.entities_inserted}))
+
+
 def main() -> None:
-    base_url, collection = sys.argv[1], sys.argv[2]
+    base_url = sys.argv[1]
     client = AirweaveSDK(api_key=os.environ["AIRWEAVE_API_KEY"], base_url=base_url)
+    if sys.argv[2] == "--synced":
+        synced(client, sys.argv[3])
+        return
+    collection = sys.argv[2]
 
     sources = client.sources.list()
     short_names = sorted(s.short_name for s in sources)

@@ -519,3 +519,23 @@ async fn an_infrastructure_failure_retries_the_message_and_frees_the_job_at_once
     );
     assert_eq!(job(&f, &message).entities_inserted, 30);
 }
+
+#[tokio::test]
+async fn near_the_deadline_a_run_hands_over_after_at_least_one_page() {
+    let (f, _, message) = connection().await;
+    f.sources
+        .stream(ScriptedStream::pages(pages(30, 10, |_| false)));
+    // Less time left than the margin: one page, then a checkpoint and a continuation.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let handled = run_sync(&f.platform, &settings(), &message, deadline)
+        .await
+        .unwrap();
+    assert_eq!(handled, Handled::Continued);
+    assert_eq!(job(&f, &message).entities_inserted, 10);
+    let next = f.queue.drain().pop().unwrap();
+    assert_eq!(
+        run(&f, &next).await,
+        Handled::Finished(JobStatus::Completed)
+    );
+    assert_eq!(job(&f, &message).entities_inserted, 30);
+}
