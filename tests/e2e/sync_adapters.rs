@@ -298,3 +298,42 @@ async fn stored_entities_are_read_back_for_comparison_in_batches() {
         "another connection's partition is another's"
     );
 }
+
+#[tokio::test]
+async fn unprocessed_items_and_keys_are_sent_again_until_done() {
+    use crate::helpers::sdk::{CallLog, Unprocessed, WithInterceptor};
+    let aws = TestAws::fresh().await;
+    let log = CallLog::default();
+    // The first `n` batch answers hand everything back.
+    let throttled = |n| {
+        let client = log.dynamodb(&Unprocessed::new(n).dynamodb(&aws.clients.dynamodb));
+        aws_adapters::DynamoEntities::new(client, &aws.entities_table)
+    };
+    let connection = ConnectionId::new();
+    let writes: Vec<EntityWrite> = (0..25)
+        .map(|i| {
+            let entity = Entity {
+                entity_type: "doc".into(),
+                entity_id: format!("{i}"),
+                title: String::new(),
+                updated_at: None,
+                payload: json!(i),
+            };
+            EntityWrite {
+                key: entity.key().unwrap(),
+                hash: entity.content_hash(),
+                entity,
+                job: JobId::new(),
+                change: Change::Inserted,
+            }
+        })
+        .collect();
+    // Two answers hand everything back: three requests in all, then the write is done.
+    throttled(2).write(connection, &writes).await.unwrap();
+    assert_eq!(log.count("DynamoDB_20120810.BatchWriteItem"), 3);
+    let keys: Vec<EntityKey> = writes.iter().map(|w| w.key.clone()).collect();
+    // One answer hands the keys back: the read is sent again and finds all 25.
+    let found = throttled(1).stored(connection, &keys).await.unwrap();
+    assert_eq!(found.len(), 25);
+    assert_eq!(log.count("DynamoDB_20120810.BatchGetItem"), 2);
+}

@@ -2,7 +2,9 @@
 //! operation (`x-amz-target`, e.g. `DynamoDB_20120810.GetItem`) or fail one operation before it
 //! is sent, as an unreachable service would. The adapters under test stay the real ones.
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef,
+};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -116,6 +118,70 @@ impl Intercept for FailCalls {
             )
             .into());
         }
+        Ok(())
+    }
+}
+
+/// Answers the first `times` BatchWriteItem and BatchGetItem requests as DynamoDB does under
+/// throttling: the request went through the emulator, but the answer hands every item (or key)
+/// back as unprocessed, so the adapter must send it again.
+#[derive(Debug, Clone)]
+pub struct Unprocessed {
+    left: Arc<Mutex<usize>>,
+    /// The `RequestItems` of the request in flight, and its operation.
+    pending: Arc<Mutex<Option<(String, serde_json::Value)>>>,
+}
+
+impl Unprocessed {
+    pub fn new(times: usize) -> Self {
+        Self {
+            left: Arc::new(Mutex::new(times)),
+            pending: Arc::default(),
+        }
+    }
+}
+
+impl Intercept for Unprocessed {
+    fn name(&self) -> &'static str {
+        "Unprocessed"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> InterceptResult {
+        let operation = target(context).to_owned();
+        let batch = operation.ends_with(".BatchWriteItem") || operation.ends_with(".BatchGetItem");
+        let mut left = self.left.lock().unwrap();
+        if batch && *left > 0 {
+            *left -= 1;
+            let body: serde_json::Value =
+                serde_json::from_slice(context.request().body().bytes().unwrap_or_default())?;
+            *self.pending.lock().unwrap() = Some((operation, body["RequestItems"].clone()));
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> InterceptResult {
+        let Some((operation, items)) = self.pending.lock().unwrap().take() else {
+            return Ok(());
+        };
+        let answer = if operation.ends_with(".BatchWriteItem") {
+            serde_json::json!({"UnprocessedItems": items})
+        } else {
+            serde_json::json!({"Responses": {}, "UnprocessedKeys": items})
+        };
+        let response = context.response_mut();
+        response.headers_mut().remove("x-amz-crc32");
+        response.headers_mut().remove("content-length");
+        *response.body_mut() = aws_smithy_types::body::SdkBody::from(answer.to_string());
         Ok(())
     }
 }
