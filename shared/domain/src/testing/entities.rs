@@ -20,6 +20,8 @@ pub struct EntityTraffic {
     pub write_requests: usize,
     pub read_requests: usize,
     pub items_deleted: usize,
+    /// Pages of stored keys read.
+    pub key_pages: usize,
 }
 
 #[derive(Default)]
@@ -115,6 +117,7 @@ impl EntityStore for MemoryEntities {
         connection: ConnectionId,
         after: Option<&str>,
     ) -> Result<KeysPage, StoreError> {
+        lock(&self.traffic).key_pages += 1;
         let rows = lock(&self.rows);
         let mut keys = rows
             .keys()

@@ -341,16 +341,24 @@ impl<'a> Run<'a> {
             self.stream_done = true;
         }
         let full = !stream.incremental();
-        if full {
-            if let Some(handled) = self.delete_unseen().await? {
-                return Ok(handled);
-            }
-        }
+        let remaining = match (full, self.store_was_empty) {
+            (false, _) => None,
+            // Whatever is stored, this run wrote and saw: nothing to compare, nothing to delete.
+            (true, true) => Some(
+                self.tallies
+                    .iter()
+                    .map(|(t, tally)| (t.clone(), tally.inserted + tally.updated))
+                    .collect(),
+            ),
+            (true, false) => match self.delete_unseen().await? {
+                Some(handled) => return Ok(handled),
+                None => Some(std::mem::take(&mut self.remaining)),
+            },
+        };
         let cursor = stream.cursor();
         let update = cursor
             .as_ref()
             .map_or(CursorUpdate::Clear, CursorUpdate::Save);
-        let remaining = full.then(|| std::mem::take(&mut self.remaining));
         self.finish(Outcome::Completed, update, remaining.as_ref())
             .await
     }

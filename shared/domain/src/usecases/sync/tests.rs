@@ -107,9 +107,11 @@ async fn a_first_sync_inserts_everything_and_fills_the_summaries() {
         (1, 1, 0)
     );
     assert_eq!(sync.last_job.unwrap().status, JobStatus::Completed);
-    // Nothing was stored before: no lookups, and the writes are full batches but the last.
+    // Nothing was stored before: no lookups, no comparison of stored keys, and the writes are
+    // full batches but the last.
     let traffic = f.entities.traffic();
     assert_eq!(traffic.read_requests, 0);
+    assert_eq!(traffic.key_pages, 0);
     assert_eq!((traffic.items_written, traffic.write_requests), (60, 3));
 }
 
