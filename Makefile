@@ -3,7 +3,7 @@
 
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart
+.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart bench-sync
 
 help:
 	@echo "make dev             run the API locally against the emulator (Ctrl-C stops it)"
@@ -15,6 +15,8 @@ help:
 	@echo "make emulator-stop   stop the emulator started by emulator-start"
 	@echo "make clean-dev       stop that emulator and remove .dev (venv, logs, dev API key)"
 	@echo "make bench-coldstart release builds, then cold-start init vs a hello-world lambda_runtime"
+	@echo "make bench-sync      release builds, then the sync worker on 100,000 stub entities"
+	@echo "                     (BENCH_ENTITIES=5000 for a quick run) against the emulator"
 
 dev:
 	bash infra/dev.sh
@@ -46,3 +48,19 @@ clean-dev:
 bench-coldstart:
 	cargo build --release -p create-connection -p api -p bench
 	python3 infra/bench/coldstart.py "$${CARGO_TARGET_DIR:-target}/release"
+
+# The sync worker binary as its own process, fed SQS messages through a fake Runtime API, on a
+# stub connection of BENCH_ENTITIES entities: first sync, unchanged, 10% changed, full with
+# deletes, next to the emulator's raw write rate. Starts the emulator unless one answers, and
+# stops it afterwards only if it started it. Both benchmarks record their table in BENCHMARKS.md.
+bench-sync:
+	cargo build --release -p sync-worker -p bench
+	@started=false; \
+	trap 'if $$started; then bash infra/emulator.sh stop; fi' EXIT; \
+	trap 'exit 130' INT; trap 'exit 143' TERM; \
+	if ! bash infra/emulator.sh running; then \
+		bash infra/emulator.sh start || exit 1; started=true; \
+	fi; \
+	eval "$$(bash infra/emulator.sh env)"; \
+	python="$$(bash infra/emulator.sh python)" || exit 1; \
+	"$$python" infra/bench/sync.py "$${CARGO_TARGET_DIR:-target}/release" "$${BENCH_ENTITIES:-100000}"

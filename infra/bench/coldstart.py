@@ -8,9 +8,11 @@ on Lambda's image), and are compared with a hello-world
 `lambda_runtime` binary built the same way in the same run, alternating, several rounds.
 
 Usage: python3 infra/bench/coldstart.py RELEASE_DIR [ROUNDS]
-Prints one line per binary and the ratios to the baseline.
+Prints a table (median init per binary, ratio to the baseline, binary size) and writes it into
+its section of BENCHMARKS.md. `record` below, which does that, is shared with sync.py.
 """
 
+import datetime
 import http.server
 import os
 import statistics
@@ -21,6 +23,15 @@ import time
 
 BASELINE = "hello-lambda"
 FUNCTIONS = ["create-connection", "api"]
+# DESIGN section 11: a function's init may take at most this many times the baseline's.
+TARGET_RATIO = 1.3
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCHMARKS = os.path.join(ROOT, "BENCHMARKS.md")
+HEADER = """# Benchmarks
+
+Results of the `make bench-*` targets. Each benchmark owns one section below and replaces it
+whenever it runs; the figures are from the machine and commit named in that section.
+"""
 
 
 class RuntimeApi(http.server.ThreadingHTTPServer):
@@ -64,14 +75,19 @@ def environment(port):
         "SECRETS_PREFIX": "connectors",
         "RUST_LOG": "warn",
     }
+    env.update(ca_bundle())
+    return env
+
+
+def ca_bundle():
+    """SSL_CERT_FILE naming the one CA bundle, as on Lambda's image (also used by sync.py)."""
     # The SDK's TLS set-up loads the system's CA certificates at start-up. Lambda's AL2023 image
     # keeps one bundle in its certificate directory; a Debian machine keeps ~300 files there,
     # which alone triple the init. Naming the bundle models Lambda's layout.
     for bundle in ("/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt"):
         if os.path.exists(bundle):
-            env["SSL_CERT_FILE"] = bundle
-            break
-    return env
+            return {"SSL_CERT_FILE": bundle}
+    return {}
 
 
 def init_seconds(binary):
@@ -98,6 +114,87 @@ def init_seconds(binary):
         server.server_close()
 
 
+def markdown_table(header, rows):
+    """Lines of a markdown table, columns padded to their widest cell."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    def numeric(i):  # most cells a number: right-aligned
+        filled = [r[i] for r in cells[1:] if r[i]]
+        return sum(c[:1].isdigit() for c in filled) * 2 > len(filled)
+
+    numeric = [numeric(i) for i in range(len(header))]
+
+    def line(row):
+        padded = (c.rjust(w) if n else c.ljust(w) for c, w, n in zip(row, widths, numeric))
+        return "| " + " | ".join(padded) + " |"
+
+    rule = ["-" * (w - 1) + (":" if n else "-") for w, n in zip(widths, numeric)]
+    return [line(cells[0]), line(rule)] + [line(row) for row in cells[1:]]
+
+
+def machine():
+    """`uname -srm`, CPU model, CPUs usable, RAM."""
+    u = os.uname()
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for entry in f:
+            if entry.startswith("model name"):
+                cpu = " ".join(entry.split(":", 1)[1].split())
+                break
+    with open("/proc/meminfo") as f:
+        kib = next(int(e.split()[1]) for e in f if e.startswith("MemTotal:"))
+    cpus = len(os.sched_getaffinity(0))
+    return f"{u.sysname} {u.release} {u.machine}, {cpu}, {cpus} CPUs, {kib / 2**20:.1f} GiB RAM"
+
+
+def commit():
+    """The short HEAD commit, "-dirty" when the tree has changes (untracked files included)."""
+    git = ["git", "-C", ROOT]
+
+    def run(*args):
+        return subprocess.run(git + list(args), capture_output=True, text=True).stdout.strip()
+
+    head = run("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("-dirty" if run("status", "--porcelain") else "")
+
+
+def record(section, command, table, notes):
+    """Replaces the section `## {section}` of BENCHMARKS.md (created with HEADER if missing) with
+    the date, machine, commit, command, `table` (lines) and `notes` (lines); others are kept."""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = [
+        f"## {section}",
+        "",
+        f"- Date: {now}",
+        f"- Machine: {machine()}",
+        f"- Commit: {commit()}",
+        f"- Command: `{command}`",
+        "",
+        *table,
+        "",
+        *notes,
+        "",
+    ]
+    try:
+        with open(BENCHMARKS) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        lines = HEADER.splitlines() + [""]
+    heading = f"## {section}"
+    if heading in lines:
+        start = lines.index(heading)
+        following = (i for i in range(start + 1, len(lines)) if lines[i].startswith("## "))
+        end = next(following, len(lines))
+        lines[start:end] = body
+    else:
+        lines += ([""] if lines and lines[-1] else []) + body
+    while lines and not lines[-1]:
+        lines.pop()
+    with open(BENCHMARKS, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"recorded in {BENCHMARKS} ({heading})")
+
+
 def main():
     release = sys.argv[1]
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 30
@@ -107,14 +204,23 @@ def main():
         for name in names:
             samples[name].append(init_seconds(os.path.join(release, name)))
     base = statistics.median(samples[BASELINE])
-    print(f"cold start (exec -> first /next), median of {rounds} rounds")
+    rows = []
     for name in names:
         median = statistics.median(samples[name])
+        ratio = median / base
+        verdict = "" if name == BASELINE else (" PASS" if ratio <= TARGET_RATIO else " FAIL")
         size = os.path.getsize(os.path.join(release, name))
-        print(
-            f"  {name:18} {median * 1000:7.2f} ms   {median / base:5.2f}x baseline"
-            f"   binary {size / 1e6:5.2f} MB"
-        )
+        rows.append([name, f"{median * 1000:.2f}", f"{ratio:.2f}x{verdict}", f"{size / 1e6:.2f}"])
+    header = ["binary", "init ms (median)", f"vs baseline (target <= {TARGET_RATIO}x)", "binary MB"]
+    table = markdown_table(header, rows)
+    notes = [
+        "Init = exec to the first `GET /runtime/invocation/next` against a fake Runtime API on",
+        f"127.0.0.1; median of {rounds} rounds alternating with {BASELINE}, a hello-world",
+        "`lambda_runtime` binary from the same release build. Functions get a deployed function's",
+        "environment (SSL_CERT_FILE naming one CA bundle, as on Lambda's image); no AWS call.",
+    ]
+    print("\n".join(table))
+    record("Cold start (make bench-coldstart)", "make bench-coldstart", table, notes)
 
 
 if __name__ == "__main__":
