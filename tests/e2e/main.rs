@@ -12,6 +12,7 @@ mod events;
 mod faults;
 mod idempotency;
 mod read_connections;
+mod runs;
 mod sources_catalog;
 mod sync;
 mod sync_adapters;

@@ -110,7 +110,7 @@ async fn run_again(app: &TestApp, id: ConnectionId, config: Value, force_full_sy
         chrono::Utc::now(),
     );
     job.force_full_sync = force_full_sync;
-    store.insert_job(&job).await.unwrap();
+    store.start_job(&job).await.unwrap();
     app.platform.queue.enqueue(&job.message()).await.unwrap();
     job.id
 }

@@ -201,12 +201,22 @@ async fn an_expired_lease_is_taken_over_and_jobs_list_newest_first() {
             .unwrap(),
         JobClaim::Claimed { .. }
     ));
+    // The first job still holds the connection's slot: another cannot start until it ends.
     let later = job_for(&c);
-    store.insert_job(&later).await.unwrap();
     assert!(matches!(
-        store.insert_job(&later).await,
-        Err(StoreError::AlreadyExists)
+        store.start_job(&later).await,
+        Err(StoreError::JobActive)
     ));
+    let mut ended = store.get_job(c.id, job.id).await.unwrap().unwrap();
+    ended.status = JobStatus::Failed;
+    let run = FinishedRun {
+        job: &ended,
+        holder: "alive",
+        connection: None,
+        cursor: CursorUpdate::Keep,
+    };
+    store.finish_job(run).await.unwrap();
+    store.start_job(&later).await.unwrap();
     let listed = store.list_jobs(c.id, &Default::default()).await.unwrap();
     let ids: Vec<JobId> = listed.items.iter().map(|j| j.id).collect();
     assert_eq!(ids, [later.id, job.id]);

@@ -24,6 +24,10 @@ def synced(client: AirweaveSDK, connection_id: str) -> None:
     assert job.entities_updated == 0 and job.entities_deleted == 0 and job.error is None
     connection = client.source_connections.get(connection_id)
     assert connection.status == "active", connection.status
+    run = client.source_connections.run(connection_id, force_full_sync=True)
+    assert run.status == "pending" and run.source_connection_id == connection_id, run
+    stopped = client.source_connections.cancel_job(connection_id, run.id)
+    assert stopped.status == "cancelled", stopped
     assert connection.sync.successful_runs == 1 and connection.sync.last_job.status == "completed"
     assert connection.entities.total_entities == job.entities_inserted, connection.entities
     print(json.dumps({"inserted": job.entities_inserted}))

@@ -36,6 +36,12 @@ pub enum StoreError {
     /// The item changed since it was read (optimistic locking): read again and retry.
     #[error("the item changed since it was read")]
     VersionConflict,
+    /// The connection already has a job pending, running or cancelling.
+    #[error("the connection already has an active job")]
+    JobActive,
+    /// The connection is gone, paused or waiting for authentication.
+    #[error("the connection cannot run a job now")]
+    NotRunnable,
     /// A list cursor this store did not issue.
     #[error("the cursor was not issued by this API")]
     InvalidCursor,
@@ -169,9 +175,21 @@ pub trait JobStore: Send + Sync {
         connection: ConnectionId,
         page: &PageRequest,
     ) -> Result<Page<Job>, StoreError>;
-    /// Writes a new job (`AlreadyExists` when its id is taken). Whoever creates jobs makes sure
-    /// a connection has one active job at most.
-    async fn insert_job(&self, job: &Job) -> Result<(), StoreError>;
+    /// Writes a new pending job and takes its connection's one active-job slot, atomically:
+    /// `JobActive` while another job is pending, running or cancelling; `NotRunnable` when the
+    /// connection is gone, paused (`inactive`) or waiting for authentication. The slot is freed
+    /// with the job's end ([`JobStore::finish_job`], [`JobStore::cancel_job`]).
+    async fn start_job(&self, job: &Job) -> Result<(), StoreError>;
+    /// Asks a job to stop: a pending job is cancelled at once (its slot freed), a running one
+    /// becomes `cancelling` for its run to stop between pages, a cancelling one stays so.
+    /// Answers the job as it now stands, or `None` when there is no such job; a job that had
+    /// already ended is answered unchanged.
+    async fn cancel_job(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Job>, StoreError>;
     /// Takes the job for a run under `lease`: a pending job becomes running; a running or
     /// cancelling one is taken over (status kept) when its lease has run out or was released.
     async fn claim_job(

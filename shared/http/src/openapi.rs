@@ -25,8 +25,10 @@ use utoipa::{Modify, OpenApi};
         connections::create,
         connections::list,
         connections::get,
+        jobs::run,
         jobs::list,
         jobs::get,
+        jobs::cancel,
         jobs::entities,
     ),
     modifiers(&ApiKeyAuth),
@@ -104,6 +106,8 @@ mod tests {
             "/source-connections/{id}",
             "/source-connections/{id}/jobs",
             "/source-connections/{id}/jobs/{job_id}",
+            "/source-connections/{id}/run",
+            "/source-connections/{id}/jobs/{job_id}/cancel",
             "/source-connections/{id}/entities",
         ] {
             assert!(doc["paths"][path].is_object(), "{path}");

@@ -35,8 +35,10 @@ enum Route {
     Collection,
     Connections,
     Connection,
+    Run,
     Jobs,
     Job,
+    CancelJob,
     Entities,
 }
 
@@ -51,8 +53,10 @@ impl Route {
             ["collections", _] => Self::Collection,
             ["source-connections"] => Self::Connections,
             ["source-connections", _] => Self::Connection,
+            ["source-connections", _, "run"] => Self::Run,
             ["source-connections", _, "jobs"] => Self::Jobs,
             ["source-connections", _, "jobs", _] => Self::Job,
+            ["source-connections", _, "jobs", _, "cancel"] => Self::CancelJob,
             ["source-connections", _, "entities"] => Self::Entities,
             _ => return None,
         })
@@ -68,6 +72,7 @@ impl Route {
             | Self::Jobs
             | Self::Job
             | Self::Entities => &[Method::GET],
+            Self::Run | Self::CancelJob => &[Method::POST],
             Self::Collections | Self::Connections => &[Method::GET, Method::POST],
             Self::Collection => &[Method::GET, Method::DELETE],
         }
@@ -162,6 +167,8 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str)
         }
         (Route::Connections, _) => connections::list(app, org, &req, request_id).await,
         (Route::Connection, _) => connections::get(app, org, segments[1], request_id).await,
+        (Route::Run, _) => jobs::run(app, org, segments[1], &req, request_id).await,
+        (Route::CancelJob, _) => jobs::cancel(app, org, segments[1], segments[3], request_id).await,
         (Route::Jobs, _) => jobs::list(app, org, segments[1], &req, request_id).await,
         (Route::Job, _) => jobs::get(app, org, segments[1], segments[3], request_id).await,
         (Route::Entities, _) => jobs::entities(app, org, segments[1], &req, request_id).await,

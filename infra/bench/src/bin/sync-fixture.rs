@@ -120,7 +120,7 @@ async fn job(args: &[String]) -> Result<Value, BoxError> {
         .await?;
     let mut job = Job::pending(JobId::new(), org, id, Trigger::Manual, platform.clock.now());
     job.force_full_sync = args.iter().any(|a| a == "--force-full");
-    platform.store.insert_job(&job).await?;
+    platform.store.start_job(&job).await?;
     platform.queue.enqueue(&job.message()).await?;
     Ok(json!({"job": job.id}))
 }

@@ -5,6 +5,7 @@
 
 use super::collections::CONNECTION_COUNT;
 use super::idempotency::{RecordState, LEASE_TOKEN, STATE};
+use super::jobs::active_slot;
 use super::keys::{
     collection_sk, connection_pk, connection_sk, idempotency_pk, job_sk, organization_pk,
     schedule_bucket, CONNECTION_PREFIX, META,
@@ -75,7 +76,7 @@ pub(crate) fn connection_item(connection: &SourceConnection) -> Result<Item, Sto
 }
 
 impl DynamoStore {
-    fn put_new_write(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+    pub(crate) fn put_new_write(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -134,6 +135,9 @@ impl ConnectionStore for DynamoStore {
             )?;
             writes.push(Write::FirstJob);
             items.push(self.put_new_write(item)?);
+            // The first job holds the connection's active-job slot (see `start_job`).
+            writes.push(Write::FirstJob);
+            items.push(self.put_new_write(active_slot(job))?);
         }
 
         if let Some((reservation, response)) = new.idempotency {

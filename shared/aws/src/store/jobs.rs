@@ -9,7 +9,7 @@
 //! the run read, and the cursor.
 
 use super::connections::{connection_item, VERSION};
-use super::keys::{connection_pk, job_sk};
+use super::keys::{connection_pk, connection_sk, job_sk, organization_pk, ACTIVE_SLOT};
 use super::paging::{list_items, Order};
 use super::{
     backend, build_error, from_item, is_condition_failure, key, n, s, to_item, DynamoStore, Item,
@@ -19,9 +19,11 @@ use crate::error::{adapter, boxed};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, WriteRequest,
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem,
+    Update, WriteRequest,
 };
 use chrono::{DateTime, Utc};
+use domain::connection::ConnectionStatus;
 use domain::ids::{ConnectionId, JobId};
 use domain::job::{Checkpoint, Counts, Job, JobClaim, JobStatus, Lease};
 use domain::page::{Page, PageRequest};
@@ -34,9 +36,54 @@ const LEASE_HOLDER: &str = "lease_holder";
 const LEASE_UNTIL: &str = "lease_until";
 const CHECKPOINT: &str = "checkpoint";
 const CURSOR: &str = "CURSOR";
+const JOB_ID: &str = "job_id";
 const JOB_PREFIX: &str = "JOB#";
 /// Attempts of a claim whose read went stale before its conditional write.
 const CLAIM_ATTEMPTS: usize = 3;
+
+/// The item of a connection's one active-job slot, held by `job`: whoever writes a job's start
+/// puts it on the condition it does not exist; whoever writes the job's end deletes it.
+pub(crate) fn active_slot(job: &Job) -> Item {
+    let mut item = key(connection_pk(job.source_connection_id), ACTIVE_SLOT);
+    item.insert(JOB_ID.to_owned(), s(job.id.to_string()));
+    item
+}
+
+/// Frees the slot in the same transaction as the job's end, if `job` holds it (or nobody
+/// does: jobs written without one).
+fn free_slot(
+    table: &str,
+    connection: ConnectionId,
+    job: JobId,
+) -> Result<TransactWriteItem, StoreError> {
+    let delete = Delete::builder()
+        .table_name(table)
+        .set_key(Some(key(connection_pk(connection), ACTIVE_SLOT)))
+        .condition_expression("attribute_not_exists(pk) OR #job = :job")
+        .expression_attribute_names("#job", JOB_ID)
+        .expression_attribute_values(":job", s(job.to_string()))
+        .build()
+        .map_err(build_error)?;
+    Ok(TransactWriteItem::builder().delete(delete).build())
+}
+
+fn connection_status(status: ConnectionStatus) -> AttributeValue {
+    serde_dynamo::to_attribute_value(status).expect("a status serializes")
+}
+
+/// Which of a transaction's items failed their condition.
+fn failed_conditions<R>(
+    e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
+) -> Vec<bool> {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code() == Some("ConditionalCheckFailed"))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
 
 fn checkpoint_prefix(job: JobId) -> String {
     format!("CKPT#{job}#")
@@ -197,13 +244,115 @@ impl JobStore for DynamoStore {
         items.try_map(from_item)
     }
 
-    async fn insert_job(&self, job: &Job) -> Result<(), StoreError> {
+    async fn start_job(&self, job: &Job) -> Result<(), StoreError> {
+        let runnable = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                organization_pk(job.organization_id),
+                &connection_sk(job.source_connection_id),
+            )))
+            .condition_expression(
+                "attribute_exists(pk) AND NOT (#status IN (:inactive, :pending_auth, :needs_reauth))",
+            )
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_values(":inactive", connection_status(ConnectionStatus::Inactive))
+            .expression_attribute_values(
+                ":pending_auth",
+                connection_status(ConnectionStatus::PendingAuth),
+            )
+            .expression_attribute_values(
+                ":needs_reauth",
+                connection_status(ConnectionStatus::NeedsReauth),
+            )
+            .build()
+            .map_err(build_error)?;
         let item = to_item(
             job,
             connection_pk(job.source_connection_id),
             &job_sk(job.id),
         )?;
-        self.put_new(item).await
+        let items = vec![
+            TransactWriteItem::builder()
+                .condition_check(runnable)
+                .build(),
+            self.put_new_write(active_slot(job))?,
+            self.put_new_write(item)?,
+        ];
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let e = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        match failed_conditions(&e).as_slice() {
+            [true, ..] => Err(StoreError::NotRunnable),
+            [_, true, ..] => Err(StoreError::JobActive),
+            [_, _, true] => Err(StoreError::AlreadyExists),
+            _ => Err(backend(e)),
+        }
+    }
+
+    async fn cancel_job(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Job>, StoreError> {
+        for _ in 0..CLAIM_ATTEMPTS {
+            let Some(mut stored) = self.get_job(connection, job).await? else {
+                return Ok(None);
+            };
+            let (status, done) = match stored.status {
+                JobStatus::Pending => (JobStatus::Cancelled, true),
+                JobStatus::Running => (JobStatus::Cancelling, false),
+                _ => return Ok(Some(stored)),
+            };
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(connection_pk(connection), &job_sk(job))))
+                .condition_expression("#status = :observed")
+                .expression_attribute_names("#status", STATUS)
+                .expression_attribute_values(":observed", status_value(stored.status))
+                .expression_attribute_values(":status", status_value(status));
+            update = if done {
+                update
+                    .update_expression("SET #status = :status, completed_at = :now")
+                    .expression_attribute_values(":now", instant(now))
+            } else {
+                update.update_expression("SET #status = :status")
+            };
+            let mut items = vec![TransactWriteItem::builder()
+                .update(update.build().map_err(build_error)?)
+                .build()];
+            if done {
+                items.push(free_slot(&self.table, connection, job)?);
+            }
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {
+                    stored.status = status;
+                    if done {
+                        stored.completed_at = Some(now);
+                    }
+                    return Ok(Some(stored));
+                }
+                // The job moved on (claimed, finished) in between: look again.
+                Err(e) if failed_conditions(&e).first() == Some(&true) => continue,
+                Err(e) => return Err(backend(e)),
+            }
+        }
+        Err(StoreError::Backend(adapter(
+            "the job kept changing during its cancel",
+        )))
     }
 
     async fn claim_job(
@@ -382,6 +531,7 @@ impl JobStore for DynamoStore {
                 .map_err(build_error)?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
+        items.push(free_slot(&self.table, job.source_connection_id, job.id)?);
         match run.cursor {
             CursorUpdate::Keep => {}
             CursorUpdate::Save(cursor) => {
@@ -413,20 +563,12 @@ impl JobStore for DynamoStore {
             Ok(_) => return Ok(()),
             Err(e) => e,
         };
-        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-            e.as_service_error()
-        {
-            let failed: Vec<bool> = cancelled
-                .cancellation_reasons()
-                .iter()
-                .map(|r| r.code() == Some("ConditionalCheckFailed"))
-                .collect();
-            if failed.first() == Some(&true) {
-                return Err(StoreError::LeaseLost);
-            }
-            if failed.get(1) == Some(&true) && run.connection.is_some() {
-                return Err(StoreError::VersionConflict);
-            }
+        let failed = failed_conditions(&e);
+        if failed.first() == Some(&true) {
+            return Err(StoreError::LeaseLost);
+        }
+        if failed.get(1) == Some(&true) && run.connection.is_some() {
+            return Err(StoreError::VersionConflict);
         }
         Err(backend(e))
     }

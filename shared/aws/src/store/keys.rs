@@ -45,6 +45,9 @@ pub(crate) fn job_sk(id: JobId) -> String {
     format!("JOB#{id}")
 }
 
+/// The sort key of a connection's active-job slot (under `connection_pk`).
+pub(crate) const ACTIVE_SLOT: &str = "ACTIVE";
+
 /// The organization id has a fixed length, so the key after it needs no escaping.
 pub(crate) fn idempotency_pk(org: OrganizationId, key: &str) -> String {
     format!("IDEMP#{org}#{key}")

@@ -2,7 +2,7 @@
 
 use super::{injected, lock, page_of};
 use crate::collection::Collection;
-use crate::connection::SourceConnection;
+use crate::connection::{ConnectionStatus, SourceConnection};
 use crate::idempotency::{Claim, KeyState, Reservation};
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Checkpoint, Counts, Job, JobClaim, JobStatus, Lease};
@@ -49,6 +49,8 @@ struct State {
     /// A job's run: its lease (holder, until) and its checkpoint.
     runs: BTreeMap<JobId, (Option<Lease>, Option<Checkpoint>)>,
     seen: BTreeMap<(JobId, u32), Vec<u8>>,
+    /// Each connection's one active (pending, running or cancelling) job.
+    active: BTreeMap<ConnectionId, JobId>,
     cursors: BTreeMap<ConnectionId, Value>,
     keys: BTreeMap<(OrganizationId, String), KeyRow>,
 }
@@ -371,6 +373,7 @@ impl ConnectionStore for MemoryStore {
             state
                 .jobs
                 .insert((job.source_connection_id, job.id), job.clone());
+            state.active.insert(job.source_connection_id, job.id);
         }
         if let Some((reservation, response)) = new.idempotency {
             let key = (reservation.organization_id, reservation.key.clone());
@@ -481,14 +484,56 @@ impl JobStore for MemoryStore {
         Ok(page_of(items, page))
     }
 
-    async fn insert_job(&self, job: &Job) -> Result<(), StoreError> {
+    async fn start_job(&self, job: &Job) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
-        let key = (job.source_connection_id, job.id);
-        if state.jobs.contains_key(&key) {
-            return Err(StoreError::AlreadyExists);
+        let connection = state
+            .connections
+            .get(&(job.organization_id, job.source_connection_id))
+            .ok_or(StoreError::NotRunnable)?;
+        if matches!(
+            connection.status,
+            ConnectionStatus::Inactive
+                | ConnectionStatus::PendingAuth
+                | ConnectionStatus::NeedsReauth
+        ) {
+            return Err(StoreError::NotRunnable);
         }
-        state.jobs.insert(key, job.clone());
+        if state.active.contains_key(&job.source_connection_id) {
+            return Err(StoreError::JobActive);
+        }
+        state.active.insert(job.source_connection_id, job.id);
+        state
+            .jobs
+            .insert((job.source_connection_id, job.id), job.clone());
         Ok(())
+    }
+
+    async fn cancel_job(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Job>, StoreError> {
+        let mut state = lock(&self.state);
+        let Some(stored) = state.jobs.get_mut(&(connection, job)) else {
+            return Ok(None);
+        };
+        match stored.status {
+            JobStatus::Pending => {
+                stored.status = JobStatus::Cancelled;
+                stored.completed_at = Some(now);
+                let cancelled = stored.clone();
+                if state.active.get(&connection) == Some(&job) {
+                    state.active.remove(&connection);
+                }
+                Ok(Some(cancelled))
+            }
+            JobStatus::Running => {
+                stored.status = JobStatus::Cancelling;
+                Ok(Some(stored.clone()))
+            }
+            _ => Ok(Some(stored.clone())),
+        }
     }
 
     async fn claim_job(
@@ -597,6 +642,9 @@ impl JobStore for MemoryStore {
         }
         state.jobs.insert(key, job.clone());
         state.runs.insert(job.id, (None, None));
+        if state.active.get(&job.source_connection_id) == Some(&job.id) {
+            state.active.remove(&job.source_connection_id);
+        }
         match run.cursor {
             CursorUpdate::Keep => {}
             CursorUpdate::Save(cursor) => {

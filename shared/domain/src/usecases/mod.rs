@@ -4,6 +4,7 @@ pub mod collections;
 pub mod connections;
 pub mod create_connection;
 pub mod jobs;
+pub mod runs;
 pub mod sync;
 pub mod tenancy;
 

@@ -1,5 +1,5 @@
-//! What syncs did: `GET /source-connections/{id}/jobs`, `.../jobs/{job_id}` and
-//! `.../entities`.
+//! Syncs: `POST /source-connections/{id}/run`, `GET .../jobs`, `GET .../jobs/{job_id}`,
+//! `POST .../jobs/{job_id}/cancel` and `GET .../entities`.
 
 use super::Answer;
 use crate::app::App;
@@ -10,9 +10,66 @@ use crate::response::json;
 use domain::entity::EntityRecord;
 use domain::ids::OrganizationId;
 use domain::job::Job;
-use domain::usecases::jobs;
+use domain::usecases::{jobs, runs};
+use domain::FieldError;
 use http::StatusCode;
 use lambda_http::Request;
+
+#[utoipa::path(post, path = "/source-connections/{id}/run", tag = "source-connections",
+    params(
+        ("id" = String, Path, description = "The connection id"),
+        ("force_full_sync" = Option<bool>, Query, description = "Sync everything and delete what the source no longer has, even when the source syncs incrementally"),
+    ),
+    responses(
+        (status = 202, description = "The job, queued", body = Job),
+        (status = 400, description = "The connection waits for authorization or re-authentication", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown connection", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A job is already pending, running or cancelling, or the connection is paused", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "force_full_sync is not true or false", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn run(
+    app: &App,
+    org: OrganizationId,
+    id: &str,
+    req: &Request,
+    request_id: &str,
+) -> Answer {
+    let force_full_sync = match query(req).get("force_full_sync").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            let error = FieldError::new("force_full_sync", "must be true or false");
+            return Err(Problem::invalid(vec![error], request_id));
+        }
+    };
+    let job = runs::run_connection(&app.platform, org, id, force_full_sync)
+        .await
+        .map_err(|e| Problem::from_domain(e, request_id))?;
+    Ok(json(StatusCode::ACCEPTED, &job, request_id))
+}
+
+#[utoipa::path(post, path = "/source-connections/{id}/jobs/{job_id}/cancel", tag = "source-connections",
+    params(
+        ("id" = String, Path, description = "The connection id"),
+        ("job_id" = String, Path, description = "The job id"),
+    ),
+    responses(
+        (status = 200, description = "The job: cancelled when it was pending, cancelling while its run stops between pages", body = Job),
+        (status = 404, description = "Unknown connection or job", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job has already ended", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn cancel(
+    app: &App,
+    org: OrganizationId,
+    id: &str,
+    job_id: &str,
+    request_id: &str,
+) -> Answer {
+    let job = runs::cancel_job(&app.platform, org, id, job_id)
+        .await
+        .map_err(|e| Problem::from_domain(e, request_id))?;
+    Ok(json(StatusCode::OK, &job, request_id))
+}
 
 #[utoipa::path(get, path = "/source-connections/{id}/jobs", tag = "source-connections",
     params(("id" = String, Path, description = "The connection id"), crate::paging::PageParams),

@@ -6,6 +6,7 @@ mod create_connection;
 mod faults;
 mod idempotency;
 mod rejections;
+mod runs;
 mod tenancy;
 mod validation;
 

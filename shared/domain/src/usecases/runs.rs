@@ -1,0 +1,145 @@
+//! Starting and stopping syncs: `POST /source-connections/{id}/run` and
+//! `POST /source-connections/{id}/jobs/{job_id}/cancel`. Whether a job may start is decided by
+//! a condition in the store (one active job per connection), never by a read before a write, so
+//! concurrent requests create one job.
+
+use super::connections::get_connection;
+use super::Platform;
+use crate::connection::{ConnectionStatus, JobDetails, SourceConnection};
+use crate::error::DomainError;
+use crate::ids::{ConnectionId, JobId, OrganizationId};
+use crate::job::{Job, JobStatus, Trigger};
+use crate::ports::StoreError;
+use tracing::{info, instrument, warn};
+
+/// Why this connection cannot run a job now, if it cannot.
+fn refusal(connection: &SourceConnection) -> Option<DomainError> {
+    match connection.status {
+        ConnectionStatus::Inactive => Some(DomainError::Conflict(
+            "the connection is paused; set its status to active to run it".into(),
+        )),
+        ConnectionStatus::PendingAuth => Some(DomainError::BadRequest(
+            "the connection is waiting for authorization; complete the OAuth flow first".into(),
+        )),
+        ConnectionStatus::NeedsReauth => Some(DomainError::BadRequest(
+            "the connection's credentials were rejected; re-authenticate it before running".into(),
+        )),
+        _ => None,
+    }
+}
+
+fn already_active() -> DomainError {
+    DomainError::Conflict(
+        "the connection already has a sync job pending, running or cancelling".into(),
+    )
+}
+
+/// A new manual job, written and then enqueued. A lost message is the scheduler sweep's to
+/// repair: the job is answered either way.
+#[instrument(skip_all, fields(organization_id = %org, source_connection_id = %connection_id))]
+pub async fn run_connection(
+    platform: &Platform,
+    org: OrganizationId,
+    connection_id: &str,
+    force_full_sync: bool,
+) -> Result<Job, DomainError> {
+    let connection = get_connection(platform, org, connection_id).await?;
+    if let Some(refused) = refusal(&connection) {
+        return Err(refused);
+    }
+    let mut job = Job::pending(
+        JobId::new(),
+        org,
+        connection.id,
+        Trigger::Manual,
+        platform.clock.now(),
+    );
+    job.force_full_sync = force_full_sync;
+    match platform.store.start_job(&job).await {
+        Ok(()) => {}
+        Err(StoreError::JobActive) => return Err(already_active()),
+        Err(StoreError::NotRunnable) => {
+            // Paused or deleted between the read and the write: say which.
+            let now = get_connection(platform, org, connection_id).await?;
+            return Err(refusal(&now).unwrap_or_else(already_active));
+        }
+        Err(e) => return Err(DomainError::internal(e)),
+    }
+    show_last_job(platform, org, connection.id, &job).await;
+    if let Err(e) = platform.queue.enqueue(&job.message()).await {
+        warn!(job_id = %job.id, error = %e, "could not enqueue the job; the sweep will");
+    }
+    info!(job_id = %job.id, force_full_sync, "sync job queued");
+    Ok(job)
+}
+
+/// Stops a job: pending -> cancelled at once, running -> cancelling (the worker stops between
+/// pages). 409 on a job that has already ended.
+#[instrument(skip_all, fields(organization_id = %org, source_connection_id = %connection_id))]
+pub async fn cancel_job(
+    platform: &Platform,
+    org: OrganizationId,
+    connection_id: &str,
+    job_id: &str,
+) -> Result<Job, DomainError> {
+    let connection = get_connection(platform, org, connection_id).await?;
+    let not_found = || DomainError::NotFound(format!("sync job '{job_id}' not found"));
+    let id: JobId = job_id.parse().map_err(|_| not_found())?;
+    let before = platform
+        .store
+        .get_job(connection.id, id)
+        .await
+        .map_err(DomainError::internal)?
+        .ok_or_else(not_found)?;
+    if before.status.is_terminal() {
+        return Err(DomainError::Conflict(format!(
+            "the job has already ended ({})",
+            before.status.as_str()
+        )));
+    }
+    let job = platform
+        .store
+        .cancel_job(connection.id, id, platform.clock.now())
+        .await
+        .map_err(DomainError::internal)?
+        .ok_or_else(not_found)?;
+    if job.status.is_terminal() && job.status != JobStatus::Cancelled {
+        return Err(DomainError::Conflict(format!(
+            "the job has already ended ({})",
+            job.status.as_str()
+        )));
+    }
+    if job.status == JobStatus::Cancelled {
+        show_last_job(platform, org, connection.id, &job).await;
+    }
+    info!(job_id = %job.id, status = job.status.as_str(), "sync job cancel requested");
+    Ok(job)
+}
+
+/// The connection's `sync.last_job` shows `job`; best effort, as the worker rewrites it when
+/// the job runs.
+async fn show_last_job(platform: &Platform, org: OrganizationId, id: ConnectionId, job: &Job) {
+    for _ in 0..3 {
+        let current = match platform.store.get_versioned(org, id).await {
+            Ok(Some(current)) => current,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(error = %e, "could not read the connection to show its last job");
+                return;
+            }
+        };
+        let mut connection = current.value.clone();
+        let sync = connection.sync.get_or_insert_with(Default::default);
+        sync.last_job = Some(JobDetails::from(job));
+        match platform
+            .store
+            .replace_connection(&connection, current.version)
+            .await
+        {
+            Err(StoreError::VersionConflict) => continue,
+            Err(e) => warn!(error = %e, "could not show the connection's last job"),
+            Ok(()) => {}
+        }
+        return;
+    }
+}
