@@ -2,8 +2,9 @@
 
 The release `sync-worker` runs as its own process, as on Lambda: a fake Runtime API on
 127.0.0.1 hands it the SQS events this script relays from the sync queue on the emulator (one
-message per invocation, as BatchSize 1; deadline 600 s ahead, the function's timeout), and deletes every message the
-worker did not list as a batch item failure (Lambda's SQS integration). `sync-fixture` (bench
+message per invocation, as BatchSize 1; the deadline 600 s ahead, the function's timeout), and
+deletes every message the worker did not list as a batch item failure (Lambda's SQS
+integration). `sync-fixture` (bench
 crate) creates the tables, queue, organization and stub connection, queues the jobs and reads
 them back. Each scenario gets a fresh worker, so its peak RSS (VmHWM, read just before it is
 stopped) is its own. Its time runs from the first event handed over to the answer of the
