@@ -4,6 +4,7 @@
 //! concurrent requests create one job.
 
 use super::connections::get_connection;
+use super::jobs::get_job;
 use super::Platform;
 use crate::connection::{ConnectionStatus, JobDetails, SourceConnection};
 use crate::error::DomainError;
@@ -82,35 +83,24 @@ pub async fn cancel_job(
     connection_id: &str,
     job_id: &str,
 ) -> Result<Job, DomainError> {
-    let connection = get_connection(platform, org, connection_id).await?;
-    let not_found = || DomainError::NotFound(format!("sync job '{job_id}' not found"));
-    let id: JobId = job_id.parse().map_err(|_| not_found())?;
-    let before = platform
-        .store
-        .get_job(connection.id, id)
-        .await
-        .map_err(DomainError::internal)?
-        .ok_or_else(not_found)?;
+    let ended = |status: JobStatus| {
+        DomainError::Conflict(format!("the job has already ended ({})", status.as_str()))
+    };
+    let before = get_job(platform, org, connection_id, job_id).await?;
     if before.status.is_terminal() {
-        return Err(DomainError::Conflict(format!(
-            "the job has already ended ({})",
-            before.status.as_str()
-        )));
+        return Err(ended(before.status));
     }
     let job = platform
         .store
-        .cancel_job(connection.id, id, platform.clock.now())
+        .cancel_job(before.source_connection_id, before.id, platform.clock.now())
         .await
         .map_err(DomainError::internal)?
-        .ok_or_else(not_found)?;
-    if job.status.is_terminal() && job.status != JobStatus::Cancelled {
-        return Err(DomainError::Conflict(format!(
-            "the job has already ended ({})",
-            job.status.as_str()
-        )));
-    }
-    if job.status == JobStatus::Cancelled {
-        show_last_job(platform, org, connection.id, &job).await;
+        .ok_or_else(|| DomainError::NotFound(format!("sync job '{job_id}' not found")))?;
+    match job.status {
+        // It ended on its own in between.
+        JobStatus::Completed | JobStatus::Failed => return Err(ended(job.status)),
+        JobStatus::Cancelled => show_last_job(platform, org, job.source_connection_id, &job).await,
+        _ => {}
     }
     info!(job_id = %job.id, status = job.status.as_str(), "sync job cancel requested");
     Ok(job)
