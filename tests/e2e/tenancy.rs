@@ -76,6 +76,22 @@ async fn a_revoked_key_is_refused() {
         .request(Method::GET, "/sources", Some(&key), None, &[])
         .await;
     problem(response, 401).await;
+    let item = app
+        .aws
+        .item(&format!("APIKEY#{}", hash.as_str()), "META")
+        .await
+        .unwrap();
+    assert!(
+        item.contains_key("revoked_at"),
+        "when it was revoked is kept"
+    );
+
+    // The warm gateway that had it cached refuses it within the documented bound.
+    tokio::time::sleep(http_api::app::KEY_CACHE_TTL).await;
+    let response = app
+        .request(Method::GET, "/sources", Some(&key), None, &[])
+        .await;
+    problem(response, 401).await;
 }
 
 #[tokio::test]

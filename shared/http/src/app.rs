@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// How long a resolved API key is trusted without asking the store again: a revoked key stops
 /// working within this time on a warm function.
-pub const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
 const KEY_CACHE_MAX: usize = 10_000;
 
 #[derive(Clone)]

@@ -1,5 +1,5 @@
 //! Organizations and API keys. A key item holds only the key's hash, its organization and
-//! whether it was revoked.
+//! whether (and when) it was revoked.
 
 use super::keys::{api_key_pk, organization_pk, META};
 use super::{backend, from_item, is_condition_failure, to_item, DynamoStore};
@@ -67,9 +67,14 @@ impl TenantStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(super::key(api_key_pk(key), META)))
-            .update_expression("SET revoked = :true")
+            .update_expression("SET revoked = :true, revoked_at = if_not_exists(revoked_at, :now)")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(
+                ":now",
+                serde_dynamo::to_attribute_value(Utc::now())
+                    .map_err(|e| StoreError::Backend(crate::error::boxed(e)))?,
+            )
             .send()
             .await;
         match result {
