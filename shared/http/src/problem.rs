@@ -4,6 +4,7 @@ use domain::{DomainError, FieldError};
 use http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use serde::Serialize;
+use wiring::telemetry::chain;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
@@ -99,16 +100,4 @@ impl Problem {
         }
         response
     }
-}
-
-/// `outer: inner: innermost`, for the log.
-pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }

@@ -23,3 +23,15 @@ pub fn init() {
     // A second init (tests, the gateway after a function) keeps the first subscriber.
     let _ = result;
 }
+
+/// `outer: inner: innermost`, for the log.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

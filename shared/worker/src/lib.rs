@@ -80,13 +80,7 @@ async fn handle_message(worker: &Worker, record: &SqsMessage, deadline: Instant)
             handled.retry()
         }
         Err(e) => {
-            let mut chain = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                chain.push_str(": ");
-                chain.push_str(&cause.to_string());
-                source = cause.source();
-            }
+            let chain = telemetry::chain(&e);
             warn!(error = %chain, aws_requests = %requests, "sync message failed; it will be delivered again");
             true
         }

@@ -22,7 +22,7 @@ use crate::connection::{
 use crate::entity::{Change, EntityKey, EntityWrite};
 use crate::job::{Checkpoint, Counts, Job, JobClaim, JobStatus, Lease, SyncMessage, TypeTally};
 use crate::ports::{
-    CursorUpdate, FinishedRun, QueueError, StoreError, VaultError, MAX_QUEUE_DELAY,
+    CursorUpdate, FinishedRun, QueueError, StoreError, VaultError, Versioned, MAX_QUEUE_DELAY,
 };
 use crate::stream::{EntityPage, StreamError, StreamRequest};
 use chrono::{DateTime, Utc};
@@ -254,15 +254,16 @@ impl<'a> Run<'a> {
 
     async fn execute(&mut self, checkpoint: Option<Checkpoint>) -> Result<Handled, SyncError> {
         let org = self.job.organization_id;
-        let Some(connection) = self
+        let Some(current) = self
             .platform
             .store
-            .get_connection(org, self.connection_id())
+            .get_versioned(org, self.connection_id())
             .await?
         else {
             let error = "the source connection no longer exists".to_owned();
             return self.fail(error).await;
         };
+        let connection = current.value.clone();
         let resumed = checkpoint.is_some();
         match checkpoint {
             Some(checkpoint) => self.restore(checkpoint).await?,
@@ -286,7 +287,7 @@ impl<'a> Run<'a> {
             force_full_sync = self.job.force_full_sync,
             "sync job started"
         );
-        self.mark_syncing().await?;
+        self.mark_syncing(current).await?;
 
         let Some(spec_name) = self
             .platform
@@ -385,41 +386,36 @@ impl<'a> Run<'a> {
     }
 
     /// The connection shows `syncing` while its job runs (unless it is paused or awaiting auth).
-    async fn mark_syncing(&self) -> Result<(), SyncError> {
+    /// Written on the condition nothing changed since `current` was read; read again and
+    /// retried on a conflict.
+    async fn mark_syncing(&self, current: Versioned<SourceConnection>) -> Result<(), SyncError> {
         let job = JobDetails::from(&self.job);
-        self.modify_connection(|c| {
-            if matches!(
-                c.status,
-                ConnectionStatus::Active | ConnectionStatus::Error | ConnectionStatus::Syncing
-            ) {
-                c.status = ConnectionStatus::Syncing;
-            }
-            let sync = c.sync.get_or_insert_with(Default::default);
-            sync.last_job = Some(job.clone());
-        })
-        .await
-    }
-
-    /// Read, change, write on the condition nothing changed in between; retried on a conflict.
-    async fn modify_connection(
-        &self,
-        change: impl Fn(&mut SourceConnection),
-    ) -> Result<(), SyncError> {
         let store = &self.platform.store;
+        let mut current = Some(current);
         for _ in 0..VERSION_ATTEMPTS {
-            let Some(current) = store
-                .get_versioned(self.job.organization_id, self.connection_id())
-                .await?
-            else {
+            let Some(read) = current.take() else {
                 return Ok(());
             };
-            let mut connection = current.value.clone();
-            change(&mut connection);
-            if connection == current.value {
+            let mut connection = read.value.clone();
+            if matches!(
+                connection.status,
+                ConnectionStatus::Active | ConnectionStatus::Error | ConnectionStatus::Syncing
+            ) {
+                connection.status = ConnectionStatus::Syncing;
+            }
+            connection
+                .sync
+                .get_or_insert_with(Default::default)
+                .last_job = Some(job.clone());
+            if connection == read.value {
                 return Ok(());
             }
-            match store.replace_connection(&connection, current.version).await {
-                Err(StoreError::VersionConflict) => continue,
+            match store.replace_connection(&connection, read.version).await {
+                Err(StoreError::VersionConflict) => {
+                    current = store
+                        .get_versioned(self.job.organization_id, self.connection_id())
+                        .await?;
+                }
                 other => return Ok(other?),
             }
         }
