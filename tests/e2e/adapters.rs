@@ -400,7 +400,7 @@ async fn a_connection_is_written_with_its_first_job_and_counted_by_its_collectio
     );
     assert!(text(&item, "sched_bucket")
         .parse::<u8>()
-        .is_ok_and(|b| b < aws_adapters::SCHEDULE_BUCKETS));
+        .is_ok_and(|b| b < domain::schedule::BUCKETS));
 
     let job_item = aws
         .item(&format!("CONN#{}", conn.id), &format!("JOB#{}", job.id))

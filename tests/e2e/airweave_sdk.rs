@@ -63,4 +63,12 @@ async fn airweaves_python_sdk_parses_every_answer() {
     while worker::poller::poll_once(&worker, &queue, std::time::Duration::from_secs(1)).await > 0 {}
     let synced = run_check(&app, &["--synced", created]).await;
     assert_eq!(synced["inserted"], 5);
+    assert_eq!(synced["deleted"], created);
+    assert_eq!(
+        app.get(&format!("/source-connections/{created}"))
+            .await
+            .status(),
+        404,
+        "the SDK's delete went through"
+    );
 }

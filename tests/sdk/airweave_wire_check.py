@@ -2,7 +2,8 @@
 
 Every call must parse into the SDK's own models; errors must raise the SDK's typed errors with a
 string `detail`. Usage: AIRWEAVE_API_KEY=... python airweave_wire_check.py BASE_URL COLLECTION,
-or BASE_URL --synced CONNECTION_ID once the connection's first sync has run.
+or BASE_URL --synced CONNECTION_ID once the connection's first sync has run (then it runs,
+cancels, updates and finally deletes that connection).
 Prints one JSON line describing what it saw; exits non-zero on the first mismatch.
 """
 
@@ -30,7 +31,24 @@ def synced(client: AirweaveSDK, connection_id: str) -> None:
     assert stopped.status == "cancelled", stopped
     assert connection.sync.successful_runs == 1 and connection.sync.last_job.status == "completed"
     assert connection.entities.total_entities == job.entities_inserted, connection.entities
-    print(json.dumps({"inserted": job.entities_inserted}))
+    updated = client.source_connections.update(
+        connection_id, name="Renamed by the SDK", schedule=ScheduleConfig(cron="0 */2 * * *")
+    )
+    assert updated.name == "Renamed by the SDK" and updated.schedule.cron == "0 */2 * * *", updated
+    assert updated.schedule.next_run is not None and updated.schedule.next_run.tzinfo is not None
+    try:
+        client.source_connections.update(connection_id, schedule=ScheduleConfig(cron="* * * * *"))
+        raise AssertionError("a schedule every minute was accepted")
+    except UnprocessableEntityError as e:
+        assert isinstance(e.body["detail"], str), e.body
+    deleted = client.source_connections.delete(connection_id)
+    assert deleted.id == connection_id and deleted.name == "Renamed by the SDK", deleted
+    try:
+        client.source_connections.get(connection_id)
+        raise AssertionError("a deleted connection is still readable")
+    except NotFoundError as e:
+        assert isinstance(e.body.detail, str), e.body
+    print(json.dumps({"inserted": job.entities_inserted, "deleted": deleted.id}))
 
 
 def main() -> None:

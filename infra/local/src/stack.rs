@@ -19,6 +19,8 @@ pub struct LocalSettings {
     pub secrets_prefix: String,
     pub api_base_url: String,
     pub port: u16,
+    /// How often `make dev` runs the scheduler's tick (EventBridge: every minute).
+    pub scheduler_tick: std::time::Duration,
 }
 
 impl LocalSettings {
@@ -32,6 +34,11 @@ impl LocalSettings {
         let port: u16 = var("PORT", "3000")
             .parse()
             .map_err(|_| "PORT must be a port number".to_owned())?;
+        let tick: u64 = var("SCHEDULER_TICK_SECONDS", "60")
+            .parse()
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or_else(|| "SCHEDULER_TICK_SECONDS must be a positive number".to_owned())?;
         Ok(Self {
             state_table: var("STATE_TABLE", "connectors-state"),
             entities_table: var("ENTITIES_TABLE", "connectors-entities"),
@@ -39,6 +46,7 @@ impl LocalSettings {
             secrets_prefix: var("SECRETS_PREFIX", "connectors-dev"),
             api_base_url: var("API_BASE_URL", &format!("http://127.0.0.1:{port}")),
             port,
+            scheduler_tick: std::time::Duration::from_secs(tick),
         })
     }
 }

@@ -2,7 +2,7 @@
 //! exists" is success), so the local stack, the admin CLI and the tests call them freely.
 
 use crate::error::{adapter, boxed};
-use crate::store::SCHEDULE_INDEX;
+use crate::store::{SCHEDULE_INDEX, SWEEP_INDEX};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
     Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
@@ -59,7 +59,8 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, BoxError> {
 }
 
 /// The state table: `pk`/`sk` strings, the `schedule` index over `sched_bucket`/`next_run_at`
-/// (keys only: the scheduler claims each due connection on the table itself) and TTL on `ttl`.
+/// (keys only: the scheduler claims each due connection on the table itself), the `sweep` index
+/// over `sweep_bucket`/`sweep_at` (keys plus a slot's job and organization) and TTL on `ttl`.
 pub async fn ensure_state_table(
     dynamodb: &aws_sdk_dynamodb::Client,
     name: &str,
@@ -76,6 +77,19 @@ pub async fn ensure_state_table(
         )
         .build()
         .map_err(|e| fail(boxed(e)))?;
+    let sweep = GlobalSecondaryIndex::builder()
+        .index_name(SWEEP_INDEX)
+        .key_schema(key("sweep_bucket", KeyType::Hash).map_err(fail)?)
+        .key_schema(key("sweep_at", KeyType::Range).map_err(fail)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::Include)
+                .non_key_attributes("job_id")
+                .non_key_attributes("organization_id")
+                .build(),
+        )
+        .build()
+        .map_err(|e| fail(boxed(e)))?;
     let request = dynamodb
         .create_table()
         .table_name(name)
@@ -84,9 +98,12 @@ pub async fn ensure_state_table(
         .attribute_definitions(attribute("sk", ScalarAttributeType::S).map_err(fail)?)
         .attribute_definitions(attribute("sched_bucket", ScalarAttributeType::S).map_err(fail)?)
         .attribute_definitions(attribute("next_run_at", ScalarAttributeType::N).map_err(fail)?)
+        .attribute_definitions(attribute("sweep_bucket", ScalarAttributeType::S).map_err(fail)?)
+        .attribute_definitions(attribute("sweep_at", ScalarAttributeType::N).map_err(fail)?)
         .key_schema(key("pk", KeyType::Hash).map_err(fail)?)
         .key_schema(key("sk", KeyType::Range).map_err(fail)?)
-        .global_secondary_indexes(schedule);
+        .global_secondary_indexes(schedule)
+        .global_secondary_indexes(sweep);
     create_table(dynamodb, name, request).await?;
     enable_ttl(dynamodb, name, "ttl").await
 }

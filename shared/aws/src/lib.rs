@@ -15,5 +15,5 @@ mod vault;
 pub use clients::AwsClients;
 pub use entities::{DynamoEntities, MAX_PAYLOAD_BYTES};
 pub use queue::{ReceivedMessage, SqsQueue};
-pub use store::{schedule_bucket, DynamoStore, SCHEDULE_BUCKETS, SCHEDULE_INDEX};
+pub use store::{schedule_bucket, DynamoStore, SCHEDULE_INDEX, SWEEP_INDEX};
 pub use vault::SecretsVault;

@@ -4,9 +4,11 @@
 use crate::error::{boxed, service_code};
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::error::SdkError;
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use aws_sdk_secretsmanager::Client;
+use chrono::DateTime;
 use domain::ids::{ConnectionId, OrganizationId};
-use domain::ports::{CredentialVault, VaultError};
+use domain::ports::{CredentialVault, SecretEntry, SecretsPage, VaultError};
 use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Debug, Clone)]
@@ -99,6 +101,30 @@ impl CredentialVault for SecretsVault {
         }
     }
 
+    async fn replace_connection_secret(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+        value: &SecretString,
+    ) -> Result<(), VaultError> {
+        let name = self.connection_secret_name(org, id);
+        let put = self
+            .client
+            .put_secret_value()
+            .secret_id(&name)
+            .secret_string(value.expose_secret())
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(e) if service_code(&e) == Some(RESOURCE_NOT_FOUND) => {
+                let token = uuid::Uuid::new_v4().to_string();
+                self.put_connection_secret(org, id, value, &token).await
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
     async fn delete_connection_secret(
         &self,
         org: OrganizationId,
@@ -115,5 +141,44 @@ impl CredentialVault for SecretsVault {
             Err(e) if service_code(&e) != Some(RESOURCE_NOT_FOUND) => Err(backend(e)),
             _ => Ok(()),
         }
+    }
+
+    async fn list_connection_secrets(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SecretsPage, VaultError> {
+        let prefix = format!("{}/connections/", self.prefix);
+        let filter = Filter::builder()
+            .key(FilterNameStringType::Name)
+            .values(&prefix)
+            .build();
+        let out = self
+            .client
+            .list_secrets()
+            .filters(filter)
+            .max_results(limit.clamp(1, 100) as i32)
+            .set_next_token(after.map(str::to_owned))
+            .send()
+            .await
+            .map_err(backend)?;
+        let secrets = out
+            .secret_list()
+            .iter()
+            .filter_map(|entry| {
+                let rest = entry.name()?.strip_prefix(&prefix)?;
+                let (org, id) = rest.split_once('/')?;
+                let created = entry.created_date()?;
+                Some(SecretEntry {
+                    organization_id: org.parse().ok()?,
+                    connection_id: id.parse().ok()?,
+                    created_at: DateTime::from_timestamp(created.secs(), created.subsec_nanos())?,
+                })
+            })
+            .collect();
+        Ok(SecretsPage {
+            secrets,
+            next: out.next_token.filter(|t| !t.is_empty()),
+        })
     }
 }

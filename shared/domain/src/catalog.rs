@@ -196,6 +196,9 @@ pub struct SourceSpec {
     pub supported_auth_providers: Vec<&'static str>,
     pub entity_types: Vec<&'static str>,
     pub supports_continuous: bool,
+    /// Runs after a completed one fetch only what changed: schedules may be as short as
+    /// [`crate::schedule::MIN_INCREMENTAL_INTERVAL`] instead of [`crate::schedule::MIN_FULL_INTERVAL`].
+    pub supports_incremental: bool,
     pub federated_search: bool,
     pub labels: Vec<&'static str>,
 }

@@ -139,6 +139,22 @@ pub struct SourceConnection {
     pub federated_search: bool,
 }
 
+impl SourceConnection {
+    /// When the scheduler should start its next run: only an active (or syncing, or failed)
+    /// connection with a schedule has one. Paused connections and those waiting for
+    /// authentication are out of the schedule until they come back.
+    pub fn scheduled_run(&self) -> Option<DateTime<Utc>> {
+        match self.status {
+            ConnectionStatus::Active | ConnectionStatus::Syncing | ConnectionStatus::Error => {
+                self.schedule.as_ref().and_then(|s| s.next_run)
+            }
+            ConnectionStatus::Inactive
+            | ConnectionStatus::PendingAuth
+            | ConnectionStatus::NeedsReauth => None,
+        }
+    }
+}
+
 /// The lightweight shape of `GET /source-connections`.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SourceConnectionListItem {

@@ -133,6 +133,96 @@ pub trait ConnectionStore: Send + Sync {
         connection: &SourceConnection,
         version: u64,
     ) -> Result<(), StoreError>;
+    /// The first step of a delete, atomically and only if the connection is still at
+    /// `version` (`VersionConflict`): the connection becomes a tombstone (hidden from every read
+    /// above, out of the schedule, refused by `start_job`) and its collection's connection count
+    /// drops. A retried DELETE or the sweep finishes the delete from the tombstone.
+    async fn begin_delete(
+        &self,
+        connection: &SourceConnection,
+        version: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The connection as it was when its delete began, while its tombstone remains.
+    async fn deleting_connection(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<Option<SourceConnection>, StoreError>;
+    /// Removes every record kept under the connection: jobs, the active-job slot, checkpoint
+    /// chunks, the cursor.
+    async fn delete_connection_records(&self, id: ConnectionId) -> Result<(), StoreError>;
+    /// The last step of a delete: removes the tombstone (a missing one is no error).
+    async fn remove_tombstone(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<(), StoreError>;
+    /// Whether anything is stored for this connection id, live or tombstone.
+    async fn connection_exists(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A connection found through an index: enough to read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionRef {
+    pub organization_id: OrganizationId,
+    pub connection_id: ConnectionId,
+}
+
+/// A connection's active job, due for the sweep's look at `check_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobCheck {
+    pub organization_id: OrganizationId,
+    pub connection_id: ConnectionId,
+    pub job_id: JobId,
+    pub check_at: DateTime<Utc>,
+}
+
+/// What the scheduler finds through the indexes (never a scan), and how it claims it.
+#[async_trait]
+pub trait ScheduleStore: Send + Sync {
+    /// Active, scheduled connections of one bucket whose next run is at or before `now`,
+    /// earliest first, at most `limit`.
+    async fn due_schedules(
+        &self,
+        bucket: u8,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ConnectionRef>, StoreError>;
+    /// Active jobs of one bucket due for a check, at most `limit`.
+    async fn due_job_checks(
+        &self,
+        bucket: u8,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<JobCheck>, StoreError>;
+    /// Moves a job's next check to `to`, on the condition that it is still at `check.check_at`
+    /// and the job still holds the slot: `false` when another sweep got there first.
+    async fn postpone_job_check(
+        &self,
+        check: &JobCheck,
+        to: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Frees the active-job slot if `job` still holds it (it ended without freeing it, or is gone).
+    async fn free_slot(&self, connection: ConnectionId, job: JobId) -> Result<(), StoreError>;
+    /// Tombstones of one bucket whose delete began before `before`, at most `limit`.
+    async fn due_deletes(
+        &self,
+        bucket: u8,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ConnectionRef>, StoreError>;
+    /// Where a paginated sweep stopped last time.
+    async fn sweep_position(&self, sweep: &str) -> Result<Option<String>, StoreError>;
+    async fn save_sweep_position(
+        &self,
+        sweep: &str,
+        position: Option<&str>,
+    ) -> Result<(), StoreError>;
 }
 
 /// A value and the version it was read at.
@@ -180,6 +270,23 @@ pub trait JobStore: Send + Sync {
     /// connection is gone, paused (`inactive`) or waiting for authentication. The slot is freed
     /// with the job's end ([`JobStore::finish_job`], [`JobStore::cancel_job`]).
     async fn start_job(&self, job: &Job) -> Result<(), StoreError>;
+    /// Like `start_job`, and in the same transaction replaces the connection (its advanced
+    /// schedule) if it is still at `version`: `VersionConflict` when it changed (another
+    /// scheduler claimed this run), `JobActive` when a job is active (nothing is written).
+    async fn start_scheduled_job(
+        &self,
+        job: &Job,
+        connection: &SourceConnection,
+        version: u64,
+    ) -> Result<(), StoreError>;
+    /// The job holding the connection's active-job slot.
+    async fn active_job(&self, connection: ConnectionId) -> Result<Option<JobId>, StoreError>;
+    /// The job and its run's lease (`None` when never claimed or released).
+    async fn job_run(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+    ) -> Result<Option<(Job, Option<Lease>)>, StoreError>;
     /// Asks a job to stop: a pending job is cancelled at once (its slot freed), a running one
     /// becomes `cancelling` for its run to stop between pages, a cancelling one stays so.
     /// Answers the job as it now stands, or `None` when there is no such job; a job that had
@@ -275,10 +382,19 @@ pub trait IdempotencyStore: Send + Sync {
 
 /// The whole state store, as the handlers hold it.
 pub trait Store:
-    TenantStore + CollectionStore + ConnectionStore + IdempotencyStore + JobStore
+    TenantStore + CollectionStore + ConnectionStore + IdempotencyStore + JobStore + ScheduleStore
 {
 }
-impl<T: TenantStore + CollectionStore + ConnectionStore + IdempotencyStore + JobStore> Store for T {}
+impl<
+        T: TenantStore
+            + CollectionStore
+            + ConnectionStore
+            + IdempotencyStore
+            + JobStore
+            + ScheduleStore,
+    > Store for T
+{
+}
 
 /// One page of stored entity keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -346,12 +462,41 @@ pub trait CredentialVault: Send + Sync {
         org: OrganizationId,
         id: ConnectionId,
     ) -> Result<Option<SecretString>, VaultError>;
+    /// A new value of the connection's secret (written as a new version; created if missing).
+    async fn replace_connection_secret(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+        value: &SecretString,
+    ) -> Result<(), VaultError>;
     /// Deletes at once, without a recovery window; deleting a missing secret succeeds.
     async fn delete_connection_secret(
         &self,
         org: OrganizationId,
         id: ConnectionId,
     ) -> Result<(), VaultError>;
+    /// One page of the connection secrets, in the vault's order; `after` is the previous page's
+    /// `next`. Names the vault did not write are left out.
+    async fn list_connection_secrets(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SecretsPage, VaultError>;
+}
+
+/// A connection secret as listed, without its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretEntry {
+    pub organization_id: OrganizationId,
+    pub connection_id: ConnectionId,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretsPage {
+    pub secrets: Vec<SecretEntry>,
+    /// Where the next page starts; `None` after the last.
+    pub next: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

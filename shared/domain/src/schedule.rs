@@ -1,8 +1,28 @@
 //! Sync schedules: a 5-field UTC cron expression and its next run.
 
+use crate::catalog::SourceSpec;
+use crate::error::FieldError;
+use crate::ids::ConnectionId;
 use chrono::{DateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
+use std::time::Duration;
+
+/// The scheduler's index (and the sweep's) is spread over this many buckets, so that no single
+/// index partition takes every write.
+pub const BUCKETS: u8 = 10;
+
+/// The bucket of a connection: stable, derived from its id.
+pub fn bucket_of(id: ConnectionId) -> u8 {
+    (id.as_uuid().as_u128() % u128::from(BUCKETS)) as u8
+}
+
+/// The shortest schedule interval of a source without incremental sync (every run is full).
+pub const MIN_FULL_INTERVAL: Duration = Duration::from_secs(3600);
+/// The shortest schedule interval of a source with incremental sync.
+pub const MIN_INCREMENTAL_INTERVAL: Duration = Duration::from_secs(300);
+/// How far ahead the interval check follows a schedule: a year or this many runs.
+const INTERVAL_CHECK_RUNS: usize = 20_000;
 
 /// A 5-field cron expression (minute hour day-of-month month day-of-week), evaluated in UTC.
 #[derive(Debug, Clone)]
@@ -53,6 +73,74 @@ impl CronSchedule {
 
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// Whether any two consecutive runs, from `from` over the next year (or the next
+    /// 20,000 runs), come closer than `min`. Answers the first such gap.
+    pub fn gap_shorter_than(&self, min: Duration, from: DateTime<Utc>) -> Option<Duration> {
+        let min = chrono::Duration::from_std(min).ok()?;
+        let horizon = from + chrono::Duration::days(366);
+        let mut previous = self.next_after(from)?;
+        for _ in 0..INTERVAL_CHECK_RUNS {
+            let next = self.next_after(previous)?;
+            if next - previous < min {
+                return (next - previous).to_std().ok();
+            }
+            if next > horizon {
+                return None;
+            }
+            previous = next;
+        }
+        None
+    }
+}
+
+/// The schedule's runs must be far enough apart for the source: 422 on `schedule.cron` with
+/// the reason otherwise.
+pub fn check_interval(
+    spec: &SourceSpec,
+    schedule: &ScheduleDetails,
+    now: DateTime<Utc>,
+) -> Result<(), FieldError> {
+    let Some(text) = schedule.cron.as_deref() else {
+        return Ok(());
+    };
+    let Ok(cron) = CronSchedule::parse(text) else {
+        return Ok(());
+    };
+    let (min, kind) = if spec.supports_incremental {
+        (MIN_INCREMENTAL_INTERVAL, "with incremental sync")
+    } else {
+        (
+            MIN_FULL_INTERVAL,
+            "without incremental sync (every run is a full sync)",
+        )
+    };
+    match cron.gap_shorter_than(min, now) {
+        None => Ok(()),
+        Some(gap) => Err(FieldError::new(
+            "schedule.cron",
+            format!(
+                "runs {} apart; {} is a source {kind}: at least {} between runs",
+                describe(gap),
+                spec.short_name,
+                describe(min)
+            ),
+        )),
+    }
+}
+
+/// How a duration reads in a message: "5 minutes", "1 hour".
+pub fn describe(d: Duration) -> String {
+    let minutes = d.as_secs() / 60;
+    let unit = |n: u64, one: &str| match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {one}s"),
+    };
+    match (minutes / 60, minutes % 60) {
+        (0, m) => unit(m, "minute"),
+        (h, 0) => unit(h, "hour"),
+        (h, m) => format!("{} {}", unit(h, "hour"), unit(m, "minute")),
     }
 }
 
@@ -117,6 +205,52 @@ mod tests {
             + chrono::Duration::microseconds(893_729);
         let next = CronSchedule::daily_at(now).next_after(now).unwrap();
         assert_eq!(next, Utc.with_ymd_and_hms(2026, 11, 26, 14, 58, 0).unwrap());
+    }
+
+    #[test]
+    fn finds_the_shortest_gap_between_runs() {
+        let from = Utc.with_ymd_and_hms(2026, 11, 25, 14, 0, 0).unwrap();
+        let hour = Duration::from_secs(3600);
+        let gap = |p: &str, min| CronSchedule::parse(p).unwrap().gap_shorter_than(min, from);
+        assert_eq!(gap("*/5 * * * *", hour), Some(Duration::from_secs(300)));
+        assert_eq!(gap("0 * * * *", hour), None);
+        assert_eq!(gap("*/5 * * * *", MIN_INCREMENTAL_INTERVAL), None);
+        assert_eq!(
+            gap("*/4 * * * *", MIN_INCREMENTAL_INTERVAL),
+            Some(Duration::from_secs(240))
+        );
+        // Two runs 30 minutes apart once a day, however rarely the day comes.
+        assert_eq!(gap("0,30 9 * * 1", hour), Some(Duration::from_secs(1800)));
+        // Across midnight: 23:30 and 00:00 the next day.
+        assert_eq!(gap("30 23 * * *", hour), None);
+        assert_eq!(
+            gap("0,30 0,23 * * *", hour),
+            Some(Duration::from_secs(1800))
+        );
+        // The last day of a month and the first of the next: 1 hour apart only then.
+        assert_eq!(gap("30 23 31 * *", hour), None);
+        assert_eq!(
+            gap("0 0,23 1,31 * *", Duration::from_secs(7200)),
+            Some(Duration::from_secs(3600))
+        );
+    }
+
+    #[test]
+    fn durations_read_as_words() {
+        assert_eq!(describe(MIN_INCREMENTAL_INTERVAL), "5 minutes");
+        assert_eq!(describe(MIN_FULL_INTERVAL), "1 hour");
+        assert_eq!(describe(Duration::from_secs(5400)), "1 hour 30 minutes");
+    }
+
+    #[test]
+    fn buckets_spread_and_stay_in_range() {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let b = bucket_of(ConnectionId::new());
+            assert!(b < BUCKETS);
+            seen.insert(b);
+        }
+        assert_eq!(seen.len(), usize::from(BUCKETS));
     }
 
     #[test]

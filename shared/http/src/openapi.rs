@@ -25,6 +25,8 @@ use utoipa::{Modify, OpenApi};
         connections::create,
         connections::list,
         connections::get,
+        connections::update,
+        connections::delete,
         jobs::run,
         jobs::list,
         jobs::get,

@@ -68,13 +68,13 @@ impl Route {
             | Self::OpenApi
             | Self::Sources
             | Self::Source
-            | Self::Connection
             | Self::Jobs
             | Self::Job
             | Self::Entities => &[Method::GET],
             Self::Run | Self::CancelJob => &[Method::POST],
             Self::Collections | Self::Connections => &[Method::GET, Method::POST],
             Self::Collection => &[Method::GET, Method::DELETE],
+            Self::Connection => &[Method::GET, Method::PATCH, Method::DELETE],
         }
     }
 
@@ -166,6 +166,12 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str)
             connections::create(app, org, &req, request_id).await
         }
         (Route::Connections, _) => connections::list(app, org, &req, request_id).await,
+        (Route::Connection, &Method::PATCH) => {
+            connections::update(app, org, segments[1], &req, request_id).await
+        }
+        (Route::Connection, &Method::DELETE) => {
+            connections::delete(app, org, segments[1], request_id).await
+        }
         (Route::Connection, _) => connections::get(app, org, segments[1], request_id).await,
         (Route::Run, _) => jobs::run(app, org, segments[1], &req, request_id).await,
         (Route::CancelJob, _) => jobs::cancel(app, org, segments[1], segments[3], request_id).await,

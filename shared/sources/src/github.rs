@@ -85,6 +85,7 @@ fn spec() -> SourceSpec {
             "github_code_file",
         ],
         supports_continuous: false,
+        supports_incremental: false,
         federated_search: false,
         labels: vec!["Code"],
     }

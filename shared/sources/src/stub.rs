@@ -327,6 +327,7 @@ fn spec() -> SourceSpec {
         supported_auth_providers: vec![],
         entity_types: vec!["stub_container", "stub_item"],
         supports_continuous: false,
+        supports_incremental: true,
         federated_search: false,
         labels: vec!["Internal"],
     }

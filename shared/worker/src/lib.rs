@@ -3,6 +3,7 @@
 //! poller run exactly this code.
 
 pub mod poller;
+pub mod scheduler;
 
 pub use wiring::{telemetry, StartupError};
 

@@ -1,6 +1,8 @@
 //! `make dev`: bootstraps the emulator's resources, makes sure a dev API key exists in
-//! `.dev/api-key`, serves every route on 127.0.0.1:$PORT and runs the sync worker on the
-//! emulator's queue (as Lambda's SQS integration would) until interrupted.
+//! `.dev/api-key`, serves every route on 127.0.0.1:$PORT, runs the sync worker on the
+//! emulator's queue (as Lambda's SQS integration would) and the scheduler's tick every minute
+//! (as the EventBridge rule would; `SCHEDULER_TICK_SECONDS` changes the period) until
+//! interrupted.
 
 use aws_adapters::{AwsClients, DynamoStore, SqsQueue};
 use http_api::{telemetry, App};
@@ -27,8 +29,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         settings: Default::default(),
     };
     let queue = SqsQueue::new(clients.sqs.clone(), config.sync_queue_url.clone());
-    // Ends with the process: the gateway returning ends `main`.
+    // Both end with the process: the gateway returning ends `main`.
     tokio::spawn(worker::poller::run(worker, queue, std::future::pending()));
+    tokio::spawn(worker::scheduler::run_every(
+        app.platform.clone(),
+        settings.scheduler_tick,
+        std::future::pending(),
+    ));
     let listener = TcpListener::bind(("127.0.0.1", settings.port)).await?;
     // The dev key only opens the emulator's data; it goes to the terminal, never to the log.
     println!(

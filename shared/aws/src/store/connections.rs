@@ -6,22 +6,26 @@
 use super::collections::CONNECTION_COUNT;
 use super::idempotency::{RecordState, LEASE_TOKEN, STATE};
 use super::jobs::active_slot;
+use super::jobs::failed_conditions;
 use super::keys::{
     collection_sk, connection_pk, connection_sk, idempotency_pk, job_sk, organization_pk,
-    schedule_bucket, CONNECTION_PREFIX, META,
+    schedule_bucket, sweep_bucket, Sweep, CONNECTION_PREFIX, META, SWEEP_AT, SWEEP_BUCKET,
 };
 use super::paging::Filter;
 use super::{
     backend, build_error, from_item, is_condition_failure, n, s, to_item, DynamoStore, Item,
 };
+use crate::batch::{write_all, MAX_WRITE_BATCH};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{DeleteRequest, Put, TransactWriteItem, Update, WriteRequest};
+use chrono::{DateTime, Utc};
 use domain::connection::SourceConnection;
 use domain::ids::{ConnectionId, OrganizationId};
 use domain::names::ReadableId;
 use domain::page::{Page, PageRequest};
 use domain::ports::{ConnectionStore, NewConnection, StoreError, Versioned};
+use domain::schedule::bucket_of;
 use std::collections::HashMap;
 
 /// The optimistic-locking counter of a connection item; later updates condition on it.
@@ -60,7 +64,12 @@ impl Write {
     }
 }
 
-/// The item of a connection: its fields, its key, a version, and the schedule index attributes.
+/// Set on a connection whose delete has begun (epoch seconds): the item is a tombstone, hidden
+/// from every read of live connections.
+pub(crate) const DELETING_AT: &str = "deleting_at";
+
+/// The item of a connection: its fields, its key, a version, and the schedule index attributes
+/// while the connection is in the schedule (active and scheduled).
 pub(crate) fn connection_item(connection: &SourceConnection) -> Result<Item, StoreError> {
     let mut item = to_item(
         connection,
@@ -68,11 +77,23 @@ pub(crate) fn connection_item(connection: &SourceConnection) -> Result<Item, Sto
         &connection_sk(connection.id),
     )?;
     item.insert(VERSION.to_owned(), n(1));
-    if let Some(next_run) = connection.schedule.as_ref().and_then(|s| s.next_run) {
+    if let Some(next_run) = connection.scheduled_run() {
         item.insert(SCHED_BUCKET.to_owned(), s(schedule_bucket(connection.id)));
         item.insert(NEXT_RUN_AT.to_owned(), n(next_run.timestamp()));
     }
     Ok(item)
+}
+
+/// The connection of a live (not deleting) connection item.
+fn live(item: Item) -> Option<Item> {
+    (!item.contains_key(DELETING_AT)).then_some(item)
+}
+
+fn version_of(item: &Item) -> u64 {
+    item.get(VERSION)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
 }
 
 impl DynamoStore {
@@ -197,6 +218,7 @@ impl ConnectionStore for DynamoStore {
     ) -> Result<Option<SourceConnection>, StoreError> {
         self.get(organization_pk(org), &connection_sk(id))
             .await?
+            .and_then(live)
             .map(from_item)
             .transpose()
     }
@@ -207,14 +229,22 @@ impl ConnectionStore for DynamoStore {
         collection: Option<&ReadableId>,
         page: &PageRequest,
     ) -> Result<Page<SourceConnection>, StoreError> {
-        let filter = collection.map(|id| Filter {
-            expression: "#collection = :collection".to_owned(),
-            names: HashMap::from([(
+        let mut filter = Filter {
+            expression: "attribute_not_exists(#deleting)".to_owned(),
+            names: HashMap::from([("#deleting".to_owned(), DELETING_AT.to_owned())]),
+            values: HashMap::new(),
+        };
+        if let Some(id) = collection {
+            filter.expression.push_str(" AND #collection = :collection");
+            filter.names.insert(
                 "#collection".to_owned(),
                 "readable_collection_id".to_owned(),
-            )]),
-            values: HashMap::from([(":collection".to_owned(), s(id.as_str()))]),
-        });
+            );
+            filter
+                .values
+                .insert(":collection".to_owned(), s(id.as_str()));
+        }
+        let filter = Some(filter);
         let page = self
             .list_items(organization_pk(org), CONNECTION_PREFIX, filter, page)
             .await?;
@@ -226,14 +256,14 @@ impl ConnectionStore for DynamoStore {
         org: OrganizationId,
         id: ConnectionId,
     ) -> Result<Option<Versioned<SourceConnection>>, StoreError> {
-        let Some(item) = self.get(organization_pk(org), &connection_sk(id)).await? else {
+        let Some(item) = self
+            .get(organization_pk(org), &connection_sk(id))
+            .await?
+            .and_then(live)
+        else {
             return Ok(None);
         };
-        let version = item
-            .get(VERSION)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+        let version = version_of(&item);
         Ok(Some(Versioned {
             value: from_item(item)?,
             version,
@@ -252,8 +282,9 @@ impl ConnectionStore for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("#version = :version")
+            .condition_expression("#version = :version AND attribute_not_exists(#deleting)")
             .expression_attribute_names("#version", VERSION)
+            .expression_attribute_names("#deleting", DELETING_AT)
             .expression_attribute_values(":version", n(version))
             .send()
             .await;
@@ -262,5 +293,150 @@ impl ConnectionStore for DynamoStore {
             Err(e) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
             Err(e) => Err(backend(e)),
         }
+    }
+
+    async fn begin_delete(
+        &self,
+        connection: &SourceConnection,
+        version: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let org = connection.organization_id;
+        let tombstone = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(super::key(
+                organization_pk(org),
+                &connection_sk(connection.id),
+            )))
+            .update_expression(
+                "SET #deleting = :now, #sweep_bucket = :bucket, #sweep_at = :now, #version = :next \
+                 REMOVE #sched_bucket, #next_run_at",
+            )
+            .condition_expression("#version = :version AND attribute_not_exists(#deleting)")
+            .expression_attribute_names("#deleting", DELETING_AT)
+            .expression_attribute_names("#sweep_bucket", SWEEP_BUCKET)
+            .expression_attribute_names("#sweep_at", SWEEP_AT)
+            .expression_attribute_names("#version", VERSION)
+            .expression_attribute_names("#sched_bucket", SCHED_BUCKET)
+            .expression_attribute_names("#next_run_at", NEXT_RUN_AT)
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .expression_attribute_values(
+                ":bucket",
+                s(sweep_bucket(Sweep::Delete, bucket_of(connection.id))),
+            )
+            .expression_attribute_values(":version", n(version))
+            .expression_attribute_values(":next", n(version + 1))
+            .build()
+            .map_err(build_error)?;
+        let collection = ReadableId::parse(&connection.readable_collection_id)
+            .map_err(|_| StoreError::CollectionNotFound)?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(super::key(
+                organization_pk(org),
+                &collection_sk(&collection),
+            )))
+            .update_expression("ADD #count :minus_one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#count", CONNECTION_COUNT)
+            .expression_attribute_values(":minus_one", n(-1))
+            .build()
+            .map_err(build_error)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(tombstone).build())
+            .transact_items(TransactWriteItem::builder().update(count).build())
+            .send()
+            .await;
+        let e = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        match failed_conditions(&e).as_slice() {
+            [true, ..] => Err(StoreError::VersionConflict),
+            [_, true] => Err(StoreError::CollectionNotFound),
+            _ => Err(backend(e)),
+        }
+    }
+
+    async fn deleting_connection(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<Option<SourceConnection>, StoreError> {
+        let item = self.get(organization_pk(org), &connection_sk(id)).await?;
+        item.filter(|item| item.contains_key(DELETING_AT))
+            .map(from_item)
+            .transpose()
+    }
+
+    async fn delete_connection_records(&self, id: ConnectionId) -> Result<(), StoreError> {
+        let pk = connection_pk(id);
+        loop {
+            // Always the first page: what was deleted is gone from the next query.
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .projection_expression("pk, sk")
+                .consistent_read(true)
+                .limit(MAX_WRITE_BATCH as i32 * 8)
+                .send()
+                .await
+                .map_err(backend)?;
+            let keys = out.items.unwrap_or_default();
+            if keys.is_empty() {
+                return Ok(());
+            }
+            for batch in keys.chunks(MAX_WRITE_BATCH) {
+                let requests = batch
+                    .iter()
+                    .map(|k| {
+                        let delete = DeleteRequest::builder()
+                            .set_key(Some(k.clone()))
+                            .build()
+                            .map_err(build_error)?;
+                        Ok(WriteRequest::builder().delete_request(delete).build())
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                write_all(&self.client, &self.table, requests).await?;
+            }
+        }
+    }
+
+    async fn remove_tombstone(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(super::key(organization_pk(org), &connection_sk(id))))
+            .condition_expression("attribute_exists(#deleting)")
+            .expression_attribute_names("#deleting", DELETING_AT)
+            .send()
+            .await;
+        match result {
+            // Already gone (or, impossibly, live again): nothing of the delete is left to do.
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn connection_exists(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .get(organization_pk(org), &connection_sk(id))
+            .await?
+            .is_some())
     }
 }

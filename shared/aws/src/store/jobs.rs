@@ -8,8 +8,11 @@
 //! transaction: the job (whole item, lease and checkpoint gone), the connection at the version
 //! the run read, and the cursor.
 
-use super::connections::{connection_item, VERSION};
-use super::keys::{connection_pk, connection_sk, job_sk, organization_pk, ACTIVE_SLOT};
+use super::connections::{connection_item, DELETING_AT, VERSION};
+use super::keys::{
+    connection_pk, connection_sk, job_sk, organization_pk, sweep_bucket, Sweep, ACTIVE_SLOT,
+    SWEEP_AT, SWEEP_BUCKET,
+};
 use super::paging::{list_items, Order};
 use super::{
     backend, build_error, from_item, is_condition_failure, key, n, s, to_item, DynamoStore, Item,
@@ -23,11 +26,13 @@ use aws_sdk_dynamodb::types::{
     Update, WriteRequest,
 };
 use chrono::{DateTime, Utc};
-use domain::connection::ConnectionStatus;
+use domain::connection::{ConnectionStatus, SourceConnection};
 use domain::ids::{ConnectionId, JobId};
 use domain::job::{Checkpoint, Counts, Job, JobClaim, JobStatus, Lease};
 use domain::page::{Page, PageRequest};
 use domain::ports::{CursorUpdate, FinishedRun, JobStore, StoreError};
+use domain::schedule::bucket_of;
+use domain::usecases::scheduler::LOST_MESSAGE_AFTER;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -36,16 +41,26 @@ const LEASE_HOLDER: &str = "lease_holder";
 const LEASE_UNTIL: &str = "lease_until";
 const CHECKPOINT: &str = "checkpoint";
 const CURSOR: &str = "CURSOR";
-const JOB_ID: &str = "job_id";
+pub(crate) const JOB_ID: &str = "job_id";
+pub(crate) const ORGANIZATION_ID: &str = "organization_id";
 const JOB_PREFIX: &str = "JOB#";
 /// Attempts of a claim whose read went stale before its conditional write.
 const CLAIM_ATTEMPTS: usize = 3;
 
 /// The item of a connection's one active-job slot, held by `job`: whoever writes a job's start
-/// puts it on the condition it does not exist; whoever writes the job's end deletes it.
+/// puts it on the condition it does not exist; whoever writes the job's end deletes it. It is in
+/// the sweep index, due for a first look once the job's message could have been lost.
 pub(crate) fn active_slot(job: &Job) -> Item {
     let mut item = key(connection_pk(job.source_connection_id), ACTIVE_SLOT);
     item.insert(JOB_ID.to_owned(), s(job.id.to_string()));
+    item.insert(
+        ORGANIZATION_ID.to_owned(),
+        s(job.organization_id.to_string()),
+    );
+    let bucket = sweep_bucket(Sweep::Job, bucket_of(job.source_connection_id));
+    item.insert(SWEEP_BUCKET.to_owned(), s(bucket));
+    let first_look = job.created_at + LOST_MESSAGE_AFTER;
+    item.insert(SWEEP_AT.to_owned(), n(first_look.timestamp()));
     item
 }
 
@@ -72,7 +87,7 @@ fn connection_status(status: ConnectionStatus) -> AttributeValue {
 }
 
 /// Which of a transaction's items failed their condition.
-fn failed_conditions<R>(
+pub(crate) fn failed_conditions<R>(
     e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
 ) -> Vec<bool> {
     match e.as_service_error() {
@@ -142,6 +157,24 @@ fn checkpoint_of(item: &Item) -> Result<Option<Checkpoint>, StoreError> {
 }
 
 impl DynamoStore {
+    /// A put of a connection item on the condition that it is still at `version` (and live).
+    pub(crate) fn put_versioned(
+        &self,
+        item: Item,
+        version: u64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("#version = :version AND attribute_not_exists(#deleting)")
+            .expression_attribute_names("#version", VERSION)
+            .expression_attribute_names("#deleting", DELETING_AT)
+            .expression_attribute_values(":version", n(version))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     /// Every seen-keys chunk item of a job, in index order (only `projection`, if given).
     async fn chunk_items(
         &self,
@@ -252,9 +285,11 @@ impl JobStore for DynamoStore {
                 &connection_sk(job.source_connection_id),
             )))
             .condition_expression(
-                "attribute_exists(pk) AND NOT (#status IN (:inactive, :pending_auth, :needs_reauth))",
+                "attribute_exists(pk) AND attribute_not_exists(#deleting) \
+                 AND NOT (#status IN (:inactive, :pending_auth, :needs_reauth))",
             )
             .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#deleting", DELETING_AT)
             .expression_attribute_values(":inactive", connection_status(ConnectionStatus::Inactive))
             .expression_attribute_values(
                 ":pending_auth",
@@ -294,6 +329,72 @@ impl JobStore for DynamoStore {
             [_, _, true] => Err(StoreError::AlreadyExists),
             _ => Err(backend(e)),
         }
+    }
+
+    async fn start_scheduled_job(
+        &self,
+        job: &Job,
+        connection: &SourceConnection,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let mut advanced = connection_item(connection)?;
+        advanced.insert(VERSION.to_owned(), n(version + 1));
+        let item = to_item(
+            job,
+            connection_pk(job.source_connection_id),
+            &job_sk(job.id),
+        )?;
+        let items = vec![
+            self.put_versioned(advanced, version)?,
+            self.put_new_write(active_slot(job))?,
+            self.put_new_write(item)?,
+        ];
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let e = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        match failed_conditions(&e).as_slice() {
+            [true, ..] => Err(StoreError::VersionConflict),
+            [_, true, ..] => Err(StoreError::JobActive),
+            [_, _, true] => Err(StoreError::AlreadyExists),
+            _ => Err(backend(e)),
+        }
+    }
+
+    async fn active_job(&self, connection: ConnectionId) -> Result<Option<JobId>, StoreError> {
+        let Some(item) = self.get(connection_pk(connection), ACTIVE_SLOT).await? else {
+            return Ok(None);
+        };
+        text(&item, JOB_ID)
+            .and_then(|id| id.parse().ok())
+            .map(Some)
+            .ok_or_else(|| StoreError::Backend(adapter("unreadable active-job slot")))
+    }
+
+    async fn job_run(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+    ) -> Result<Option<(Job, Option<Lease>)>, StoreError> {
+        let Some(item) = self.job_item(connection, job).await? else {
+            return Ok(None);
+        };
+        let lease = match (text(&item, LEASE_HOLDER), number(&item, LEASE_UNTIL)) {
+            (Some(holder), Some(until)) if until > 0 => {
+                DateTime::from_timestamp_millis(until).map(|until| Lease {
+                    holder: holder.to_owned(),
+                    until,
+                })
+            }
+            _ => None,
+        };
+        Ok(Some((from_item(item)?, lease)))
     }
 
     async fn cancel_job(
@@ -521,15 +622,7 @@ impl JobStore for DynamoStore {
         if let Some((connection, version)) = run.connection {
             let mut item = connection_item(connection)?;
             item.insert(VERSION.to_owned(), n(version + 1));
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("#version = :version")
-                .expression_attribute_names("#version", VERSION)
-                .expression_attribute_values(":version", n(version))
-                .build()
-                .map_err(build_error)?;
-            items.push(TransactWriteItem::builder().put(put).build());
+            items.push(self.put_versioned(item, version)?);
         }
         items.push(free_slot(&self.table, job.source_connection_id, job.id)?);
         match run.cursor {

@@ -8,9 +8,10 @@ mod idempotency;
 mod jobs;
 mod keys;
 pub(crate) mod paging;
+mod schedule;
 mod tenancy;
 
-pub use keys::{schedule_bucket, SCHEDULE_BUCKETS, SCHEDULE_INDEX};
+pub use keys::{schedule_bucket, SCHEDULE_INDEX, SWEEP_INDEX};
 
 use crate::error::{boxed, service_code};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};

@@ -131,6 +131,7 @@ fn spec(short_name: &'static str, name: &'static str, auth_methods: Vec<AuthMeth
         supported_auth_providers: Vec::new(),
         entity_types: vec!["item"],
         supports_continuous: false,
+        supports_incremental: false,
         federated_search: false,
         labels: Vec::new(),
     }
@@ -144,6 +145,7 @@ fn stub_spec() -> SourceSpec {
         config_fields: vec![
             FieldSpec::new("entity_count", "Entity count", FieldType::Integer).range(1, 1000),
         ],
+        supports_incremental: true,
         ..spec("stub", "Stub", vec![AuthMethod::Direct])
     }
 }

@@ -9,10 +9,12 @@ use crate::job::{Checkpoint, Counts, Job, JobClaim, JobStatus, Lease};
 use crate::names::ReadableId;
 use crate::page::{Page, PageRequest};
 use crate::ports::{
-    CollectionStore, ConnectionStore, CursorUpdate, FinishedRun, IdempotencyStore, JobStore,
-    NewConnection, StoreError, TenantStore, Versioned,
+    CollectionStore, ConnectionRef, ConnectionStore, CursorUpdate, FinishedRun, IdempotencyStore,
+    JobCheck, JobStore, NewConnection, ScheduleStore, StoreError, TenantStore, Versioned,
 };
+use crate::schedule::bucket_of;
 use crate::tenancy::{ApiKeyHash, Organization};
+use crate::usecases::scheduler::LOST_MESSAGE_AFTER;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -51,6 +53,11 @@ struct State {
     seen: BTreeMap<(JobId, u32), Vec<u8>>,
     /// Each connection's one active (pending, running or cancelling) job.
     active: BTreeMap<ConnectionId, JobId>,
+    /// When the sweep next looks at each active slot.
+    checks: BTreeMap<ConnectionId, (OrganizationId, DateTime<Utc>)>,
+    /// Connections whose delete began, as they were, and when.
+    tombstones: BTreeMap<(OrganizationId, ConnectionId), (SourceConnection, DateTime<Utc>)>,
+    sweep_positions: BTreeMap<String, String>,
     cursors: BTreeMap<ConnectionId, Value>,
     keys: BTreeMap<(OrganizationId, String), KeyRow>,
 }
@@ -73,6 +80,8 @@ struct PendingPause {
 pub struct MemoryStore {
     state: Mutex<State>,
     fail_insert_connection: AtomicBool,
+    fail_begin_delete: AtomicBool,
+    fail_delete_records: AtomicBool,
     pause: Mutex<Option<PendingPause>>,
 }
 
@@ -80,6 +89,34 @@ impl MemoryStore {
     /// Makes every `insert_connection` fail with a backend error until switched off.
     pub fn fail_insert_connection(&self, fail: bool) {
         self.fail_insert_connection.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes every `begin_delete` fail with a backend error until switched off.
+    pub fn fail_begin_delete(&self, fail: bool) {
+        self.fail_begin_delete.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes every `delete_connection_records` fail (a crash mid-delete) until switched off.
+    pub fn fail_delete_records(&self, fail: bool) {
+        self.fail_delete_records.store(fail, Ordering::SeqCst);
+    }
+
+    /// The tombstones of deletes that have not finished.
+    pub fn tombstones(&self) -> Vec<ConnectionId> {
+        lock(&self.state)
+            .tombstones
+            .keys()
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// When the sweep next looks at the connection's active slot.
+    pub fn slot_check(&self, connection: ConnectionId) -> Option<DateTime<Utc>> {
+        lock(&self.state).checks.get(&connection).map(|(_, at)| *at)
+    }
+
+    pub fn active_slot(&self, connection: ConnectionId) -> Option<JobId> {
+        lock(&self.state).active.get(&connection).copied()
     }
 
     pub fn pause_next_insert(&self) -> InsertPause {
@@ -373,7 +410,7 @@ impl ConnectionStore for MemoryStore {
             state
                 .jobs
                 .insert((job.source_connection_id, job.id), job.clone());
-            state.active.insert(job.source_connection_id, job.id);
+            take_slot(&mut state, job);
         }
         if let Some((reservation, response)) = new.idempotency {
             let key = (reservation.organization_id, reservation.key.clone());
@@ -432,6 +469,203 @@ impl ConnectionStore for MemoryStore {
         let mut state = lock(&self.state);
         replace(&mut state, connection, version)
     }
+
+    async fn begin_delete(
+        &self,
+        connection: &SourceConnection,
+        version: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if self.fail_begin_delete.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend(injected("begin_delete")));
+        }
+        let mut state = lock(&self.state);
+        let key = (connection.organization_id, connection.id);
+        let current = state.versions.get(&connection.id).copied().unwrap_or(1);
+        let Some(stored) = state.connections.get(&key).cloned() else {
+            return Err(StoreError::VersionConflict);
+        };
+        if current != version {
+            return Err(StoreError::VersionConflict);
+        }
+        state.connections.remove(&key);
+        let collection = (
+            connection.organization_id,
+            stored.readable_collection_id.clone(),
+        );
+        if let Some(row) = state.collections.get_mut(&collection) {
+            row.connections = row.connections.saturating_sub(1);
+        }
+        state.tombstones.insert(key, (stored, now));
+        Ok(())
+    }
+
+    async fn deleting_connection(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<Option<SourceConnection>, StoreError> {
+        Ok(lock(&self.state)
+            .tombstones
+            .get(&(org, id))
+            .map(|(c, _)| c.clone()))
+    }
+
+    async fn delete_connection_records(&self, id: ConnectionId) -> Result<(), StoreError> {
+        if self.fail_delete_records.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend(injected("delete_connection_records")));
+        }
+        let mut state = lock(&self.state);
+        let jobs: Vec<JobId> = state
+            .jobs
+            .keys()
+            .filter(|(c, _)| *c == id)
+            .map(|(_, j)| *j)
+            .collect();
+        for job in &jobs {
+            state.jobs.remove(&(id, *job));
+            state.runs.remove(job);
+            state.seen.retain(|(j, _), _| j != job);
+        }
+        state.active.remove(&id);
+        state.checks.remove(&id);
+        state.cursors.remove(&id);
+        Ok(())
+    }
+
+    async fn remove_tombstone(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<(), StoreError> {
+        lock(&self.state).tombstones.remove(&(org, id));
+        Ok(())
+    }
+
+    async fn connection_exists(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<bool, StoreError> {
+        let state = lock(&self.state);
+        Ok(state.connections.contains_key(&(org, id)) || state.tombstones.contains_key(&(org, id)))
+    }
+}
+
+#[async_trait]
+impl ScheduleStore for MemoryStore {
+    async fn due_schedules(
+        &self,
+        bucket: u8,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ConnectionRef>, StoreError> {
+        let state = lock(&self.state);
+        let mut due: Vec<(DateTime<Utc>, ConnectionRef)> = state
+            .connections
+            .values()
+            .filter(|c| bucket_of(c.id) == bucket)
+            .filter_map(|c| {
+                c.scheduled_run().filter(|at| *at <= now).map(|at| {
+                    (
+                        at,
+                        ConnectionRef {
+                            organization_id: c.organization_id,
+                            connection_id: c.id,
+                        },
+                    )
+                })
+            })
+            .collect();
+        due.sort_by_key(|(at, _)| *at);
+        Ok(due.into_iter().take(limit).map(|(_, c)| c).collect())
+    }
+
+    async fn due_job_checks(
+        &self,
+        bucket: u8,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<JobCheck>, StoreError> {
+        let state = lock(&self.state);
+        let mut due: Vec<JobCheck> = state
+            .active
+            .iter()
+            .filter(|(c, _)| bucket_of(**c) == bucket)
+            .filter_map(|(c, job)| {
+                let (org, at) = state.checks.get(c)?;
+                (*at <= now).then_some(JobCheck {
+                    organization_id: *org,
+                    connection_id: *c,
+                    job_id: *job,
+                    check_at: *at,
+                })
+            })
+            .collect();
+        due.sort_by_key(|c| c.check_at);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn postpone_job_check(
+        &self,
+        check: &JobCheck,
+        to: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = lock(&self.state);
+        let holds = state.active.get(&check.connection_id) == Some(&check.job_id);
+        match state.checks.get_mut(&check.connection_id) {
+            Some((_, at)) if holds && *at == check.check_at => {
+                *at = to;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn free_slot(&self, connection: ConnectionId, job: JobId) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        if state.active.get(&connection) == Some(&job) {
+            state.active.remove(&connection);
+            state.checks.remove(&connection);
+        }
+        Ok(())
+    }
+
+    async fn due_deletes(
+        &self,
+        bucket: u8,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ConnectionRef>, StoreError> {
+        Ok(lock(&self.state)
+            .tombstones
+            .iter()
+            .filter(|((_, id), (_, at))| bucket_of(*id) == bucket && *at <= before)
+            .take(limit)
+            .map(|((org, id), _)| ConnectionRef {
+                organization_id: *org,
+                connection_id: *id,
+            })
+            .collect())
+    }
+
+    async fn sweep_position(&self, sweep: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.state).sweep_positions.get(sweep).cloned())
+    }
+
+    async fn save_sweep_position(
+        &self,
+        sweep: &str,
+        position: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        match position {
+            Some(p) => state.sweep_positions.insert(sweep.to_owned(), p.to_owned()),
+            None => state.sweep_positions.remove(sweep),
+        };
+        Ok(())
+    }
 }
 
 fn replace(
@@ -447,6 +681,15 @@ fn replace(
     state.connections.insert(key, connection.clone());
     state.versions.insert(connection.id, version + 1);
     Ok(())
+}
+
+/// The job takes its connection's active slot, due for the sweep's first look.
+fn take_slot(state: &mut State, job: &Job) {
+    state.active.insert(job.source_connection_id, job.id);
+    state.checks.insert(
+        job.source_connection_id,
+        (job.organization_id, job.created_at + LOST_MESSAGE_AFTER),
+    );
 }
 
 fn holds(state: &State, job: JobId, holder: &str) -> bool {
@@ -501,11 +744,50 @@ impl JobStore for MemoryStore {
         if state.active.contains_key(&job.source_connection_id) {
             return Err(StoreError::JobActive);
         }
-        state.active.insert(job.source_connection_id, job.id);
+        take_slot(&mut state, job);
         state
             .jobs
             .insert((job.source_connection_id, job.id), job.clone());
         Ok(())
+    }
+
+    async fn start_scheduled_job(
+        &self,
+        job: &Job,
+        connection: &SourceConnection,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        let key = (connection.organization_id, connection.id);
+        let current = state.versions.get(&connection.id).copied().unwrap_or(1);
+        if !state.connections.contains_key(&key) || current != version {
+            return Err(StoreError::VersionConflict);
+        }
+        if state.active.contains_key(&job.source_connection_id) {
+            return Err(StoreError::JobActive);
+        }
+        replace(&mut state, connection, version)?;
+        take_slot(&mut state, job);
+        state
+            .jobs
+            .insert((job.source_connection_id, job.id), job.clone());
+        Ok(())
+    }
+
+    async fn active_job(&self, connection: ConnectionId) -> Result<Option<JobId>, StoreError> {
+        Ok(lock(&self.state).active.get(&connection).copied())
+    }
+
+    async fn job_run(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+    ) -> Result<Option<(Job, Option<Lease>)>, StoreError> {
+        let state = lock(&self.state);
+        Ok(state.jobs.get(&(connection, job)).map(|j| {
+            let lease = state.runs.get(&job).and_then(|(lease, _)| lease.clone());
+            (j.clone(), lease)
+        }))
     }
 
     async fn cancel_job(

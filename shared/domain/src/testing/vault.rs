@@ -2,8 +2,9 @@
 
 use super::{injected, lock};
 use crate::ids::{ConnectionId, OrganizationId};
-use crate::ports::{CredentialVault, VaultError};
+use crate::ports::{CredentialVault, SecretEntry, SecretsPage, VaultError};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +13,7 @@ use std::sync::Mutex;
 struct StoredSecret {
     value: String,
     request_token: String,
+    created_at: DateTime<Utc>,
 }
 
 #[derive(Default)]
@@ -61,6 +63,13 @@ impl MemoryVault {
         lock(&self.state).puts
     }
 
+    /// Backdates a secret, as if it had been written at `at`.
+    pub fn set_created_at(&self, org: OrganizationId, id: ConnectionId, at: DateTime<Utc>) {
+        if let Some(s) = lock(&self.state).secrets.get_mut(&(org, id)) {
+            s.created_at = at;
+        }
+    }
+
     /// Deletes of a secret that existed.
     pub fn deletes(&self) -> usize {
         lock(&self.state).deletes
@@ -86,11 +95,17 @@ impl CredentialVault for MemoryVault {
                 return Err(VaultError::TokenReused);
             }
         }
+        // Replacing a value keeps the secret's creation time, as Secrets Manager does.
+        let created_at = state
+            .secrets
+            .get(&(org, id))
+            .map_or_else(super::now, |s| s.created_at);
         state.secrets.insert(
             (org, id),
             StoredSecret {
                 value: value.to_owned(),
                 request_token: request_token.to_owned(),
+                created_at,
             },
         );
         state.puts += 1;
@@ -108,6 +123,32 @@ impl CredentialVault for MemoryVault {
             .map(|s| SecretString::from(s.value.clone())))
     }
 
+    async fn replace_connection_secret(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+        value: &SecretString,
+    ) -> Result<(), VaultError> {
+        if self.fail_put.load(Ordering::SeqCst) {
+            return Err(VaultError::Backend(injected("replace_connection_secret")));
+        }
+        let mut state = lock(&self.state);
+        let created_at = state
+            .secrets
+            .get(&(org, id))
+            .map_or_else(super::now, |s| s.created_at);
+        state.secrets.insert(
+            (org, id),
+            StoredSecret {
+                value: value.expose_secret().to_owned(),
+                request_token: uuid::Uuid::new_v4().to_string(),
+                created_at,
+            },
+        );
+        state.puts += 1;
+        Ok(())
+    }
+
     async fn delete_connection_secret(
         &self,
         org: OrganizationId,
@@ -118,5 +159,36 @@ impl CredentialVault for MemoryVault {
             state.deletes += 1;
         }
         Ok(())
+    }
+
+    async fn list_connection_secrets(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SecretsPage, VaultError> {
+        let state = lock(&self.state);
+        let mut rest = state
+            .secrets
+            .iter()
+            .map(|((org, id), s)| (format!("{org}/{id}"), *org, *id, s.created_at))
+            .filter(|(key, ..)| after.is_none_or(|a| key.as_str() > a));
+        let taken: Vec<_> = rest.by_ref().take(limit).collect();
+        let next = match rest.next() {
+            Some(_) => taken.last().map(|(key, ..)| key.clone()),
+            None => None,
+        };
+        Ok(SecretsPage {
+            secrets: taken
+                .into_iter()
+                .map(
+                    |(_, organization_id, connection_id, created_at)| SecretEntry {
+                        organization_id,
+                        connection_id,
+                        created_at,
+                    },
+                )
+                .collect(),
+            next,
+        })
     }
 }

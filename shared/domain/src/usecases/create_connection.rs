@@ -14,7 +14,7 @@ use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Job, Trigger};
 use crate::names::{ConnectionName, Description, ReadableId, RedirectUrl, ShortName};
 use crate::ports::{CheckError, NewConnection, StoreError, VaultError};
-use crate::schedule::{CronSchedule, ScheduleDetails};
+use crate::schedule::{check_interval, CronSchedule, ScheduleDetails};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -241,6 +241,7 @@ fn plan(
             spec.short_name
         )));
     }
+    check_interval(spec, &schedule, now).map_err(|e| DomainError::invalid(vec![e]))?;
     Ok(Plan {
         spec,
         collection,
@@ -254,14 +255,18 @@ fn plan(
 }
 
 /// The value, or its error recorded against `field`.
-fn keep<T>(errors: &mut Vec<FieldError>, field: &str, parsed: Result<T, String>) -> Option<T> {
+pub(crate) fn keep<T>(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    parsed: Result<T, String>,
+) -> Option<T> {
     parsed
         .map_err(|m| errors.push(FieldError::new(field, m)))
         .ok()
 }
 
 /// `schedule` omitted or `null`: daily at the creation hour:minute UTC. `{"cron": null}`: none.
-fn parse_schedule(
+pub(crate) fn parse_schedule(
     schedule: Option<&Value>,
     now: DateTime<Utc>,
 ) -> Result<ScheduleDetails, Vec<FieldError>> {
@@ -405,19 +410,7 @@ async fn write(
         .sources
         .check_credentials(plan.spec.short_name, &plan.auth, &plan.config)
         .await
-        .map_err(|e| match e {
-            CheckError::Rejected(m) => {
-                DomainError::BadRequest(format!("{} rejected the credentials: {m}", plan.spec.name))
-            }
-            CheckError::RateLimited { retry_after } => DomainError::UpstreamRateLimited {
-                source_name: plan.spec.name.to_owned(),
-                retry_after,
-            },
-            CheckError::Unavailable(m) => DomainError::UpstreamFailed(format!(
-                "{} could not check the credentials: {m}",
-                plan.spec.name
-            )),
-        })?;
+        .map_err(|e| check_failed(plan.spec, e))?;
 
     let first_job = plan
         .sync_immediately
@@ -482,6 +475,23 @@ async fn write(
         }
     }
     Ok(connection)
+}
+
+/// A failed upstream credential check, as the API answers it.
+pub(crate) fn check_failed(spec: &SourceSpec, e: CheckError) -> DomainError {
+    match e {
+        CheckError::Rejected(m) => {
+            DomainError::BadRequest(format!("{} rejected the credentials: {m}", spec.name))
+        }
+        CheckError::RateLimited { retry_after } => DomainError::UpstreamRateLimited {
+            source_name: spec.name.to_owned(),
+            retry_after,
+        },
+        CheckError::Unavailable(m) => DomainError::UpstreamFailed(format!(
+            "{} could not check the credentials: {m}",
+            spec.name
+        )),
+    }
 }
 
 fn build_connection(

@@ -3,10 +3,13 @@
 pub mod collections;
 pub mod connections;
 pub mod create_connection;
+pub mod delete_connection;
 pub mod jobs;
 pub mod runs;
+pub mod scheduler;
 pub mod sync;
 pub mod tenancy;
+pub mod update_connection;
 
 use crate::clock::Clock;
 use crate::ports::{CredentialVault, EntityStore, SourceDirectory, Store, SyncQueue};

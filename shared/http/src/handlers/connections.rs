@@ -1,5 +1,5 @@
 //! `POST /source-connections` (the create-connection function), `GET /source-connections`
-//! and `GET /source-connections/{id}`.
+//! and `GET`, `PATCH`, `DELETE /source-connections/{id}`.
 
 use super::Answer;
 use crate::app::App;
@@ -12,6 +12,8 @@ use domain::idempotency::{fingerprint, IdempotencyKey};
 use domain::ids::OrganizationId;
 use domain::usecases::connections as read;
 use domain::usecases::create_connection::{create_connection, CreateConnectionInput};
+use domain::usecases::delete_connection::delete_connection;
+use domain::usecases::update_connection::{update_connection, UpdateConnectionInput};
 use domain::FieldError;
 use http::{header as h, HeaderValue, StatusCode};
 use lambda_http::Request;
@@ -64,6 +66,45 @@ pub async fn get(app: &App, org: OrganizationId, id: &str, request_id: &str) -> 
         .await
         .map_err(|e| Problem::from_domain(e, request_id))?;
     Ok(json(StatusCode::OK, &found, request_id))
+}
+
+#[utoipa::path(patch, path = "/source-connections/{id}", tag = "source-connections",
+    params(("id" = String, Path, description = "The connection id")),
+    request_body = UpdateConnectionInput,
+    responses(
+        (status = 200, description = "The whole connection, updated", body = SourceConnection),
+        (status = 400, description = "Credentials the source rejected, credentials for a connection without direct authentication, or a state that cannot change", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown connection", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The connection kept changing; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An empty body, an unknown field, or an invalid value (including a schedule more frequent than the source allows)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The source rate-limited the credential check", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The source failed during the credential check", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update(
+    app: &App,
+    org: OrganizationId,
+    id: &str,
+    req: &Request,
+    request_id: &str,
+) -> Answer {
+    let (_, input): (_, UpdateConnectionInput) = json_body(req, request_id)?;
+    let updated = update_connection(&app.platform, org, id, input)
+        .await
+        .map_err(|e| Problem::from_domain(e, request_id))?;
+    Ok(json(StatusCode::OK, &updated, request_id))
+}
+
+#[utoipa::path(delete, path = "/source-connections/{id}", tag = "source-connections",
+    params(("id" = String, Path, description = "The connection id")),
+    responses(
+        (status = 200, description = "The connection as it was. Its running job was stopped; its jobs, entities and secret are gone, and its collection no longer counts it", body = SourceConnection),
+        (status = 404, description = "Unknown (or already deleted) connection", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete(app: &App, org: OrganizationId, id: &str, request_id: &str) -> Answer {
+    let deleted = delete_connection(&app.platform, org, id)
+        .await
+        .map_err(|e| Problem::from_domain(e, request_id))?;
+    Ok(json(StatusCode::OK, &deleted, request_id))
 }
 
 #[utoipa::path(get, path = "/source-connections", tag = "source-connections",

@@ -172,7 +172,7 @@ pub async fn run_sync(
 }
 
 /// How a run ends.
-enum Outcome {
+pub(crate) enum Outcome {
     Completed,
     Cancelled,
     Failed {
@@ -182,7 +182,7 @@ enum Outcome {
 }
 
 impl Outcome {
-    fn status(&self) -> JobStatus {
+    pub(crate) fn status(&self) -> JobStatus {
         match self {
             Self::Completed => JobStatus::Completed,
             Self::Cancelled => JobStatus::Cancelled,
@@ -791,7 +791,7 @@ impl<'a> Run<'a> {
 
 /// The connection once a run has ended: status (unless paused or awaiting auth), the sync
 /// summary and the entity summary.
-fn connection_after(
+pub(crate) fn connection_after(
     before: &SourceConnection,
     job: &Job,
     outcome: &Outcome,

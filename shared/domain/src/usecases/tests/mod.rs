@@ -3,11 +3,14 @@
 mod collections;
 mod connections;
 mod create_connection;
+mod deletes;
 mod faults;
 mod idempotency;
 mod rejections;
 mod runs;
+mod scheduler;
 mod tenancy;
+mod updates;
 mod validation;
 
 use crate::collection::CreateCollectionInput;

@@ -1,0 +1,149 @@
+//! `DELETE /source-connections/{id}`: the connection and everything of it — its running job,
+//! jobs, entities, secret — goes.
+//!
+//! The first write turns the connection into a tombstone and drops its collection's connection
+//! count, in one transaction: from then on the connection is gone for every reader (404), out of
+//! the schedule and refused by `/run`, and its collection may be deleted. The rest is ordered so
+//! that each step can be repeated and the tombstone goes last: a running job is asked to stop
+//! and waited for, then the entities, the job records and the secret are deleted, then the
+//! tombstone. A crash anywhere leaves the tombstone, from which a retried DELETE or the
+//! scheduler's sweep finishes the delete.
+
+use super::Platform;
+use crate::connection::SourceConnection;
+use crate::error::DomainError;
+use crate::ids::{ConnectionId, JobId, OrganizationId};
+use crate::ports::StoreError;
+use std::time::Duration;
+use tracing::{info, instrument, warn};
+
+/// How long a DELETE waits for a running job to stop writing (the worker checks between pages).
+pub const STOP_WAIT: Duration = Duration::from_secs(15);
+const POLL: Duration = Duration::from_millis(250);
+const ATTEMPTS: usize = 8;
+
+/// How far a delete got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteProgress {
+    /// Nothing of the connection remains.
+    Finished,
+    /// Its job is still running (under a live lease): the tombstone stays for the sweep.
+    WaitingForRun(JobId),
+}
+
+#[instrument(skip_all, fields(organization_id = %org, source_connection_id = %id))]
+pub async fn delete_connection(
+    platform: &Platform,
+    org: OrganizationId,
+    id: &str,
+) -> Result<SourceConnection, DomainError> {
+    let not_found = || DomainError::NotFound(format!("source connection '{id}' not found"));
+    let parsed: ConnectionId = id.parse().map_err(|_| not_found())?;
+    let connection = begin(platform, org, parsed).await?.ok_or_else(not_found)?;
+    match finish_delete(platform, &connection, STOP_WAIT).await {
+        Ok(DeleteProgress::Finished) => info!("source connection deleted"),
+        Ok(DeleteProgress::WaitingForRun(job)) => {
+            info!(job_id = %job, "source connection deleted; its running job has not stopped yet, the sweep removes the rest")
+        }
+        // The connection is already gone for every reader; the sweep finishes the rest.
+        Err(e) => warn!(error = %e, "the delete stopped part-way; the sweep will finish it"),
+    }
+    Ok(connection)
+}
+
+/// Takes the connection out (tombstone and collection count, atomically), or finds the
+/// tombstone of a delete that did not finish. `None` when there is neither.
+async fn begin(
+    platform: &Platform,
+    org: OrganizationId,
+    id: ConnectionId,
+) -> Result<Option<SourceConnection>, DomainError> {
+    let store = &platform.store;
+    for _ in 0..ATTEMPTS {
+        let Some(current) = store
+            .get_versioned(org, id)
+            .await
+            .map_err(DomainError::internal)?
+        else {
+            return store
+                .deleting_connection(org, id)
+                .await
+                .map_err(DomainError::internal);
+        };
+        match store
+            .begin_delete(&current.value, current.version, platform.clock.now())
+            .await
+        {
+            Ok(()) => return Ok(Some(current.value)),
+            Err(StoreError::VersionConflict) => continue,
+            Err(e) => return Err(DomainError::internal(e)),
+        }
+    }
+    Err(DomainError::Conflict(
+        "the connection kept changing while it was being deleted; retry".into(),
+    ))
+}
+
+/// Every step after the tombstone, each safe to repeat; the tombstone goes last. Waits up to
+/// `wait` for a running job to stop.
+pub async fn finish_delete(
+    platform: &Platform,
+    connection: &SourceConnection,
+    wait: Duration,
+) -> Result<DeleteProgress, StoreError> {
+    let (org, id) = (connection.organization_id, connection.id);
+    if let Some(job) = platform.store.active_job(id).await? {
+        if !stop_job(platform, id, job, wait).await? {
+            return Ok(DeleteProgress::WaitingForRun(job));
+        }
+    }
+    let mut after: Option<String> = None;
+    let mut deleted = 0usize;
+    loop {
+        let page = platform.entities.keys(id, after.as_deref()).await?;
+        platform.entities.delete(id, &page.keys).await?;
+        deleted += page.keys.len();
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    platform.store.delete_connection_records(id).await?;
+    platform
+        .vault
+        .delete_connection_secret(org, id)
+        .await
+        .map_err(|e| StoreError::Backend(Box::new(e)))?;
+    platform.store.remove_tombstone(org, id).await?;
+    info!(source_connection_id = %id, entities = deleted, "connection data removed");
+    Ok(DeleteProgress::Finished)
+}
+
+/// Asks the job to stop and waits until nothing writes for it any more: it ended, or no run
+/// holds a live lease on it (a run that takes it over finds the connection gone and writes
+/// nothing). `false` when a run still holds it after `wait`.
+async fn stop_job(
+    platform: &Platform,
+    connection: ConnectionId,
+    job: JobId,
+    wait: Duration,
+) -> Result<bool, StoreError> {
+    let store = &platform.store;
+    store
+        .cancel_job(connection, job, platform.clock.now())
+        .await?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let Some((current, lease)) = store.job_run(connection, job).await? else {
+            return Ok(true);
+        };
+        let held = lease.is_some_and(|l| l.until > platform.clock.now());
+        if current.status.is_terminal() || !held {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

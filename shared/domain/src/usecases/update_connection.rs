@@ -1,0 +1,347 @@
+//! `PATCH /source-connections/{id}`: Airweave's update fields (name, description, config,
+//! schedule, direct credentials) plus `status` to pause (`inactive`) and resume (`active`).
+//!
+//! Everything is checked before anything is written: field errors (422), the source's config
+//! schema, the schedule's interval, and new credentials against the source itself. Then the
+//! secret (new credentials only), then the connection, by read-modify-write on its version, so
+//! that concurrent PATCHes each apply their own fields to the latest state.
+
+use super::create_connection::{check_failed, keep, parse_schedule};
+use super::Platform;
+use crate::auth::{self, AuthenticationRequest};
+use crate::catalog::{validate_fields, AuthMethod, SourceSpec};
+use crate::connection::{ConnectionStatus, ErrorCategory, SourceConnection};
+use crate::error::{DomainError, FieldError};
+use crate::ids::{ConnectionId, OrganizationId};
+use crate::names::{ConnectionName, Description};
+use crate::ports::StoreError;
+use crate::schedule::{check_interval, CronSchedule, ScheduleDetails};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tracing::{info, instrument};
+
+/// Read-modify-write attempts before a PATCH gives up on a connection that keeps changing.
+const ATTEMPTS: usize = 8;
+
+/// The body of `PATCH /source-connections/{id}`: only the fields to change.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConnectionInput {
+    /// 4-42 characters.
+    #[schema(min_length = 4, max_length = 42)]
+    pub name: Option<String>,
+    /// At most 255 characters.
+    #[schema(max_length = 255)]
+    pub description: Option<String>,
+    /// The whole new configuration, validated against the source's `config_fields`.
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    /// `{"cron": "<5-field UTC cron>" | null, ...}`; `{"cron": null}` removes the schedule.
+    #[schema(value_type = Option<Object>)]
+    pub schedule: Option<Value>,
+    /// `{"credentials": {..}}` for a connection with direct authentication: checked with the
+    /// source before it replaces the stored credentials.
+    #[schema(value_type = Option<Object>)]
+    pub authentication: Option<Value>,
+    /// `"inactive"` pauses the connection (no scheduled runs, `/run` refused); `"active"`
+    /// resumes it.
+    #[schema(value_type = Option<String>, pattern = "^(active|inactive)$")]
+    pub status: Option<String>,
+}
+
+/// A pause or a resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Switch {
+    Pause,
+    Resume,
+}
+
+/// What the request asks for, checked without I/O.
+#[derive(Debug, Default)]
+struct Changes {
+    name: Option<ConnectionName>,
+    description: Option<Description>,
+    config: Option<Map<String, Value>>,
+    schedule: Option<ScheduleDetails>,
+    authentication: Option<AuthenticationRequest>,
+    switch: Option<Switch>,
+}
+
+#[instrument(skip_all, fields(organization_id = %org, source_connection_id = %id))]
+pub async fn update_connection(
+    platform: &Platform,
+    org: OrganizationId,
+    id: &str,
+    input: UpdateConnectionInput,
+) -> Result<SourceConnection, DomainError> {
+    let not_found = || DomainError::NotFound(format!("source connection '{id}' not found"));
+    let parsed: ConnectionId = id.parse().map_err(|_| not_found())?;
+    let now = platform.clock.now();
+    let changes = parse(input, now)?;
+
+    let store = &platform.store;
+    let first = store
+        .get_versioned(org, parsed)
+        .await
+        .map_err(DomainError::internal)?
+        .ok_or_else(not_found)?;
+    let spec = platform
+        .sources
+        .spec(&first.value.short_name)
+        .ok_or_else(|| {
+            DomainError::BadRequest(format!(
+                "source '{}' is no longer offered",
+                first.value.short_name
+            ))
+        })?;
+    check(spec, &first.value, &changes, now)?;
+
+    if let Some(auth) = &changes.authentication {
+        let config = changes
+            .config
+            .clone()
+            .or_else(|| first.value.config.clone())
+            .unwrap_or_default();
+        platform
+            .sources
+            .check_credentials(spec.short_name, auth, &config)
+            .await
+            .map_err(|e| check_failed(spec, e))?;
+        let document = auth::credential_document(auth)
+            .ok_or_else(|| DomainError::BadRequest("these credentials cannot be stored".into()))?;
+        platform
+            .vault
+            .replace_connection_secret(org, parsed, &document)
+            .await
+            .map_err(DomainError::internal)?;
+        info!("credentials replaced");
+    }
+
+    let mut current = first;
+    for _ in 0..ATTEMPTS {
+        // Checked again on the state being replaced: a concurrent PATCH may have paused it.
+        check(spec, &current.value, &changes, now)?;
+        let updated = apply(&current.value, &changes, now);
+        match store.replace_connection(&updated, current.version).await {
+            Ok(()) => {
+                info!(
+                    status = updated.status.as_str(),
+                    "source connection updated"
+                );
+                return Ok(updated);
+            }
+            Err(StoreError::VersionConflict) => {
+                current = store
+                    .get_versioned(org, parsed)
+                    .await
+                    .map_err(DomainError::internal)?
+                    .ok_or_else(not_found)?;
+            }
+            Err(e) => return Err(DomainError::internal(e)),
+        }
+    }
+    Err(DomainError::Conflict(
+        "the connection kept changing while it was being updated; retry".into(),
+    ))
+}
+
+/// Every check that needs no I/O, all field errors at once.
+fn parse(input: UpdateConnectionInput, now: DateTime<Utc>) -> Result<Changes, DomainError> {
+    let UpdateConnectionInput {
+        name,
+        description,
+        config,
+        schedule,
+        authentication,
+        status,
+    } = input;
+    if name.is_none()
+        && description.is_none()
+        && config.is_none()
+        && schedule.is_none()
+        && authentication.is_none()
+        && status.is_none()
+    {
+        return Err(DomainError::invalid(vec![FieldError::new(
+            "body",
+            "must change at least one of name, description, config, schedule, authentication, status",
+        )]));
+    }
+    let mut errors = Vec::new();
+    let mut changes = Changes {
+        name: name.and_then(|n| keep(&mut errors, "name", ConnectionName::parse(&n))),
+        description: description
+            .and_then(|d| keep(&mut errors, "description", Description::parse(&d))),
+        ..Changes::default()
+    };
+    match config {
+        None => {}
+        Some(Value::Object(map)) => changes.config = Some(map),
+        Some(_) => errors.push(FieldError::new("config", "must be an object")),
+    }
+    match schedule {
+        None => {}
+        Some(value @ Value::Object(_)) => match parse_schedule(Some(&value), now) {
+            Ok(details) => changes.schedule = Some(details),
+            Err(e) => errors.extend(e),
+        },
+        Some(_) => errors.push(FieldError::new(
+            "schedule",
+            "must be an object such as {\"cron\": \"0 * * * *\"} or {\"cron\": null}",
+        )),
+    }
+    if let Some(value) = authentication {
+        match auth::detect(Some(&value), now) {
+            Ok(auth @ AuthenticationRequest::Direct(_)) => changes.authentication = Some(auth),
+            Ok(_) => errors.push(FieldError::new(
+                "authentication",
+                "only direct credentials ({\"credentials\": {...}}) can be replaced here",
+            )),
+            Err(e) => errors.extend(e),
+        }
+    }
+    match status.as_deref() {
+        None => {}
+        Some("inactive") => changes.switch = Some(Switch::Pause),
+        Some("active") => changes.switch = Some(Switch::Resume),
+        Some(_) => errors.push(FieldError::new(
+            "status",
+            "must be \"active\" (resume) or \"inactive\" (pause)",
+        )),
+    }
+    if errors.is_empty() {
+        Ok(changes)
+    } else {
+        Err(DomainError::invalid(errors))
+    }
+}
+
+/// The checks against the source and the connection's state.
+fn check(
+    spec: &SourceSpec,
+    connection: &SourceConnection,
+    changes: &Changes,
+    now: DateTime<Utc>,
+) -> Result<(), DomainError> {
+    let mut errors = Vec::new();
+    if let Some(config) = &changes.config {
+        errors.extend(validate_fields(&spec.config_fields, config, "config"));
+    }
+    if let Some(schedule) = &changes.schedule {
+        if let Err(e) = check_interval(spec, schedule, now) {
+            errors.push(e);
+        }
+    }
+    if let Some(AuthenticationRequest::Direct(credentials)) = &changes.authentication {
+        if connection.auth.method == AuthMethod::Direct {
+            errors.extend(validate_fields(
+                &spec.auth_fields,
+                credentials.expose(),
+                "authentication.credentials",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(DomainError::invalid(errors));
+    }
+    if changes.authentication.is_some() && connection.auth.method != AuthMethod::Direct {
+        return Err(DomainError::BadRequest(format!(
+            "this connection uses {} authentication; only direct credentials can be replaced with PATCH",
+            connection.auth.method.as_str()
+        )));
+    }
+    if changes.schedule.as_ref().is_some_and(|s| s.continuous) && !spec.supports_continuous {
+        return Err(DomainError::BadRequest(format!(
+            "source '{}' does not support continuous sync",
+            spec.short_name
+        )));
+    }
+    if changes.switch.is_some() && connection.status == ConnectionStatus::PendingAuth {
+        return Err(DomainError::BadRequest(
+            "the connection is waiting for authorization; complete the OAuth flow first".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the connection's last failure was its credentials'.
+fn credentials_rejected(connection: &SourceConnection) -> bool {
+    matches!(
+        connection.error_category,
+        Some(
+            ErrorCategory::ApiKeyInvalid
+                | ErrorCategory::OauthCredentialsExpired
+                | ErrorCategory::AuthProviderAccountGone
+                | ErrorCategory::AuthProviderCredentialsInvalid
+        )
+    )
+}
+
+/// The connection with the changes applied.
+fn apply(before: &SourceConnection, changes: &Changes, now: DateTime<Utc>) -> SourceConnection {
+    let mut c = before.clone();
+    if let Some(name) = &changes.name {
+        c.name = name.as_str().to_owned();
+    }
+    if let Some(description) = &changes.description {
+        c.description = Some(description.as_str().to_owned());
+    }
+    if let Some(config) = &changes.config {
+        c.config = Some(config.clone());
+    }
+    if let Some(schedule) = &changes.schedule {
+        c.schedule = Some(schedule.clone());
+    }
+    if changes.authentication.is_some() {
+        c.auth.authenticated = true;
+        c.auth.authenticated_at = Some(now);
+        if credentials_rejected(&c) {
+            c.error_category = None;
+            c.error_message = None;
+        }
+        if c.status == ConnectionStatus::NeedsReauth {
+            c.status = ConnectionStatus::Active;
+        }
+    }
+    match changes.switch {
+        Some(Switch::Pause) => c.status = ConnectionStatus::Inactive,
+        Some(Switch::Resume) if c.status == ConnectionStatus::Inactive => {
+            c.status = if credentials_rejected(&c) {
+                ConnectionStatus::NeedsReauth
+            } else {
+                ConnectionStatus::Active
+            };
+        }
+        Some(Switch::Resume) | None => {}
+    }
+    replan(&mut c, before, now);
+    c.modified_at = now;
+    c
+}
+
+/// A connection out of the schedule plans no run; one that comes back into it (resumed, new
+/// credentials) plans its next run from now, not from when it left.
+fn replan(c: &mut SourceConnection, before: &SourceConnection, now: DateTime<Utc>) {
+    let scheduled = |c: &SourceConnection| {
+        !matches!(
+            c.status,
+            ConnectionStatus::Inactive
+                | ConnectionStatus::PendingAuth
+                | ConnectionStatus::NeedsReauth
+        )
+    };
+    let (now_in, was_in) = (scheduled(c), scheduled(before));
+    let Some(schedule) = c.schedule.as_mut() else {
+        return;
+    };
+    if !now_in {
+        schedule.next_run = None;
+    } else if !was_in || schedule.next_run.is_none() {
+        schedule.next_run = schedule
+            .cron
+            .as_deref()
+            .and_then(|text| CronSchedule::parse(text).ok())
+            .and_then(|cron| cron.next_after(now));
+    }
+}
