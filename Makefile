@@ -3,17 +3,18 @@
 
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart bench-sync
+.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart bench-sync fakes
 
 help:
 	@echo "make dev             run the API locally against the emulator (Ctrl-C stops it)"
 	@echo "make test            fmt check, clippy -D warnings, all tests against the emulator"
+	@echo "make fakes           the providers' fake APIs on fixed local ports, with demo data"
 	@echo "make build           cargo build --workspace"
 	@echo "make fmt             format the workspace"
 	@echo "make clippy          lint the workspace"
 	@echo "make emulator-start  start the emulator (moto server) in the background"
 	@echo "make emulator-stop   stop the emulator started by emulator-start"
-	@echo "make clean-dev       stop that emulator and remove .dev (venv, logs, dev API key)"
+	@echo "make clean-dev       stop that emulator and remove .dev (venv, node SDK, logs, dev API key)"
 	@echo "make bench-coldstart release builds, then cold-start init vs a hello-world lambda_runtime"
 	@echo "make bench-sync      release builds, then the sync worker on 100,000 stub entities"
 	@echo "                     (BENCH_ENTITIES=5000 for a quick run) against the emulator"
@@ -23,6 +24,11 @@ dev:
 
 test:
 	bash infra/test.sh
+
+# Every provider fake on 127.0.0.1 (ports 4701-4705) with a demo workspace; prints the
+# SOURCE_<NAME>_BASE_URL values to start `make dev` with, in another terminal.
+fakes:
+	cargo run -p fakes --bin fake-apis
 
 build:
 	cargo build --workspace

@@ -8,10 +8,13 @@
 #   infra/emulator.sh env       print `export` lines pointing the AWS SDK at the emulator
 #   infra/emulator.sh python    set up .dev/venv if needed and print its python (the tests run
 #                               Airweave's Python SDK with it against the API)
+#   infra/emulator.sh ts-sdk    install Airweave's TypeScript SDK into .dev/node if needed and
+#                               print that directory (the tests run the SDK with node from it)
 #
 # Environment: EMULATOR_PORT (default 4566), DEV_DIR (default <repo>/.dev; holds the venv, the
 # log and the pid file), PYTHON (default python3; used only to create the venv).
-# Needs only bash, curl and python3.
+# Needs only bash, curl and python3 (and npm for `ts-sdk`; `start` skips the TypeScript SDK
+# without it).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +23,7 @@ PORT="${EMULATOR_PORT:-4566}"
 HOST=127.0.0.1
 URL="http://$HOST:$PORT"
 VENV="$DEV_DIR/venv"
+NODE_DIR="$DEV_DIR/node"
 PID_FILE="$DEV_DIR/emulator.pid"
 PORT_FILE="$DEV_DIR/emulator.port"
 LOG_FILE="$DEV_DIR/emulator.log"
@@ -27,6 +31,8 @@ LOCK_DIR="$DEV_DIR/emulator.lock"
 # moto 5.x is what the adapters are tested against; a new major may change emulated behaviour.
 # airweave-sdk is the real client the wire-compatibility test drives against our API.
 REQUIREMENTS=('moto[server]>=5.1,<6' 'airweave-sdk>=0.9,<1')
+# @airweave/sdk (npm), pinned exactly: the TypeScript wire test runs it from $NODE_DIR.
+TS_SDK_VERSION=0.7.20
 START_TIMEOUT_SECONDS=30
 STOP_TIMEOUT_SECONDS=10
 
@@ -105,6 +111,25 @@ ensure_venv() {
     printf '%s\n' "${REQUIREMENTS[*]}" >"$stamp"
 }
 
+# Installs @airweave/sdk@$TS_SDK_VERSION into $NODE_DIR/node_modules when missing or when the pin
+# changed; a stamp records the installed pin, as for the venv.
+ensure_ts_sdk() {
+    local stamp="$NODE_DIR/.requirements" want="@airweave/sdk@$TS_SDK_VERSION"
+    if [[ "$(cat "$stamp" 2>/dev/null || true)" == "$want" ]] &&
+        [[ -f $NODE_DIR/node_modules/@airweave/sdk/package.json ]]; then
+        return 0
+    fi
+    command -v npm >/dev/null || die "npm not found; install Node.js 18+ (the tests run $want)"
+    mkdir -p "$NODE_DIR"
+    printf '{\n  "private": true,\n  "dependencies": { "@airweave/sdk": "%s" }\n}\n' \
+        "$TS_SDK_VERSION" >"$NODE_DIR/package.json"
+    rm -f "$stamp"
+    say "installing $want into $NODE_DIR"
+    (cd "$NODE_DIR" && npm install --no-audit --no-fund --loglevel=error >&2) ||
+        die "npm install $want failed"
+    printf '%s\n' "$want" >"$stamp"
+}
+
 wait_until_answering() {
     local pid=$1 deadline=$((SECONDS + START_TIMEOUT_SECONDS))
     until answers; do
@@ -146,6 +171,11 @@ cmd_start() {
     forget_pid
 
     ensure_venv
+    if command -v npm >/dev/null; then
+        ensure_ts_sdk
+    else
+        say "npm not found; skipping Airweave's TypeScript SDK (only its wire test needs it)"
+    fi
     # Background jobs of a script ignore SIGINT: only `stop` (SIGTERM) ends the server, so a
     # Ctrl-C meant for a foreground command cannot take the emulator down half-way.
     # moto_launcher.py is moto_server with DynamoDB requests serialised (see its docstring).
@@ -211,14 +241,22 @@ cmd_python() {
     printf '%s\n' "$VENV/bin/python"
 }
 
+cmd_ts_sdk() {
+    mkdir -p "$DEV_DIR"
+    lock
+    ensure_ts_sdk >&2
+    printf '%s\n' "$NODE_DIR"
+}
+
 case "${1:-}" in
 start) cmd_start ;;
 python) cmd_python ;;
+ts-sdk) cmd_ts_sdk ;;
 stop) cmd_stop ;;
 running) cmd_running ;;
 env) cmd_env ;;
 *)
-    echo "usage: $0 start|stop|running|env|python" >&2
+    echo "usage: $0 start|stop|running|env|python|ts-sdk" >&2
     exit 2
     ;;
 esac

@@ -182,6 +182,48 @@ pub fn validate_fields(
     errors
 }
 
+/// How the client authenticates at a token endpoint (RFC 6749 section 2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// `Authorization: Basic base64(client_id:client_secret)`.
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    RequestBody,
+}
+
+/// A source's OAuth 2.0 app settings, as data the OAuth flow reads (DESIGN section 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OAuthSettings {
+    pub authorize_url: &'static str,
+    pub token_url: &'static str,
+    pub scopes: Vec<&'static str>,
+    /// Scopes asked for the user beside the app's (Slack's `user_scope`).
+    pub user_scopes: Vec<&'static str>,
+    /// How the scopes are joined in the authorize URL (`" "` by RFC 6749, `","` for Slack).
+    pub scope_separator: &'static str,
+    /// Whether the provider takes PKCE (S256).
+    pub pkce: bool,
+    pub client_auth: ClientAuth,
+    /// Where the access token sits in the token response, as a JSON pointer.
+    pub access_token_pointer: &'static str,
+    /// Where the refresh token sits, when the provider issues one.
+    pub refresh_token_pointer: Option<&'static str>,
+    /// Parameters the authorize URL always carries (Google: `access_type=offline`).
+    pub extra_authorize_params: Vec<(&'static str, &'static str)>,
+}
+
+impl OAuthSettings {
+    /// Airweave's `oauth_type`: `access_only` or `with_refresh`.
+    pub fn oauth_type(&self) -> &'static str {
+        if self.refresh_token_pointer.is_some() {
+            "with_refresh"
+        } else {
+            "access_only"
+        }
+    }
+}
+
 /// A source type as the catalog describes it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceSpec {
@@ -201,6 +243,8 @@ pub struct SourceSpec {
     pub supports_incremental: bool,
     pub federated_search: bool,
     pub labels: Vec<&'static str>,
+    /// The OAuth app settings of a source that takes a browser OAuth flow.
+    pub oauth: Option<OAuthSettings>,
 }
 
 impl SourceSpec {

@@ -3,7 +3,7 @@
 //! loop; a source never sleeps, never writes and never holds a whole workspace in memory.
 
 use crate::auth::AuthenticationRequest;
-use crate::entity::Entity;
+use crate::entity::{Entity, EntityKey};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -27,6 +27,10 @@ pub struct StreamRequest {
 #[derive(Debug, Clone)]
 pub struct EntityPage {
     pub entities: Vec<Entity>,
+    /// Entities the source reports gone since the last run (an incremental run of a source
+    /// whose API says what was deleted, e.g. Google Drive's changes); the worker deletes those
+    /// it has stored. Full runs leave this empty: what they do not yield is gone anyway.
+    pub removed: Vec<EntityKey>,
     /// Opaque to the worker; given back as [`StreamRequest::resume`] it continues after this
     /// page, with everything the source needs for its final cursor.
     pub checkpoint: Value,

@@ -46,22 +46,60 @@ impl Catalog {
     /// As [`Catalog::from_env`], reading variables through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, CatalogError> {
         let client = http_client().map_err(CatalogError::HttpClient)?;
-        let github = base_url(
-            &lookup,
-            GitHubSource::SHORT_NAME,
-            GitHubSource::DEFAULT_BASE_URL,
-        )?;
-        Ok(Self::from_sources(vec![
-            Arc::new(StubSource::new()),
-            Arc::new(GitHubSource::new(client, github)),
-        ]))
+        let url = |short_name, default| base_url(&lookup, short_name, default);
+        let mut sources: Vec<Arc<dyn Source>> = vec![Arc::new(StubSource::new())];
+        // One line per source: its short name, its public API, and how it is built.
+        sources.push(Arc::new(GitHubSource::new(
+            client.clone(),
+            url(GitHubSource::SHORT_NAME, GitHubSource::DEFAULT_BASE_URL)?,
+        )));
+        sources.push(Arc::new(crate::notion::NotionSource::new(
+            client.clone(),
+            url(
+                crate::notion::NotionSource::SHORT_NAME,
+                crate::notion::NotionSource::DEFAULT_BASE_URL,
+            )?,
+        )));
+        sources.push(Arc::new(crate::linear::LinearSource::new(
+            client.clone(),
+            url(
+                crate::linear::LinearSource::SHORT_NAME,
+                crate::linear::LinearSource::DEFAULT_BASE_URL,
+            )?,
+        )));
+        sources.push(Arc::new(crate::google_drive::GoogleDriveSource::new(
+            client.clone(),
+            url(
+                crate::google_drive::GoogleDriveSource::SHORT_NAME,
+                crate::google_drive::GoogleDriveSource::DEFAULT_BASE_URL,
+            )?,
+        )));
+        sources.push(Arc::new(crate::slack::SlackSource::new(
+            client.clone(),
+            url(
+                crate::slack::SlackSource::SHORT_NAME,
+                crate::slack::SlackSource::DEFAULT_BASE_URL,
+            )?,
+        )));
+        Ok(Self::from_sources(sources))
     }
 
     /// Every source with its public API, except GitHub at `url` (a fake, in tests).
     pub fn with_github_base_url(url: &str) -> Result<Self, CatalogError> {
-        let url = url.to_owned();
-        Self::from_lookup(move |name| {
-            (name == Self::base_url_variable(GitHubSource::SHORT_NAME)).then(|| url.clone())
+        Self::with_base_urls(&[(GitHubSource::SHORT_NAME, url)])
+    }
+
+    /// Every source with its public API, except these (short name, base URL) pairs: fakes, in
+    /// tests.
+    pub fn with_base_urls(urls: &[(&str, &str)]) -> Result<Self, CatalogError> {
+        let urls: Vec<(String, String)> = urls
+            .iter()
+            .map(|(name, url)| (Self::base_url_variable(name), (*url).to_owned()))
+            .collect();
+        Self::from_lookup(move |variable| {
+            urls.iter()
+                .find(|(v, _)| v == variable)
+                .map(|(_, url)| url.clone())
         })
     }
 
@@ -166,7 +204,17 @@ mod tests {
     fn specs_are_sorted_by_short_name() {
         let catalog = catalog();
         let names: Vec<&str> = catalog.specs().iter().map(|s| s.short_name).collect();
-        assert_eq!(names, ["github", "stub"]);
+        assert_eq!(
+            names,
+            [
+                "github",
+                "google_drive",
+                "linear",
+                "notion",
+                "slack",
+                "stub"
+            ]
+        );
     }
 
     #[test]
@@ -192,6 +240,23 @@ mod tests {
                 "auth fields of {} are secrets",
                 spec.short_name
             );
+        }
+    }
+
+    #[test]
+    fn every_real_source_syncs_and_says_how_it_signs_in() {
+        for spec in catalog().specs() {
+            if spec.short_name == "stub" {
+                continue;
+            }
+            assert!(!spec.federated_search, "{} is synced", spec.short_name);
+            let oauth = spec
+                .oauth
+                .as_ref()
+                .unwrap_or_else(|| panic!("{} has its OAuth app settings", spec.short_name));
+            assert!(oauth.authorize_url.starts_with("https://"));
+            assert!(oauth.token_url.starts_with("https://"));
+            assert!(oauth.access_token_pointer.starts_with('/'));
         }
     }
 
@@ -231,7 +296,7 @@ mod tests {
             .map(|f| (f.name, f.required))
             .collect();
         assert_eq!(config, [("repo_name", true), ("branch", false)]);
-        assert!(catalog.spec("notion").is_none());
+        assert!(catalog.spec("jira").is_none());
     }
 
     #[test]

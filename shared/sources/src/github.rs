@@ -1,4 +1,11 @@
-//! `github`: repositories, directories and files through GitHub's REST API.
+//! `github`: a repository, its issues, pull requests and comments, and the files of a branch,
+//! through GitHub's REST API. The catalog entry and the credential check live here; the entity
+//! stream in [`stream`].
+
+mod api;
+mod entities;
+mod files;
+mod stream;
 
 use crate::base_url::BaseUrl;
 use crate::source::Source;
@@ -8,7 +15,7 @@ use crate::upstream::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::auth::AuthenticationRequest;
-use domain::catalog::{AuthMethod, FieldSpec, FieldType, SourceSpec};
+use domain::catalog::{AuthMethod, ClientAuth, FieldSpec, FieldType, OAuthSettings, SourceSpec};
 use domain::ports::CheckError;
 use domain::stream::{EntityStream, StreamError, StreamRequest};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
@@ -16,12 +23,14 @@ use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use std::time::Duration;
+use stream::{Checkpoint, Cursor, GitHubStream};
 
 /// The REST API version every request pins.
 const API_VERSION: &str = "2022-11-28";
 /// GitHub's advice when a rate-limit answer says nothing about when to retry.
 const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
-/// A `/user` answer is a couple of KiB; more is not needed to tell its shape.
+/// A `/user` or `/repos/{owner}/{repo}` answer is a few KiB; more is not needed to tell its
+/// shape.
 const BODY_LIMIT: usize = 64 * 1024;
 const REJECTED: &str = "invalid or revoked token";
 
@@ -55,7 +64,8 @@ fn spec() -> SourceSpec {
         short_name: GitHubSource::SHORT_NAME,
         name: "GitHub",
         class_name: "GitHubSource",
-        description: "Repositories, directories and code files of a GitHub repository.",
+        description: "A GitHub repository: its issues, pull requests and their comments, and the \
+                      files of a branch (text content up to 256 KiB), synced incrementally.",
         auth_methods: vec![AuthMethod::Direct, AuthMethod::OauthToken],
         requires_byoc: false,
         auth_fields: vec![FieldSpec::new(
@@ -79,15 +89,28 @@ fn spec() -> SourceSpec {
         ],
         supported_auth_providers: vec![],
         entity_types: vec![
-            "github_repository",
-            "github_directory",
-            "github_file",
-            "github_code_file",
+            entities::REPOSITORY,
+            entities::ISSUE,
+            entities::PULL_REQUEST,
+            entities::COMMENT,
+            entities::FILE,
         ],
         supports_continuous: false,
-        supports_incremental: false,
+        supports_incremental: true,
         federated_search: false,
         labels: vec!["Code"],
+        oauth: Some(OAuthSettings {
+            authorize_url: "https://github.com/login/oauth/authorize",
+            token_url: "https://github.com/login/oauth/access_token",
+            scopes: vec!["repo", "read:user"],
+            user_scopes: vec![],
+            scope_separator: " ",
+            pkce: true,
+            client_auth: ClientAuth::RequestBody,
+            access_token_pointer: "/access_token",
+            refresh_token_pointer: None,
+            extra_authorize_params: vec![],
+        }),
     }
 }
 
@@ -181,25 +204,67 @@ fn classify(
             ))
         };
     }
+    Err(refusal(status, headers, body, now, REJECTED))
+}
+
+/// What GitHub's answer to `GET /repos/{owner}/{repo}` means for a token `GET /user` accepted:
+/// a repository the token may not read is a 404 (or a 403) to it, as if it did not exist.
+fn classify_repository(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+    repo: &str,
+) -> Result<(), CheckError> {
+    if status.is_success() {
+        return if is_repository(body) {
+            Ok(())
+        } else {
+            Err(CheckError::Unavailable(
+                "GitHub answered with something other than a repository".into(),
+            ))
+        };
+    }
+    let cannot_read = format!("token cannot read {repo}");
     match status {
-        StatusCode::UNAUTHORIZED => Err(CheckError::Rejected(REJECTED.into())),
+        StatusCode::NOT_FOUND => Err(CheckError::Rejected(cannot_read)),
+        _ => Err(refusal(status, headers, body, now, &cannot_read)),
+    }
+}
+
+/// A failed answer of a check; `forbidden` is what a 403 that is no rate limit means.
+fn refusal(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+    forbidden: &str,
+) -> CheckError {
+    match status {
+        StatusCode::UNAUTHORIZED => CheckError::Rejected(REJECTED.into()),
         StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
             if status == StatusCode::TOO_MANY_REQUESTS || is_rate_limit(headers, body) =>
         {
-            Err(CheckError::RateLimited {
+            CheckError::RateLimited {
                 retry_after: Some(rate_limit_wait(headers, now)),
-            })
+            }
         }
-        StatusCode::FORBIDDEN => Err(CheckError::Rejected(REJECTED.into())),
-        s if s.is_server_error() => Err(CheckError::Unavailable(format!(
-            "GitHub is unavailable (HTTP {})",
-            s.as_u16()
-        ))),
-        s => Err(CheckError::Unavailable(format!(
+        StatusCode::FORBIDDEN => CheckError::Rejected(forbidden.into()),
+        s if s.is_server_error() => {
+            CheckError::Unavailable(format!("GitHub is unavailable (HTTP {})", s.as_u16()))
+        }
+        s => CheckError::Unavailable(format!(
             "GitHub answered with unexpected HTTP {}",
             s.as_u16()
-        ))),
+        )),
     }
+}
+
+fn is_repository(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("full_name")?.as_str().map(|name| !name.is_empty()))
+        .unwrap_or(false)
 }
 
 fn is_user(body: &[u8]) -> bool {
@@ -231,24 +296,17 @@ fn rate_limit_wait(headers: &HeaderMap, now: DateTime<Utc>) -> Duration {
         .unwrap_or(DEFAULT_RATE_LIMIT_WAIT)
 }
 
-#[async_trait]
-impl Source for GitHubSource {
-    fn spec(&self) -> &SourceSpec {
-        &self.spec
-    }
-
-    /// `GET /user`: the cheapest call that tells whether a token is valid.
-    #[tracing::instrument(name = "github_check_credentials", skip_all, fields(method = auth.method().as_str()))]
-    async fn check_credentials(
+impl GitHubSource {
+    /// One GET of the credential check: the answer's status, headers and (capped) body.
+    async fn check_get(
         &self,
-        auth: &AuthenticationRequest,
-        _config: &Map<String, Value>,
-    ) -> Result<(), CheckError> {
-        let authorization = authorization(auth)?;
+        path: &str,
+        authorization: &HeaderValue,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), CheckError> {
         let sent = self
             .client
-            .get(self.base_url.endpoint("user"))
-            .header(AUTHORIZATION, authorization)
+            .get(self.base_url.endpoint(path))
+            .header(AUTHORIZATION, authorization.clone())
             .header(ACCEPT, "application/vnd.github+json")
             .header("X-GitHub-Api-Version", API_VERSION)
             .send()
@@ -263,15 +321,45 @@ impl Source for GitHubSource {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let body = match read_capped(response, BODY_LIMIT).await {
-            Ok(body) => body,
+        match read_capped(response, BODY_LIMIT).await {
+            Ok(body) => Ok((status, headers, body)),
             Err(err) => {
                 let err = err.without_url();
                 tracing::warn!(status = status.as_u16(), error = %err, "GitHub answer could not be read");
-                return Err(transport_error("GitHub", &err));
+                Err(transport_error("GitHub", &err))
             }
-        };
+        }
+    }
+}
+
+#[async_trait]
+impl Source for GitHubSource {
+    fn spec(&self) -> &SourceSpec {
+        &self.spec
+    }
+
+    /// `GET /user`, the cheapest call that tells whether a token is valid; then, with a
+    /// configured repository, `GET /repos/{owner}/{repo}`: a token that cannot read it would
+    /// only fail at the first sync.
+    #[tracing::instrument(name = "github_check_credentials", skip_all, fields(method = auth.method().as_str()))]
+    async fn check_credentials(
+        &self,
+        auth: &AuthenticationRequest,
+        config: &Map<String, Value>,
+    ) -> Result<(), CheckError> {
+        let authorization = authorization(auth)?;
+        let (status, headers, body) = self.check_get("user", &authorization).await?;
         let outcome = classify(status, &headers, &body, Utc::now());
+        let repo = config.get("repo_name").and_then(Value::as_str);
+        let outcome = match (outcome, repo) {
+            (Ok(()), Some(repo)) if check_repo_name(&Value::from(repo)).is_ok() => {
+                let (status, headers, body) = self
+                    .check_get(&format!("repos/{repo}"), &authorization)
+                    .await?;
+                classify_repository(status, &headers, &body, Utc::now(), repo)
+            }
+            (outcome, _) => outcome,
+        };
         match &outcome {
             Ok(()) => tracing::info!(status = status.as_u16(), "GitHub accepted the token"),
             Err(e) => {
@@ -281,14 +369,47 @@ impl Source for GitHubSource {
         outcome
     }
 
-    /// GitHub's entity stream (repository, issues, pull requests, comments, files) is its own
-    /// piece of work; until it lands a sync of a GitHub connection fails saying so.
-    fn open_stream(&self, _request: StreamRequest) -> Result<Box<dyn EntityStream>, StreamError> {
-        Err(StreamError::Unsupported(
-            "syncing GitHub repositories is not available yet".into(),
-        ))
+    fn open_stream(&self, request: StreamRequest) -> Result<Box<dyn EntityStream>, StreamError> {
+        let authorization = authorization(&request.auth).map_err(|e| match e {
+            CheckError::Rejected(m) => StreamError::Rejected(m),
+            other => StreamError::Upstream(other.to_string()),
+        })?;
+        let repo = request
+            .config
+            .get("repo_name")
+            .filter(|v| check_repo_name(v).is_ok())
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                StreamError::Unsupported("the connection has no valid repo_name".into())
+            })?
+            .to_owned();
+        let branch = request
+            .config
+            .get("branch")
+            .filter(|v| check_branch(v).is_ok())
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        // A cursor of another repository (the config changed) says nothing about this one.
+        let since = request
+            .since
+            .and_then(|v| serde_json::from_value::<Cursor>(v).ok())
+            .filter(|cursor| cursor.repo == repo);
+        let resume = request
+            .resume
+            .map(|v| {
+                serde_json::from_value::<Checkpoint>(v).map_err(|_| {
+                    StreamError::Malformed("the GitHub sync's checkpoint is unreadable".into())
+                })
+            })
+            .transpose()?;
+        let api = api::Api::new(self.client.clone(), self.base_url.clone(), authorization);
+        Ok(Box::new(GitHubStream::new(
+            api, repo, branch, since, resume,
+        )))
     }
 }
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;

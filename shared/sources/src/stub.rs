@@ -258,6 +258,7 @@ impl EntityStream for StubStream {
         }
         self.position.yielded += entities.len() as u32;
         Ok(Some(EntityPage {
+            removed: Vec::new(),
             entities,
             checkpoint: serde_json::to_value(self.position).expect("a position serializes"),
         }))
@@ -330,6 +331,7 @@ fn spec() -> SourceSpec {
         supports_incremental: true,
         federated_search: false,
         labels: vec!["Internal"],
+        oauth: None,
     }
 }
 

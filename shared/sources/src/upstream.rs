@@ -2,8 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use domain::ports::CheckError;
+use domain::stream::StreamError;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde_json::Value;
 use std::time::Duration;
+
+/// The most a stream reads of one upstream answer: a page of any provider's API fits easily.
+pub const PAGE_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Connect timeout of every upstream call.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,6 +80,60 @@ pub(crate) fn transport_error(source_name: &str, err: &reqwest::Error) -> CheckE
         format!("the request to {source_name} failed")
     };
     CheckError::Unavailable(message)
+}
+
+/// One upstream answer of a stream: what the source classifies.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as JSON, or a `Malformed` error that quotes nothing of it.
+    pub fn json(&self, source_name: &str) -> Result<Value, StreamError> {
+        serde_json::from_slice(&self.body).map_err(|_| {
+            StreamError::Malformed(format!(
+                "{source_name} answered HTTP {} with a body that is not JSON",
+                self.status.as_u16()
+            ))
+        })
+    }
+}
+
+/// Sends one request of a stream and reads its answer (at most `limit` bytes). A failed exchange
+/// is `Upstream`, its message naming neither the URL nor anything sent.
+pub(crate) async fn fetch(
+    source_name: &str,
+    request: reqwest::RequestBuilder,
+    limit: usize,
+) -> Result<Answer, StreamError> {
+    let response = request.send().await.map_err(|e| {
+        let e = e.without_url();
+        tracing::warn!(error = %e, "{source_name} could not be reached");
+        stream_transport_error(source_name, &e)
+    })?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = read_capped(response, limit).await.map_err(|e| {
+        let e = e.without_url();
+        tracing::warn!(status = status.as_u16(), error = %e, "{source_name} answer could not be read");
+        stream_transport_error(source_name, &e)
+    })?;
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A failed exchange as a stream error.
+pub(crate) fn stream_transport_error(source_name: &str, err: &reqwest::Error) -> StreamError {
+    match transport_error(source_name, err) {
+        CheckError::Unavailable(m) | CheckError::Rejected(m) => StreamError::Upstream(m),
+        CheckError::RateLimited { .. } => StreamError::Upstream(format!("{source_name} failed")),
+    }
 }
 
 /// Reads at most `limit` bytes of a body: enough to tell an answer's shape, never a memory hog.

@@ -5,6 +5,8 @@
 
 pub mod app;
 pub mod aws;
-pub mod github;
+/// The provider fakes live in `infra/fakes`, shared with `make fakes`.
+pub use fakes::github;
 pub mod logs;
 pub mod sdk;
+pub mod syncing;

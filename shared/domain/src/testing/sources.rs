@@ -3,7 +3,7 @@
 use super::lock;
 use crate::auth::AuthenticationRequest;
 use crate::catalog::{AuthMethod, FieldSpec, FieldType, SourceSpec};
-use crate::entity::Entity;
+use crate::entity::{Entity, EntityKey};
 use crate::ports::{CheckError, SourceDirectory};
 use crate::stream::{EntityPage, EntityStream, StreamError, StreamRequest};
 use async_trait::async_trait;
@@ -39,6 +39,8 @@ pub struct ScriptedStream {
     pub errors: Arc<Mutex<BTreeMap<usize, StreamError>>>,
     pub incremental: bool,
     pub cursor: Option<Value>,
+    /// What page `i` reports removed (`removed[i]`), for sources whose API says what is gone.
+    pub removed: Vec<Vec<EntityKey>>,
 }
 
 impl ScriptedStream {
@@ -71,8 +73,15 @@ impl EntityStream for Playing {
         let Some(entities) = self.script.pages.get(self.next).cloned() else {
             return Ok(None);
         };
+        let removed = self
+            .script
+            .removed
+            .get(self.next)
+            .cloned()
+            .unwrap_or_default();
         self.next += 1;
         Ok(Some(EntityPage {
+            removed,
             entities,
             checkpoint: json!({"next": self.next}),
         }))
@@ -134,6 +143,7 @@ fn spec(short_name: &'static str, name: &'static str, auth_methods: Vec<AuthMeth
         supports_incremental: false,
         federated_search: false,
         labels: Vec::new(),
+        oauth: None,
     }
 }
 

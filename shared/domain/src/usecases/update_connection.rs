@@ -2,7 +2,8 @@
 //! schedule, direct credentials) plus `status` to pause (`inactive`) and resume (`active`).
 //!
 //! Everything is checked before anything is written: field errors (422), the source's config
-//! schema, the schedule's interval, and new credentials against the source itself. Then the
+//! schema, the schedule's interval, and the credentials (new ones, or the stored ones under a new
+//! config) against the source itself. Then the
 //! secret (new credentials only), then the connection, by read-modify-write on its version, so
 //! that concurrent PATCHes each apply their own fields to the latest state.
 
@@ -97,6 +98,22 @@ pub async fn update_connection(
         })?;
     check(spec, &first.value, &changes, now)?;
 
+    if let (Some(config), None) = (&changes.config, &changes.authentication) {
+        // A new config may point the stored credentials somewhere they cannot read (another
+        // repository): check them against it before storing it.
+        let stored = platform
+            .vault
+            .get_connection_secret(org, parsed)
+            .await
+            .map_err(DomainError::internal)?;
+        if let Some(auth) = stored.and_then(|doc| auth::parse_credential_document(&doc).ok()) {
+            platform
+                .sources
+                .check_credentials(spec.short_name, &auth, config)
+                .await
+                .map_err(|e| check_failed(spec, e))?;
+        }
+    }
     if let Some(auth) = &changes.authentication {
         let config = changes
             .config

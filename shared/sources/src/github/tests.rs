@@ -436,3 +436,70 @@ fn a_reset_is_ignored_while_requests_remain() {
         })
     );
 }
+
+// --- the repository check ---
+
+fn repo_config() -> Map<String, serde_json::Value> {
+    json!({"repo_name": "octo/hello"})
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+async fn check_repo_against(repo_reply: Reply) -> (Result<(), CheckError>, Vec<String>) {
+    let fake = FakeUpstream::start(move |seen: &Seen| {
+        if seen.path == "/user" {
+            Reply::status(200).json(user())
+        } else {
+            repo_reply.clone()
+        }
+    })
+    .await;
+    let result = source_for(&fake)
+        .check_credentials(&pat(PAT), &repo_config())
+        .await;
+    (result, fake.seen().into_iter().map(|s| s.path).collect())
+}
+
+#[tokio::test]
+async fn a_configured_repository_must_be_readable_with_the_token() {
+    let (result, paths) =
+        check_repo_against(Reply::status(200).json(json!({"id": 7, "full_name": "octo/hello"})))
+            .await;
+    assert_eq!(result, Ok(()));
+    assert_eq!(paths, ["/user", "/repos/octo/hello"]);
+
+    let cannot_read = Err(CheckError::Rejected("token cannot read octo/hello".into()));
+    let not_found = Reply::status(404).json(json!({"message": "Not Found"}));
+    assert_eq!(check_repo_against(not_found).await.0, cannot_read);
+    let forbidden = Reply::status(403)
+        .header("x-ratelimit-remaining", "4999")
+        .json(json!({"message": "Resource not accessible by personal access token"}));
+    assert_eq!(check_repo_against(forbidden).await.0, cannot_read);
+
+    let limited = Reply::status(429).header("retry-after", "9");
+    assert_eq!(
+        check_repo_against(limited).await.0,
+        Err(CheckError::RateLimited {
+            retry_after: Some(Duration::from_secs(9))
+        })
+    );
+    let odd = Reply::status(200).json(json!({"login": "not a repository"}));
+    assert!(matches!(
+        check_repo_against(odd).await.0,
+        Err(CheckError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_rejected_token_is_not_asked_about_the_repository() {
+    let fake = FakeUpstream::start(|_: &Seen| {
+        Reply::status(401).json(json!({"message": "Bad credentials"}))
+    })
+    .await;
+    let result = source_for(&fake)
+        .check_credentials(&pat(PAT), &repo_config())
+        .await;
+    assert_eq!(result, Err(CheckError::Rejected(REJECTED.into())));
+    assert_eq!(fake.seen().len(), 1);
+}

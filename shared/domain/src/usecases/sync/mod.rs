@@ -540,6 +540,7 @@ impl<'a> Run<'a> {
                 });
             }
         }
+        self.remove(page.removed).await?;
         self.resume = Some(page.checkpoint);
         self.pages += 1;
         while self.pending.len() >= WRITE_BATCH {
@@ -548,6 +549,32 @@ impl<'a> Run<'a> {
                 .entities
                 .write(self.connection_id(), &batch)
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Queues for deletion what the source reports gone, if it is stored and this run has not
+    /// yielded it since.
+    async fn remove(&mut self, removed: Vec<EntityKey>) -> Result<(), SyncError> {
+        let mut removed: Vec<EntityKey> = removed
+            .into_iter()
+            .filter(|key| !self.seen.contains(key.fingerprint()) && !self.doomed.contains(key))
+            .collect();
+        // Reported twice in one page: deleted (and counted) once.
+        removed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        removed.dedup();
+        if removed.is_empty() || self.store_was_empty {
+            return Ok(());
+        }
+        let stored = self
+            .platform
+            .entities
+            .stored(self.connection_id(), &removed)
+            .await?;
+        self.doomed
+            .extend(removed.into_iter().filter(|key| stored.contains_key(key)));
+        if self.doomed.len() >= WRITE_BATCH {
+            self.delete_doomed().await?;
         }
         Ok(())
     }

@@ -173,6 +173,48 @@ async fn an_entity_yielded_twice_counts_once_and_a_keyless_one_fails() {
 }
 
 #[tokio::test]
+async fn an_incremental_run_deletes_what_the_source_reports_removed_and_only_that() {
+    let (f, _, first) = connection().await;
+    f.sources.stream(ScriptedStream {
+        incremental: true,
+        cursor: Some(json!({"at": 1})),
+        ..ScriptedStream::pages(pages(40, 10, |_| false))
+    });
+    run(&f, &first).await;
+
+    // The source says 3 stored items (one of them twice) and an unknown one are gone, and
+    // yields one new item.
+    let key = |i: usize| item(i, 0).key().unwrap();
+    f.sources.stream(ScriptedStream {
+        incremental: true,
+        cursor: Some(json!({"at": 2})),
+        removed: vec![vec![key(1), key(2), key(999)], vec![key(3), key(2)]],
+        ..ScriptedStream::pages(vec![vec![item(40, 0)], vec![]])
+    });
+    let incremental = next_job(&f, &first, false).await;
+    run(&f, &incremental).await;
+    let j = job(&f, &incremental);
+    assert_eq!((j.entities_inserted, j.entities_deleted), (1, 3));
+    let stored: Vec<String> = f
+        .entities
+        .stored_of(first.connection_id)
+        .iter()
+        .map(|e| e.entity.entity_id.clone())
+        .collect();
+    assert_eq!(stored.len(), 38);
+    for gone in ["0001", "0002", "0003"] {
+        assert!(!stored.contains(&gone.to_owned()), "{gone} deleted");
+    }
+    let summary = f
+        .store
+        .connection(first.connection_id)
+        .unwrap()
+        .entities
+        .unwrap();
+    assert_eq!(summary.total_entities, 38);
+}
+
+#[tokio::test]
 async fn a_full_sync_deletes_what_the_source_no_longer_has_and_an_incremental_one_does_not() {
     let (f, _, first) = connection().await;
     let script = |count| ScriptedStream {

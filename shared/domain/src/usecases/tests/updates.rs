@@ -55,8 +55,28 @@ async fn fields_change_and_the_rest_stays() {
     );
     assert_eq!(
         f.sources.check_calls().len(),
-        1,
-        "no credential check without credentials"
+        2,
+        "the stored credentials were checked against the new config"
+    );
+    patch(&f, org, &id, json!({"name": "Renamed again"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.sources.check_calls().len(),
+        2,
+        "no check without config or credentials"
+    );
+
+    f.sources
+        .answer_checks_with(Err(CheckError::Rejected("cannot read that".into())));
+    let refused = patch(&f, org, &id, json!({"config": {"entity_count": 9}})).await;
+    assert!(
+        matches!(refused, Err(DomainError::BadRequest(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        f.store.connection(after.id).unwrap().config.unwrap()["entity_count"],
+        5
     );
 }
 

@@ -1,0 +1,300 @@
+use super::*;
+use hyper::HeaderMap;
+
+const TOKEN: &str = "ghp_fakeTestToken";
+
+fn shared(workspace: Workspace) -> Shared {
+    Shared {
+        valid_token: Mutex::new(TOKEN.into()),
+        revoked: Mutex::new(false),
+        mode: Mutex::new(Mode::Normal),
+        faults: Mutex::new(VecDeque::new()),
+        requests: AtomicUsize::new(0),
+        workspace: Arc::new(Mutex::new(workspace)),
+    }
+}
+
+/// `GET path?query` with the valid token, answered in-process.
+fn get(shared: &Shared, path_and_query: &str) -> FakeResponse {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let mut headers = HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    headers.insert("host", "127.0.0.1:4701".parse().unwrap());
+    let request = FakeRequest {
+        method: "GET".into(),
+        path: path.into(),
+        query: url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect(),
+        headers,
+        body: Default::default(),
+    };
+    answer(shared, &request)
+}
+
+fn body(response: &FakeResponse) -> Value {
+    serde_json::from_slice(&response.body).expect("JSON")
+}
+
+fn header<'a>(response: &'a FakeResponse, name: &str) -> Option<&'a str> {
+    response
+        .headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn titles(response: &FakeResponse) -> Vec<String> {
+    body(response)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn issues_page_with_a_link_header_like_github() {
+    let mut workspace = Workspace::demo();
+    workspace.max_per_page = 2;
+    let repo = workspace.repos.get_mut(DEMO_REPO).unwrap();
+    repo.add_issue("Fourth", "");
+    let fake = shared(workspace);
+
+    let first = get(
+        &fake,
+        "/repos/octo-org/hello-world/issues?state=all&per_page=100&sort=updated&direction=asc",
+    );
+    assert_eq!(first.status, 200);
+    // Sorted by last update: commenting on #1 and #3 and closing #2 moved them.
+    assert_eq!(titles(&first), ["Found a bug", "Fix the greeting"]);
+    let link = header(&first, "link").unwrap();
+    assert!(
+        link.starts_with("<http://127.0.0.1:4701/repos/octo-org/hello-world/issues?"),
+        "{link}"
+    );
+    assert!(
+        link.contains("page=2") && link.contains("rel=\"next\""),
+        "{link}"
+    );
+    assert!(link.contains("rel=\"last\""), "{link}");
+
+    let second = get(
+        &fake,
+        "/repos/octo-org/hello-world/issues?state=all&per_page=2&page=2&sort=updated&direction=asc",
+    );
+    assert_eq!(titles(&second), ["Add a --name flag", "Fourth"]);
+    let link = header(&second, "link").unwrap();
+    assert!(!link.contains("rel=\"next\""), "the last page: {link}");
+    assert!(link.contains("rel=\"prev\""), "{link}");
+
+    let pr = &body(&first)[1];
+    assert!(pr["pull_request"]["url"].is_string(), "{pr}");
+    assert!(header(&second, "x-ratelimit-remaining").is_some());
+}
+
+#[test]
+fn lists_default_to_open_issues_and_filter_by_since() {
+    let fake = shared(Workspace::demo());
+    let open = get(&fake, "/repos/octo-org/hello-world/issues");
+    assert_eq!(titles(&open), ["Fix the greeting", "Found a bug"]);
+
+    let edited_at = {
+        let mut ws = fake.workspace.lock().unwrap();
+        let repo = ws.repos.get_mut(DEMO_REPO).unwrap();
+        repo.edit_issue(1, |i| i.title = "Found a bug (confirmed)".into());
+        repo.issues[&1].updated_at
+    };
+    let since = get(
+        &fake,
+        &format!(
+            "/repos/octo-org/hello-world/issues?state=all&since={}",
+            time(edited_at)
+        ),
+    );
+    assert_eq!(titles(&since), ["Found a bug (confirmed)"]);
+
+    let comments = body(&get(
+        &fake,
+        "/repos/octo-org/hello-world/issues/comments?sort=updated&direction=asc",
+    ));
+    assert_eq!(comments.as_array().unwrap().len(), 2);
+    assert!(comments[0]["issue_url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/issues/1"));
+}
+
+#[test]
+fn trees_blobs_and_comparisons_follow_the_commits() {
+    let fake = shared(Workspace::demo());
+    let branch = body(&get(&fake, "/repos/octo-org/hello-world/branches/main"));
+    let first = branch["commit"]["sha"].as_str().unwrap().to_owned();
+    let tree_sha = branch["commit"]["commit"]["tree"]["sha"].as_str().unwrap();
+
+    let tree = body(&get(
+        &fake,
+        &format!("/repos/octo-org/hello-world/git/trees/{tree_sha}?recursive=1"),
+    ));
+    let paths: Vec<&str> = tree["tree"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "blob")
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "README.md",
+            "assets/logo.png",
+            "docs/guide.md",
+            "src/main.rs"
+        ]
+    );
+    let readme = &tree["tree"][0];
+    let blob = body(&get(
+        &fake,
+        &format!(
+            "/repos/octo-org/hello-world/git/blobs/{}",
+            readme["sha"].as_str().unwrap()
+        ),
+    ));
+    let content: String = blob["content"].as_str().unwrap().split('\n').collect();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(content)
+        .unwrap();
+    assert!(decoded.starts_with(b"# Hello World"));
+
+    let second = {
+        let mut ws = fake.workspace.lock().unwrap();
+        ws.repos.get_mut(DEMO_REPO).unwrap().commit(
+            "main",
+            "Rework the docs",
+            &[
+                ("docs/guide.md", None),
+                ("docs/manual.md", Some(b"# Guide\n\nRun `cargo run`.\n")),
+                ("README.md", Some(b"# Hello\n")),
+                ("NEW.txt", Some(b"new")),
+                ("src/main.rs", None),
+            ],
+        )
+    };
+    let compare = body(&get(
+        &fake,
+        &format!("/repos/octo-org/hello-world/compare/{first}...{second}"),
+    ));
+    assert_eq!(compare["status"], "ahead");
+    assert_eq!(compare["total_commits"], 1);
+    let files: Vec<(String, String)> = compare["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["filename"].as_str().unwrap().to_owned(),
+                f["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("NEW.txt".into(), "added".into()),
+            ("README.md".into(), "modified".into()),
+            ("docs/manual.md".into(), "renamed".into()),
+            ("src/main.rs".into(), "removed".into()),
+        ]
+    );
+    assert_eq!(compare["files"][2]["previous_filename"], "docs/guide.md");
+    let back = body(&get(
+        &fake,
+        &format!("/repos/octo-org/hello-world/compare/{second}...{first}"),
+    ));
+    assert_eq!(back["status"], "behind");
+}
+
+#[test]
+fn unknown_repositories_and_branches_are_github_404s() {
+    let fake = shared(Workspace::demo());
+    let missing = get(&fake, "/repos/octo-org/secret");
+    assert_eq!(missing.status, 404);
+    assert_eq!(body(&missing)["message"], "Not Found");
+    let branch = get(&fake, "/repos/octo-org/hello-world/branches/nope");
+    assert_eq!(
+        (branch.status, body(&branch)["message"].clone()),
+        (404, json!("Branch not found"))
+    );
+    fake.workspace
+        .lock()
+        .unwrap()
+        .add_repo(Repo::new("octo-org/empty", "main"));
+    let empty = get(&fake, "/repos/octo-org/empty/git/trees/main?recursive=1");
+    assert_eq!(empty.status, 409);
+}
+
+#[test]
+fn switches_answer_once_or_until_reset() {
+    let fake = shared(Workspace::demo());
+    fake.faults.lock().unwrap().push_back(Armed {
+        path_suffix: "/issues".into(),
+        skip: 1,
+        fault: Fault::SecondaryLimit {
+            retry_after_secs: 1,
+        },
+    });
+    let issues = "/repos/octo-org/hello-world/issues";
+    assert_eq!(get(&fake, "/repos/octo-org/hello-world").status, 200);
+    assert_eq!(get(&fake, issues).status, 200, "skipped once");
+    let limited = get(&fake, issues);
+    assert_eq!(limited.status, 429);
+    assert_eq!(header(&limited, "retry-after"), Some("1"));
+    assert_eq!(get(&fake, issues).status, 200, "only once");
+
+    fake.faults.lock().unwrap().push_back(Armed {
+        path_suffix: "/issues".into(),
+        skip: 0,
+        fault: Fault::Malformed,
+    });
+    let malformed = get(&fake, issues);
+    assert_eq!(malformed.status, 200);
+    assert!(serde_json::from_slice::<Value>(&malformed.body).is_err());
+
+    *fake.revoked.lock().unwrap() = true;
+    let revoked = get(&fake, "/user");
+    assert_eq!(revoked.status, 401);
+    assert_eq!(body(&revoked)["message"], "Bad credentials");
+
+    *fake.mode.lock().unwrap() = Mode::PrimaryLimitExhausted { reset_in_secs: 60 };
+    let spent = get(&fake, "/user");
+    assert_eq!(spent.status, 403);
+    assert_eq!(header(&spent, "x-ratelimit-remaining"), Some("0"));
+}
+
+#[tokio::test]
+async fn it_serves_on_a_port_and_logs_paths_only() {
+    let fake = FakeGithub::start(TOKEN).await;
+    assert!(fake.base_url.starts_with("http://127.0.0.1:"));
+    fake.repo(DEMO_REPO).add_issue("From a test", "");
+    assert_eq!(fake.repo(DEMO_REPO).issues.len(), 4);
+    fake.fail_next("/issues", Fault::Malformed);
+    assert_eq!(fake.requests(), 0);
+    assert!(fake.paths().is_empty());
+}
+
+#[test]
+fn a_fault_on_a_folder_matches_the_paths_below_it() {
+    let fake = shared(Workspace::demo());
+    fake.faults.lock().unwrap().push_back(Armed {
+        path_suffix: "/git/blobs/".into(),
+        skip: 0,
+        fault: Fault::BadGateway,
+    });
+    assert_eq!(get(&fake, "/repos/octo-org/hello-world/issues").status, 200);
+    assert_eq!(
+        get(&fake, "/repos/octo-org/hello-world/git/blobs/abc").status,
+        502
+    );
+}
