@@ -139,7 +139,12 @@ async fn a_sync_over_many_pages_lists_every_item_of_the_repository() {
     let expected = listed(&fake);
     let total: usize = expected.values().sum();
     assert_eq!(counts(&job), [total as u64, 0, 0, 0, 0]);
-    assert_eq!(asked(&fake, "/issues"), 3, "14 issues in pages of {PAGE}");
+    assert_eq!(
+        asked(&fake, "/issues"),
+        4,
+        "14 issues in pages of {PAGE}, each next one asked since the last update of the page \
+         before (which comes again)"
+    );
     assert!(
         fake.paths().iter().all(|p| !p.contains("/pulls")),
         "pull requests come from the issues list, once"
@@ -182,7 +187,7 @@ async fn a_sync_over_many_pages_lists_every_item_of_the_repository() {
     let again = run_and_wait(&app, &id, false).await;
     assert_eq!(again["status"], "completed", "{again}");
     assert_eq!(counts(&again)[..3], [0, 0, 0]);
-    assert_eq!(asked(&fake, "/issues"), 4, "one page of what changed");
+    assert_eq!(asked(&fake, "/issues"), 5, "one page of what changed");
     assert_eq!(entities(&app, &id).await.len(), total);
 }
 
@@ -222,7 +227,7 @@ async fn rate_limited_answers_defer_the_job_and_the_sync_completes() {
     assert_eq!(stored(&entities(&app, &id).await), expected);
     assert_eq!(
         asked(&fake, "/issues"),
-        4,
+        5,
         "the limited page is asked again, the first one is not"
     );
 }

@@ -139,13 +139,27 @@ async fn a_sync_over_many_pages_lists_every_file_and_drive() {
     assert_eq!(keys(&all), fake_keys(&w.fake));
     assert_eq!(all.len() as u64, SEEDED_TOTAL);
 
-    // Paged as Drive pages, across all drives, without the trash.
+    // Paged as Drive pages, without the trash: the user's own files (three pages), then each
+    // shared drive on its own, never `allDrives` (incomplete for users in many drives).
     let listings = requests_to(&w.fake, "/drive/v3/files");
-    assert_eq!(listings.len(), 3, "{listings:?}");
-    assert!(listings.iter().all(|r| r.contains("corpora=allDrives")
-        && r.contains("includeItemsFromAllDrives=true")
-        && r.contains("q=trashed = false")));
+    assert_eq!(listings.len(), 5, "{listings:?}");
+    assert!(listings
+        .iter()
+        .all(|r| r.contains("q=trashed = false") && !r.contains("corpora=allDrives")));
+    assert!(
+        listings[..3]
+            .iter()
+            .all(|r| r.contains("corpora=user") && !r.contains("driveId=")),
+        "{listings:?}"
+    );
     assert!(!listings[0].contains("pageToken") && listings[2].contains("pageToken"));
+    assert!(listings[3..].iter().all(|r| r.contains("corpora=drive")
+        && r.contains("includeItemsFromAllDrives=true")
+        && r.contains("supportsAllDrives=true")));
+    assert!(
+        listings[3].contains(&format!("driveId={}", w.engineering)),
+        "{listings:?}"
+    );
     assert_eq!(
         requests_to(&w.fake, "/drive/v3/changes/startPageToken").len(),
         1
@@ -208,7 +222,7 @@ async fn a_rate_limited_page_defers_the_job_and_the_sync_completes() {
     assert_eq!(counts(&job), [SEEDED_TOTAL, 0, 0, 0, 0]);
     assert_eq!(keys(&entities(&app, &id).await), fake_keys(&w.fake));
     let listings = requests_to(&w.fake, "/drive/v3/files");
-    assert_eq!(listings.len(), 4, "{listings:?}");
+    assert_eq!(listings.len(), 6, "{listings:?}");
     assert_eq!(listings[1], listings[2], "the limited page is asked again");
     assert_eq!(connection(&app, &id).await["status"], "active");
 }
@@ -283,7 +297,7 @@ async fn an_incremental_sync_reads_the_changes_and_deletes_what_was_removed() {
     );
     assert_eq!(
         requests_to(&w.fake, "/drive/v3/files").len(),
-        3,
+        5,
         "no listing of every file again"
     );
 

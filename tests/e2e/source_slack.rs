@@ -196,6 +196,54 @@ async fn a_rate_limited_page_defers_the_job_and_the_sync_completes() {
 }
 
 #[tokio::test]
+async fn a_sync_resumed_between_pages_of_channels_reads_each_channel_once() {
+    let (w, app) = seeded().await;
+    // Each page of channels is read before the next is listed; the second page (#leads) is
+    // rate-limited, after #general was read.
+    w.fake.rate_limit_after("conversations.list", 1, 1);
+    let created = create(&app, &body(TOKEN)).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let handled = drain(&app, Duration::from_secs(3)).await;
+    assert!(
+        handled >= 2,
+        "the job went on in a deferred message ({handled})"
+    );
+
+    let job = jobs(&app, &id).await.remove(0);
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(counts(&job), [SEEDED_TOTAL, 0, 0, 0, 0]);
+    assert_eq!(entities(&app, &id).await.len() as u64, SEEDED_TOTAL);
+    let calls: Vec<String> = w
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.method.starts_with("conversations."))
+        .map(|c| {
+            let channel = c.params.get("channel").cloned().unwrap_or_default();
+            format!("{} {channel}", c.method).trim_end().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "conversations.list",
+            "conversations.history C1",
+            "conversations.history C1",
+            "conversations.history C1",
+            "conversations.replies C1",
+            "conversations.replies C1",
+            "conversations.list",
+            "conversations.list",
+            "conversations.history G3",
+        ],
+        "the limited page asked again, no channel read twice"
+    );
+    let lists = w.fake.calls_of("conversations.list");
+    assert_eq!(lists[1], lists[2]);
+    assert!(lists[1].contains_key("cursor"));
+}
+
+#[tokio::test]
 async fn a_revoked_token_fails_the_job_and_asks_for_reauthentication() {
     let (w, app) = seeded().await;
     let created = create(&app, &body(TOKEN)).await;

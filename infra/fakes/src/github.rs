@@ -1,7 +1,8 @@
 //! A fake of GitHub's REST API on 127.0.0.1, shaped after the public API reference: the
 //! authenticated user, repositories, issues and pull requests (one list, as `/issues` answers
 //! them), issue comments, branches, git trees and blobs, and the comparison of two commits.
-//! Lists page with `per_page`/`page` and a `Link` header (`rel="next"`, `"last"`, ...), every
+//! Lists filter by `since` (updated at or after it), sort by `sort`/`direction`, and page with
+//! `per_page`/`page` and a `Link` header (`rel="next"`, `"last"`, ...), every
 //! answer carries the `x-ratelimit-*` headers, and errors have GitHub's JSON shape.
 //!
 //! A test changes the [`Workspace`] between syncs (issues opened, edited, closed or deleted,
@@ -298,6 +299,8 @@ pub struct Repo {
     pub issues: BTreeMap<u64, Issue>,
     /// By id.
     pub comments: BTreeMap<u64, Comment>,
+    /// `false` turns the repository's issues off: its issue lists answer 410, as on GitHub.
+    pub has_issues: bool,
     /// Advances a minute at every change, so each change has a later `updated_at`.
     clock: DateTime<Utc>,
     next_id: u64,
@@ -354,6 +357,7 @@ impl Repo {
             commits: BTreeMap::new(),
             issues: BTreeMap::new(),
             comments: BTreeMap::new(),
+            has_issues: true,
             clock: created_at,
             next_id: 1_000_000 + seed * 1000,
         }
@@ -702,11 +706,20 @@ fn route(workspace: &Workspace, request: &FakeRequest) -> FakeResponse {
     let api = Api::new(request, repo);
     match segments.next() {
         None | Some("") => json_response(200, &api.repository()),
+        Some("issues" | "issues/comments") if !repo.has_issues => error(
+            410,
+            "Issues are disabled for this repo",
+            "https://docs.github.com/rest/issues/issues#list-repository-issues",
+        ),
         Some("issues") => api.page(request, workspace, api.issues(request)),
         Some("issues/comments") => api.page(request, workspace, api.comments(request)),
         Some(sub) => {
             if let Some(branch) = sub.strip_prefix("branches/") {
-                api.branch(branch)
+                // The name's parts come percent-encoded, its `/` as they are.
+                match percent_decode(branch) {
+                    Some(branch) => api.branch(&branch),
+                    None => error(404, "Branch not found", DOCS),
+                }
             } else if let Some(sha) = sub.strip_prefix("git/trees/") {
                 api.tree(sha, request.query.contains_key("recursive"))
             } else if let Some(sha) = sub.strip_prefix("git/blobs/") {
@@ -768,7 +781,7 @@ impl<'a> Api<'a> {
             "stargazers_count": 80,
             "watchers_count": 80,
             "language": "Rust",
-            "has_issues": true,
+            "has_issues": r.has_issues,
             "forks_count": 9,
             "archived": false,
             "disabled": false,
@@ -1247,6 +1260,25 @@ fn user() -> Value {
         "two_factor_authentication": true,
         "plan": {"name": "free", "space": 976562499, "collaborators": 0, "private_repos": 10000}
     })
+}
+
+/// `%XX` escapes decoded (nothing else: `+` is a plus in a path); `None` when not UTF-8 or an
+/// escape is cut.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// GitHub's timestamps: UTC, whole seconds, `Z`.

@@ -1,6 +1,7 @@
 //! A fake of the Google Drive API v3 on 127.0.0.1, shaped after the public reference:
 //! `GET /drive/v3/about`, `files` (`pageSize`/`pageToken`/`nextPageToken`, `q=trashed = false`,
-//! `corpora=allDrives` with `includeItemsFromAllDrives`), `files/{id}?alt=media`,
+//! `corpora=user`, `corpora=drive` with `driveId`, `corpora=allDrives`; the last two need
+//! `includeItemsFromAllDrives`), `files/{id}?alt=media`,
 //! `files/{id}/export?mimeType=text/plain`, `drives`, `changes/startPageToken` and `changes`
 //! (`nextPageToken` until `newStartPageToken`). Errors are Google's JSON error bodies: 401
 //! `UNAUTHENTICATED` for a bad or revoked token, 403 `userRateLimitExceeded` (or 429
@@ -692,13 +693,33 @@ fn flag(request: &FakeRequest, name: &str) -> bool {
 fn list_files(workspace: &Workspace, request: &FakeRequest, serial: u64) -> FakeResponse {
     let all_drives = flag(request, "includeItemsFromAllDrives");
     let corpora = request.query.get("corpora").map_or("user", String::as_str);
-    if !["user", "allDrives"].contains(&corpora) {
+    if !["user", "allDrives", "drive"].contains(&corpora) {
         return invalid_parameter("corpora");
     }
-    if corpora == "allDrives" && !all_drives {
-        let message = "The includeItemsFromAllDrives parameter must be set to true when corpora \
-                       is allDrives.";
-        return error(400, "invalid", message, "INVALID_ARGUMENT", "global");
+    if corpora != "user" && !all_drives {
+        let message = format!(
+            "The includeItemsFromAllDrives parameter must be set to true when corpora is \
+             {corpora}."
+        );
+        return error(400, "invalid", &message, "INVALID_ARGUMENT", "global");
+    }
+    // `corpora=drive` names its shared drive in `driveId` (and only then may one be given).
+    let drive = request.query.get("driveId");
+    match (corpora, drive) {
+        ("drive", None) => {
+            let message = "The driveId parameter must be specified if and only if corpora is \
+                           set to drive.";
+            return error(400, "invalid", message, "INVALID_ARGUMENT", "global");
+        }
+        ("drive", Some(id)) if !workspace.drives.contains_key(id) => {
+            let message = format!("Shared drive not found: {id}");
+            return error(404, "notFound", &message, "NOT_FOUND", "global");
+        }
+        ("drive", Some(_)) if !flag(request, "supportsAllDrives") => {
+            return invalid_parameter("supportsAllDrives");
+        }
+        (_, Some(_)) if corpora != "drive" => return invalid_parameter("driveId"),
+        _ => {}
     }
     // The fake understands the one query a sync needs.
     let only_live = match request.query.get("q").map(|q| q.replace(' ', "")) {
@@ -722,7 +743,12 @@ fn list_files(workspace: &Workspace, request: &FakeRequest, serial: u64) -> Fake
         .files
         .values()
         .filter(|f| !(only_live && f.trashed))
-        .filter(|f| f.drive_id.is_none() || (all_drives && corpora == "allDrives"))
+        .filter(|f| match corpora {
+            // The user's own files and those shared with them, never a shared drive's.
+            "user" => f.drive_id.is_none(),
+            "drive" => f.drive_id.as_ref() == drive,
+            _ => true,
+        })
         .collect();
     let page: Vec<Value> = visible
         .iter()
@@ -972,6 +998,47 @@ mod tests {
         assert_eq!(pages, 3, "6 live files in pages of 2");
         let (status, _) = get(&fake, "/drive/v3/files?pageToken=bogus", TOKEN).await;
         assert_eq!(status, 400);
+    }
+
+    #[tokio::test]
+    async fn the_user_corpus_and_each_shared_drive_are_listed_apart() {
+        let fake = FakeGoogleDrive::start(TOKEN).await;
+        fake.set_workspace(Workspace::demo());
+        let drive = fake.workspace().drive_ids()[0].clone();
+        let names = |body: &Value| -> Vec<String> {
+            body["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (status, mine) = get(&fake, "/drive/v3/files?corpora=user", TOKEN).await;
+        assert_eq!(status, 200, "{mine}");
+        assert_eq!(names(&mine).len(), 5);
+        assert!(!names(&mine).contains(&"Design doc".to_owned()));
+        let listing = format!(
+            "/drive/v3/files?corpora=drive&driveId={drive}&includeItemsFromAllDrives=true&supportsAllDrives=true"
+        );
+        let (status, shared) = get(&fake, &listing, TOKEN).await;
+        assert_eq!(status, 200, "{shared}");
+        assert_eq!(names(&shared), ["Design doc"]);
+        let (status, _) = get(
+            &fake,
+            "/drive/v3/files?corpora=drive&includeItemsFromAllDrives=true&supportsAllDrives=true",
+            TOKEN,
+        )
+        .await;
+        assert_eq!(status, 400, "corpora=drive needs a driveId");
+        let (status, _) = get(&fake, "/drive/v3/files?corpora=drive&driveId=nope&includeItemsFromAllDrives=true&supportsAllDrives=true", TOKEN).await;
+        assert_eq!(status, 404);
+        let (status, _) = get(
+            &fake,
+            &format!("/drive/v3/files?corpora=user&driveId={drive}"),
+            TOKEN,
+        )
+        .await;
+        assert_eq!(status, 400, "a driveId only with corpora=drive");
     }
 
     #[tokio::test]

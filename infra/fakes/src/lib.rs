@@ -3,6 +3,7 @@
 //! workspace a test (or `make fakes`) can change between syncs, and switches that make the next
 //! answers rate-limited, revoked or malformed.
 
+pub mod control;
 pub mod github;
 pub mod google_drive;
 pub mod linear;

@@ -88,8 +88,9 @@ struct State {
     page_size: usize,
     users: Vec<User>,
     channels: Vec<Channel>,
-    /// Answers the next calls of a method get instead of the real one, in order.
-    queued: Vec<(String, Switch)>,
+    /// Answers calls of a method get instead of the real one, in order: each after its count
+    /// of calls answered normally.
+    queued: Vec<(String, usize, Switch)>,
     calls: Vec<Call>,
 }
 
@@ -248,14 +249,24 @@ impl FakeSlack {
 
     /// The next call of `method` answers HTTP 429 with `Retry-After: <seconds>`, once.
     pub fn rate_limit_next(&self, method: &str, retry_after_secs: u64) {
-        self.state()
-            .queued
-            .push((method.into(), Switch::RateLimited { retry_after_secs }));
+        self.rate_limit_after(method, 0, retry_after_secs);
+    }
+
+    /// The call of `method` after the next `answered` ones answers HTTP 429 with
+    /// `Retry-After: <seconds>`, once.
+    pub fn rate_limit_after(&self, method: &str, answered: usize, retry_after_secs: u64) {
+        self.state().queued.push((
+            method.into(),
+            answered,
+            Switch::RateLimited { retry_after_secs },
+        ));
     }
 
     /// The next call of `method` answers a cut-off JSON body, once.
     pub fn malform_next(&self, method: &str) {
-        self.state().queued.push((method.into(), Switch::Malformed));
+        self.state()
+            .queued
+            .push((method.into(), 0, Switch::Malformed));
     }
 
     /// From now on the valid token answers `token_revoked`.
@@ -361,8 +372,16 @@ fn answer(state: &mut State, request: &FakeRequest) -> FakeResponse {
         params: params.clone(),
     });
 
-    if let Some(i) = state.queued.iter().position(|(m, _)| *m == method) {
-        let (_, switch) = state.queued.remove(i);
+    let due = match state.queued.iter_mut().find(|(m, _, _)| *m == method) {
+        Some((_, answered, _)) if *answered > 0 => {
+            *answered -= 1;
+            None
+        }
+        Some(_) => state.queued.iter().position(|(m, _, _)| *m == method),
+        None => None,
+    };
+    if let Some(i) = due {
+        let (_, _, switch) = state.queued.remove(i);
         return match switch {
             Switch::RateLimited { retry_after_secs } => {
                 FakeResponse::json(429, &json!({"ok": false, "error": "ratelimited"}))
@@ -890,6 +909,13 @@ mod tests {
             serde_json::from_slice::<Value>(&fine.body).unwrap()["ok"],
             true
         );
+        drop(s);
+
+        // A limit after two calls answered normally.
+        fake.rate_limit_after("conversations.history", 2, 5);
+        let mut s = fake.state();
+        let statuses: Vec<u16> = (0..4).map(|_| history(&mut s).status).collect();
+        assert_eq!(statuses, [200, 200, 429, 200]);
     }
 
     #[tokio::test]

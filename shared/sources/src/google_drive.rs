@@ -1,16 +1,22 @@
 //! `google_drive`: the user's files (with the text of Google Docs and small text files) and
 //! shared drives, through the Drive API v3.
 //!
-//! A full run first asks `changes/startPageToken`, then lists the shared drives and every file
-//! the user can see; the token becomes the cursor, so whatever changed while the run listed is
-//! seen again by the next one. An incremental run reads `changes` from the saved token until
-//! Drive answers `newStartPageToken`, the next cursor; files reported removed or trashed are the
-//! page's `removed`.
+//! A full run first asks `changes/startPageToken`, then lists the shared drives, then the files
+//! of `corpora=user` (the user's own and those shared with them), then each shared drive's files
+//! (`corpora=drive&driveId=…`) one drive after the other: `corpora=allDrives` answers
+//! `incompleteSearch` for users in many shared drives, and a full run must not end on an
+//! incomplete listing (it deletes what it did not list). The token becomes the cursor, so
+//! whatever changed while the run listed is seen again by the next one. An incremental run reads
+//! `changes` from the saved token until Drive answers `newStartPageToken`, the next cursor; files
+//! reported removed or trashed are the page's `removed`.
 //!
 //! A listed page of files is handed out in slices that fetch at most
-//! [`CONTENT_FETCHES_PER_PAGE`] contents each, so no `next_page` makes more than a few calls; a
-//! slice's checkpoint names the listing page and the offset in it, and a resumed stream lists
-//! that page again and skips what was handed out.
+//! [`CONTENT_FETCHES_PER_PAGE`] contents each and start no download once [`PAGE_TIME_BUDGET`]
+//! has passed, so no `next_page` runs long; a slice's checkpoint names the listing (user or
+//! which shared drive), the listing page and the id of the last item handed out. A resumed
+//! stream lists that page again and goes on after that id; if the id is no longer in the page
+//! (Drive's answer for a token may change as files come and go), it hands out the whole page
+//! again: a duplicate is harmless, a skipped file would be deleted as absent.
 
 use crate::base_url::BaseUrl;
 use crate::source::Source;
@@ -27,7 +33,7 @@ use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How transport errors name the upstream.
 const NAME: &str = "Google Drive";
@@ -44,6 +50,10 @@ const CHANGES_PAGE_SIZE: u32 = 100;
 /// The most file contents one `next_page` downloads: keeps a page well inside the worker's
 /// time budget whatever the listing holds.
 pub const CONTENT_FETCHES_PER_PAGE: usize = 10;
+/// Once this much time has passed since a `next_page` began, it starts no more content
+/// downloads and returns what it has (each call may take up to 15 s, and the worker hands over
+/// only between pages).
+pub const PAGE_TIME_BUDGET: Duration = Duration::from_secs(20);
 /// Text files larger than this are synced without their content.
 pub const TEXT_FILE_MAX_BYTES: u64 = 1024 * 1024;
 /// The most text kept in a payload: an entity must fit a DynamoDB item (400 KB) whole.
@@ -51,6 +61,21 @@ pub const CONTENT_LIMIT: usize = 256 * 1024;
 /// Drive sends no `Retry-After` on most rate-limit answers; its guide asks for a back-off, and
 /// half a minute lets a per-user quota (per 100 seconds) recover without stalling a sync long.
 pub const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
+/// A daily quota (`dailyLimitExceeded`, `quotaExceeded`) does not recover in seconds: waiting an
+/// hour beats failing the run or asking again every half minute.
+pub const DAILY_LIMIT_WAIT: Duration = Duration::from_secs(60 * 60);
+/// 403 reasons that are per-user rate limits: they recover within minutes.
+const RATE_LIMIT_REASONS: [&str; 3] = [
+    "userRateLimitExceeded",
+    "rateLimitExceeded",
+    "sharingRateLimitExceeded",
+];
+/// 403 reasons that are daily or project quotas.
+const QUOTA_REASONS: [&str; 2] = ["dailyLimitExceeded", "quotaExceeded"];
+/// 403 reasons only the user (or an admin) can fix: the token lacks the scope, or the domain
+/// forbids the app. Any other 403 (a file the user cannot read, an unsupported operation, …) is
+/// not a reason to ask for a new token.
+const AUTH_REASONS: [&str; 3] = ["insufficientPermissions", "domainPolicy", "authError"];
 /// An `about` answer is small; more is not needed to tell its shape.
 const CHECK_BODY_LIMIT: usize = 64 * 1024;
 const GOOGLE_DOC: &str = "application/vnd.google-apps.document";
@@ -164,9 +189,10 @@ fn safe_reason(reasons: &[String]) -> Option<&str> {
 enum Refusal {
     /// 401: the token expired or was revoked.
     Unauthenticated,
-    /// 429, or 403 with a rate-limit reason.
+    /// 429, or 403 with a rate-limit or quota reason.
     RateLimited(Duration),
-    /// Another 403: the token lacks the scope, or an admin turned the app off.
+    /// A 403 that only the user can fix: the token lacks the scope, or an admin turned the app
+    /// off (or Google gave no reason at all).
     Forbidden(Option<String>),
     /// 5xx.
     Unavailable(u16),
@@ -180,16 +206,18 @@ fn refusal(answer: &Answer, now: DateTime<Utc>) -> Option<Refusal> {
         return None;
     }
     let reasons = reasons(&answer.body);
-    let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
-        || (status == StatusCode::FORBIDDEN
-            && reasons
-                .iter()
-                .any(|r| r == "userRateLimitExceeded" || r == "rateLimitExceeded"));
-    Some(if rate_limited {
-        Refusal::RateLimited(retry_after(&answer.headers, now).unwrap_or(DEFAULT_RATE_LIMIT_WAIT))
+    let has = |names: &[&str]| reasons.iter().any(|r| names.contains(&r.as_str()));
+    let limited = status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::FORBIDDEN;
+    let wait = |default| retry_after(&answer.headers, now).unwrap_or(default);
+    Some(if limited && has(&QUOTA_REASONS) {
+        Refusal::RateLimited(wait(DAILY_LIMIT_WAIT))
+    } else if status == StatusCode::TOO_MANY_REQUESTS
+        || (status == StatusCode::FORBIDDEN && has(&RATE_LIMIT_REASONS))
+    {
+        Refusal::RateLimited(wait(DEFAULT_RATE_LIMIT_WAIT))
     } else if status == StatusCode::UNAUTHORIZED {
         Refusal::Unauthenticated
-    } else if status == StatusCode::FORBIDDEN {
+    } else if status == StatusCode::FORBIDDEN && (reasons.is_empty() || has(&AUTH_REASONS)) {
         Refusal::Forbidden(safe_reason(&reasons).map(str::to_owned))
     } else if status.is_server_error() {
         Refusal::Unavailable(status.as_u16())
@@ -309,10 +337,16 @@ impl Source for GoogleDriveSource {
             .filter(|token| !token.is_empty())
             .map(str::to_owned);
         let position = match request.resume {
-            Some(checkpoint) => serde_json::from_value(checkpoint).map_err(|_| {
+            Some(checkpoint) => serde_json::from_value::<Position>(checkpoint).map_err(|_| {
                 StreamError::Malformed("the Google Drive checkpoint is unreadable".into())
             })?,
             None => Position::start(since.as_deref()),
+        };
+        // A checkpoint of a full run from before drives were listed one by one (it listed
+        // `allDrives`) cannot tell which drives are left: that run starts over.
+        let position = match (&position.step, &position.drives) {
+            (Step::Files { .. }, None) => Position::start(since.as_deref()),
+            _ => position,
         };
         Ok(Box::new(DriveStream {
             client: self.client.clone(),
@@ -321,6 +355,7 @@ impl Source for GoogleDriveSource {
             incremental: since.is_some(),
             position,
             listing: None,
+            budget: PAGE_TIME_BUDGET,
         }))
     }
 }
@@ -332,6 +367,10 @@ struct Position {
     /// The changes token the next run starts from: asked at the start of a full run, or the
     /// `newStartPageToken` that ends an incremental one.
     next_start: Option<String>,
+    /// A full run's shared drives, as `drives.list` named them: their files are listed one
+    /// drive after the other once the user's own are done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    drives: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,15 +381,20 @@ enum Step {
     Drives {
         page_token: Option<String>,
     },
-    /// `offset` files of the listing page `page_token` were handed out.
+    /// Files of `corpora=user` (`drive: None`) or of the shared drive `drives[drive]`; `last`
+    /// is the id of the last file of the listing page `page_token` handed out (`None`: none).
     Files {
+        #[serde(default)]
+        drive: Option<usize>,
         page_token: Option<String>,
-        offset: usize,
+        #[serde(default)]
+        last: Option<String>,
     },
-    /// `offset` changes of the changes page `page_token` were handed out.
+    /// `last` names the last change of the changes page `page_token` handed out.
     Changes {
         page_token: String,
-        offset: usize,
+        #[serde(default)]
+        last: Option<String>,
     },
     Done,
 }
@@ -361,13 +405,15 @@ impl Position {
             Some(token) => Self {
                 step: Step::Changes {
                     page_token: token.to_owned(),
-                    offset: 0,
+                    last: None,
                 },
                 next_start: None,
+                drives: None,
             },
             None => Self {
                 step: Step::StartToken,
                 next_start: None,
+                drives: None,
             },
         }
     }
@@ -377,6 +423,42 @@ impl Position {
 struct Listing {
     items: Vec<Value>,
     next: After,
+    /// How many of `items` were handed out.
+    at: usize,
+}
+
+impl Listing {
+    /// A page listed again by a resumed stream: what follows the last item handed out, or the
+    /// whole page when that item is no longer in it (its answer changed as items came and
+    /// went; handing an item out twice is harmless, skipping one is not).
+    fn resume_after(mut self, last: Option<&str>, key: fn(&Value) -> Option<String>) -> Self {
+        self.at = last
+            .and_then(|last| {
+                self.items
+                    .iter()
+                    .position(|item| key(item).as_deref() == Some(last))
+            })
+            .map_or(0, |i| i + 1);
+        self
+    }
+}
+
+/// What names a listed file.
+fn file_key(file: &Value) -> Option<String> {
+    file.get("id").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// What names a change: its kind and the id of its file or drive.
+fn change_key(change: &Value) -> Option<String> {
+    let kind = change
+        .get("changeType")
+        .and_then(Value::as_str)
+        .unwrap_or("file");
+    let id = change
+        .get("fileId")
+        .or_else(|| change.get("driveId"))
+        .and_then(Value::as_str)?;
+    Some(format!("{kind}:{id}"))
 }
 
 /// What follows a listed page.
@@ -393,6 +475,8 @@ struct DriveStream {
     incremental: bool,
     position: Position,
     listing: Option<Listing>,
+    /// [`PAGE_TIME_BUDGET`]; tests shorten it.
+    budget: Duration,
 }
 
 /// The text a file entity carries.
@@ -427,24 +511,31 @@ impl DriveStream {
     /// A JSON answer of the API, or what its refusal means.
     async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, StreamError> {
         let answer = self.get(path, query, PAGE_BODY_LIMIT).await?;
-        if let Some(refused) = refusal(&answer, Utc::now()) {
-            tracing::info!(
-                status = answer.status.as_u16(),
-                path,
-                "Google Drive refused a page"
-            );
-            return Err(refused.into_stream_error());
-        }
-        match serde_json::from_slice::<Value>(&answer.body) {
-            Ok(body) if body.is_object() => Ok(body),
-            Ok(_) => Err(malformed(path)),
-            Err(_) => Err(StreamError::Malformed(format!(
-                "the answer to /{path} is not JSON (HTTP {})",
-                answer.status.as_u16()
-            ))),
-        }
+        json_of(path, answer)
     }
+}
 
+/// A JSON answer of the API, or what its refusal means.
+fn json_of(path: &str, answer: Answer) -> Result<Value, StreamError> {
+    if let Some(refused) = refusal(&answer, Utc::now()) {
+        tracing::info!(
+            status = answer.status.as_u16(),
+            path,
+            "Google Drive refused a page"
+        );
+        return Err(refused.into_stream_error());
+    }
+    match serde_json::from_slice::<Value>(&answer.body) {
+        Ok(body) if body.is_object() => Ok(body),
+        Ok(_) => Err(malformed(path)),
+        Err(_) => Err(StreamError::Malformed(format!(
+            "the answer to /{path} is not JSON (HTTP {})",
+            answer.status.as_u16()
+        ))),
+    }
+}
+
+impl DriveStream {
     async fn start_page_token(&self) -> Result<String, StreamError> {
         let path = "drive/v3/changes/startPageToken";
         let body = self
@@ -480,7 +571,13 @@ impl DriveStream {
         Ok((entities, next_page(&body, None)))
     }
 
-    async fn files_listing(&self, page_token: Option<&str>) -> Result<Listing, StreamError> {
+    /// A page of `corpora=user` (`drive: None`) or of one shared drive; `None` when that shared
+    /// drive is gone (404): its files are gone with it.
+    async fn files_listing(
+        &self,
+        drive: Option<&str>,
+        page_token: Option<&str>,
+    ) -> Result<Option<Listing>, StreamError> {
         let path = "drive/v3/files";
         let size = FILES_PAGE_SIZE.to_string();
         let fields = format!("nextPageToken,incompleteSearch,files({FILE_FIELDS})");
@@ -488,14 +585,25 @@ impl DriveStream {
             ("pageSize", size.as_str()),
             ("fields", fields.as_str()),
             ("q", "trashed = false"),
-            ("corpora", "allDrives"),
-            ("supportsAllDrives", "true"),
-            ("includeItemsFromAllDrives", "true"),
         ];
+        match drive {
+            None => query.push(("corpora", "user")),
+            Some(id) => query.extend([
+                ("corpora", "drive"),
+                ("driveId", id),
+                ("supportsAllDrives", "true"),
+                ("includeItemsFromAllDrives", "true"),
+            ]),
+        }
         if let Some(token) = page_token {
             query.push(("pageToken", token));
         }
-        let body = self.get_json(path, &query).await?;
+        let answer = self.get(path, &query, PAGE_BODY_LIMIT).await?;
+        if drive.is_some() && answer.status == StatusCode::NOT_FOUND {
+            tracing::info!("a shared drive was gone before its files were listed");
+            return Ok(None);
+        }
+        let body = json_of(path, answer)?;
         // A full run deletes what it does not list: a listing Drive says is incomplete must not
         // end one.
         if body.get("incompleteSearch").and_then(Value::as_bool) == Some(true) {
@@ -507,10 +615,11 @@ impl DriveStream {
             .get("files")
             .map_or(Some(Vec::new()), |f| f.as_array().cloned())
             .ok_or_else(|| malformed(path))?;
-        Ok(Listing {
+        Ok(Some(Listing {
             items,
             next: next_page(&body, None),
-        })
+            at: 0,
+        }))
     }
 
     async fn changes_listing(&self, page_token: &str) -> Result<Listing, StreamError> {
@@ -544,7 +653,7 @@ impl DriveStream {
                 "{API} ended the changes without a new start token"
             )));
         }
-        Ok(Listing { items, next })
+        Ok(Listing { items, next, at: 0 })
     }
 
     /// The text of a Google Doc (exported as plain text) or of a small text file; none for
@@ -581,12 +690,15 @@ impl DriveStream {
     }
 
     /// Hands out the next slice of the held listing: entities and removals, fetching at most
-    /// [`CONTENT_FETCHES_PER_PAGE`] contents. Answers the new offset.
+    /// [`CONTENT_FETCHES_PER_PAGE`] contents and starting none once the page's time budget
+    /// (counted from `started`) is spent, as long as the slice hands out something. Answers the
+    /// new offset.
     async fn slice(
         &self,
         items: &[Value],
         offset: usize,
         changes: bool,
+        started: Instant,
     ) -> Result<(Vec<Entity>, Vec<EntityKey>, usize), StreamError> {
         let mut entities = Vec::new();
         let mut removed = Vec::new();
@@ -614,7 +726,8 @@ impl DriveStream {
                 item
             };
             let needs_content = content_kind(file).is_some();
-            if needs_content && fetches == CONTENT_FETCHES_PER_PAGE {
+            let out_of_time = at > offset && started.elapsed() >= self.budget;
+            if needs_content && (fetches == CONTENT_FETCHES_PER_PAGE || out_of_time) {
                 break;
             }
             let content = if needs_content {
@@ -632,6 +745,27 @@ impl DriveStream {
             at += 1;
         }
         Ok((entities, removed, at))
+    }
+}
+
+impl DriveStream {
+    /// The id of the run's `i`th shared drive.
+    fn drive_id(&self, i: usize) -> Option<String> {
+        self.position.drives.as_ref()?.get(i).cloned()
+    }
+
+    /// What follows the files of `corpora=user` (`None`) or of the `i`th shared drive: the next
+    /// shared drive's, or the end.
+    fn after_corpus(&self, drive: Option<usize>) -> Step {
+        let next = drive.map_or(0, |i| i + 1);
+        match self.drive_id(next) {
+            Some(_) => Step::Files {
+                drive: Some(next),
+                page_token: None,
+                last: None,
+            },
+            None => Step::Done,
+        }
     }
 }
 
@@ -804,6 +938,7 @@ fn drive_entity(drive: &Value) -> Option<Entity> {
 #[async_trait]
 impl EntityStream for DriveStream {
     async fn next_page(&mut self) -> Result<Option<EntityPage>, StreamError> {
+        let started = Instant::now();
         loop {
             let (entities, removed) = match self.position.step.clone() {
                 Step::Done => return Ok(None),
@@ -816,59 +951,91 @@ impl EntityStream for DriveStream {
                 }
                 Step::Drives { page_token } => {
                     let (entities, after) = self.drives_page(page_token.as_deref()).await?;
+                    let drives = self.position.drives.get_or_insert_with(Vec::new);
+                    drives.extend(entities.iter().map(|d| d.entity_id.clone()));
                     self.position.step = match after {
                         After::Page(token) => Step::Drives {
                             page_token: Some(token),
                         },
                         After::End(_) => Step::Files {
+                            drive: None,
                             page_token: None,
-                            offset: 0,
+                            last: None,
                         },
                     };
                     (entities, Vec::new())
                 }
-                Step::Files { page_token, offset } => {
+                Step::Files {
+                    drive,
+                    page_token,
+                    last,
+                } => {
+                    let drive_id = match drive {
+                        None => None,
+                        Some(i) => match self.drive_id(i) {
+                            Some(id) => Some(id),
+                            None => {
+                                self.position.step = Step::Done;
+                                continue;
+                            }
+                        },
+                    };
                     let listing = match self.listing.take() {
                         Some(listing) => listing,
-                        None => self.files_listing(page_token.as_deref()).await?,
+                        None => match self
+                            .files_listing(drive_id.as_deref(), page_token.as_deref())
+                            .await?
+                        {
+                            Some(listing) => listing.resume_after(last.as_deref(), file_key),
+                            None => {
+                                self.position.step = self.after_corpus(drive);
+                                continue;
+                            }
+                        },
                     };
-                    let (entities, removed, at) = self.slice(&listing.items, offset, false).await?;
+                    let (entities, removed, at) = self
+                        .slice(&listing.items, listing.at, false, started)
+                        .await?;
                     self.position.step = if at < listing.items.len() {
-                        let step = Step::Files {
+                        let last = listing.items[..at].last().and_then(file_key).or(last);
+                        self.listing = Some(Listing { at, ..listing });
+                        Step::Files {
+                            drive,
                             page_token,
-                            offset: at,
-                        };
-                        self.listing = Some(listing);
-                        step
+                            last,
+                        }
                     } else {
                         match listing.next {
                             After::Page(token) => Step::Files {
+                                drive,
                                 page_token: Some(token),
-                                offset: 0,
+                                last: None,
                             },
-                            After::End(_) => Step::Done,
+                            After::End(_) => self.after_corpus(drive),
                         }
                     };
                     (entities, removed)
                 }
-                Step::Changes { page_token, offset } => {
+                Step::Changes { page_token, last } => {
                     let listing = match self.listing.take() {
                         Some(listing) => listing,
-                        None => self.changes_listing(&page_token).await?,
+                        None => self
+                            .changes_listing(&page_token)
+                            .await?
+                            .resume_after(last.as_deref(), change_key),
                     };
-                    let (entities, removed, at) = self.slice(&listing.items, offset, true).await?;
+                    let (entities, removed, at) = self
+                        .slice(&listing.items, listing.at, true, started)
+                        .await?;
                     self.position.step = if at < listing.items.len() {
-                        let step = Step::Changes {
-                            page_token,
-                            offset: at,
-                        };
-                        self.listing = Some(listing);
-                        step
+                        let last = listing.items[..at].last().and_then(change_key).or(last);
+                        self.listing = Some(Listing { at, ..listing });
+                        Step::Changes { page_token, last }
                     } else {
                         match listing.next {
                             After::Page(token) => Step::Changes {
                                 page_token: token,
-                                offset: 0,
+                                last: None,
                             },
                             After::End(new_start) => {
                                 self.position.next_start = new_start;
@@ -907,7 +1074,7 @@ mod tests {
     use domain::auth::{Credentials, OauthToken};
     use secrecy::SecretString;
     use std::collections::VecDeque;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     const TOKEN: &str = "ya29.test-secret-access-token-never-logged";
 
@@ -989,10 +1156,8 @@ mod tests {
 
     /// Where a full run's files start, with start token `5`.
     fn at_files() -> Option<Value> {
-        Some(
-            json!({"step": {"kind": "files", "page_token": null, "offset": 0},
-                    "next_start": "5"}),
-        )
+        Some(json!({"step": {"kind": "files", "page_token": null},
+                    "next_start": "5", "drives": []}))
     }
 
     fn ids(page: &EntityPage) -> Vec<String> {
@@ -1073,6 +1238,55 @@ mod tests {
             Some(Refusal::Forbidden(Some("insufficientPermissions".into())))
         );
         assert_eq!(at(answer(200, &[], json!({}))), None);
+    }
+
+    #[test]
+    fn quotas_wait_and_only_scope_or_policy_refusals_ask_for_a_new_token() {
+        let error = |status, reason: &str| {
+            refusal(&answer(status, &[], error_body(status, reason)), now())
+                .unwrap()
+                .into_stream_error()
+        };
+        let daily = StreamError::RateLimited {
+            wait: DAILY_LIMIT_WAIT,
+        };
+        assert_eq!(error(403, "dailyLimitExceeded"), daily);
+        assert_eq!(error(403, "quotaExceeded"), daily);
+        assert_eq!(error(429, "dailyLimitExceeded"), daily);
+        assert_eq!(
+            error(403, "sharingRateLimitExceeded"),
+            StreamError::RateLimited {
+                wait: DEFAULT_RATE_LIMIT_WAIT
+            }
+        );
+        assert_eq!(
+            refusal(
+                &answer(
+                    403,
+                    &[("retry-after", "120")],
+                    error_body(403, "dailyLimitExceeded")
+                ),
+                now()
+            ),
+            Some(Refusal::RateLimited(Duration::from_secs(120)))
+        );
+        for reason in ["insufficientPermissions", "domainPolicy", "authError"] {
+            assert!(
+                matches!(error(403, reason), StreamError::Rejected(_)),
+                "{reason}"
+            );
+        }
+        for reason in [
+            "insufficientFilePermissions",
+            "cannotDownloadFile",
+            "forbidden",
+        ] {
+            let e = error(403, reason);
+            assert!(
+                matches!(&e, StreamError::Upstream(m) if m.contains(reason)),
+                "{reason}: {e:?}"
+            );
+        }
     }
 
     #[test]
@@ -1203,6 +1417,13 @@ mod tests {
                 "/drive/v3/files/doc1/export",
                 Reply::status(200).text("Quarterly plan\r\nShip it."),
             ),
+            (
+                "/drive/v3/files",
+                ok(
+                    json!({"files": [{"id": "t1", "name": "Team file", "mimeType": "image/png",
+                                     "driveId": "0AD"}]}),
+                ),
+            ),
         ])
         .await;
         let mut stream = open(&fake, None, None);
@@ -1226,10 +1447,14 @@ mod tests {
             "2026-03-01T10:00:00+00:00"
         );
         assert!(second.removed.is_empty());
+        let team = page(&mut stream).await;
+        assert_eq!(ids(&team), ["google_drive_file:t1"]);
+        assert_eq!(team.entities[0].payload["drive_id"], "0AD");
         assert!(stream.next_page().await.unwrap().is_none());
         assert!(!stream.incremental());
         assert_eq!(stream.cursor(), Some(json!({"start_page_token": "41"})));
-        assert_eq!(fake.seen().len(), 5);
+        // The user's own files, then the shared drive's (the e2e test checks the queries).
+        assert_eq!(fake.seen().len(), 6);
     }
 
     #[tokio::test]
@@ -1257,7 +1482,7 @@ mod tests {
             "listed once"
         );
         let checkpoint = first.checkpoint.clone();
-        assert_eq!(checkpoint["step"]["offset"], CONTENT_FETCHES_PER_PAGE);
+        assert_eq!(checkpoint["step"]["last"], "d09");
 
         // A new stream from the checkpoint lists the page again and skips what was handed out.
         let mut resumed = open(&fake, None, Some(checkpoint));
@@ -1268,6 +1493,189 @@ mod tests {
         );
         assert!(resumed.next_page().await.unwrap().is_none());
         assert_eq!(resumed.cursor(), Some(json!({"start_page_token": "5"})));
+    }
+
+    /// A fake whose `files` listing (one page) and `changes` listing (one page, then the new
+    /// start token `99`) a test changes between calls; every doc exports some text.
+    async fn changing(files: Arc<Mutex<Vec<Value>>>) -> FakeUpstream {
+        FakeUpstream::start(move |seen: &Seen| {
+            let items = files.lock().unwrap().clone();
+            if seen.path == "/drive/v3/files" {
+                ok(json!({ "files": items }))
+            } else if seen.path == "/drive/v3/changes" {
+                let changes: Vec<Value> = items
+                    .iter()
+                    .map(|f| json!({"changeType": "file", "fileId": f["id"], "file": f}))
+                    .collect();
+                ok(json!({"newStartPageToken": "99", "changes": changes}))
+            } else if seen.path.ends_with("/export") {
+                Reply::status(200).text("text of a doc")
+            } else {
+                Reply::status(418)
+            }
+        })
+        .await
+    }
+
+    fn docs(n: usize) -> Arc<Mutex<Vec<Value>>> {
+        let docs = (0..n)
+            .map(|i| file(&format!("d{i:02}"), GOOGLE_DOC))
+            .collect();
+        Arc::new(Mutex::new(docs))
+    }
+
+    fn drop_doc(docs: &Arc<Mutex<Vec<Value>>>, id: &str) {
+        docs.lock().unwrap().retain(|f| f["id"] != id);
+    }
+
+    /// Every id of the stream's pages until it ends.
+    async fn rest(stream: &mut Box<dyn EntityStream>) -> Vec<String> {
+        let mut all = Vec::new();
+        while let Some(page) = stream.next_page().await.unwrap() {
+            all.extend(ids(&page));
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn a_resumed_listing_goes_on_after_the_last_file_handed_out_even_if_files_went() {
+        let listed = docs(12);
+        let fake = changing(Arc::clone(&listed)).await;
+        let mut stream = open(&fake, None, at_files());
+        let first = page(&mut stream).await;
+        assert_eq!(first.entities.len(), CONTENT_FETCHES_PER_PAGE);
+        // A file handed out already leaves the page: by count, the resumed stream would skip
+        // d10, which it never handed out, and the run would delete it as absent.
+        drop_doc(&listed, "d03");
+        let mut resumed = open(&fake, None, Some(first.checkpoint.clone()));
+        assert_eq!(
+            rest(&mut resumed).await,
+            ["google_drive_file:d10", "google_drive_file:d11"]
+        );
+
+        // The last file handed out itself left the page: the whole page comes again.
+        drop_doc(&listed, "d09");
+        let mut resumed = open(&fake, None, Some(first.checkpoint));
+        let again = rest(&mut resumed).await;
+        assert_eq!(again.len(), 10, "{again:?}");
+        assert!(again.contains(&"google_drive_file:d00".to_owned()));
+        assert!(again.contains(&"google_drive_file:d10".to_owned()));
+        assert!(again.contains(&"google_drive_file:d11".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn a_resumed_changes_listing_goes_on_after_the_last_change_handed_out() {
+        let listed = docs(12);
+        let fake = changing(Arc::clone(&listed)).await;
+        let since = Some(json!({"start_page_token": "7"}));
+        let mut stream = open(&fake, since.clone(), None);
+        let first = page(&mut stream).await;
+        assert_eq!(first.entities.len(), CONTENT_FETCHES_PER_PAGE);
+        assert_eq!(first.checkpoint["step"]["last"], "file:d09");
+        drop_doc(&listed, "d00");
+        let mut resumed = open(&fake, since.clone(), Some(first.checkpoint.clone()));
+        assert_eq!(
+            rest(&mut resumed).await,
+            ["google_drive_file:d10", "google_drive_file:d11"]
+        );
+        assert_eq!(resumed.cursor(), Some(json!({"start_page_token": "99"})));
+        drop_doc(&listed, "d09");
+        let mut resumed = open(&fake, since, Some(first.checkpoint));
+        assert_eq!(rest(&mut resumed).await.len(), 10, "the page again");
+    }
+
+    #[tokio::test]
+    async fn a_page_starts_no_download_once_its_time_budget_is_spent() {
+        let fake = changing(docs(3)).await;
+        let mut stream = DriveStream {
+            client: http_client().unwrap(),
+            base_url: BaseUrl::parse(&fake.base_url).unwrap(),
+            authorization: authorization(&oauth(TOKEN)).unwrap(),
+            incremental: false,
+            position: serde_json::from_value(at_files().unwrap()).unwrap(),
+            listing: None,
+            budget: Duration::ZERO,
+        };
+        let mut pages = Vec::new();
+        while let Some(page) = stream.next_page().await.unwrap() {
+            pages.push(page);
+        }
+        // One download per page: the budget is spent after the first.
+        let per_page: Vec<Vec<String>> = pages.iter().map(ids).collect();
+        assert_eq!(
+            per_page,
+            [
+                ["google_drive_file:d00"],
+                ["google_drive_file:d01"],
+                ["google_drive_file:d02"]
+            ]
+        );
+        assert_eq!(pages[0].checkpoint["step"]["last"], "d00");
+        assert_eq!(fake.seen().len(), 4, "listed once, three downloads");
+        assert_eq!(PAGE_TIME_BUDGET, Duration::from_secs(20));
+    }
+
+    #[tokio::test]
+    async fn a_shared_drive_gone_mid_run_is_skipped_and_the_next_one_listed() {
+        let fake = scripted(vec![
+            (
+                "/drive/v3/files",
+                ok(json!({"files": [file("mine", "image/png")]})),
+            ),
+            (
+                "/drive/v3/files",
+                google_error(404, "notFound", "NOT_FOUND"),
+            ),
+            (
+                "/drive/v3/files",
+                ok(json!({"files": [file("team", "image/png")]})),
+            ),
+        ])
+        .await;
+        let resume = json!({"step": {"kind": "files", "page_token": null},
+                            "next_start": "5", "drives": ["0AA", "0BB"]});
+        let mut stream = open(&fake, None, Some(resume));
+        let all = rest(&mut stream).await;
+        assert_eq!(all, ["google_drive_file:mine", "google_drive_file:team"]);
+        assert_eq!(stream.cursor(), Some(json!({"start_page_token": "5"})));
+
+        // A checkpoint from before drives were listed one by one starts the run over.
+        let old = json!({"step": {"kind": "files", "page_token": "p2", "offset": 10},
+                         "next_start": "5"});
+        let fake = scripted(vec![(
+            "/drive/v3/changes/startPageToken",
+            google_error(401, "authError", "UNAUTHENTICATED"),
+        )])
+        .await;
+        let mut restarted = open(&fake, None, Some(old));
+        assert!(restarted.next_page().await.is_err());
+        assert_eq!(fake.seen()[0].path, "/drive/v3/changes/startPageToken");
+    }
+
+    #[tokio::test]
+    async fn a_file_the_user_cannot_read_is_synced_without_content_and_quotas_wait() {
+        let fake = FakeUpstream::start(|seen: &Seen| match seen.path.as_str() {
+            "/drive/v3/files" => ok(json!({"files": [file("locked", GOOGLE_DOC)]})),
+            _ => google_error(403, "insufficientFilePermissions", "PERMISSION_DENIED"),
+        })
+        .await;
+        let mut stream = open(&fake, None, at_files());
+        let got = page(&mut stream).await;
+        assert_eq!(ids(&got), ["google_drive_file:locked"]);
+        assert_eq!(got.entities[0].payload["content"], Value::Null);
+
+        let fake = FakeUpstream::start(|seen: &Seen| match seen.path.as_str() {
+            "/drive/v3/files" => ok(json!({"files": [file("doc", GOOGLE_DOC)]})),
+            _ => google_error(403, "dailyLimitExceeded", "PERMISSION_DENIED"),
+        })
+        .await;
+        let mut stream = open(&fake, None, at_files());
+        assert_eq!(
+            stream.next_page().await.unwrap_err(),
+            StreamError::RateLimited {
+                wait: DAILY_LIMIT_WAIT
+            }
+        );
     }
 
     #[tokio::test]
@@ -1443,7 +1851,7 @@ mod tests {
         assert_eq!(removed, ["google_drive_file#gone", "google_drive_file#t1"]);
         assert_eq!(
             first.checkpoint["step"],
-            json!({"kind": "changes", "page_token": "8", "offset": 0})
+            json!({"kind": "changes", "page_token": "8", "last": null})
         );
         let second = page(&mut stream).await;
         assert_eq!(ids(&second), ["google_drive_drive:0AD"]);

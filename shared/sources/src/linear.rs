@@ -10,7 +10,8 @@
 //! archived among them is dropped by the next full sync.
 //!
 //! Linear reports failures as GraphQL `errors` (often with HTTP 400): `extensions.code`
-//! `RATELIMITED` is a rate limit and `AUTHENTICATION_ERROR` a rejected key, never data.
+//! `RATELIMITED` is a rate limit and `AUTHENTICATION_ERROR` a rejected key, never data;
+//! `FORBIDDEN` is a rejected key only when nothing else arrived, otherwise a partial answer.
 
 use crate::base_url::BaseUrl;
 use crate::source::Source;
@@ -296,7 +297,11 @@ fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<Value, Refusal> {
     if has("AUTHENTICATION_ERROR") || status == StatusCode::UNAUTHORIZED {
         return Err(Refusal::Rejected(REJECTED.into()));
     }
-    if has("FORBIDDEN") || status == StatusCode::FORBIDDEN {
+    // A refused field beside data that did arrive (a nested field the key may not read) is a
+    // partial answer, not a refused key: only an answer with nothing in it is a rejection.
+    let forbidden = has("FORBIDDEN") || status == StatusCode::FORBIDDEN;
+    let carries_data = body.as_ref().is_some_and(carries_data);
+    if forbidden && !carries_data {
         return Err(Refusal::Rejected(
             "the key or token may not read this Linear workspace".into(),
         ));
@@ -314,7 +319,9 @@ fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<Value, Refusal> {
         )));
     };
     let has_data = body.get("data").is_some_and(|d| !d.is_null());
-    if !status.is_success() || !has_data {
+    // A 403 that carries data is the FORBIDDEN partial answer above, not a failed query.
+    let answered = status.is_success() || status == StatusCode::FORBIDDEN;
+    if !answered || !has_data {
         let codes = if codes.is_empty() {
             String::new()
         } else {
@@ -325,11 +332,24 @@ fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<Value, Refusal> {
             status.as_u16()
         )));
     }
-    if !codes.is_empty() {
-        // Partial data: a nested field failed. What arrived is used; the codes say what not.
-        tracing::warn!(codes = ?codes, "{NAME} answered data with GraphQL errors");
+    if !codes.is_empty() || !status.is_success() {
+        // Partial data: a nested field failed (or may not be read). What arrived is used; the
+        // codes say what not. The errors' messages are not logged: they may quote the data.
+        tracing::warn!(
+            status = status.as_u16(),
+            codes = ?codes,
+            "{NAME} answered data with GraphQL errors"
+        );
     }
     Ok(body)
+}
+
+/// Whether an answer's `data` holds anything: an object with at least one field that is not
+/// null (a refused top-level field comes back as null).
+fn carries_data(body: &Value) -> bool {
+    body.get("data")
+        .and_then(Value::as_object)
+        .is_some_and(|data| data.values().any(|v| !v.is_null()))
 }
 
 /// Linear's rules: `Retry-After` first; then the reset of the budget that is spent (requests,
@@ -1022,6 +1042,58 @@ mod tests {
             classify(&answer(400, &[], &graphql_error("FORBIDDEN")), now()),
             Err(Refusal::Rejected(_))
         ));
+    }
+
+    #[test]
+    fn forbidden_rejects_only_an_answer_without_data() {
+        let forbidden = Err(Refusal::Rejected(
+            "the key or token may not read this Linear workspace".into(),
+        ));
+        let refused = |data: Value| {
+            json!({"data": data, "errors": [{"message": "Forbidden: secret project", "extensions": {"code": "FORBIDDEN"}}]})
+                .to_string()
+        };
+        // Nothing arrived: the key may not read what was asked.
+        for (status, body) in [
+            (200, refused(Value::Null)),
+            (200, refused(json!({"issues": null}))),
+            (400, graphql_error("FORBIDDEN")),
+            (403, "Forbidden".to_owned()),
+            (403, refused(Value::Null)),
+        ] {
+            assert_eq!(
+                classify(&answer(status, &[], &body), now()),
+                forbidden,
+                "{status} {body}"
+            );
+        }
+
+        // One nested field was refused: the page is kept, the connection is not sent to
+        // re-authenticate.
+        let page = json!({"issues": {"nodes": [{"id": "i1", "project": null}], "pageInfo": {"hasNextPage": false}}});
+        for status in [200, 403] {
+            let partial = refused(page.clone());
+            let kept = classify(&answer(status, &[], &partial), now()).unwrap();
+            assert_eq!(kept["data"], page, "{status}");
+        }
+        let viewer = refused(json!({"viewer": {"id": "u1", "organization": null}}));
+        assert!(classify(&answer(200, &[], &viewer), now()).is_ok());
+    }
+
+    #[test]
+    fn authentication_errors_reject_even_beside_data() {
+        let rejected = Err(Refusal::Rejected(REJECTED.into()));
+        let page = json!({"issues": {"nodes": [], "pageInfo": {"hasNextPage": false}}});
+        let with_data = json!({"data": page, "errors": [{"message": "x", "extensions": {"code": "AUTHENTICATION_ERROR"}}]});
+        assert_eq!(
+            classify(&answer(200, &[], &with_data.to_string()), now()),
+            rejected
+        );
+        let unauthorized = json!({"data": page});
+        assert_eq!(
+            classify(&answer(401, &[], &unauthorized.to_string()), now()),
+            rejected
+        );
     }
 
     #[test]

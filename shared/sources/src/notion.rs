@@ -1,18 +1,25 @@
 //! `notion`: pages, databases and database rows of a Notion workspace, through Notion's public
 //! API pinned at version 2022-06-28.
 //!
-//! A run walks `POST /v1/search` sorted by `last_edited_time`, newest first, 100 results a call.
-//! A page becomes a `notion_page` with its content (its block children, nested up to
+//! A run walks `POST /v1/search` sorted by `last_edited_time`, 100 results a call: a full run
+//! oldest first, so whatever is edited while it runs moves to the end of the search and is read
+//! again (newest first, an edited item would move to the part already read, never be yielded,
+//! and be deleted as absent with, for a database, its rows); an incremental run newest first,
+//! down to its cursor (the search has no time filter). A page becomes a `notion_page` with its content (its block children, nested up to
 //! [`MAX_DEPTH`] levels, flattened to text); a database becomes a `notion_database`. On a full
 //! run each database's rows (`POST /v1/databases/{id}/query`) follow it as
 //! `notion_database_row`s, and the rows the search also returns are skipped, so each is read
 //! once. An incremental run stops the search at the first result older than the cursor and takes
 //! the changed rows from the search itself: querying every database would list the whole
 //! workspace again to find a few edited rows. The cursor is the newest `last_edited_time` seen.
+//! An incremental run cannot see an old page newly shared with the integration, nor a page
+//! unshared from it (neither changes `last_edited_time`); a forced full sync picks both up.
 //!
-//! One `next_page` works through at most about [`CALLS_PER_PAGE`] upstream calls; a listing page
-//! stays in memory between `next_page` calls and is fetched again (and skipped into) only when a
-//! new stream resumes from a checkpoint.
+//! One `next_page` works through at most about [`CALLS_PER_PAGE`] upstream calls and starts no
+//! call once [`PAGE_TIME_BUDGET`] has passed (an item whose content is half read then is read
+//! again by the next page); a listing page stays in memory between `next_page` calls and is
+//! fetched again only when a new stream resumes from a checkpoint: it goes on after the last
+//! item handed out, or hands out the whole page again if that item left it.
 
 use crate::base_url::BaseUrl;
 use crate::source::Source;
@@ -30,7 +37,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The API version every request pins (the `Notion-Version` header).
 const NOTION_VERSION: &str = "2022-06-28";
@@ -45,6 +52,10 @@ const CONTENT_CALLS_PER_ITEM: usize = 8;
 /// The calls after which a `next_page` returns what it has (it may go over by one item's
 /// content calls): short enough to keep a redone page cheap after a rate limit.
 const CALLS_PER_PAGE: usize = 24;
+/// Once this much time has passed since a `next_page` began, it starts no more calls and
+/// returns what it has (each call may take up to 15 s, and the worker hands over only between
+/// pages).
+const PAGE_TIME_BUDGET: Duration = Duration::from_secs(20);
 /// Text kept of one page's content; the rest is cut with `content_truncated`.
 const MAX_CONTENT_CHARS: usize = 100_000;
 /// Notion always sends `Retry-After`; this is for an answer that does not.
@@ -333,8 +344,9 @@ fn parent(item: &Value) -> Value {
 }
 
 /// A page property as a plain value a user searches for. Dropped: the `created_*`/`last_edited_*`
-/// kinds (the entity says when it changed), buttons and verification, and the URLs of files
-/// Notion hosts, which are signed and change on every read.
+/// kinds (the entity says when it changed), buttons and verification, formulas and rollups
+/// (computed at read time), and the URLs of files Notion hosts, which are signed and change on
+/// every read.
 fn property_value(property: &Value) -> Option<Value> {
     let kind = property.get("type")?.as_str()?;
     let value = property.get(kind)?;
@@ -368,15 +380,9 @@ fn property_value(property: &Value) -> Option<Value> {
                 .unwrap_or_default(),
         ),
         "date" if value.is_object() => json!({"start": value["start"], "end": value["end"]}),
-        "formula" | "rollup" => {
-            let inner = value.get("type")?.as_str()?;
-            match value.get(inner)? {
-                Value::Array(items) => {
-                    Value::Array(items.iter().filter_map(property_value).collect())
-                }
-                other => other.clone(),
-            }
-        }
+        // `formula` and `rollup` values are computed when the page is read (a formula using
+        // `now()` differs on every read): kept, they would make a row "updated" on every run.
+        // What they derive from is in the other properties.
         "unique_id" => {
             let number = value.get("number")?.as_i64()?;
             match value.get("prefix").and_then(Value::as_str) {
@@ -499,12 +505,13 @@ fn block_line(block: &Value) -> Option<String> {
 }
 
 /// Whether a block's children belong to this page's text: child pages and databases are
-/// entities of their own.
+/// entities of their own, and the children of a block the API does not support cannot be read
+/// (Notion answers them with an error).
 fn descends(block: &Value) -> bool {
     block.get("has_children").and_then(Value::as_bool) == Some(true)
         && !matches!(
             block.get("type").and_then(Value::as_str),
-            Some("child_page" | "child_database")
+            Some("child_page" | "child_database" | "unsupported")
         )
 }
 
@@ -619,7 +626,8 @@ struct Place {
     /// The `start_cursor` that fetches the page being worked through (`None`: the first page).
     page: Option<String>,
     /// How many of that page's results are done, and the id of the last of them: a resumed run
-    /// fetches the page again and skips past that id (or that many, if it moved away).
+    /// fetches the page again and skips past that id; if that id left the page, it hands out the
+    /// whole page again (a duplicate is harmless; a skipped item would be deleted as absent).
     consumed: usize,
     last: Option<String>,
     /// The listing has nothing more.
@@ -651,18 +659,31 @@ impl Listing {
     fn load(&mut self, page: ListPage) {
         let mut results: VecDeque<Value> = page.results.into();
         if self.place.consumed > 0 {
-            let after_last = self
+            let skip = self
                 .place
                 .last
                 .as_deref()
                 .and_then(|last| results.iter().position(|r| id_of(r) == Some(last)))
-                .map(|i| i + 1);
-            let skip = after_last.unwrap_or(self.place.consumed).min(results.len());
+                .map_or(0, |i| i + 1);
             results.drain(..skip);
         }
         self.next_cursor = page.next_cursor;
         self.buffer = Some(results);
         self.settle();
+    }
+
+    /// What [`Listing::untake`] needs to put back the next item.
+    fn snapshot(&self) -> (Place, Option<String>) {
+        (self.place.clone(), self.next_cursor.clone())
+    }
+
+    /// Puts back an item taken after `snapshot`, as if it had not been taken.
+    fn untake(&mut self, item: Value, (place, next_cursor): (Place, Option<String>)) {
+        self.place = place;
+        self.next_cursor = next_cursor;
+        self.buffer
+            .get_or_insert_with(VecDeque::new)
+            .push_front(item);
     }
 
     fn take(&mut self) -> Option<Value> {
@@ -735,6 +756,18 @@ struct NotionStream {
     done: bool,
     /// Upstream calls made by the current `next_page`.
     calls: usize,
+    /// When the current `next_page` began, and whether it has done an item yet (until then it
+    /// goes on whatever the time, so every page moves on).
+    started: Instant,
+    progressed: bool,
+    /// [`PAGE_TIME_BUDGET`]; tests shorten it.
+    budget: Duration,
+}
+
+/// An item's read, or `OutOfTime` when the page's time budget ran out before it was done.
+enum Read<T> {
+    Done(T),
+    OutOfTime,
 }
 
 impl NotionStream {
@@ -748,6 +781,11 @@ impl NotionStream {
             newest: self.newest,
             done: self.done,
         }
+    }
+
+    /// Whether the current `next_page` should start no more calls.
+    fn out_of_time(&self) -> bool {
+        self.progressed && self.started.elapsed() >= self.budget
     }
 
     fn saw(&mut self, item: &Value) {
@@ -768,19 +806,35 @@ impl NotionStream {
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<Option<ListPage>, StreamError> {
+        let answer = self.call_answer(request).await?;
+        self.classify(&answer, what)
+    }
+
+    async fn call_answer(
+        &mut self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answer, StreamError> {
         self.calls += 1;
-        let answer = fetch(NAME, request, PAGE_BODY_LIMIT).await?;
-        let outcome = classify_list(&answer, what, Utc::now());
+        fetch(NAME, request, PAGE_BODY_LIMIT).await
+    }
+
+    fn classify(&self, answer: &Answer, what: &str) -> Result<Option<ListPage>, StreamError> {
+        let outcome = classify_list(answer, what, Utc::now());
         if let Err(e) = &outcome {
             tracing::info!(status = answer.status.as_u16(), outcome = %e, "Notion answer stops the stream");
         }
         outcome
     }
 
-    /// `POST /v1/search`, newest edit first.
+    /// `POST /v1/search`: oldest edit first on a full run, so what is edited meanwhile moves to
+    /// the end and is read again; newest first on an incremental one, down to its cursor.
     async fn fetch_search(&mut self) -> Result<(), StreamError> {
+        let direction = match self.since {
+            Some(_) => "descending",
+            None => "ascending",
+        };
         let mut body = json!({
-            "sort": {"direction": "descending", "timestamp": "last_edited_time"},
+            "sort": {"direction": direction, "timestamp": "last_edited_time"},
             "page_size": LIST_PAGE_SIZE,
         });
         if let Some(cursor) = &self.search.place.page {
@@ -823,8 +877,11 @@ impl NotionStream {
         Ok(())
     }
 
-    /// A page's blocks, depth first in document order; `None` when the page is gone (404).
-    async fn content(&mut self, page_id: &str) -> Result<Option<Content>, StreamError> {
+    /// A page's blocks, depth first in document order; `None` when the page is gone (404). A
+    /// nested block whose children Notion refuses (400 for a block it cannot serve, 403, 404
+    /// when deleted meanwhile) is left out and the content marked truncated: one odd block must
+    /// not fail every run.
+    async fn content(&mut self, page_id: &str) -> Result<Read<Option<Content>>, StreamError> {
         struct Frame {
             block_id: String,
             depth: usize,
@@ -842,6 +899,7 @@ impl NotionStream {
         let mut content = Content::default();
         let mut stack = vec![frame(page_id.to_owned(), 0)];
         let mut calls = 0;
+        let mut skipped = false;
         while let Some(top) = stack.last_mut() {
             if let Some(block) = top.pending.pop_front() {
                 let depth = top.depth;
@@ -862,6 +920,9 @@ impl NotionStream {
                 content.truncated = true;
                 break;
             }
+            if self.out_of_time() {
+                return Ok(Read::OutOfTime);
+            }
             calls += 1;
             let mut path = format!(
                 "v1/blocks/{}/children?page_size={LIST_PAGE_SIZE}",
@@ -873,9 +934,20 @@ impl NotionStream {
                     &url::form_urlencoded::byte_serialize(cursor.as_bytes()).collect::<String>(),
                 );
             }
-            let is_page = stack.len() == 1 && !stack[0].fetched;
+            let nested = stack.len() > 1;
             let request = self.request(reqwest::Method::GET, &path);
-            let answer = self.call(request, "a page's content").await?;
+            let answer = self.call_answer(request).await?;
+            let status = answer.status.as_u16();
+            if nested && matches!(status, 400 | 403 | 404) {
+                tracing::info!(
+                    status,
+                    "Notion refused a nested block's children; the page is kept without them"
+                );
+                skipped = true;
+                stack.pop();
+                continue;
+            }
+            let answer = self.classify(&answer, "a page's content")?;
             let top = stack.last_mut().expect("the frame being read");
             match answer {
                 Some(page) => {
@@ -883,14 +955,12 @@ impl NotionStream {
                     top.next_cursor = page.next_cursor;
                     top.fetched = true;
                 }
-                None if is_page => return Ok(None),
-                // A nested block deleted while the page was read: the rest is still the page.
-                None => {
-                    stack.pop();
-                }
+                // The page itself vanished (404 on its own blocks, first or later page).
+                None => return Ok(Read::Done(None)),
             }
         }
-        Ok(Some(content))
+        content.truncated |= skipped;
+        Ok(Read::Done(Some(content)))
     }
 
     /// A page or row with its content; `None` when it vanished before its content was read.
@@ -898,50 +968,52 @@ impl NotionStream {
         &mut self,
         item: &Value,
         kind: Kind,
-    ) -> Result<Option<Entity>, StreamError> {
+    ) -> Result<Read<Option<Entity>>, StreamError> {
         let id = id_of(item)
             .filter(|id| is_notion_id(id))
             .ok_or_else(|| malformed_item(kind))?;
-        match self.content(id).await? {
-            Some(content) => Ok(Some(page_entity(item, kind, content)?)),
-            None => Ok(None),
-        }
+        Ok(match self.content(id).await? {
+            Read::Done(Some(content)) => Read::Done(Some(page_entity(item, kind, content)?)),
+            Read::Done(None) => Read::Done(None),
+            Read::OutOfTime => Read::OutOfTime,
+        })
     }
 
-    /// One search result into the page being built.
+    /// One search result into the page being built; `OutOfTime` when the page's time ran out
+    /// before it was done (the caller puts it back).
     async fn take_search_result(
         &mut self,
-        item: Value,
+        item: &Value,
         page: &mut EntityPage,
-    ) -> Result<(), StreamError> {
-        let Some(kind) = Kind::of(&item) else {
-            return Ok(());
+    ) -> Result<Read<()>, StreamError> {
+        let Some(kind) = Kind::of(item) else {
+            return Ok(Read::Done(()));
         };
-        let Some(at) = last_edited(&item) else {
+        let Some(at) = last_edited(item) else {
             return Err(malformed_item(kind));
         };
         if let Some(since) = self.since {
             // Equal times are read again: Notion rounds edit times to the minute.
             if at < since {
                 self.search.finish();
-                return Ok(());
+                return Ok(Read::Done(()));
             }
         }
-        self.saw(&item);
+        self.saw(item);
         let incremental = self.since.is_some();
-        if is_trashed(&item) {
+        if is_trashed(item) {
             // A full run drops what it does not yield anyway; an incremental one says so.
             if incremental {
-                let id = id_of(&item).unwrap_or_default();
+                let id = id_of(item).unwrap_or_default();
                 if let Ok(key) = EntityKey::new(kind.entity_type(), id) {
                     page.removed.push(key);
                 }
             }
-            return Ok(());
+            return Ok(Read::Done(()));
         }
         match kind {
             Kind::Database => {
-                let entity = database_entity(&item)?;
+                let entity = database_entity(item)?;
                 if !incremental {
                     let id = entity.entity_id.clone();
                     self.rows = Some((id, Listing::default()));
@@ -950,13 +1022,12 @@ impl NotionStream {
             }
             // A full run reads rows from their database's query.
             Kind::Row if !incremental => {}
-            Kind::Page | Kind::Row => {
-                if let Some(entity) = self.with_content(&item, kind).await? {
-                    page.entities.push(entity);
-                }
-            }
+            Kind::Page | Kind::Row => match self.with_content(item, kind).await? {
+                Read::Done(entity) => page.entities.extend(entity),
+                Read::OutOfTime => return Ok(Read::OutOfTime),
+            },
         }
-        Ok(())
+        Ok(Read::Done(()))
     }
 }
 
@@ -967,26 +1038,36 @@ impl EntityStream for NotionStream {
             return Ok(None);
         }
         self.calls = 0;
+        self.started = Instant::now();
+        self.progressed = false;
         let mut page = EntityPage {
             entities: Vec::new(),
             removed: Vec::new(),
             checkpoint: Value::Null,
         };
-        while self.calls < CALLS_PER_PAGE {
+        while self.calls < CALLS_PER_PAGE && !self.out_of_time() {
             if let Some((_, rows)) = &mut self.rows {
                 if rows.needs_fetch() {
                     self.fetch_rows().await?;
                     continue;
                 }
+                let before = rows.snapshot();
                 match rows.take() {
                     Some(row) => {
                         if is_trashed(&row) || Kind::of(&row) != Some(Kind::Row) {
                             continue;
                         }
                         self.saw(&row);
-                        if let Some(entity) = self.with_content(&row, Kind::Row).await? {
-                            page.entities.push(entity);
+                        match self.with_content(&row, Kind::Row).await? {
+                            Read::Done(entity) => page.entities.extend(entity),
+                            Read::OutOfTime => {
+                                if let Some((_, rows)) = &mut self.rows {
+                                    rows.untake(row, before);
+                                }
+                                break;
+                            }
                         }
+                        self.progressed = true;
                     }
                     None => self.rows = None,
                 }
@@ -996,8 +1077,15 @@ impl EntityStream for NotionStream {
                 self.fetch_search().await?;
                 continue;
             }
+            let before = self.search.snapshot();
             match self.search.take() {
-                Some(item) => self.take_search_result(item, &mut page).await?,
+                Some(item) => match self.take_search_result(&item, &mut page).await? {
+                    Read::Done(()) => self.progressed = true,
+                    Read::OutOfTime => {
+                        self.search.untake(item, before);
+                        break;
+                    }
+                },
                 None => {
                     self.done = true;
                     break;
@@ -1076,6 +1164,12 @@ impl Source for NotionSource {
     }
 
     fn open_stream(&self, request: StreamRequest) -> Result<Box<dyn EntityStream>, StreamError> {
+        Ok(Box::new(self.stream(request)?))
+    }
+}
+
+impl NotionSource {
+    fn stream(&self, request: StreamRequest) -> Result<NotionStream, StreamError> {
         let authorization = authorization(&request.auth).map_err(StreamError::Rejected)?;
         // An unreadable cursor (another format) means a full run, which is always correct.
         let since = request
@@ -1092,7 +1186,7 @@ impl Source for NotionSource {
             .rows
             .filter(|r| is_notion_id(&r.database_id))
             .map(|r| (r.database_id, Listing::at(r.place)));
-        Ok(Box::new(NotionStream {
+        Ok(NotionStream {
             client: self.client.clone(),
             base_url: self.base_url.clone(),
             authorization,
@@ -1102,7 +1196,10 @@ impl Source for NotionSource {
             newest: position.newest,
             done: position.done,
             calls: 0,
-        }))
+            started: Instant::now(),
+            progressed: false,
+            budget: PAGE_TIME_BUDGET,
+        })
     }
 }
 
@@ -1216,8 +1313,13 @@ mod tests {
 
     #[derive(Default)]
     struct MiniState {
-        /// Newest first, as the search sorts.
+        /// What the search finds; it answers them sorted by `last_edited_time` in the direction
+        /// asked (ties in this order).
         search: Vec<Value>,
+        /// Blocks whose children answer this status and Notion error code.
+        refuse: BTreeMap<String, (u16, &'static str)>,
+        /// Calls whose path holds this id answer after this delay.
+        slow: Option<(String, Duration)>,
         rows: BTreeMap<String, Vec<Value>>,
         blocks: BTreeMap<String, Vec<Value>>,
         /// Results per list call, whatever was asked: small, so few items take many pages.
@@ -1254,7 +1356,18 @@ mod tests {
                             async move {
                                 let (parts, body) = request.into_parts();
                                 let body = body.collect().await.unwrap().to_bytes();
-                                let reply = answer(&mut state.lock().unwrap(), &parts, &body);
+                                let (reply, delay) = {
+                                    let mut state = state.lock().unwrap();
+                                    let delay = state
+                                        .slow
+                                        .as_ref()
+                                        .filter(|(id, _)| parts.uri.path().contains(id.as_str()))
+                                        .map(|(_, delay)| *delay);
+                                    (answer(&mut state, &parts, &body), delay)
+                                };
+                                if let Some(delay) = delay {
+                                    tokio::time::sleep(delay).await;
+                                }
                                 Ok::<_, Infallible>(reply)
                             }
                         });
@@ -1337,7 +1450,25 @@ mod tests {
             );
         }
         let items = if path == "/v1/search" && parts.method == "POST" {
-            Some(state.search.clone())
+            let mut found = state.search.clone();
+            let edited = |v: &Value| {
+                v["last_edited_time"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            if body.pointer("/sort/direction").and_then(Value::as_str) == Some("ascending") {
+                found.sort_by_key(edited);
+            } else {
+                found.sort_by_key(|v| std::cmp::Reverse(edited(v)));
+            }
+            Some(found)
+        } else if let Some((status, code)) = path
+            .strip_prefix("/v1/blocks/")
+            .and_then(|p| p.strip_suffix("/children"))
+            .and_then(|block| state.refuse.get(block))
+        {
+            return error(*status, code, "refused");
         } else if let Some(db) = path
             .strip_prefix("/v1/databases/")
             .and_then(|p| p.strip_suffix("/query"))
@@ -1745,6 +1876,9 @@ mod tests {
                 "Files": {"type": "files", "files": [{"name": "spec.pdf", "type": "file",
                     "file": {"url": url, "expiry_time": at(9)}}]},
                 "Id": {"type": "unique_id", "unique_id": {"prefix": "TASK", "number": 7}},
+                // Computed at read time: `now()` differs on every read.
+                "Age": {"type": "formula", "formula": {"type": "date", "date": {"start": url}}},
+                "Total": {"type": "rollup", "rollup": {"type": "number", "number": url.len()}},
             })
         };
         let mut item = row(5, 10, "", 3);
@@ -1757,12 +1891,12 @@ mod tests {
                    "Owner": ["Ann"], "Points": 3, "Files": ["spec.pdf"], "Id": "TASK-7"})
         );
         assert_eq!(first.payload["database_id"], id(10));
-        item["properties"] = props("https://files.example/spec.pdf?X-Amz-Signature=two");
+        item["properties"] = props("https://files.example/spec.pdf?X-Amz-Signature=two!");
         let second = page_entity(&item, Kind::Row, Content::default()).unwrap();
         assert_eq!(
             first.content_hash(),
             second.content_hash(),
-            "a re-signed file URL is no change"
+            "a re-signed file URL or a recomputed formula or rollup is no change"
         );
     }
 
@@ -1902,6 +2036,201 @@ mod tests {
         assert_eq!(id_of(&listing.take().unwrap()), Some(id(6).as_str()));
         assert_eq!(id_of(&listing.take().unwrap()), Some(id(7).as_str()));
         assert!(listing.take().is_none() && listing.place.end);
+    }
+
+    #[tokio::test]
+    async fn a_resumed_page_whose_last_item_left_is_handed_out_again_whole() {
+        let mut listing = Listing::at(Place {
+            page: Some("c3".into()),
+            consumed: 2,
+            last: Some(id(5)),
+            end: false,
+        });
+        // The last item handed out left the page: where the rest starts is unknown, so nothing
+        // is skipped (by count, page 7 would be, and then deleted as absent).
+        listing.load(ListPage {
+            results: vec![page(4, "a", 1), page(6, "b", 1), page(7, "c", 1)],
+            next_cursor: None,
+        });
+        let ids: Vec<String> = std::iter::from_fn(|| listing.take())
+            .map(|item| id_of(&item).unwrap().to_owned())
+            .collect();
+        assert_eq!(ids, [id(4), id(6), id(7)]);
+    }
+
+    /// A stream that starts no call once `budget` has passed in a page (after its first item).
+    fn stream_with_budget(
+        notion: &MiniNotion,
+        resume: Option<Value>,
+        budget: Duration,
+    ) -> Box<dyn EntityStream> {
+        let mut stream = notion.source().stream(request(None, resume)).unwrap();
+        stream.budget = budget;
+        Box::new(stream)
+    }
+
+    #[tokio::test]
+    async fn a_full_run_reads_oldest_first_so_an_item_edited_meanwhile_is_still_read() {
+        let mut state = MiniState {
+            page_size: 2,
+            ..MiniState::default()
+        };
+        for n in 1..=5 {
+            state.search.push(page(n, &format!("Page {n}"), n));
+            state
+                .blocks
+                .insert(id(n), vec![block(100 + n, "paragraph", "x", false)]);
+        }
+        let notion = MiniNotion::start(state).await;
+        // One item a page, so the run spans several search calls.
+        let mut stream = stream_with_budget(&notion, None, Duration::ZERO);
+        let first = stream.next_page().await.unwrap().unwrap();
+        assert_eq!(
+            keys(std::slice::from_ref(&first)),
+            [format!("notion_page#{}", id(1))]
+        );
+        // Page 3, not read yet, is edited: newest first, it would move to the part of the
+        // search already read, never be yielded, and be deleted as absent.
+        notion.state.lock().unwrap().search[2] = page(3, "Page 3 edited", 59);
+        let mut pages = vec![first];
+        pages.extend(drain(&mut stream).await);
+        let mut all = keys(&pages);
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 5, "{all:?}");
+        let edited = pages
+            .iter()
+            .flat_map(|p| &p.entities)
+            .find(|e| e.entity_id == id(3))
+            .unwrap();
+        assert_eq!(edited.title, "Page 3 edited");
+        assert_eq!(
+            stream.cursor(),
+            Some(json!({"last_edited_time": "2026-03-01T10:59:00Z"}))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_page_starts_no_call_once_its_time_budget_is_spent() {
+        let notion = MiniNotion::start(bigger_workspace()).await;
+        let mut normal = notion.source().open_stream(request(None, None)).unwrap();
+        let mut expected = keys(&drain(&mut normal).await);
+        expected.sort();
+        let normal_calls = notion.calls().len();
+
+        let mut stream = stream_with_budget(&notion, None, Duration::ZERO);
+        let pages = drain(&mut stream).await;
+        assert!(pages.iter().all(|p| p.entities.len() <= 1));
+        let mut all = keys(&pages);
+        all.sort();
+        assert_eq!(all, expected);
+        assert_eq!(
+            notion.calls().len(),
+            2 * normal_calls,
+            "no call is made twice"
+        );
+        for (i, page) in pages.iter().enumerate() {
+            let mut resumed =
+                stream_with_budget(&notion, Some(page.checkpoint.clone()), Duration::ZERO);
+            let mut seen = keys(&pages[..=i]);
+            seen.extend(keys(&drain(&mut resumed).await));
+            seen.sort();
+            assert_eq!(seen, expected, "resumed after page {i}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_item_half_read_when_the_budget_runs_out_is_read_again_by_the_next_page() {
+        let mut state = MiniState {
+            page_size: 100,
+            slow: Some((id(301), Duration::from_millis(400))),
+            ..MiniState::default()
+        };
+        state.search = vec![page(1, "Quick", 1), page(2, "Nested", 2)];
+        state
+            .blocks
+            .insert(id(1), vec![block(200, "paragraph", "quick", false)]);
+        state.blocks.insert(
+            id(2),
+            vec![
+                block(301, "toggle", "slow", true),
+                block(302, "toggle", "after", true),
+            ],
+        );
+        state
+            .blocks
+            .insert(id(301), vec![block(311, "paragraph", "inside slow", false)]);
+        state.blocks.insert(
+            id(302),
+            vec![block(312, "paragraph", "inside after", false)],
+        );
+        let notion = MiniNotion::start(state).await;
+        let mut stream = stream_with_budget(&notion, None, Duration::from_millis(200));
+        let first = stream.next_page().await.unwrap().unwrap();
+        assert_eq!(
+            keys(std::slice::from_ref(&first)),
+            [format!("notion_page#{}", id(1))]
+        );
+        assert!(
+            notion.calls().iter().all(|c| !c.contains(&id(302))),
+            "no call after the budget ran out: {:?}",
+            notion.calls()
+        );
+        // The half-read page is whole in the next page, and after the first page's checkpoint.
+        let second = stream.next_page().await.unwrap().unwrap();
+        assert_eq!(second.entities.len(), 1);
+        assert_eq!(
+            second.entities[0].payload["content"],
+            "slow\n  inside slow\nafter\n  inside after"
+        );
+        assert!(stream.next_page().await.unwrap().is_none());
+        let mut resumed = stream_with_budget(&notion, Some(first.checkpoint), Duration::ZERO);
+        assert_eq!(
+            keys(&drain(&mut resumed).await),
+            [format!("notion_page#{}", id(2))]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_nested_block_notion_refuses_is_left_out_not_fatal() {
+        let mut state = workspace();
+        // An unsupported block's children: 400 validation_error; another block: 403.
+        state.refuse.insert(id(101), (400, "validation_error"));
+        state.blocks.insert(
+            id(2),
+            vec![
+                block(202, "paragraph", "Body of 2", false),
+                block(250, "toggle", "Private", true),
+            ],
+        );
+        state.refuse.insert(id(250), (403, "restricted_resource"));
+        state.blocks.insert(
+            id(3),
+            vec![
+                block(203, "paragraph", "Body of 3", false),
+                json!({"object": "block", "id": id(260), "type": "unsupported",
+                       "has_children": true, "unsupported": {}}),
+            ],
+        );
+        let notion = MiniNotion::start(state).await;
+        let mut stream = notion.source().open_stream(request(None, None)).unwrap();
+        let pages = drain(&mut stream).await;
+        let entities: Vec<&Entity> = pages.iter().flat_map(|p| &p.entities).collect();
+        assert_eq!(entities.len(), 7);
+        let find = |n| entities.iter().find(|e| e.entity_id == id(n)).unwrap();
+        assert_eq!(
+            find(1).payload["content"],
+            "# Goals\n- Level one\nSub page\nThe end"
+        );
+        assert_eq!(find(1).payload["content_truncated"], true);
+        assert_eq!(find(2).payload["content"], "Body of 2\nPrivate");
+        assert_eq!(find(2).payload["content_truncated"], true);
+        assert_eq!(find(3).payload["content"], "Body of 3");
+        assert_eq!(find(3).payload["content_truncated"], false);
+        assert!(
+            notion.calls().iter().all(|c| !c.contains(&id(260))),
+            "an unsupported block's children are not asked for"
+        );
     }
 
     #[tokio::test]

@@ -1,11 +1,16 @@
 //! `slack`: users, the channels a token can see, their messages and thread replies, through
 //! Slack's Web API (`{base}/<method>`, the token as `Authorization: Bearer`).
 //!
-//! A run reads `auth.test` (the workspace's address, for links), `users.list`,
-//! `conversations.list` (public and private channels), then for each channel the token can read
-//! `conversations.history` and, for every message with replies, `conversations.replies`; all
-//! paged by `response_metadata.next_cursor`. One upstream call per page, so the worker's
-//! checkpoint lands after every call.
+//! A run reads `auth.test` (the workspace's address, for links), `users.list`, then
+//! `conversations.list` (public and private channels) one page at a time: after each page of
+//! channels, for each channel of it the token can read, `conversations.history` and, for every
+//! message with replies, `conversations.replies`; all paged by `response_metadata.next_cursor`.
+//! One upstream call per page, so the worker's checkpoint lands after every call.
+//!
+//! The checkpoint stays under 200 KB whatever the workspace's size (it is saved on the job's
+//! DynamoDB item, 400 KB at most): it holds the list's cursor, the channels of the current list
+//! page still to read (at most a page), the threads of the current history page, and the next
+//! cursor so far, which is bounded (see [`CURSOR_CHANNELS`]).
 //!
 //! Slack answers errors with HTTP 200 and `{"ok": false, "error": "<code>"}`, and rate limits
 //! with HTTP 429 and `Retry-After`. A run after a completed one is incremental: per channel it
@@ -41,6 +46,15 @@ const DEFAULT_LOOKBACK_DAYS: i64 = 7;
 const MAX_LOOKBACK_DAYS: i64 = 365;
 /// The longest message title; the whole text is in the payload.
 const TITLE_CHARS: usize = 80;
+/// The most channels a cursor remembers (the next run's `oldest` per channel), and the most
+/// bytes their entries take as JSON whatever the ids' length: the cursor is saved on one
+/// DynamoDB item and the checkpoint, which carries it, on another (400 KB each). When a run
+/// outgrows either bound the channels with the oldest newest message are dropped, down to
+/// [`CURSOR_TRIM_PERCENT`] of both so that trimming is rare. A channel missing from the cursor
+/// is simply read in full by the next run: correct, only slower.
+const CURSOR_CHANNELS: usize = 5_000;
+const CURSOR_BYTES: usize = 170 * 1024;
+const CURSOR_TRIM_PERCENT: usize = 90;
 /// Error codes that mean the token no longer works: the user must give a new one.
 const AUTH_ERRORS: [&str; 5] = [
     "invalid_auth",
@@ -305,7 +319,8 @@ impl Ts {
     }
 }
 
-/// The newest top-level message read per channel: what the next run starts from.
+/// The newest top-level message read per channel: what the next run starts from. Bounded by
+/// [`CURSOR_CHANNELS`] and [`CURSOR_BYTES`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Cursor {
     channels: BTreeMap<String, String>,
@@ -334,7 +349,9 @@ enum Step {
     Done,
 }
 
-/// Where a run is: the checkpoint after each page.
+/// Where a run is: the checkpoint after each page. Its size is bounded whatever the
+/// workspace's: at most one list page of channels, one history page of threads, and the next
+/// cursor so far (bounded by [`trim_latest`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Position {
     step: Step,
@@ -342,8 +359,14 @@ struct Position {
     team_url: Option<String>,
     /// A user token reads every public channel; a bot token only those it is a member of.
     reads_public: bool,
-    /// Channels whose messages are still to read, the one being read first.
+    /// Readable channels of the current `conversations.list` page whose messages are still to
+    /// read, the one being read first.
     channels: VecDeque<String>,
+    /// Where `conversations.list` goes on once those are read; `None` after its last page. (A
+    /// checkpoint of the version that listed every channel first has none: the channels it
+    /// holds are read, then the list goes on from its step, if it was still listing.)
+    #[serde(default)]
+    channels_next: Option<String>,
     /// Thread parents (ts) of the history page just read whose replies are still to read.
     threads: VecDeque<String>,
     /// Where the current channel's history goes on once its threads are read.
@@ -359,6 +382,7 @@ impl Position {
             team_url: None,
             reads_public: false,
             channels: VecDeque::new(),
+            channels_next: None,
             threads: VecDeque::new(),
             history_next: None,
             latest: BTreeMap::new(),
@@ -378,11 +402,60 @@ impl Position {
         };
     }
 
-    fn first_history(&self) -> Step {
-        if self.channels.is_empty() {
-            Step::Done
-        } else {
+    /// The next channel of the current list page, else the next list page, else the end.
+    fn first_history(&mut self) -> Step {
+        if !self.channels.is_empty() {
             Step::History { cursor: None }
+        } else if let Some(cursor) = self.channels_next.take() {
+            Step::Channels {
+                cursor: Some(cursor),
+            }
+        } else {
+            Step::Done
+        }
+    }
+
+    /// Bounds the next cursor so far, sparing the channel being read (its newest message is
+    /// on its first history page; dropping it mid-channel would record an older one).
+    fn trim_latest(&mut self) {
+        let reading = match self.step {
+            Step::History { .. } | Step::Replies { .. } => self.channels.front().cloned(),
+            _ => None,
+        };
+        trim_latest(&mut self.latest, reading.as_deref());
+    }
+}
+
+/// The bytes a cursor entry takes as JSON: `"<id>":"<ts>",`.
+fn entry_bytes(id: &str, ts: &str) -> usize {
+    id.len() + ts.len() + 6
+}
+
+/// Keeps `latest` within [`CURSOR_CHANNELS`] entries and [`CURSOR_BYTES`]: once over either, it
+/// drops the channels with the oldest newest message (an unreadable ts first) until under
+/// [`CURSOR_TRIM_PERCENT`] of both; `spare` is never dropped. A dropped channel is read in full
+/// next time, which is correct, only slower.
+fn trim_latest(latest: &mut BTreeMap<String, String>, spare: Option<&str>) {
+    let bytes: usize = latest.iter().map(|(id, ts)| entry_bytes(id, ts)).sum();
+    if latest.len() <= CURSOR_CHANNELS && bytes <= CURSOR_BYTES {
+        return;
+    }
+    let keep_channels = CURSOR_CHANNELS * CURSOR_TRIM_PERCENT / 100;
+    let keep_bytes = CURSOR_BYTES * CURSOR_TRIM_PERCENT / 100;
+    let mut oldest_first: Vec<(Option<Ts>, String)> = latest
+        .iter()
+        .filter(|(id, _)| Some(id.as_str()) != spare)
+        .map(|(id, ts)| (Ts::parse(ts), id.clone()))
+        .collect();
+    oldest_first.sort_unstable();
+    let (mut count, mut bytes) = (latest.len(), bytes);
+    for (_, id) in oldest_first {
+        if count <= keep_channels && bytes <= keep_bytes {
+            break;
+        }
+        if let Some(ts) = latest.remove(&id) {
+            count -= 1;
+            bytes -= entry_bytes(&id, &ts);
         }
     }
 }
@@ -503,6 +576,8 @@ impl SlackStream {
             }
             Step::Channels { .. } => {
                 let body = answer?;
+                // The page's channels are read before the next page is listed: the checkpoint
+                // never carries more than a page of them, whatever the workspace's size.
                 for channel in list(call.method, &body, "channels")? {
                     let entity = channel_entity(channel, team_url.as_deref())?;
                     let member = channel.get("is_member").and_then(Value::as_bool) == Some(true);
@@ -512,12 +587,8 @@ impl SlackStream {
                     }
                     entities.push(entity);
                 }
-                position.step = match next_cursor(&body) {
-                    Some(cursor) => Step::Channels {
-                        cursor: Some(cursor),
-                    },
-                    None => position.first_history(),
-                };
+                position.channels_next = next_cursor(&body);
+                position.step = position.first_history();
             }
             Step::History { cursor } => {
                 let channel = position.channels.front().cloned().unwrap_or_default();
@@ -565,6 +636,7 @@ impl SlackStream {
                 } else {
                     position.step = Step::Replies { cursor: None };
                 }
+                position.trim_latest();
             }
             Step::Replies { .. } => {
                 let channel = position.channels.front().cloned().unwrap_or_default();
@@ -787,9 +859,9 @@ impl EntityStream for SlackStream {
     }
 
     fn cursor(&self) -> Option<Value> {
-        Some(json!(Cursor {
-            channels: self.position.latest.clone(),
-        }))
+        let mut channels = self.position.latest.clone();
+        trim_latest(&mut channels, None);
+        Some(json!(Cursor { channels }))
     }
 }
 
@@ -1363,6 +1435,204 @@ mod tests {
         );
         position.step = Step::Done;
         assert_eq!(stream_at(position, None, 7).call(), None);
+    }
+
+    // --- a workspace of any size ---
+
+    /// A run through a workspace of `count` channels a user token reads (listed 200 a page),
+    /// each with one message, channel `i`'s at second `i`: every answer is built here, no
+    /// network. The stream is rebuilt from its checkpoint every `resume_every` calls.
+    struct BigRun {
+        /// The channels whose history was asked, in order, and whether with `oldest`.
+        read: Vec<(String, bool)>,
+        /// The largest checkpoint, serialized.
+        largest_checkpoint: usize,
+        cursor: Cursor,
+    }
+
+    fn big_run(ids: &[String], since: Option<Cursor>, resume_every: usize) -> BigRun {
+        let index: HashMap<&str, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        let ts = |i: usize| format!("{}.000100", 1_700_000_000 + i);
+        let mut read = Vec::new();
+        let mut answer = |call: &Call| -> Value {
+            let param = |name: &str| {
+                call.params
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.clone())
+            };
+            match call.method {
+                "auth.test" => {
+                    json!({"ok": true, "url": "https://big.slack.com/", "user_id": "U1"})
+                }
+                "users.list" => json!({"ok": true, "members": []}),
+                "conversations.list" => {
+                    let start: usize = param("cursor").map_or(0, |c| c.parse().unwrap());
+                    let end = (start + PAGE_LIMIT as usize).min(ids.len());
+                    let channels: Vec<Value> = ids[start..end]
+                        .iter()
+                        .map(|id| json!({"id": id, "name": id.to_lowercase(), "is_member": false}))
+                        .collect();
+                    let next = if end < ids.len() {
+                        end.to_string()
+                    } else {
+                        String::new()
+                    };
+                    json!({"ok": true, "channels": channels, "response_metadata": {"next_cursor": next}})
+                }
+                "conversations.history" => {
+                    let channel = param("channel").unwrap();
+                    read.push((channel.clone(), param("oldest").is_some()));
+                    let i = index[channel.as_str()];
+                    json!({"ok": true, "messages": [msg(&ts(i), "hello")], "has_more": false})
+                }
+                other => panic!("unexpected {other}"),
+            }
+        };
+        let mut stream = stream_at(Position::start(), since.clone(), 7);
+        let mut largest_checkpoint = 0;
+        let mut calls = 0;
+        let long_ids = ids[0].len() > 20;
+        while let Some(call) = stream.call() {
+            let body = answer(&call);
+            stream.advance(&call, Ok(body)).unwrap();
+            calls += 1;
+            let position = &stream.position;
+            let entries = position.latest.len();
+            assert!(entries <= CURSOR_CHANNELS);
+            assert!(position.channels.len() <= PAGE_LIMIT as usize);
+            // Serializing every checkpoint would take minutes: the largest are measured (the
+            // cursor so far at a bound, the call before it is trimmed), and every resumed one.
+            let near_a_bound = entries == CURSOR_CHANNELS
+                || long_ids && {
+                    let bytes: usize = position
+                        .latest
+                        .iter()
+                        .map(|(id, ts)| entry_bytes(id, ts))
+                        .sum();
+                    assert!(bytes <= CURSOR_BYTES);
+                    bytes + entry_bytes(&ids[0], &ts(0)) > CURSOR_BYTES
+                };
+            if near_a_bound || calls % resume_every == 0 {
+                let checkpoint = serde_json::to_vec(position).unwrap();
+                largest_checkpoint = largest_checkpoint.max(checkpoint.len());
+                if calls % resume_every == 0 {
+                    // A new invocation: nothing but the checkpoint carries over.
+                    stream = SlackStream {
+                        client: stream.client.clone(),
+                        base_url: stream.base_url.clone(),
+                        authorization: stream.authorization.clone(),
+                        since: since.clone(),
+                        lookback_days: 7,
+                        position: serde_json::from_slice(&checkpoint).unwrap(),
+                    };
+                }
+            }
+        }
+        let cursor = serde_json::from_value(stream.cursor().unwrap()).unwrap();
+        BigRun {
+            read,
+            largest_checkpoint,
+            cursor,
+        }
+    }
+
+    /// The ids of the `kept` most recent of `ids` (the last ones: channel `i` spoke at `i`).
+    fn most_recent(ids: &[String], kept: usize) -> Vec<String> {
+        let mut recent = ids[ids.len() - kept..].to_vec();
+        recent.sort();
+        recent
+    }
+
+    #[test]
+    fn checkpoints_and_the_cursor_stay_small_in_a_workspace_of_20000_channels() {
+        const LIMIT: usize = 200 * 1024;
+        let ids: Vec<String> = (0..20_000).map(|i| format!("C{i:010}")).collect();
+        let full = big_run(&ids, None, 211);
+        let in_order: Vec<String> = full.read.iter().map(|(id, _)| id.clone()).collect();
+        assert_eq!(
+            in_order, ids,
+            "every channel read once, in order, across resumes"
+        );
+        assert!(
+            full.largest_checkpoint < LIMIT,
+            "checkpoint of {} bytes",
+            full.largest_checkpoint
+        );
+        let cursor = serde_json::to_vec(&full.cursor).unwrap();
+        assert!(cursor.len() < LIMIT, "cursor of {} bytes", cursor.len());
+        let kept = full.cursor.channels.len();
+        assert!(
+            (CURSOR_CHANNELS * CURSOR_TRIM_PERCENT / 100..=CURSOR_CHANNELS).contains(&kept),
+            "{kept} channels in the cursor"
+        );
+        assert_eq!(
+            full.cursor.channels.keys().cloned().collect::<Vec<_>>(),
+            most_recent(&ids, kept),
+            "the channels with the most recent activity are kept"
+        );
+    }
+
+    #[test]
+    fn the_next_run_reads_in_full_only_the_channels_the_cursor_dropped() {
+        let ids: Vec<String> = (0..6_000).map(|i| format!("C{i:010}")).collect();
+        let first = big_run(&ids, None, 97);
+        let in_cursor: Vec<String> = first.cursor.channels.keys().cloned().collect();
+        assert!(in_cursor.len() < ids.len());
+
+        // The remembered channels are asked from their newest message on, the others in
+        // full; none is skipped or read twice across resumes.
+        let next = big_run(&ids, Some(first.cursor.clone()), 89);
+        let in_order: Vec<String> = next.read.iter().map(|(id, _)| id.clone()).collect();
+        assert_eq!(in_order, ids);
+        let windowed: Vec<String> = next
+            .read
+            .iter()
+            .filter(|(_, oldest)| *oldest)
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert_eq!(windowed, in_cursor);
+        assert!(next.largest_checkpoint < 200 * 1024);
+        assert_eq!(next.cursor, first.cursor, "nothing new: the same cursor");
+    }
+
+    #[test]
+    fn long_channel_ids_are_bounded_by_bytes_too() {
+        let ids: Vec<String> = (0..4_000).map(|i| format!("C{i:063}")).collect();
+        let run = big_run(&ids, None, 53);
+        assert_eq!(run.read.len(), ids.len());
+        let cursor = serde_json::to_vec(&run.cursor).unwrap();
+        assert!(
+            cursor.len() <= CURSOR_BYTES,
+            "cursor of {} bytes",
+            cursor.len()
+        );
+        assert!(run.largest_checkpoint < 200 * 1024);
+        let kept = run.cursor.channels.len();
+        assert!(kept < CURSOR_CHANNELS / 2, "{kept} channels");
+        assert_eq!(
+            run.cursor.channels.keys().cloned().collect::<Vec<_>>(),
+            most_recent(&ids, kept)
+        );
+    }
+
+    #[test]
+    fn trimming_spares_the_channel_being_read() {
+        let mut latest: BTreeMap<String, String> = (0..=CURSOR_CHANNELS)
+            .map(|i| (format!("C{i:06}"), format!("{}.000100", 1_700_000_000 + i)))
+            .collect();
+        trim_latest(&mut latest, Some("C000000"));
+        assert_eq!(latest.len(), CURSOR_CHANNELS * CURSOR_TRIM_PERCENT / 100);
+        assert!(latest.contains_key("C000000"), "spared though the oldest");
+        assert!(!latest.contains_key("C000001"));
+        assert!(latest.contains_key(&format!("C{CURSOR_CHANNELS:06}")));
+        let before = latest.clone();
+        trim_latest(&mut latest, None);
+        assert_eq!(latest, before, "within bounds: nothing dropped");
     }
 
     // --- streams on the wire ---

@@ -36,7 +36,7 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
 pub(crate) fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+        return Some(Duration::from_secs(seconds).min(MAX_WAIT));
     }
     let at = DateTime::parse_from_rfc2822(value).ok()?;
     Some(until(at.timestamp(), now))
@@ -65,9 +65,12 @@ pub(crate) fn rate_limit_remaining(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// The longest wait an upstream's answer is taken at (a day): beyond it the value is nonsense.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+
 fn until(epoch_seconds: i64, now: DateTime<Utc>) -> Duration {
     let seconds = epoch_seconds.saturating_sub(now.timestamp());
-    Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+    Duration::from_secs(u64::try_from(seconds).unwrap_or(0)).min(MAX_WAIT)
 }
 
 /// A failed exchange as a check result. The message names neither the URL nor anything sent.
@@ -168,6 +171,7 @@ mod tests {
         );
         assert_eq!(at("Wed, 25 Nov 2026 11:00:00 GMT"), Some(Duration::ZERO));
         assert_eq!(at("soon"), None);
+        assert_eq!(at("99999999999999"), Some(MAX_WAIT), "capped at a day");
         assert_eq!(at("-5"), None);
         assert_eq!(retry_after(&HeaderMap::new(), now()), None);
     }

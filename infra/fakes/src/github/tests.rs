@@ -298,3 +298,93 @@ fn a_fault_on_a_folder_matches_the_paths_below_it() {
         502
     );
 }
+
+#[test]
+fn lists_sort_oldest_first_since_a_time_and_keep_both_in_their_links() {
+    let mut repo = Repo::new("octo/asc", "main");
+    for n in 1..=5 {
+        repo.add_issue(&format!("Issue {n}"), "");
+    }
+    let first_comment = repo.add_comment(1, "on #1");
+    repo.add_comment(2, "on #2");
+    repo.edit_issue(2, |i| i.title = "Issue 2, edited".into());
+    let since = time(repo.issues[&3].updated_at);
+    let mut workspace = Workspace {
+        max_per_page: 2,
+        ..Workspace::default()
+    };
+    workspace.add_repo(repo);
+    let fake = shared(workspace);
+
+    // At or after `since`, oldest update first: the edited #2 (and #1, commented) move to the end.
+    let page = get(
+        &fake,
+        &format!("/repos/octo/asc/issues?state=all&sort=updated&direction=asc&per_page=100&since={since}"),
+    );
+    assert_eq!(titles(&page), ["Issue 3", "Issue 4"]);
+    let link = header(&page, "link").unwrap();
+    let next = link
+        .split(',')
+        .find(|l| l.contains("rel=\"next\""))
+        .unwrap();
+    assert!(
+        next.contains("direction=asc") && next.contains("page=2"),
+        "{link}"
+    );
+    assert!(
+        next.contains(&format!("since={}", since.replace(':', "%3A"))),
+        "{link}"
+    );
+    let rest = get(
+        &fake,
+        &format!("/repos/octo/asc/issues?state=all&sort=updated&direction=asc&per_page=2&page=2&since={since}"),
+    );
+    assert_eq!(titles(&rest), ["Issue 5", "Issue 1"]);
+    let last = get(
+        &fake,
+        &format!("/repos/octo/asc/issues?state=all&sort=updated&direction=asc&per_page=2&page=3&since={since}"),
+    );
+    assert_eq!(titles(&last), ["Issue 2, edited"]);
+    assert!(header(&last, "link").is_some_and(|l| !l.contains("rel=\"next\"")));
+
+    // An item updated exactly at `since` is included.
+    let at_first = {
+        let ws = fake.workspace.lock().unwrap();
+        time(ws.repos["octo/asc"].comments[&first_comment].updated_at)
+    };
+    let comments = body(&get(
+        &fake,
+        &format!("/repos/octo/asc/issues/comments?sort=updated&direction=asc&since={at_first}"),
+    ));
+    let bodies: Vec<&str> = comments
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["on #1", "on #2"]);
+}
+
+#[test]
+fn disabled_issues_answer_410_and_branch_names_are_percent_decoded() {
+    let mut repo = Repo::new("octo/off", "main");
+    repo.add_issue("Hidden", "");
+    repo.has_issues = false;
+    repo.commit("feat/x#1%y", "Start", &[("a.txt", Some(b"a"))]);
+    let mut workspace = Workspace::default();
+    workspace.add_repo(repo);
+    let fake = shared(workspace);
+    for path in ["/repos/octo/off/issues", "/repos/octo/off/issues/comments"] {
+        let gone = get(&fake, path);
+        assert_eq!(gone.status, 410);
+        assert_eq!(body(&gone)["message"], "Issues are disabled for this repo");
+    }
+    assert_eq!(
+        body(&get(&fake, "/repos/octo/off"))["has_issues"],
+        json!(false)
+    );
+    let branch = get(&fake, "/repos/octo/off/branches/feat/x%231%25y");
+    assert_eq!(branch.status, 200);
+    assert_eq!(body(&branch)["name"], "feat/x#1%y");
+    assert_eq!(get(&fake, "/repos/octo/off/branches/feat/x%2").status, 404);
+}

@@ -4,12 +4,17 @@
 //!
 //! Incremental after a completed run: issues and comments updated since the newest `updated_at`
 //! the last run saw, and the files that changed since the last run's commit (removed ones are
-//! reported through [`EntityPage::removed`]).
+//! reported through [`EntityPage::removed`]; when that commit is gone and nothing can tell them,
+//! the run leaves no cursor, so the next one is a full sync).
 //!
-//! Lists are sorted by last update, newest first: an item updated while the run pages through a
-//! list moves to its first page, which shifts the rest one place later, so at worst an item is
-//! yielded twice (the worker counts it once), never skipped; the moved item itself is newer than
-//! the cursor and comes with the next run.
+//! Lists are sorted by last update, oldest first, and each next request asks again with
+//! `since=` the newest `updated_at` of the page before (not the next page number): an item
+//! deleted or transferred meanwhile cannot shift an unread item onto a page already read, and an
+//! item updated while the run pages through the list moves to its end, where this run still sees
+//! it. `since` includes its own second, so the items at a page boundary come again (the worker
+//! counts them once). Only when a whole page shares the `since` it was asked with (more than a
+//! page of items updated in one second) does the run follow the page's `Link` instead, so it
+//! always advances.
 
 use super::api::{success, Api, SOURCE_NAME};
 use super::entities::{self, FileFacts};
@@ -43,14 +48,34 @@ pub(super) enum Phase {
     Done,
 }
 
-/// The checkpoint after a page: the phase, the next page of its list, and the run's
-/// bookkeeping (what the final cursor needs).
+/// How the files phase finds what to yield, decided once per run (after the branch's head is
+/// fixed) so a resume lists the same steps again without deciding anew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum FilesVia {
+    /// Every file of the tree: a full run, or no commit in the cursor.
+    All,
+    /// The head is the cursor's commit: nothing to yield.
+    Unchanged,
+    /// `compare/{old}...{new}` tells every change.
+    Compare,
+    /// The comparison cannot tell (force-push, a cut list): the old tree against the new one.
+    Diff,
+}
+
+/// The checkpoint after a page: the phase, where its list goes on, and the run's bookkeeping
+/// (what the final cursor needs).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Checkpoint {
     pub phase: Phase,
-    /// The next page of the current list, as GitHub's `Link` gave it; `None` starts the list.
+    /// The `since` the next request of the current list asks with: the newest `updated_at` of
+    /// the page before. `None` starts the list (from the cursor's time, if any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
+    pub list_since: Option<DateTime<Utc>>,
+    /// The `Link` `next` page to ask instead, when a whole page was updated at `list_since`
+    /// (asking with the same `since` again would answer the same page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_link: Option<String>,
     /// The branch whose files the run yields (the configured one, or the default branch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
@@ -68,9 +93,16 @@ pub(super) struct Checkpoint {
     pub commit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree: Option<String>,
+    /// How the files phase lists its steps, once decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_via: Option<FilesVia>,
     /// Steps of the files listing already yielded.
     #[serde(default)]
     pub files_done: usize,
+    /// This incremental run could not tell which files were removed: it leaves no cursor, so
+    /// the next run is a full one and deletes them by absence.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full_sync_next: bool,
 }
 
 /// What a completed run leaves for the next one.
@@ -157,14 +189,14 @@ impl GitHubStream {
             .and_then(Value::as_str)
             .map(str::to_owned);
         self.at.phase = Phase::Issues;
-        self.at.next = None;
+        self.end_list();
         Ok(self.page(vec![entity], Vec::new()))
     }
 
-    /// The first page of a list sorted by last update, newest first, since `since` if given.
-    fn first_page(&self, path: &str, state_all: bool, since: Option<DateTime<Utc>>) -> String {
+    /// A list sorted by last update, oldest first, since `since` if given.
+    fn list_url(&self, path: &str, state_all: bool, since: Option<DateTime<Utc>>) -> String {
         let mut url = format!(
-            "{}?{}sort=updated&direction=desc&per_page={PER_PAGE}",
+            "{}?{}sort=updated&direction=asc&per_page={PER_PAGE}",
             self.repo_path(path),
             if state_all { "state=all&" } else { "" }
         );
@@ -175,10 +207,31 @@ impl GitHubStream {
         url
     }
 
-    /// One page of a list; answers its items and moves `next` on.
-    async fn list_page(&mut self, first: String, what: &str) -> Result<Vec<Value>, StreamError> {
-        let url = self.at.next.take().unwrap_or(first);
+    /// The next page of the current list: asked with the checkpoint's `since` (at first the
+    /// cursor's, `from`), or its `Link` when the page before made no progress by time.
+    async fn list_page(
+        &mut self,
+        path: &str,
+        state_all: bool,
+        from: Option<DateTime<Utc>>,
+        what: &str,
+    ) -> Result<ListPage, StreamError> {
+        let since = self.at.list_since.or(from);
+        let url = match self.at.list_link.take() {
+            Some(link) => link,
+            None => self.list_url(path, state_all, since),
+        };
         let answer = self.api.get(&url).await?;
+        if answer.status == StatusCode::GONE {
+            // "Issues are disabled for this repo" (for `/issues` and its comments alike): there
+            // is nothing to list, which is no failure.
+            tracing::info!(what, "GitHub has the repository's issues disabled");
+            return Ok(ListPage {
+                items: Vec::new(),
+                since,
+                next: None,
+            });
+        }
         success(&answer, &format!("the {what} of {}", self.repo))?;
         let items = match answer.json(SOURCE_NAME)? {
             Value::Array(items) => items,
@@ -188,53 +241,106 @@ impl GitHubStream {
                 )))
             }
         };
-        self.at.next = self.api.next_link(&answer.headers)?;
-        Ok(items)
+        let next = self.api.next_link(&answer.headers)?;
+        Ok(ListPage { items, since, next })
+    }
+
+    /// Moves the current list on after a page whose newest `updated_at` is `newest`; `false`
+    /// once the list has ended.
+    fn advance(&mut self, page: ListPage, newest: Option<DateTime<Utc>>) -> bool {
+        let Some(link) = page.next else {
+            self.end_list();
+            return false;
+        };
+        match newest {
+            // GitHub's `since` includes its own second: the items updated then come again.
+            Some(newest) if page.since.is_none_or(|since| newest > since) => {
+                self.at.list_since = Some(newest);
+                self.at.list_link = None;
+            }
+            // The whole page was updated at `since` (more than a page of items share that
+            // second): the same request would answer the same page, so take the next one by
+            // number, still at that `since`.
+            _ => {
+                self.at.list_since = page.since;
+                self.at.list_link = Some(link);
+            }
+        }
+        true
+    }
+
+    fn end_list(&mut self) {
+        self.at.list_since = None;
+        self.at.list_link = None;
     }
 
     async fn issues(&mut self) -> Result<EntityPage, StreamError> {
-        let since = self.since.as_ref().and_then(|c| c.issues_since);
-        let first = self.first_page("/issues", true, since);
-        let items = self.list_page(first, "issues").await?;
-        let mut page = Vec::with_capacity(items.len());
-        for item in &items {
+        let from = self.since.as_ref().and_then(|c| c.issues_since);
+        let list = self.list_page("/issues", true, from, "issues").await?;
+        let mut page = Vec::with_capacity(list.items.len());
+        let mut newest = None;
+        for item in &list.items {
             let entity = entities::issue_or_pull_request(&self.repo, item).ok_or_else(|| {
                 StreamError::Malformed("GitHub answered an issue without a number or title".into())
             })?;
-            self.at.issues_seen = newest(self.at.issues_seen, entity.updated_at);
+            newest = newest.max(entity.updated_at);
             page.push(entity);
         }
-        if self.at.next.is_none() {
+        self.at.issues_seen = self.at.issues_seen.max(newest);
+        if !self.advance(list, newest) {
             self.at.phase = Phase::Comments;
         }
         Ok(self.page(page, Vec::new()))
     }
 
     async fn comments(&mut self) -> Result<EntityPage, StreamError> {
-        let since = self.since.as_ref().and_then(|c| c.comments_since);
-        let first = self.first_page("/issues/comments", false, since);
-        let items = self.list_page(first, "comments").await?;
-        let mut page = Vec::with_capacity(items.len());
-        for item in &items {
+        let from = self.since.as_ref().and_then(|c| c.comments_since);
+        let list = self
+            .list_page("/issues/comments", false, from, "comments")
+            .await?;
+        let mut page = Vec::with_capacity(list.items.len());
+        let mut newest = None;
+        for item in &list.items {
             let entity = entities::comment(&self.repo, item).ok_or_else(|| {
                 StreamError::Malformed("GitHub answered a comment without an id or issue".into())
             })?;
-            self.at.comments_seen = newest(self.at.comments_seen, entity.updated_at);
+            newest = newest.max(entity.updated_at);
             page.push(entity);
         }
-        if self.at.next.is_none() {
+        self.at.comments_seen = self.at.comments_seen.max(newest);
+        if !self.advance(list, newest) {
             self.at.phase = Phase::Files;
         }
         Ok(self.page(page, Vec::new()))
     }
 
-    /// The next files of the listing (built first if needed); `None` once all were yielded.
+    /// The next page of the files phase; `None` once all were yielded. Each call does one of:
+    /// fix the branch's head (one request), decide how to list (at most one comparison), list
+    /// the steps (at most two requests, again after every resume), or fetch contents within
+    /// [`FILES_PAGE_BUDGET`]. The first three answer a page without entities, so no page runs
+    /// several slow requests and then fetches contents on top.
     async fn files(&mut self) -> Result<Option<EntityPage>, StreamError> {
         let started = std::time::Instant::now();
-        if self.files.is_none() {
-            self.files = Some(self.list_files().await?);
+        let Some(branch) = self.at.branch.clone() else {
+            self.at.phase = Phase::Done;
+            return Ok(None);
+        };
+        if self.at.commit.is_none() {
+            if !self.head(&branch).await? {
+                self.at.phase = Phase::Done;
+                return Ok(None);
+            }
+            return Ok(Some(self.page(Vec::new(), Vec::new())));
         }
-        let listing = self.files.as_deref().unwrap_or_default();
+        let Some(via) = self.at.files_via else {
+            self.at.files_via = Some(self.files_via().await?);
+            return Ok(Some(self.page(Vec::new(), Vec::new())));
+        };
+        let Some(listing) = self.files.as_deref() else {
+            let listing = self.list_files(via).await?;
+            self.files = Some(listing);
+            return Ok(Some(self.page(Vec::new(), Vec::new())));
+        };
         let start = self.at.files_done.min(listing.len());
         if start == listing.len() {
             self.at.phase = Phase::Done;
@@ -247,7 +353,9 @@ impl GitHubStream {
             .collect();
         let (mut entities, mut removed, mut done) = (Vec::new(), Vec::new(), 0);
         for item in &batch {
-            if done > 0 && started.elapsed() >= FILES_PAGE_BUDGET {
+            // Before every content, the first included: a page never starts a request past
+            // its budget.
+            if started.elapsed() >= FILES_PAGE_BUDGET {
                 break;
             }
             done += 1;
@@ -293,46 +401,74 @@ impl GitHubStream {
         }))
     }
 
+    /// How this run lists its files: every file, or what changed since the cursor's commit.
+    async fn files_via(&self) -> Result<FilesVia, StreamError> {
+        let old = self.since.as_ref().and_then(|c| c.commit.as_deref());
+        Ok(match old {
+            None => FilesVia::All,
+            Some(old) if Some(old) == self.at.commit.as_deref() => FilesVia::Unchanged,
+            Some(old) => match self
+                .changes(old, self.at.commit.as_deref().unwrap_or_default())
+                .await?
+            {
+                Some(_) => FilesVia::Compare,
+                None => FilesVia::Diff,
+            },
+        })
+    }
+
     /// This run's steps of the files phase: every file of the branch, or (incremental, after a
-    /// run that saw a commit) what changed since that commit.
-    async fn list_files(&mut self) -> Result<Vec<FileItem>, StreamError> {
-        let Some(branch) = self.at.branch.clone() else {
-            return Ok(Vec::new());
-        };
-        if self.at.commit.is_none() && !self.head(&branch).await? {
-            return Ok(Vec::new());
-        }
+    /// run that saw a commit) what changed since that commit. The same commits give the same
+    /// steps, so a resume lists them again.
+    async fn list_files(&mut self, via: FilesVia) -> Result<Vec<FileItem>, StreamError> {
         let (Some(commit), Some(tree)) = (self.at.commit.clone(), self.at.tree.clone()) else {
             return Ok(Vec::new());
         };
         let old = self.since.as_ref().and_then(|c| c.commit.clone());
-        if old.as_deref() == Some(commit.as_str()) {
+        let (via, old) = match (via, old) {
+            (FilesVia::Unchanged, _) => return Ok(Vec::new()),
+            (FilesVia::Compare | FilesVia::Diff, Some(old)) => (via, old),
+            _ => (FilesVia::All, String::new()),
+        };
+        let changes = match via {
+            FilesVia::Compare => self.changes(&old, &commit).await?,
+            _ => None,
+        };
+        let Some(new_files) = self.tree(&tree).await? else {
             return Ok(Vec::new());
+        };
+        if via == FilesVia::All {
+            return Ok(files::items(new_files, None));
         }
-        let changes = match &old {
-            Some(old) => self.changes(old, &commit).await?,
-            None => None,
-        };
-        let new_files = match self.tree(&tree).await? {
-            Some(files) => files,
-            None => return Ok(Vec::new()),
-        };
-        let changes = match (changes, old) {
-            (Some(changes), _) => Some(changes),
+        let changes = match changes {
+            Some(changes) => changes,
             // The comparison could not tell: diff the old commit's tree with the new one.
-            (None, Some(old)) => self
-                .tree(&old)
-                .await?
-                .map(|old_files| files::diff(&old_files, &new_files)),
-            (None, None) => None,
+            None => match self.tree(&old).await? {
+                Some(old_files) => files::diff(&old_files, &new_files),
+                None => {
+                    // The old commit is gone (a force-push, then garbage collection): nothing
+                    // tells which files were removed, and the stored ones are not known here.
+                    // This run yields every file of the new tree; failing it instead would
+                    // fail every run until someone asks for a full sync. So it leaves no cursor
+                    // (see `cursor`): the next run is a full one, and deletes by absence what
+                    // this one could not report removed. Deleted files stay at most until then.
+                    tracing::warn!(
+                        repo = %self.repo,
+                        "the last synced commit of the branch is gone from GitHub: removed \
+                         files cannot be told, so the next sync is a full one"
+                    );
+                    self.at.full_sync_next = true;
+                    return Ok(files::items(new_files, None));
+                }
+            },
         };
-        Ok(files::items(new_files, changes))
+        Ok(files::items(new_files, Some(changes)))
     }
 
     /// Fixes the branch's head commit and tree for this run; `false` when the branch has no
     /// commit (an empty repository).
     async fn head(&mut self, branch: &str) -> Result<bool, StreamError> {
-        let url = self.repo_path(&format!("/branches/{branch}"));
+        let url = self.repo_path(&format!("/branches/{}", branch_path(branch)));
         let answer = self.api.get(&url).await?;
         if answer.status == StatusCode::NOT_FOUND {
             // The default branch of an empty repository does not exist yet; a configured one
@@ -399,8 +535,23 @@ impl GitHubStream {
     }
 }
 
-fn newest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-    a.max(b)
+/// A page of a list, the `since` it was asked with, and its `Link` `next` page.
+struct ListPage {
+    items: Vec<Value>,
+    since: Option<DateTime<Utc>>,
+    next: Option<String>,
+}
+
+/// A branch name as the path of `/branches/{branch}`: each `/`-separated part percent-encoded
+/// (`#`, `%`, `?` and the like would otherwise end or change the path), the `/` kept, as
+/// GitHub takes branch names with slashes there.
+pub(super) fn branch_path(branch: &str) -> String {
+    let mut url = url::Url::parse("http://branch/").expect("a constant URL");
+    url.path_segments_mut()
+        .expect("an http URL has a path")
+        .clear()
+        .extend(branch.split('/'));
+    url.path().trim_start_matches('/').to_owned()
 }
 
 #[async_trait]
@@ -421,6 +572,10 @@ impl EntityStream for GitHubStream {
     }
 
     fn cursor(&self) -> Option<Value> {
+        if self.at.full_sync_next {
+            // No cursor: the next run is a full one (see `list_files`).
+            return None;
+        }
         let cursor = Cursor {
             repo: self.repo.clone(),
             issues_since: self.at.issues_seen,

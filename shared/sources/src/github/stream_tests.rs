@@ -56,9 +56,11 @@ impl Answer {
 /// What the scripted repository holds; tests change it between runs.
 #[derive(Debug, Clone)]
 struct World {
-    /// Pages of the issues list (the first without `page`), items as GitHub gives them.
-    issue_pages: Vec<Vec<Value>>,
+    /// Issues and pull requests, comments, as GitHub gives them; listed as GitHub does (see
+    /// [`list`]), `page_size` at most per page.
+    issues: Vec<Value>,
     comments: Vec<Value>,
+    page_size: usize,
     /// The branch head: (commit, tree).
     head: (String, String),
     /// Tree sha (or commit sha) to (path, blob sha, content).
@@ -161,15 +163,11 @@ fn route(world: &mut World, root: &str, url: &str) -> Answer {
     let repo = format!("/repos/{REPO}");
     let Some(rest) = path.strip_prefix(&repo) else {
         // GitHub's links page through `/repositories/{id}/...`.
-        if path == "/repositories/7/issues" {
-            let page: usize = query
-                .split('&')
-                .find_map(|p| p.strip_prefix("page="))
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1);
-            return issues_page(world, root, page);
-        }
-        return status(404, json!({"message": "Not Found"}));
+        return match path {
+            "/repositories/7/issues" => list(world, root, path, query, &world.issues),
+            "/repositories/7/issues/comments" => list(world, root, path, query, &world.comments),
+            _ => status(404, json!({"message": "Not Found"})),
+        };
     };
     match rest {
         "" => ok(json!({
@@ -178,8 +176,14 @@ fn route(world: &mut World, root: &str, url: &str) -> Answer {
             "default_branch": "main", "private": false, "stargazers_count": 3,
             "pushed_at": "2026-11-01T00:00:00Z", "topics": ["demo"],
         })),
-        "/issues" => issues_page(world, root, 1),
-        "/issues/comments" => ok(Value::Array(world.comments.clone())),
+        "/issues" => list(world, root, "/repositories/7/issues", query, &world.issues),
+        "/issues/comments" => list(
+            world,
+            root,
+            "/repositories/7/issues/comments",
+            query,
+            &world.comments,
+        ),
         "/branches/main" => ok(json!({
             "name": "main",
             "commit": {"sha": world.head.0, "commit": {"tree": {"sha": world.head.1}}},
@@ -224,17 +228,57 @@ fn route(world: &mut World, root: &str, url: &str) -> Answer {
     }
 }
 
-fn issues_page(world: &World, root: &str, page: usize) -> Answer {
-    let items = world.issue_pages.get(page - 1).cloned().unwrap_or_default();
-    let mut answer = ok(Value::Array(items));
-    let last = world.issue_pages.len();
+fn updated(item: &Value) -> DateTime<Utc> {
+    item["updated_at"].as_str().unwrap().parse().unwrap()
+}
+
+/// A list as GitHub answers it: `since` keeps the items updated at or after it, `sort=updated`
+/// orders by update (`direction`, `desc` by default), pages of `per_page` (at most the world's
+/// `page_size`) numbered by `page`, and a `Link` to the next and last pages below `link_path`.
+fn list(world: &World, root: &str, link_path: &str, query: &str, items: &[Value]) -> Answer {
+    let params: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let since: Option<DateTime<Utc>> = params.get("since").map(|s| s.parse().unwrap());
+    let mut items: Vec<Value> = items
+        .iter()
+        .filter(|i| since.is_none_or(|s| updated(i) >= s))
+        .cloned()
+        .collect();
+    assert_eq!(params.get("sort").map(String::as_str), Some("updated"));
+    let id = |i: &Value| i.get("number").or(i.get("id")).and_then(Value::as_u64);
+    items.sort_by_key(|i| (updated(i), id(i)));
+    if params.get("direction").map(String::as_str) != Some("asc") {
+        items.reverse();
+    }
+    let per_page = params
+        .get("per_page")
+        .map_or(30, |n| n.parse().unwrap())
+        .min(world.page_size);
+    let page: usize = params.get("page").map_or(1, |n| n.parse().unwrap());
+    let last = items.len().div_ceil(per_page).max(1);
+    let body: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let mut answer = ok(Value::Array(body));
     if page < last {
+        let link_to = |n: usize| {
+            let mut params = params.clone();
+            params.insert("page".into(), n.to_string());
+            params.insert("per_page".into(), per_page.to_string());
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(params.iter())
+                .finish();
+            format!("{root}{link_path}?{query}")
+        };
         answer = answer.header(
             "link",
             format!(
-                "<{root}/repositories/7/issues?state=all&per_page=100&page={}>; rel=\"next\", \
-                 <{root}/repositories/7/issues?state=all&per_page=100&page={last}>; rel=\"last\"",
-                page + 1
+                "<{}>; rel=\"next\", <{}>; rel=\"last\"",
+                link_to(page + 1),
+                link_to(last)
             ),
         );
     }
@@ -312,21 +356,18 @@ fn world() -> World {
         ),
     ];
     World {
-        issue_pages: vec![
-            vec![
-                issue(5, "2026-03-05T00:00:00Z"),
-                pull_request(4, "2026-03-04T00:00:00Z"),
-            ],
-            vec![
-                issue(3, "2026-03-03T00:00:00Z"),
-                issue(2, "2026-03-02T00:00:00Z"),
-            ],
-            vec![pull_request(1, "2026-03-01T00:00:00Z")],
+        issues: vec![
+            issue(5, "2026-03-05T00:00:00Z"),
+            pull_request(4, "2026-03-04T00:00:00Z"),
+            issue(3, "2026-03-03T00:00:00Z"),
+            issue(2, "2026-03-02T00:00:00Z"),
+            pull_request(1, "2026-03-01T00:00:00Z"),
         ],
         comments: vec![
             comment(901, 5, "2026-03-06T00:00:00Z"),
             comment(902, 4, "2026-03-05T12:00:00Z"),
         ],
+        page_size: 2,
         head: ("c1".into(), "t1".into()),
         trees: BTreeMap::from([("t1".to_owned(), files.clone()), ("c1".to_owned(), files)]),
         compares: BTreeMap::new(),
@@ -359,12 +400,16 @@ impl Run {
         self.pages.iter().flat_map(|p| &p.entities).collect()
     }
 
+    /// The ids yielded of a type, each once (as the worker counts them), in the order first
+    /// yielded.
     fn ids(&self, entity_type: &str) -> Vec<String> {
-        self.entities()
-            .into_iter()
-            .filter(|e| e.entity_type == entity_type)
-            .map(|e| e.entity_id.clone())
-            .collect()
+        let mut ids: Vec<String> = Vec::new();
+        for e in self.entities() {
+            if e.entity_type == entity_type && !ids.contains(&e.entity_id) {
+                ids.push(e.entity_id.clone());
+            }
+        }
+        ids
     }
 
     fn removed(&self) -> Vec<String> {
@@ -420,15 +465,16 @@ async fn a_full_run_yields_the_repository_issues_pull_requests_comments_and_file
     assert_eq!(run.ids("github_repository"), [REPO]);
     assert_eq!(
         run.ids("github_issue"),
-        ["octo/hello#5", "octo/hello#3", "octo/hello#2"]
+        ["octo/hello#2", "octo/hello#3", "octo/hello#5"],
+        "oldest update first"
     );
     assert_eq!(
         run.ids("github_pull_request"),
-        ["octo/hello#4", "octo/hello#1"]
+        ["octo/hello#1", "octo/hello#4"]
     );
     assert_eq!(
         run.ids("github_comment"),
-        ["octo/hello#5/comments/901", "octo/hello#4/comments/902"]
+        ["octo/hello#4/comments/902", "octo/hello#5/comments/901"]
     );
     assert_eq!(
         run.ids("github_file"),
@@ -495,44 +541,227 @@ async fn payloads_keep_what_users_search_and_drop_what_moves() {
 // --- paging, checkpoints and resume ---
 
 #[tokio::test]
-async fn lists_follow_link_next_and_a_resumed_run_continues_after_its_checkpoint() {
+async fn lists_go_on_since_the_last_update_seen_and_a_resumed_run_continues_after_its_checkpoint() {
     let github = Github::start(world()).await;
     let run = drain(&github, request(config(), None, None)).await;
+    assert_eq!(run.error, None);
     let issue_requests: Vec<String> = github
         .seen()
         .into_iter()
         .filter(|u| u.contains("issues") && !u.contains("comments"))
         .collect();
-    assert_eq!(issue_requests.len(), 3, "{issue_requests:?}");
+    assert_eq!(issue_requests.len(), 4, "{issue_requests:?}");
     assert!(
         issue_requests[0].contains("state=all")
-            && issue_requests[0].contains("sort=updated")
-            && issue_requests[0].contains("per_page=100"),
+            && issue_requests[0].contains("sort=updated&direction=asc")
+            && issue_requests[0].contains("per_page=100")
+            && !issue_requests[0].contains("since="),
         "{issue_requests:?}"
     );
-    assert!(issue_requests[2].ends_with("page=3"));
+    // Each next request asks since the newest update of the page before, never by number.
+    for (request, since) in issue_requests[1..].iter().zip(["02", "03", "04"]) {
+        assert!(
+            request.starts_with(&format!("/repos/{REPO}/issues?"))
+                && request.contains("direction=asc")
+                && request.ends_with(&format!("&since=2026-03-{since}T00:00:00Z"))
+                && !request.contains("&page="),
+            "{issue_requests:?}"
+        );
+    }
 
-    // After the first issues page: the next page's link and the newest update seen so far.
+    // After the first issues page: where the list goes on, and the newest update so far.
     let checkpoint = run.pages[1].checkpoint.clone();
     assert_eq!(checkpoint["phase"], "issues");
-    assert!(checkpoint["next"]
-        .as_str()
-        .unwrap()
-        .ends_with("/repositories/7/issues?state=all&per_page=100&page=2"));
-    assert_eq!(checkpoint["issues_seen"], "2026-03-05T00:00:00Z");
+    assert_eq!(checkpoint["list_since"], "2026-03-02T00:00:00Z");
+    assert_eq!(checkpoint.get("list_link"), None);
+    assert_eq!(checkpoint["issues_seen"], "2026-03-02T00:00:00Z");
 
     let before = github.seen().len();
     let resumed = drain(&github, request(config(), None, Some(checkpoint))).await;
     assert_eq!(resumed.error, None);
     let all: Vec<&Entity> = run.entities();
     let rest: Vec<&Entity> = resumed.entities();
-    assert_eq!(
-        rest,
-        all[3..],
-        "everything after the first issues page, once"
-    );
-    assert!(github.seen()[before].ends_with("page=2"));
+    assert_eq!(rest, all[3..], "everything after the first issues page");
+    assert!(github.seen()[before].ends_with("since=2026-03-02T00:00:00Z"));
     assert_eq!(resumed.stream.cursor(), run.stream.cursor());
+}
+
+/// The stream of a run opened with `since`, after its repository page and first issues page.
+async fn after_first_issues_page(github: &Github, since: Option<Value>) -> Run {
+    let mut stream = github
+        .source()
+        .open_stream(request(config(), since, None))
+        .unwrap();
+    let mut pages = Vec::new();
+    for _ in 0..2 {
+        pages.push(stream.next_page().await.unwrap().unwrap());
+    }
+    Run {
+        pages,
+        error: None,
+        stream,
+    }
+}
+
+/// Pulls the rest of a run's pages.
+async fn finish(mut run: Run) -> Run {
+    for _ in 0..100 {
+        match run.stream.next_page().await {
+            Ok(Some(page)) => run.pages.push(page),
+            Ok(None) => return run,
+            Err(e) => {
+                run.error = Some(e);
+                return run;
+            }
+        }
+    }
+    panic!("the stream does not end");
+}
+
+/// The issue numbers (issues and pull requests) a run yielded, each once, sorted.
+fn numbers(run: &Run) -> Vec<u64> {
+    let mut numbers: Vec<u64> = run
+        .entities()
+        .into_iter()
+        .filter_map(|e| e.entity_id.strip_prefix("octo/hello#"))
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
+}
+
+#[tokio::test]
+async fn an_item_deleted_from_a_page_already_read_makes_no_later_item_skipped() {
+    let github = Github::start(world()).await;
+    let run = after_first_issues_page(&github, None).await;
+    let read = numbers(&run);
+    assert_eq!(read.len(), 2);
+    // An item of the page read is deleted (or transferred) while the run is between pages:
+    // every later item moves one place earlier.
+    github.change(|w| w.issues.retain(|i| i["number"] != read[0]));
+    let run = finish(run).await;
+    assert_eq!(run.error, None);
+    assert_eq!(numbers(&run), [1, 2, 3, 4, 5], "nothing skipped");
+}
+
+#[tokio::test]
+async fn an_item_updated_mid_run_on_a_page_not_read_yet_is_still_yielded() {
+    for since in [
+        None,
+        Some(json!({"repo": REPO, "issues_since": "2026-03-01T00:00:00Z"})),
+    ] {
+        let github = Github::start(world()).await;
+        let run = after_first_issues_page(&github, since.clone()).await;
+        let read = numbers(&run);
+        // The unread item updated longest ago: on the last page whichever way the list runs.
+        let mut edited = 0;
+        github.change(|w| {
+            let item = w
+                .issues
+                .iter_mut()
+                .filter(|i| !read.contains(&i["number"].as_u64().unwrap()))
+                .min_by_key(|i| updated(i))
+                .unwrap();
+            edited = item["number"].as_u64().unwrap();
+            item["updated_at"] = json!("2026-03-09T00:00:00Z");
+            item["title"] = json!("edited");
+        });
+        let run = finish(run).await;
+        assert_eq!(run.error, None);
+        assert_eq!(numbers(&run), [1, 2, 3, 4, 5], "since {since:?}");
+        let last = run
+            .entities()
+            .into_iter()
+            .rfind(|e| e.entity_id == format!("octo/hello#{edited}"))
+            .unwrap();
+        assert_eq!(last.title, "edited");
+        assert_eq!(
+            run.stream.cursor().unwrap()["issues_since"],
+            "2026-03-09T00:00:00Z"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_whole_page_updated_in_one_second_is_passed_by_its_link() {
+    let mut w = world();
+    let at = "2026-03-02T00:00:00Z";
+    w.issues = vec![
+        issue(1, "2026-03-01T00:00:00Z"),
+        issue(2, at),
+        issue(3, at),
+        issue(4, at),
+        issue(5, at),
+        issue(6, at),
+        issue(7, "2026-03-03T00:00:00Z"),
+        issue(8, "2026-03-04T00:00:00Z"),
+    ];
+    let github = Github::start(w).await;
+    let run = finish(Run {
+        pages: Vec::new(),
+        error: None,
+        stream: github
+            .source()
+            .open_stream(request(config(), None, None))
+            .unwrap(),
+    })
+    .await;
+    assert_eq!(run.error, None);
+    assert_eq!(
+        run.ids("github_issue"),
+        (1..=8)
+            .map(|n| format!("octo/hello#{n}"))
+            .collect::<Vec<_>>()
+    );
+    // Asked since the shared second, the page is all of that second: the run takes the next
+    // page by its link, at the same `since`, and goes on by time after it.
+    let with_link: Vec<&Value> = run
+        .pages
+        .iter()
+        .map(|p| &p.checkpoint)
+        .filter(|c| c.get("list_link").is_some())
+        .collect();
+    assert!(!with_link.is_empty());
+    for checkpoint in with_link {
+        assert_eq!(checkpoint["list_since"], at);
+        assert!(checkpoint["list_link"]
+            .as_str()
+            .unwrap()
+            .contains("/repositories/7/issues?"));
+    }
+    let asked = github.seen();
+    assert!(asked.iter().any(|u| u.contains("/repositories/7/issues?")
+        && u.contains("since=2026-03-02T00%3A00%3A00Z")
+        && u.contains("page=3")));
+    assert!(asked.iter().any(|u| u.ends_with(
+        "/issues?state=all&sort=updated&direction=asc&per_page=100&since=2026-03-03T00:00:00Z"
+    )));
+    assert_eq!(
+        run.stream.cursor().unwrap()["issues_since"],
+        "2026-03-04T00:00:00Z"
+    );
+}
+
+#[tokio::test]
+async fn disabled_issues_are_an_empty_list() {
+    let mut w = world();
+    let gone = || status(410, json!({"message": "Issues are disabled for this repo"}));
+    w.faults.push(("/issues?".into(), gone()));
+    let github = Github::start(w).await;
+    let run = drain(&github, request(config(), None, None)).await;
+    assert_eq!(run.error, None);
+    assert!(run.ids("github_issue").is_empty() && run.ids("github_pull_request").is_empty());
+    assert_eq!(run.ids("github_comment").len(), 2, "the run goes on");
+    assert_eq!(run.ids("github_file").len(), 4);
+
+    let mut w = world();
+    w.faults.push(("/issues/comments?".into(), gone()));
+    let github = Github::start(w).await;
+    let run = drain(&github, request(config(), None, None)).await;
+    assert_eq!(run.error, None);
+    assert!(run.ids("github_comment").is_empty());
+    assert_eq!(run.ids("github_issue").len(), 3);
 }
 
 #[tokio::test]
@@ -590,6 +819,114 @@ async fn a_resume_inside_the_files_lists_them_again_and_skips_what_was_yielded()
 }
 
 #[tokio::test]
+async fn the_files_are_listed_on_pages_of_their_own_before_any_content() {
+    let github = Github::start(world()).await;
+    let mut stream = github
+        .source()
+        .open_stream(request(config(), None, None))
+        .unwrap();
+    let blobs = |github: &Github| {
+        github
+            .seen()
+            .iter()
+            .filter(|u| u.contains("/git/blobs/"))
+            .count()
+    };
+    // (entities, checkpoint, blobs asked so far) of each page of the files phase.
+    let mut steps = Vec::new();
+    let mut in_files = false;
+    while let Some(page) = stream.next_page().await.unwrap() {
+        let now_in_files = page.checkpoint["phase"] == "files";
+        if in_files {
+            steps.push((page.entities.len(), page.checkpoint, blobs(&github)));
+        }
+        in_files = now_in_files || in_files;
+    }
+    // The head, then how to list, then the listing: each its own page, with no content.
+    let (entities, head, asked) = &steps[0];
+    assert_eq!((*entities, *asked), (0, 0));
+    assert_eq!(
+        (&head["commit"], &head["tree"]),
+        (&json!("c1"), &json!("t1"))
+    );
+    assert_eq!(head.get("files_via"), None);
+    let (entities, via, asked) = &steps[1];
+    assert_eq!(
+        (*entities, *asked, &via["files_via"]),
+        (0, 0, &json!("all"))
+    );
+    let (entities, listed, asked) = &steps[2];
+    assert_eq!(
+        (*entities, *asked, &listed["files_done"]),
+        (0, 0, &json!(0))
+    );
+    let (entities, _, asked) = &steps[3];
+    assert_eq!(
+        (*entities, *asked),
+        (4, 2),
+        "contents come on the next page"
+    );
+
+    // A resume lists again from the fixed commit, on a page of its own.
+    let before = github.seen().len();
+    let mut resumed = github
+        .source()
+        .open_stream(request(config(), None, Some(listed.clone())))
+        .unwrap();
+    let page = resumed.next_page().await.unwrap().unwrap();
+    assert!(page.entities.is_empty());
+    let asked = github.seen()[before..].to_vec();
+    assert_eq!(asked, [format!("/repos/{REPO}/git/trees/t1?recursive=1")]);
+    let page = resumed.next_page().await.unwrap().unwrap();
+    assert_eq!(page.entities.len(), 4);
+}
+
+#[tokio::test]
+async fn a_force_push_whose_old_commit_is_gone_makes_the_next_run_a_full_one() {
+    let github = Github::start(world()).await;
+    let first = drain(&github, request(config(), None, None)).await;
+    let cursor = first.stream.cursor().unwrap();
+    github.change(|w| {
+        w.head = ("c9".into(), "t9".into());
+        w.trees.remove("c1");
+        w.trees.insert(
+            "t9".into(),
+            vec![("other.txt".into(), "b9".into(), b"rewritten\n".to_vec())],
+        );
+    });
+    let run = drain(&github, request(config(), Some(cursor), None)).await;
+    assert_eq!(run.error, None);
+    assert!(run.stream.incremental());
+    assert_eq!(run.ids("github_file"), ["octo/hello/other.txt"]);
+    // Which files went cannot be told: no cursor, so the next run is a full one and deletes
+    // them by absence.
+    assert!(run.removed().is_empty());
+    assert_eq!(run.stream.cursor(), None);
+    let last = run.pages.last().unwrap();
+    assert_eq!(
+        last.checkpoint["full_sync_next"], true,
+        "kept across a resume"
+    );
+}
+
+#[tokio::test]
+async fn branch_names_are_percent_encoded_in_the_path() {
+    let github = Github::start(world()).await;
+    let config = json!({"repo_name": REPO, "branch": "feat/x#1%y"});
+    let run = drain(&github, request(config, None, None)).await;
+    assert!(matches!(run.error, Some(StreamError::Upstream(_))));
+    assert!(
+        github
+            .seen()
+            .contains(&format!("/repos/{REPO}/branches/feat/x%231%25y")),
+        "{:?}",
+        github.seen()
+    );
+    assert_eq!(stream::branch_path("main"), "main");
+    assert_eq!(stream::branch_path("a/b c?d"), "a/b%20c%3Fd");
+}
+
+#[tokio::test]
 async fn an_unreadable_checkpoint_is_malformed() {
     let github = Github::start(world()).await;
     let result =
@@ -620,8 +957,8 @@ async fn the_cursor_makes_the_next_run_ask_only_for_what_changed() {
     // Upstream: #2 edited, a comment edited, and a commit that edits, adds, renames and
     // removes files.
     github.change(|w| {
-        w.issue_pages = vec![vec![issue(2, "2026-03-07T00:00:00Z")]];
-        w.comments = vec![comment(902, 4, "2026-03-08T00:00:00Z")];
+        w.issues[3] = issue(2, "2026-03-07T00:00:00Z");
+        w.comments[1] = comment(902, 4, "2026-03-08T00:00:00Z");
         w.head = ("c2".into(), "t2".into());
         w.trees.insert(
             "t2".into(),
@@ -658,8 +995,12 @@ async fn the_cursor_makes_the_next_run_ask_only_for_what_changed() {
         .any(|u| u.contains("/issues/comments?") && u.contains("since=2026-03-06T00:00:00Z")));
     assert!(asked.iter().any(|u| u.ends_with("/compare/c1...c2")));
 
-    assert_eq!(second.ids("github_issue"), ["octo/hello#2"]);
-    assert_eq!(second.ids("github_comment"), ["octo/hello#4/comments/902"]);
+    // `since` includes its second: the newest items of the last run come again.
+    assert_eq!(second.ids("github_issue"), ["octo/hello#5", "octo/hello#2"]);
+    assert_eq!(
+        second.ids("github_comment"),
+        ["octo/hello#5/comments/901", "octo/hello#4/comments/902"]
+    );
     assert_eq!(
         second.ids("github_file"),
         [
@@ -680,10 +1021,7 @@ async fn the_cursor_makes_the_next_run_ask_only_for_what_changed() {
     assert_eq!(cursor["commit"], "c2");
 
     // Nothing changed since: no issue, no comment, no file, the cursor kept.
-    github.change(|w| {
-        w.issue_pages = vec![vec![issue(2, "2026-03-07T00:00:00Z")]];
-        w.comments = Vec::new();
-    });
+    github.change(|w| w.comments = Vec::new());
     let third = drain(&github, request(config(), Some(cursor.clone()), None)).await;
     assert_eq!(third.ids("github_file"), Vec::<String>::new());
     assert!(third.removed().is_empty());
@@ -763,7 +1101,9 @@ async fn rate_limits_ask_the_worker_to_wait() {
     )
     .header("x-ratelimit-remaining", "0")
     .header("x-ratelimit-reset", epoch_in(120));
-    let StreamError::RateLimited { wait } = first_error("page=2", primary).await else {
+    let StreamError::RateLimited { wait } =
+        first_error("since=2026-03-02T00:00:00Z", primary).await
+    else {
         panic!("a spent primary limit is a rate limit");
     };
     assert!((118..=120).contains(&wait.as_secs()), "{wait:?}");
@@ -843,7 +1183,7 @@ async fn failures_and_odd_answers_end_the_run_with_a_clear_message() {
         body: "[{\"number\": 1, \"title\": \"cut".into(),
     };
     assert_eq!(
-        first_error("page=2", not_json).await,
+        first_error("since=2026-03-02T00:00:00Z", not_json).await,
         StreamError::Malformed("GitHub answered HTTP 200 with a body that is not JSON".into())
     );
     assert_eq!(

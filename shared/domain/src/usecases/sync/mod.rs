@@ -36,6 +36,8 @@ use tracing::{info, instrument, warn};
 /// Items per BatchWriteItem: DynamoDB's maximum, and the only size the worker writes until the
 /// last batch of a run (or of an invocation).
 pub const WRITE_BATCH: usize = 25;
+/// The longest a rate-limited run waits, whatever the upstream asks.
+pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(24 * 3600);
 /// Read-modify-write attempts on the connection item before giving up.
 const VERSION_ATTEMPTS: usize = 5;
 
@@ -482,7 +484,16 @@ impl<'a> Run<'a> {
         for entity in page.entities {
             match entity.key() {
                 Ok(key) => {
-                    if self.seen.insert(key.fingerprint()) {
+                    // Reported removed earlier in this run and yielded again since: the last
+                    // word wins, so it is not deleted (and is compared like any other).
+                    let revived = match self.doomed.iter().position(|k| *k == key) {
+                        Some(i) => {
+                            self.doomed.swap_remove(i);
+                            true
+                        }
+                        None => false,
+                    };
+                    if self.seen.insert(key.fingerprint()) || revived {
                         fresh.push((key, entity));
                     }
                 }
@@ -553,19 +564,26 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Queues for deletion what the source reports gone, if it is stored and this run has not
-    /// yielded it since.
+    /// Queues for deletion what the source reports gone, if it is stored. The last word wins: a
+    /// key yielded earlier in this run and reported removed since is deleted (its pending write
+    /// dropped); one yielded again after its removal is kept (see `process`).
     async fn remove(&mut self, removed: Vec<EntityKey>) -> Result<(), SyncError> {
         let mut removed: Vec<EntityKey> = removed
             .into_iter()
-            .filter(|key| !self.seen.contains(key.fingerprint()) && !self.doomed.contains(key))
+            .filter(|key| !self.doomed.contains(key))
             .collect();
         // Reported twice in one page: deleted (and counted) once.
         removed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         removed.dedup();
-        if removed.is_empty() || self.store_was_empty {
+        if removed.is_empty() {
             return Ok(());
         }
+        self.pending.retain(|write| {
+            removed
+                .binary_search_by(|k| k.as_str().cmp(write.key.as_str()))
+                .is_err()
+        });
+        // Not skipped when the store was empty at the start: this run may have written them.
         let stored = self
             .platform
             .entities
@@ -692,6 +710,8 @@ impl<'a> Run<'a> {
                 Ok(Handled::Continued)
             }
             Some(wait) => {
+                // An upstream may ask for anything; a day is the longest a run waits.
+                let wait = wait.min(MAX_RATE_LIMIT_WAIT);
                 if wait > MAX_QUEUE_DELAY {
                     message.not_before = Some(self.platform.clock.now() + wait);
                 }

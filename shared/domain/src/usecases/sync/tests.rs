@@ -215,6 +215,39 @@ async fn an_incremental_run_deletes_what_the_source_reports_removed_and_only_tha
 }
 
 #[tokio::test]
+async fn within_a_run_the_last_word_on_an_entity_wins() {
+    let (f, _, first) = connection().await;
+    f.sources.stream(ScriptedStream {
+        incremental: true,
+        cursor: Some(json!({"at": 1})),
+        ..ScriptedStream::pages(pages(10, 10, |_| false))
+    });
+    run(&f, &first).await;
+
+    // Item 3 is removed, then comes back; new item 50 is yielded, then removed.
+    let key = |i: usize| item(i, 0).key().unwrap();
+    f.sources.stream(ScriptedStream {
+        incremental: true,
+        cursor: Some(json!({"at": 2})),
+        removed: vec![vec![key(3)], vec![key(50)]],
+        ..ScriptedStream::pages(vec![vec![item(50, 0)], vec![item(3, 0)]])
+    });
+    let incremental = next_job(&f, &first, false).await;
+    run(&f, &incremental).await;
+    let mut stored: Vec<String> = f
+        .entities
+        .stored_of(first.connection_id)
+        .iter()
+        .map(|e| e.entity.entity_id.clone())
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        (0..10).map(|i| format!("{i:04}")).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
 async fn a_full_sync_deletes_what_the_source_no_longer_has_and_an_incremental_one_does_not() {
     let (f, _, first) = connection().await;
     let script = |count| ScriptedStream {
