@@ -11,6 +11,7 @@ mod collections;
 mod create_connection;
 mod events;
 mod faults;
+mod flow_adapters;
 mod idempotency;
 mod manage;
 mod read_connections;

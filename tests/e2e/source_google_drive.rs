@@ -24,15 +24,18 @@ struct Seeded {
     logo: String,
     design: String,
     engineering: String,
+    /// A doc of someone else's shared drive shared directly with the user, who is not a member.
+    theirs: String,
 }
 
-/// 2 shared drives and 9 files (a folder, 4 Google Docs, 3 text files, an image): drives in one
-/// page, files in three.
-const SEEDED_TOTAL: u64 = 11;
+/// 2 shared drives and 10 files (a folder, 5 Google Docs, 3 text files, an image; one of the
+/// docs in a shared drive the user is not in, shared with them directly): drives in one page,
+/// the user corpus in three.
+const SEEDED_TOTAL: u64 = 12;
 
 async fn seeded() -> (Seeded, TestApp) {
     let fake = FakeGoogleDrive::start(TOKEN).await;
-    let (roadmap, todo, logo, design, engineering) = {
+    let (roadmap, todo, logo, design, engineering, theirs) = {
         let mut w = fake.workspace();
         w.max_page_size = 3;
         w.add_folder("Projects");
@@ -51,7 +54,8 @@ async fn seeded() -> (Seeded, TestApp) {
         w.move_to_drive(&design, &engineering);
         let campaign = w.add_text_file("campaign.txt", "Spring campaign plan");
         w.move_to_drive(&campaign, &marketing);
-        (roadmap, todo, logo, design, engineering)
+        let theirs = w.add_doc_shared_from_another_drive("Partner brief", "Shared with Ada.");
+        (roadmap, todo, logo, design, engineering, theirs)
     };
     let app = app_with_source("google_drive", &fake.base_url).await;
     let seeded = Seeded {
@@ -61,6 +65,7 @@ async fn seeded() -> (Seeded, TestApp) {
         logo,
         design,
         engineering,
+        theirs,
     };
     (seeded, app)
 }
@@ -147,9 +152,10 @@ async fn a_sync_over_many_pages_lists_every_file_and_drive() {
         .iter()
         .all(|r| r.contains("q=trashed = false") && !r.contains("corpora=allDrives")));
     assert!(
-        listings[..3]
-            .iter()
-            .all(|r| r.contains("corpora=user") && !r.contains("driveId=")),
+        listings[..3].iter().all(|r| r.contains("corpora=user")
+            && r.contains("includeItemsFromAllDrives=true")
+            && r.contains("supportsAllDrives=true")
+            && !r.contains("driveId=")),
         "{listings:?}"
     );
     assert!(!listings[0].contains("pageToken") && listings[2].contains("pageToken"));
@@ -192,6 +198,7 @@ async fn a_sync_over_many_pages_lists_every_file_and_drive() {
         w.engineering.as_str()
     );
     assert_eq!(find(&w.engineering)["title"], "Engineering");
+    assert_eq!(find(&w.theirs)["payload"]["content"], "Shared with Ada.");
 
     let c = connection(&app, &id).await;
     assert_eq!(c["status"], "active");
@@ -346,6 +353,31 @@ async fn a_full_sync_after_removals_deletes_exactly_what_vanished() {
     .collect();
     assert_eq!(deleted, expected);
     assert_eq!(after, fake_keys(&w.fake));
+}
+
+#[tokio::test]
+async fn a_file_shared_from_a_drive_the_user_is_not_in_stays_across_full_and_incremental_runs() {
+    let (w, app) = seeded().await;
+    let (id, first) = create_and_sync(&app).await;
+    assert_eq!(first["status"], "completed", "{first}");
+    assert!(keys(&entities(&app, &id).await).contains(&file_key(&w.theirs)));
+
+    // The changes API reports the edit (it reads all drives): an update, not an insert.
+    w.fake
+        .workspace()
+        .set_text(&w.theirs, "Shared with Ada, edited.");
+    let incremental = run_and_wait(&app, &id, false).await;
+    assert_eq!(incremental["status"], "completed", "{incremental}");
+    assert_eq!(counts(&incremental), [0, 1, 0, 0, 0], "{incremental}");
+
+    // The next full run lists it again: nothing is deleted.
+    let full = run_and_wait(&app, &id, true).await;
+    assert_eq!(full["status"], "completed", "{full}");
+    assert_eq!(counts(&full), [0, 0, 0, SEEDED_TOTAL, 0], "{full}");
+    let all = entities(&app, &id).await;
+    assert_eq!(keys(&all), fake_keys(&w.fake));
+    let theirs = all.iter().find(|e| e["entity_id"] == w.theirs).unwrap();
+    assert_eq!(theirs["payload"]["content"], "Shared with Ada, edited.");
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! A fake of the Google Drive API v3 on 127.0.0.1, shaped after the public reference:
 //! `GET /drive/v3/about`, `files` (`pageSize`/`pageToken`/`nextPageToken`, `q=trashed = false`,
 //! `corpora=user`, `corpora=drive` with `driveId`, `corpora=allDrives`; the last two need
-//! `includeItemsFromAllDrives`), `files/{id}?alt=media`,
+//! `includeItemsFromAllDrives`, and with it `corpora=user` also answers the files of shared
+//! drives the user is not a member of that were shared directly with them), `files/{id}?alt=media`,
 //! `files/{id}/export?mimeType=text/plain`, `drives`, `changes/startPageToken` and `changes`
 //! (`nextPageToken` until `newStartPageToken`). Errors are Google's JSON error bodies: 401
 //! `UNAUTHENTICATED` for a bad or revoked token, 403 `userRateLimitExceeded` (or 429
@@ -48,6 +49,10 @@ pub struct File {
     pub parents: Vec<String>,
     /// The shared drive holding it, if any.
     pub drive_id: Option<String>,
+    /// Shared directly with the user: a file of a shared drive is then in the user corpus
+    /// (listed with `includeItemsFromAllDrives` only), whether or not the user is a member of
+    /// its drive.
+    pub shared_with_me: bool,
     pub trashed: bool,
     pub created: DateTime<Utc>,
     pub modified: DateTime<Utc>,
@@ -152,6 +157,7 @@ impl Workspace {
                 description: None,
                 parents: vec!["root".into()],
                 drive_id: None,
+                shared_with_me: false,
                 trashed: false,
                 created: at,
                 modified: at,
@@ -219,6 +225,21 @@ impl Workspace {
 
     pub fn rename(&mut self, id: &str, name: &str) {
         self.edit(id, |f| f.name = name.to_owned());
+    }
+
+    /// A Google Doc of someone else's shared drive, shared directly with the user, who is not a
+    /// member of that drive: `drives` does not name it, `corpora=drive` cannot list it, and
+    /// `corpora=user` answers the doc only with `includeItemsFromAllDrives`; `changes` reports
+    /// it like any file.
+    pub fn add_doc_shared_from_another_drive(&mut self, name: &str, text: &str) -> String {
+        let id = self.add_doc(name, text);
+        let drive = self.new_id("0B");
+        self.edit(&id, |f| {
+            f.parents = vec![drive.clone()];
+            f.drive_id = Some(drive);
+            f.shared_with_me = true;
+        });
+        id
     }
 
     pub fn move_to_drive(&mut self, id: &str, drive_id: &str) {
@@ -744,8 +765,9 @@ fn list_files(workspace: &Workspace, request: &FakeRequest, serial: u64) -> Fake
         .values()
         .filter(|f| !(only_live && f.trashed))
         .filter(|f| match corpora {
-            // The user's own files and those shared with them, never a shared drive's.
-            "user" => f.drive_id.is_none(),
+            // The user's own files and those shared with them; a shared drive's only when
+            // shared directly with the user, and only when items of all drives are asked for.
+            "user" => f.drive_id.is_none() || (all_drives && f.shared_with_me),
             "drive" => f.drive_id.as_ref() == drive,
             _ => true,
         })
@@ -1039,6 +1061,67 @@ mod tests {
         )
         .await;
         assert_eq!(status, 400, "a driveId only with corpora=drive");
+    }
+
+    #[tokio::test]
+    async fn a_shared_drive_file_shared_with_the_user_is_in_the_user_corpus_with_all_drives() {
+        let fake = FakeGoogleDrive::start(TOKEN).await;
+        fake.set_workspace(Workspace::demo());
+        let theirs = fake
+            .workspace()
+            .add_doc_shared_from_another_drive("Their plan", "Shared with Ada only.");
+        let drive = fake.workspace().file(&theirs).drive_id.clone().unwrap();
+        assert!(
+            !fake.workspace().drive_ids().contains(&drive),
+            "not a member"
+        );
+        let ids = |body: &Value| -> Vec<String> {
+            body["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (status, plain) = get(&fake, "/drive/v3/files?corpora=user", TOKEN).await;
+        assert_eq!(status, 200, "{plain}");
+        assert_eq!(ids(&plain).len(), 5);
+        assert!(!ids(&plain).contains(&theirs));
+        let (status, all) = get(
+            &fake,
+            "/drive/v3/files?corpora=user&includeItemsFromAllDrives=true&supportsAllDrives=true",
+            TOKEN,
+        )
+        .await;
+        assert_eq!(status, 200, "{all}");
+        assert_eq!(ids(&all).len(), 6);
+        assert!(ids(&all).contains(&theirs));
+        let listed = all["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == theirs.as_str())
+            .unwrap();
+        assert_eq!(listed["driveId"], drive.as_str());
+        // Its drive is not listed, nor can its files be listed as a drive's.
+        let (_, drives) = get(&fake, "/drive/v3/drives", TOKEN).await;
+        assert_eq!(drives["drives"].as_array().unwrap().len(), 1);
+        let listing = format!(
+            "/drive/v3/files?corpora=drive&driveId={drive}&includeItemsFromAllDrives=true&supportsAllDrives=true"
+        );
+        assert_eq!(get(&fake, &listing, TOKEN).await.0, 404);
+        // Changes report it like any file.
+        let (_, changes) = get(
+            &fake,
+            "/drive/v3/changes?pageToken=1000&includeItemsFromAllDrives=true",
+            TOKEN,
+        )
+        .await;
+        assert!(changes["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["fileId"] == theirs.as_str()));
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod job;
 pub mod names;
+pub mod oauth;
 pub mod page;
 pub mod ports;
 pub mod schedule;

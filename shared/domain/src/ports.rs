@@ -10,6 +10,7 @@ use crate::idempotency::{Claim, KeyState, Reservation};
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Checkpoint, Counts, Job, JobClaim, JobStatus, Lease, SyncMessage};
 use crate::names::ReadableId;
+use crate::oauth::{PendingFlow, StateHash};
 use crate::page::{Page, PageRequest};
 use crate::stream::{EntityStream, StreamError, StreamRequest};
 use crate::tenancy::{ApiKeyHash, Organization};
@@ -380,9 +381,30 @@ pub trait IdempotencyStore: Send + Sync {
     async fn release_key(&self, reservation: &Reservation) -> Result<(), StoreError>;
 }
 
+/// Browser flows waiting for their OAuth callback (`OAUTH#<state hash> | META`).
+#[async_trait]
+pub trait FlowStore: Send + Sync {
+    /// Stores a pending flow, removed by the table's TTL after its expiry.
+    async fn put_flow(&self, flow: &PendingFlow) -> Result<(), StoreError>;
+    /// Consumes a flow atomically: it is removed and answered only when it exists and has not
+    /// expired at `now`. An unknown, already used or expired state answers `None`, so a state
+    /// works once, however many callbacks race for it.
+    async fn take_flow(
+        &self,
+        state: &StateHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingFlow>, StoreError>;
+}
+
 /// The whole state store, as the handlers hold it.
 pub trait Store:
-    TenantStore + CollectionStore + ConnectionStore + IdempotencyStore + JobStore + ScheduleStore
+    TenantStore
+    + CollectionStore
+    + ConnectionStore
+    + IdempotencyStore
+    + JobStore
+    + ScheduleStore
+    + FlowStore
 {
 }
 impl<
@@ -391,7 +413,8 @@ impl<
             + ConnectionStore
             + IdempotencyStore
             + JobStore
-            + ScheduleStore,
+            + ScheduleStore
+            + FlowStore,
     > Store for T
 {
 }

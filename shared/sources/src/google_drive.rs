@@ -1,11 +1,14 @@
 //! `google_drive`: the user's files (with the text of Google Docs and small text files) and
 //! shared drives, through the Drive API v3.
 //!
-//! A full run first asks `changes/startPageToken`, then lists the shared drives, then the files
-//! of `corpora=user` (the user's own and those shared with them), then each shared drive's files
-//! (`corpora=drive&driveId=…`) one drive after the other: `corpora=allDrives` answers
-//! `incompleteSearch` for users in many shared drives, and a full run must not end on an
-//! incomplete listing (it deletes what it did not list). The token becomes the cursor, so
+//! A full run first asks `changes/startPageToken`, then lists the first page of shared drives,
+//! then the files of `corpora=user` (the user's own and those shared with them, shared-drive
+//! files shared directly with the user included), then each shared drive's files of that page
+//! (`corpora=drive&driveId=…`) one drive after the other, then the next page of drives and its
+//! drives' files, and so on: `corpora=allDrives` answers `incompleteSearch` for users in many
+//! shared drives, and a full run must not end on an incomplete listing (it deletes what it did
+//! not list). The checkpoint holds one page of drive ids and the `drives.list` token of the next,
+//! so it stays small however many shared drives the user is in. The token becomes the cursor, so
 //! whatever changed while the run listed is seen again by the next one. An incremental run reads
 //! `changes` from the saved token until Drive answers `newStartPageToken`, the next cursor; files
 //! reported removed or trashed are the page's `removed`.
@@ -343,9 +346,12 @@ impl Source for GoogleDriveSource {
             None => Position::start(since.as_deref()),
         };
         // A checkpoint of a full run from before drives were listed one by one (it listed
-        // `allDrives`) cannot tell which drives are left: that run starts over.
+        // `allDrives`), or one that was still listing every page of drives before any file,
+        // cannot tell which drives are left: that run starts over.
         let position = match (&position.step, &position.drives) {
-            (Step::Files { .. }, None) => Position::start(since.as_deref()),
+            (Step::Files { .. }, None) | (Step::Drives { .. }, _) => {
+                Position::start(since.as_deref())
+            }
             _ => position,
         };
         Ok(Box::new(DriveStream {
@@ -367,10 +373,17 @@ struct Position {
     /// The changes token the next run starts from: asked at the start of a full run, or the
     /// `newStartPageToken` that ends an incremental one.
     next_start: Option<String>,
-    /// A full run's shared drives, as `drives.list` named them: their files are listed one
-    /// drive after the other once the user's own are done.
+    /// The ids of a full run's current page of shared drives, as `drives.list` named them:
+    /// their files are listed one drive after the other (after the user's own, for the first
+    /// page), then the next page's. At most [`DRIVES_PAGE_SIZE`] ids, so the checkpoint stays
+    /// small however many drives the user is in. (A checkpoint of the version that listed every
+    /// page of drives first holds them all here, and no `drives_next`: its run lists the drives
+    /// left of them and ends.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     drives: Option<Vec<String>>,
+    /// The `drives.list` token of the page after `drives`; `None` when that is the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    drives_next: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -378,11 +391,19 @@ struct Position {
 enum Step {
     /// A full run that has not asked for its start token yet.
     StartToken,
+    /// Read from checkpoints of the version that listed every page of drives before any file
+    /// (and kept them all): such a run starts over.
     Drives {
         page_token: Option<String>,
     },
-    /// Files of `corpora=user` (`drive: None`) or of the shared drive `drives[drive]`; `last`
-    /// is the id of the last file of the listing page `page_token` handed out (`None`: none).
+    /// The page `page_token` of `drives.list` (`None`: the first), whose drives' files are
+    /// listed before the next page is.
+    DrivePage {
+        page_token: Option<String>,
+    },
+    /// Files of `corpora=user` (`drive: None`) or of the shared drive `drives[drive]` of the
+    /// current page; `last` is the id of the last file of the listing page `page_token` handed
+    /// out (`None`: none).
     Files {
         #[serde(default)]
         drive: Option<usize>,
@@ -409,11 +430,13 @@ impl Position {
                 },
                 next_start: None,
                 drives: None,
+                drives_next: None,
             },
             None => Self {
                 step: Step::StartToken,
                 next_start: None,
                 drives: None,
+                drives_next: None,
             },
         }
     }
@@ -587,7 +610,15 @@ impl DriveStream {
             ("q", "trashed = false"),
         ];
         match drive {
-            None => query.push(("corpora", "user")),
+            // Without these, a file of someone else's shared drive shared directly with the
+            // user (who is not a member: its drive is not in `drives.list`) is never listed,
+            // while `changes` reports it: every full run would delete it again. A file also
+            // listed with its drive is counted once.
+            None => query.extend([
+                ("corpora", "user"),
+                ("supportsAllDrives", "true"),
+                ("includeItemsFromAllDrives", "true"),
+            ]),
             Some(id) => query.extend([
                 ("corpora", "drive"),
                 ("driveId", id),
@@ -754,17 +785,25 @@ impl DriveStream {
         self.position.drives.as_ref()?.get(i).cloned()
     }
 
-    /// What follows the files of `corpora=user` (`None`) or of the `i`th shared drive: the next
-    /// shared drive's, or the end.
+    /// What follows the files of `corpora=user` (`None`) or of the `i`th shared drive of the
+    /// current page: the next shared drive's.
     fn after_corpus(&self, drive: Option<usize>) -> Step {
-        let next = drive.map_or(0, |i| i + 1);
-        match self.drive_id(next) {
-            Some(_) => Step::Files {
-                drive: Some(next),
+        self.drive_from(drive.map_or(0, |i| i + 1))
+    }
+
+    /// The files of the current page's `i`th shared drive; past the page's last drive, the
+    /// next page of drives, or the end.
+    fn drive_from(&self, i: usize) -> Step {
+        match (self.drive_id(i), &self.position.drives_next) {
+            (Some(_), _) => Step::Files {
+                drive: Some(i),
                 page_token: None,
                 last: None,
             },
-            None => Step::Done,
+            (None, Some(token)) => Step::DrivePage {
+                page_token: Some(token.clone()),
+            },
+            (None, None) => Step::Done,
         }
     }
 }
@@ -946,22 +985,32 @@ impl EntityStream for DriveStream {
                     // Asked before listing: whatever changes while this run lists, the next
                     // one sees.
                     self.position.next_start = Some(self.start_page_token().await?);
-                    self.position.step = Step::Drives { page_token: None };
+                    self.position.step = Step::DrivePage { page_token: None };
                     continue;
                 }
-                Step::Drives { page_token } => {
+                // Restarted in `open_stream`; not a step this version takes.
+                Step::Drives { .. } => {
+                    return Err(StreamError::Malformed(
+                        "the Google Drive checkpoint is from an older version".into(),
+                    ))
+                }
+                Step::DrivePage { page_token } => {
                     let (entities, after) = self.drives_page(page_token.as_deref()).await?;
-                    let drives = self.position.drives.get_or_insert_with(Vec::new);
-                    drives.extend(entities.iter().map(|d| d.entity_id.clone()));
-                    self.position.step = match after {
-                        After::Page(token) => Step::Drives {
-                            page_token: Some(token),
-                        },
-                        After::End(_) => Step::Files {
+                    // Only this page's drives are kept: the checkpoint stays small.
+                    self.position.drives =
+                        Some(entities.iter().map(|d| d.entity_id.clone()).collect());
+                    self.position.drives_next = match after {
+                        After::Page(token) => Some(token),
+                        After::End(_) => None,
+                    };
+                    self.position.step = match page_token {
+                        // The user's own files come after the first page of drives.
+                        None => Step::Files {
                             drive: None,
                             page_token: None,
                             last: None,
                         },
+                        Some(_) => self.drive_from(0),
                     };
                     (entities, Vec::new())
                 }
@@ -974,8 +1023,9 @@ impl EntityStream for DriveStream {
                         None => None,
                         Some(i) => match self.drive_id(i) {
                             Some(id) => Some(id),
+                            // Past the page's drives: the next page, or the end.
                             None => {
-                                self.position.step = Step::Done;
+                                self.position.step = self.drive_from(i);
                                 continue;
                             }
                         },
@@ -1101,10 +1151,67 @@ mod tests {
     }
 
     fn source_for(fake: &FakeUpstream) -> GoogleDriveSource {
-        GoogleDriveSource::new(
-            http_client().unwrap(),
-            BaseUrl::parse(&fake.base_url).unwrap(),
-        )
+        source_at(&fake.base_url)
+    }
+
+    fn source_at(base_url: &str) -> GoogleDriveSource {
+        GoogleDriveSource::new(http_client().unwrap(), BaseUrl::parse(base_url).unwrap())
+    }
+
+    fn request(since: Option<Value>, resume: Option<Value>) -> StreamRequest {
+        StreamRequest {
+            auth: oauth(TOKEN),
+            config: Map::new(),
+            since,
+            resume,
+        }
+    }
+
+    /// A Drive on 127.0.0.1 whose closure sees each request's path and query parameters
+    /// ([`FakeUpstream`] tells the path only) and answers a JSON body with HTTP 200.
+    struct QueryFake {
+        base_url: String,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for QueryFake {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    type Query = std::collections::HashMap<String, String>;
+
+    async fn query_fake(
+        answer: impl Fn(&str, &Query) -> Value + Send + Sync + 'static,
+    ) -> QueryFake {
+        use http_body_util::Full;
+        use hyper::body::{Bytes, Incoming};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let answer = Arc::new(answer);
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                while connections.try_join_next().is_some() {}
+                let answer = Arc::clone(&answer);
+                connections.spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |asked: hyper::Request<Incoming>| {
+                            let query = asked.uri().query().unwrap_or_default().as_bytes();
+                            let query: Query =
+                                url::form_urlencoded::parse(query).into_owned().collect();
+                            let body = answer(asked.uri().path(), &query).to_string();
+                            let response = hyper::Response::new(Full::new(Bytes::from(body)));
+                            async move { Ok::<_, std::convert::Infallible>(response) }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        QueryFake { base_url, task }
     }
 
     fn open(
@@ -1113,12 +1220,7 @@ mod tests {
         resume: Option<Value>,
     ) -> Box<dyn EntityStream> {
         source_for(fake)
-            .open_stream(StreamRequest {
-                auth: oauth(TOKEN),
-                config: Map::new(),
-                since,
-                resume,
-            })
+            .open_stream(request(since, resume))
             .unwrap()
     }
 
@@ -1653,6 +1755,171 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_old_checkpoint_still_listing_drives_starts_over() {
+        // Checkpoints of versions that listed every page of drives before any file: without
+        // the drives named so far (the `allDrives` version), or with them; resumed, the drives
+        // of the pages before would never have their files listed, and the run would delete
+        // them.
+        for old in [
+            json!({"step": {"kind": "drives", "page_token": "d2"}, "next_start": "5"}),
+            json!({"step": {"kind": "drives", "page_token": "d2"}, "next_start": "5",
+                   "drives": ["0AA"]}),
+        ] {
+            let fake = scripted(vec![
+                (
+                    "/drive/v3/changes/startPageToken",
+                    ok(json!({"startPageToken": "6"})),
+                ),
+                (
+                    "/drive/v3/drives",
+                    ok(json!({"drives": [{"id": "0AA", "name": "Team"}]})),
+                ),
+                (
+                    "/drive/v3/files",
+                    ok(json!({"files": [file("mine", "image/png")]})),
+                ),
+                (
+                    "/drive/v3/files",
+                    ok(json!({"files": [file("team", "image/png")]})),
+                ),
+            ])
+            .await;
+            let mut restarted = open(&fake, None, Some(old.clone()));
+            assert_eq!(
+                rest(&mut restarted).await,
+                [
+                    "google_drive_drive:0AA",
+                    "google_drive_file:mine",
+                    "google_drive_file:team"
+                ],
+                "{old}"
+            );
+            assert_eq!(restarted.cursor(), Some(json!({"start_page_token": "6"})));
+            assert_eq!(fake.seen()[0].path, "/drive/v3/changes/startPageToken");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_user_corpus_lists_shared_drive_files_shared_directly_with_the_user() {
+        // As Drive answers: a file of someone else's shared drive (the user is not a member,
+        // so `drives.list` does not name it) shared directly with the user is in the user
+        // corpus only with includeItemsFromAllDrives and supportsAllDrives. `changes` reports
+        // it: a full run that did not list it would delete it every time.
+        let fake = query_fake(|path, query| {
+            let flag = |name: &str| query.get(name).map(String::as_str) == Some("true");
+            match path {
+                "/drive/v3/changes/startPageToken" => json!({"startPageToken": "5"}),
+                "/drive/v3/drives" => json!({"drives": []}),
+                "/drive/v3/files" if query.get("corpora").map(String::as_str) == Some("user") => {
+                    let mut files = vec![file("mine", "image/png")];
+                    if flag("includeItemsFromAllDrives") && flag("supportsAllDrives") {
+                        let mut theirs = file("theirs", "image/png");
+                        theirs["driveId"] = json!("0ZZnotAMember");
+                        files.push(theirs);
+                    }
+                    json!({ "files": files })
+                }
+                _ => json!({"unexpected": path}),
+            }
+        })
+        .await;
+        let mut stream = source_at(&fake.base_url)
+            .open_stream(request(None, None))
+            .unwrap();
+        assert_eq!(
+            rest(&mut stream).await,
+            ["google_drive_file:mine", "google_drive_file:theirs"]
+        );
+        assert_eq!(stream.cursor(), Some(json!({"start_page_token": "5"})));
+    }
+
+    #[tokio::test]
+    async fn thousands_of_shared_drives_keep_the_checkpoint_small_across_resumes() {
+        // 5,000 shared drives (about 18k would overflow a 400 KB job item if the checkpoint
+        // named them all), listed 40 a page, one file each; the stream is opened again from
+        // the checkpoint of every page, as if each page were the last of an invocation.
+        const DRIVES: usize = 5_000;
+        const PAGE: usize = 40;
+        const LIMIT: usize = 100 * 1024;
+        let drive_id = |i: usize| format!("0A{i:017}");
+        let listed = Arc::new(Mutex::new(Vec::<String>::new()));
+        let log = Arc::clone(&listed);
+        let fake = query_fake(move |path, query| {
+            let q = |name: &str| query.get(name).map(String::as_str);
+            match path {
+                "/drive/v3/changes/startPageToken" => json!({"startPageToken": "77"}),
+                "/drive/v3/drives" => {
+                    let start: usize = q("pageToken").map_or(0, |t| t.parse().unwrap());
+                    let asked: usize = q("pageSize").unwrap().parse().unwrap();
+                    let end = (start + asked.min(PAGE)).min(DRIVES);
+                    let drives: Vec<Value> = (start..end)
+                        .map(|i| json!({"id": drive_id(i), "name": format!("Team {i}")}))
+                        .collect();
+                    let mut body = json!({ "drives": drives });
+                    if end < DRIVES {
+                        body["nextPageToken"] = json!(end.to_string());
+                    }
+                    body
+                }
+                "/drive/v3/files" => match q("driveId") {
+                    Some(id) => {
+                        log.lock().unwrap().push(id.to_owned());
+                        let mut f = file(&format!("f{id}"), "image/png");
+                        f["driveId"] = json!(id);
+                        json!({ "files": [f] })
+                    }
+                    None => json!({"files": [file("mine", "image/png")]}),
+                },
+                _ => json!({"unexpected": path}),
+            }
+        })
+        .await;
+        let source = source_at(&fake.base_url);
+        let mut resume = None;
+        let mut handed = Vec::new();
+        let mut largest = 0;
+        loop {
+            let mut stream = source.open_stream(request(None, resume.take())).unwrap();
+            let Some(page) = stream.next_page().await.unwrap() else {
+                assert_eq!(stream.cursor(), Some(json!({"start_page_token": "77"})));
+                break;
+            };
+            let size = serde_json::to_vec(&page.checkpoint).unwrap().len();
+            assert!(size < LIMIT, "a checkpoint of {size} bytes");
+            largest = largest.max(size);
+            let drives = page.checkpoint["drives"].as_array().map_or(0, Vec::len);
+            assert!(drives <= PAGE, "{drives} drives in the checkpoint");
+            handed.extend(ids(&page));
+            resume = Some(page.checkpoint);
+        }
+        assert!(
+            largest < 4 * 1024,
+            "the largest checkpoint has {largest} bytes"
+        );
+
+        // Every drive's files listed once, in order: none skipped, none repeated.
+        let every: Vec<String> = (0..DRIVES).map(drive_id).collect();
+        assert_eq!(*listed.lock().unwrap(), every);
+        let mut expected = vec!["google_drive_file:mine".to_owned()];
+        expected.extend(every.iter().map(|id| format!("google_drive_drive:{id}")));
+        expected.extend(every.iter().map(|id| format!("google_drive_file:f{id}")));
+        let mut got = handed.clone();
+        got.sort();
+        expected.sort();
+        assert_eq!(got.len(), expected.len(), "nothing handed out twice");
+        assert_eq!(got, expected);
+        // A page of drives, then their files, then the next page.
+        let second_page = handed
+            .iter()
+            .position(|id| *id == format!("google_drive_drive:{}", drive_id(PAGE)))
+            .unwrap();
+        assert_eq!(
+            handed[second_page - 1],
+            format!("google_drive_file:f{}", drive_id(PAGE - 1))
+        );
+    }
+
+    #[tokio::test]
     async fn a_file_the_user_cannot_read_is_synced_without_content_and_quotas_wait() {
         let fake = FakeUpstream::start(|seen: &Seen| match seen.path.as_str() {
             "/drive/v3/files" => ok(json!({"files": [file("locked", GOOGLE_DOC)]})),
@@ -1804,12 +2071,8 @@ mod tests {
             assert!(err.to_string().contains(expected), "{err}");
             assert!(!err.to_string().contains(TOKEN));
         }
-        let unreadable = source_for(&fake).open_stream(StreamRequest {
-            auth: oauth(TOKEN),
-            config: Map::new(),
-            since: None,
-            resume: Some(json!({"step": "sideways"})),
-        });
+        let unreadable =
+            source_for(&fake).open_stream(request(None, Some(json!({"step": "sideways"}))));
         assert!(matches!(unreadable, Err(StreamError::Malformed(_))));
     }
 

@@ -306,7 +306,10 @@ fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<Value, Refusal> {
             "the key or token may not read this Linear workspace".into(),
         ));
     }
-    if status.is_server_error() {
+    // A refused field beside data is answered whatever the status: Linear sends most GraphQL
+    // errors, this partial answer included, with HTTP 400.
+    let partial = forbidden && carries_data;
+    if status.is_server_error() && !partial {
         return Err(Refusal::Unavailable(format!(
             "{NAME} is unavailable (HTTP {})",
             status.as_u16()
@@ -319,8 +322,9 @@ fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<Value, Refusal> {
         )));
     };
     let has_data = body.get("data").is_some_and(|d| !d.is_null());
-    // A 403 that carries data is the FORBIDDEN partial answer above, not a failed query.
-    let answered = status.is_success() || status == StatusCode::FORBIDDEN;
+    // A FORBIDDEN answer that carries data (HTTP 200, 400 or 403) is the partial answer
+    // above, not a failed query.
+    let answered = status.is_success() || partial;
     if !answered || !has_data {
         let codes = if codes.is_empty() {
             String::new()
@@ -1071,13 +1075,22 @@ mod tests {
         // One nested field was refused: the page is kept, the connection is not sent to
         // re-authenticate.
         let page = json!({"issues": {"nodes": [{"id": "i1", "project": null}], "pageInfo": {"hasNextPage": false}}});
-        for status in [200, 403] {
+        // Linear sends most GraphQL errors with HTTP 400, this one too.
+        for status in [200, 400, 403] {
             let partial = refused(page.clone());
             let kept = classify(&answer(status, &[], &partial), now()).unwrap();
             assert_eq!(kept["data"], page, "{status}");
         }
         let viewer = refused(json!({"viewer": {"id": "u1", "organization": null}}));
         assert!(classify(&answer(200, &[], &viewer), now()).is_ok());
+        assert!(classify(&answer(400, &[], &viewer), now()).is_ok());
+
+        // Data beside another error (not FORBIDDEN) on a 400 is still a failed query.
+        let invalid = json!({"data": page, "errors": [{"message": "x", "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]});
+        assert!(matches!(
+            classify(&answer(400, &[], &invalid.to_string()), now()),
+            Err(Refusal::Unavailable(m)) if m.contains("HTTP 400 without data")
+        ));
     }
 
     #[test]

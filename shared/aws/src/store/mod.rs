@@ -4,6 +4,7 @@
 
 mod collections;
 mod connections;
+mod flows;
 mod idempotency;
 mod jobs;
 mod keys;

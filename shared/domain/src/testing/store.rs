@@ -7,10 +7,12 @@ use crate::idempotency::{Claim, KeyState, Reservation};
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Checkpoint, Counts, Job, JobClaim, JobStatus, Lease};
 use crate::names::ReadableId;
+use crate::oauth::{PendingFlow, StateHash};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
-    CollectionStore, ConnectionRef, ConnectionStore, CursorUpdate, FinishedRun, IdempotencyStore,
-    JobCheck, JobStore, NewConnection, ScheduleStore, StoreError, TenantStore, Versioned,
+    CollectionStore, ConnectionRef, ConnectionStore, CursorUpdate, FinishedRun, FlowStore,
+    IdempotencyStore, JobCheck, JobStore, NewConnection, ScheduleStore, StoreError, TenantStore,
+    Versioned,
 };
 use crate::schedule::bucket_of;
 use crate::tenancy::{ApiKeyHash, Organization};
@@ -58,6 +60,7 @@ struct State {
     /// Connections whose delete began, as they were, and when.
     tombstones: BTreeMap<(OrganizationId, ConnectionId), (SourceConnection, DateTime<Utc>)>,
     sweep_positions: BTreeMap<String, String>,
+    flows: BTreeMap<String, PendingFlow>,
     cursors: BTreeMap<ConnectionId, Value>,
     keys: BTreeMap<(OrganizationId, String), KeyRow>,
 }
@@ -549,6 +552,39 @@ impl ConnectionStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let state = lock(&self.state);
         Ok(state.connections.contains_key(&(org, id)) || state.tombstones.contains_key(&(org, id)))
+    }
+}
+
+#[async_trait]
+impl FlowStore for MemoryStore {
+    async fn put_flow(&self, flow: &PendingFlow) -> Result<(), StoreError> {
+        let copy = PendingFlow {
+            state: flow.state.clone(),
+            organization_id: flow.organization_id,
+            connection_id: flow.connection_id,
+            pkce_verifier: flow
+                .pkce_verifier
+                .as_ref()
+                .map(|v| crate::oauth::PkceVerifier::from_stored(v.expose().to_owned())),
+            redirect_url: flow.redirect_url.clone(),
+            expires_at: flow.expires_at,
+        };
+        lock(&self.state)
+            .flows
+            .insert(flow.state.as_str().to_owned(), copy);
+        Ok(())
+    }
+
+    async fn take_flow(
+        &self,
+        state: &StateHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingFlow>, StoreError> {
+        let mut guard = lock(&self.state);
+        match guard.flows.get(state.as_str()) {
+            Some(flow) if flow.expires_at > now => Ok(guard.flows.remove(state.as_str())),
+            _ => Ok(None),
+        }
     }
 }
 

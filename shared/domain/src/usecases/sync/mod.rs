@@ -28,7 +28,7 @@ use crate::stream::{EntityPage, StreamError, StreamRequest};
 use chrono::{DateTime, Utc};
 use seen::SeenKeys;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{info, instrument, warn};
@@ -214,6 +214,9 @@ struct Run<'a> {
     pending: Vec<EntityWrite>,
     /// Unseen keys waiting for a full batch of deletes.
     doomed: Vec<EntityKey>,
+    /// Fingerprints of the keys this invocation deleted because the source reported them
+    /// removed: yielded again later, they are written back.
+    removed: HashSet<u128>,
     /// Pages (of entities, then of stored keys) handled in this invocation.
     pages: u32,
     last_progress: Instant,
@@ -245,6 +248,7 @@ impl<'a> Run<'a> {
             remaining: BTreeMap::new(),
             pending: Vec::new(),
             doomed: Vec::new(),
+            removed: HashSet::new(),
             pages: 0,
             last_progress: Instant::now(),
         }
@@ -491,7 +495,7 @@ impl<'a> Run<'a> {
                             self.doomed.swap_remove(i);
                             true
                         }
-                        None => false,
+                        None => self.removed.remove(&key.fingerprint()),
                     };
                     if self.seen.insert(key.fingerprint()) || revived {
                         fresh.push((key, entity));
@@ -589,8 +593,10 @@ impl<'a> Run<'a> {
             .entities
             .stored(self.connection_id(), &removed)
             .await?;
-        self.doomed
-            .extend(removed.into_iter().filter(|key| stored.contains_key(key)));
+        for key in removed.into_iter().filter(|key| stored.contains_key(key)) {
+            self.removed.insert(key.fingerprint());
+            self.doomed.push(key);
+        }
         if self.doomed.len() >= WRITE_BATCH {
             self.delete_doomed().await?;
         }

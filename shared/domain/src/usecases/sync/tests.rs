@@ -220,17 +220,25 @@ async fn within_a_run_the_last_word_on_an_entity_wins() {
     f.sources.stream(ScriptedStream {
         incremental: true,
         cursor: Some(json!({"at": 1})),
-        ..ScriptedStream::pages(pages(10, 10, |_| false))
+        ..ScriptedStream::pages(pages(40, 10, |_| false))
     });
     run(&f, &first).await;
 
-    // Item 3 is removed, then comes back; new item 50 is yielded, then removed.
+    // Item 3 is removed, then comes back; new item 50 is yielded, then removed; item 4 is
+    // yielded, then removed in a full batch of removals (deleted at once), then comes back.
     let key = |i: usize| item(i, 0).key().unwrap();
+    let mut batch: Vec<EntityKey> = (10..35).map(key).collect();
+    batch.push(key(4));
     f.sources.stream(ScriptedStream {
         incremental: true,
         cursor: Some(json!({"at": 2})),
-        removed: vec![vec![key(3)], vec![key(50)]],
-        ..ScriptedStream::pages(vec![vec![item(50, 0)], vec![item(3, 0)]])
+        removed: vec![vec![key(3)], vec![key(50)], batch, vec![]],
+        ..ScriptedStream::pages(vec![
+            vec![item(50, 0), item(4, 0)],
+            vec![item(3, 0)],
+            vec![],
+            vec![item(4, 0)],
+        ])
     });
     let incremental = next_job(&f, &first, false).await;
     run(&f, &incremental).await;
@@ -241,10 +249,8 @@ async fn within_a_run_the_last_word_on_an_entity_wins() {
         .map(|e| e.entity.entity_id.clone())
         .collect();
     stored.sort();
-    assert_eq!(
-        stored,
-        (0..10).map(|i| format!("{i:04}")).collect::<Vec<_>>()
-    );
+    let expected: Vec<String> = (0..10).chain(35..40).map(|i| format!("{i:04}")).collect();
+    assert_eq!(stored, expected);
 }
 
 #[tokio::test]
