@@ -1,11 +1,13 @@
-//! Browser flows on the emulator: a state is stored only as its hash, works once, and not after
-//! it expires, however many callbacks race for it.
+//! OAuth's stored pieces on the emulator: browser flows (a state is stored only as its hash,
+//! works once, and not after it expires, however many callbacks race for it) and the
+//! platform's OAuth apps in Secrets Manager.
 
 use crate::helpers::aws::TestAws;
 use chrono::{Duration, Utc};
 use domain::ids::{ConnectionId, OrganizationId};
 use domain::oauth::{FlowState, PendingFlow, PkceVerifier, STATE_LIFETIME};
-use domain::ports::FlowStore;
+use domain::ports::{CredentialVault, FlowStore};
+use secrecy::ExposeSecret;
 
 fn flow(state: &FlowState, expires_in: Duration) -> PendingFlow {
     PendingFlow {
@@ -78,4 +80,48 @@ async fn a_flow_is_taken_once_and_never_after_it_expires() {
         .await
         .unwrap()
         .is_none());
+}
+
+#[tokio::test]
+async fn oauth_apps_come_from_the_environment_into_the_vault() {
+    let aws = TestAws::fresh().await;
+    let vault = aws.vault();
+    let catalog = sources::Catalog::with_base_urls(&[]).unwrap();
+    assert!(vault.get_oauth_app("github").await.unwrap().is_none());
+
+    let env = |name: &str| match name {
+        "OAUTH_GITHUB_CLIENT_ID" => Some("gh-client".to_owned()),
+        "OAUTH_GITHUB_CLIENT_SECRET" => Some("gh-secret-value".to_owned()),
+        "OAUTH_STUB_CLIENT_ID" => Some("ignored: stub has no OAuth".to_owned()),
+        _ => None,
+    };
+    let loaded = local_stack::stack::load_oauth_apps(&vault, &catalog, env)
+        .await
+        .unwrap();
+    assert_eq!(loaded, ["github"]);
+    let app = vault.get_oauth_app("github").await.unwrap().unwrap();
+    assert_eq!(app.client_id, "gh-client");
+    assert_eq!(app.client_secret.expose_secret(), "gh-secret-value");
+
+    // Loading again replaces the app.
+    let rotated = |name: &str| match name {
+        "OAUTH_GITHUB_CLIENT_ID" => Some("gh-client-2".to_owned()),
+        "OAUTH_GITHUB_CLIENT_SECRET" => Some("gh-secret-2".to_owned()),
+        _ => None,
+    };
+    local_stack::stack::load_oauth_apps(&vault, &catalog, rotated)
+        .await
+        .unwrap();
+    let app = vault.get_oauth_app("github").await.unwrap().unwrap();
+    assert_eq!(app.client_id, "gh-client-2");
+
+    let half = |name: &str| (name == "OAUTH_SLACK_CLIENT_ID").then(|| "only-id".to_owned());
+    let err = local_stack::stack::load_oauth_apps(&vault, &catalog, half)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("OAUTH_SLACK_CLIENT_SECRET"),
+        "{err}"
+    );
+    assert!(vault.get_oauth_app("slack").await.unwrap().is_none());
 }

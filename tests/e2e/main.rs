@@ -14,6 +14,7 @@ mod faults;
 mod flow_adapters;
 mod idempotency;
 mod manage;
+mod oauth_tokens;
 mod read_connections;
 mod runs;
 mod schedule_adapters;

@@ -8,6 +8,7 @@ pub mod github;
 pub mod google_drive;
 pub mod linear;
 pub mod notion;
+pub mod oauth;
 pub mod server;
 pub mod slack;
 

@@ -2,7 +2,8 @@
 
 use aws_adapters::{bootstrap, AwsClients};
 use domain::ids::OrganizationId;
-use domain::ports::{BoxError, TenantStore};
+use domain::oauth::OAuthApp;
+use domain::ports::{BoxError, CredentialVault, SourceDirectory, TenantStore};
 use domain::tenancy::{api_key_from_random, ApiKeyHash, Organization};
 use http_api::Config;
 use secrecy::{ExposeSecret, SecretString};
@@ -63,6 +64,41 @@ pub async fn bootstrap(clients: &AwsClients, settings: &LocalSettings) -> Result
         secrets_prefix: settings.secrets_prefix.clone(),
         api_base_url: Some(settings.api_base_url.clone()),
     })
+}
+
+/// The platform's OAuth apps from the environment: `OAUTH_<SHORT_NAME>_CLIENT_ID` and
+/// `OAUTH_<SHORT_NAME>_CLIENT_SECRET` for each OAuth source of the catalog, stored in the vault
+/// (`{prefix}/oauth-apps/<short_name>`). Answers the sources it stored; half a pair is an error.
+pub async fn load_oauth_apps(
+    vault: &dyn CredentialVault,
+    sources: &dyn SourceDirectory,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, BoxError> {
+    let mut loaded = Vec::new();
+    for spec in sources.specs() {
+        if spec.oauth.is_none() {
+            continue;
+        }
+        let upper = spec.short_name.to_ascii_uppercase();
+        let (id_var, secret_var) = (
+            format!("OAUTH_{upper}_CLIENT_ID"),
+            format!("OAUTH_{upper}_CLIENT_SECRET"),
+        );
+        let value = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        match (value(&id_var), value(&secret_var)) {
+            (None, None) => {}
+            (Some(client_id), Some(secret)) => {
+                let app = OAuthApp {
+                    client_id: client_id.trim().to_owned(),
+                    client_secret: SecretString::from(secret.trim().to_owned()),
+                };
+                vault.put_oauth_app(spec.short_name, &app).await?;
+                loaded.push(spec.short_name.to_owned());
+            }
+            _ => return Err(format!("set both {id_var} and {secret_var}, or neither").into()),
+        }
+    }
+    Ok(loaded)
 }
 
 pub async fn create_organization(

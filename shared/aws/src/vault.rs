@@ -8,6 +8,7 @@ use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use aws_sdk_secretsmanager::Client;
 use chrono::DateTime;
 use domain::ids::{ConnectionId, OrganizationId};
+use domain::oauth::OAuthApp;
 use domain::ports::{CredentialVault, SecretEntry, SecretsPage, VaultError};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -29,6 +30,10 @@ impl SecretsVault {
 
     pub fn connection_secret_name(&self, org: OrganizationId, id: ConnectionId) -> String {
         format!("{}/connections/{org}/{id}", self.prefix)
+    }
+
+    pub fn oauth_app_secret_name(&self, short_name: &str) -> String {
+        format!("{}/oauth-apps/{short_name}", self.prefix)
     }
 }
 
@@ -140,6 +145,48 @@ impl CredentialVault for SecretsVault {
         match result {
             Err(e) if service_code(&e) != Some(RESOURCE_NOT_FOUND) => Err(backend(e)),
             _ => Ok(()),
+        }
+    }
+
+    async fn get_oauth_app(&self, short_name: &str) -> Result<Option<OAuthApp>, VaultError> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(self.oauth_app_secret_name(short_name))
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out
+                .secret_string
+                .map(SecretString::from)
+                .and_then(|doc| OAuthApp::from_document(&doc))),
+            Err(e) if service_code(&e) == Some(RESOURCE_NOT_FOUND) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn put_oauth_app(&self, short_name: &str, app: &OAuthApp) -> Result<(), VaultError> {
+        let name = self.oauth_app_secret_name(short_name);
+        let document = app.document();
+        let put = self
+            .client
+            .put_secret_value()
+            .secret_id(&name)
+            .secret_string(document.expose_secret())
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(e) if service_code(&e) == Some(RESOURCE_NOT_FOUND) => self
+                .client
+                .create_secret()
+                .name(&name)
+                .secret_string(document.expose_secret())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(backend),
+            Err(e) => Err(backend(e)),
         }
     }
 

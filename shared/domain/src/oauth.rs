@@ -120,6 +120,43 @@ pub struct OAuthApp {
     pub client_secret: SecretString,
 }
 
+impl OAuthApp {
+    /// The app as the vault keeps it: `{"client_id": .., "client_secret": ..}`.
+    pub fn document(&self) -> SecretString {
+        SecretString::from(
+            serde_json::json!({
+                "client_id": self.client_id,
+                "client_secret": self.client_secret.expose_secret(),
+            })
+            .to_string(),
+        )
+    }
+
+    /// An app read back from the vault; `None` when the document is not one.
+    pub fn from_document(document: &SecretString) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_str(document.expose_secret()).ok()?;
+        let text = |name: &str| {
+            value
+                .get(name)?
+                .as_str()
+                .filter(|v| !v.trim().is_empty())
+                .map(str::to_owned)
+        };
+        Some(Self {
+            client_id: text("client_id")?,
+            client_secret: SecretString::from(text("client_secret")?),
+        })
+    }
+}
+
+impl std::fmt::Debug for OAuthApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthApp")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where a source's OAuth endpoints are, after operator overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthEndpoints {
@@ -190,6 +227,20 @@ mod tests {
             verifier.challenge(),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
+    }
+
+    #[test]
+    fn an_app_round_trips_through_its_document_and_debug_hides_the_secret() {
+        let app = OAuthApp {
+            client_id: "client-1".into(),
+            client_secret: SecretString::from("s3cr3t".to_owned()),
+        };
+        let back = OAuthApp::from_document(&app.document()).unwrap();
+        assert_eq!(back.client_id, "client-1");
+        assert_eq!(back.client_secret.expose_secret(), "s3cr3t");
+        assert!(!format!("{app:?}").contains("s3cr3t"));
+        let half = SecretString::from("{\"client_id\": \"x\"}".to_owned());
+        assert!(OAuthApp::from_document(&half).is_none());
     }
 
     #[test]

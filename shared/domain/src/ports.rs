@@ -10,7 +10,7 @@ use crate::idempotency::{Claim, KeyState, Reservation};
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Checkpoint, Counts, Job, JobClaim, JobStatus, Lease, SyncMessage};
 use crate::names::ReadableId;
-use crate::oauth::{PendingFlow, StateHash};
+use crate::oauth::{OAuthApp, OAuthEndpoints, PendingFlow, StateHash};
 use crate::page::{Page, PageRequest};
 use crate::stream::{EntityStream, StreamError, StreamRequest};
 use crate::tenancy::{ApiKeyHash, Organization};
@@ -498,6 +498,11 @@ pub trait CredentialVault: Send + Sync {
         org: OrganizationId,
         id: ConnectionId,
     ) -> Result<(), VaultError>;
+    /// The platform's OAuth app for a source (`{prefix}/oauth-apps/{short_name}`), if one is
+    /// configured.
+    async fn get_oauth_app(&self, short_name: &str) -> Result<Option<OAuthApp>, VaultError>;
+    /// Stores (or replaces) the platform's OAuth app for a source.
+    async fn put_oauth_app(&self, short_name: &str, app: &OAuthApp) -> Result<(), VaultError>;
     /// One page of the connection secrets, in the vault's order; `after` is the previous page's
     /// `next`. Names the vault did not write are left out.
     async fn list_connection_secrets(
@@ -568,4 +573,7 @@ pub trait SourceDirectory: Send + Sync {
         short_name: &str,
         request: StreamRequest,
     ) -> Result<Box<dyn EntityStream>, StreamError>;
+    /// Where the source's OAuth authorize and token endpoints are (its catalog settings, unless
+    /// the operator overrode them); `None` for a source without OAuth.
+    fn oauth_endpoints(&self, short_name: &str) -> Option<OAuthEndpoints>;
 }

@@ -8,6 +8,7 @@ use crate::upstream::http_client;
 use async_trait::async_trait;
 use domain::auth::AuthenticationRequest;
 use domain::catalog::SourceSpec;
+use domain::oauth::OAuthEndpoints;
 use domain::ports::{CheckError, SourceDirectory};
 use domain::stream::{EntityStream, StreamError, StreamRequest};
 use serde_json::{Map, Value};
@@ -29,6 +30,8 @@ pub enum CatalogError {
 #[derive(Clone)]
 pub struct Catalog {
     sources: BTreeMap<&'static str, Arc<dyn Source>>,
+    /// Each OAuth source's authorize and token URLs, operator overrides applied.
+    oauth: BTreeMap<&'static str, OAuthEndpoints>,
 }
 
 impl Catalog {
@@ -81,7 +84,9 @@ impl Catalog {
                 crate::slack::SlackSource::DEFAULT_BASE_URL,
             )?,
         )));
-        Ok(Self::from_sources(sources))
+        let mut catalog = Self::from_sources(sources);
+        catalog.oauth = oauth_endpoints(&catalog, &lookup)?;
+        Ok(catalog)
     }
 
     /// Every source with its public API, except GitHub at `url` (a fake, in tests).
@@ -106,11 +111,24 @@ impl Catalog {
     /// A catalog of exactly these sources; a later one replaces an earlier one of the same
     /// short name.
     pub fn from_sources(sources: Vec<Arc<dyn Source>>) -> Self {
-        let sources = sources
+        let sources: BTreeMap<&'static str, Arc<dyn Source>> = sources
             .into_iter()
             .map(|source| (source.spec().short_name, source))
             .collect();
-        Self { sources }
+        let oauth = sources
+            .iter()
+            .filter_map(|(name, source)| {
+                let settings = source.spec().oauth.as_ref()?;
+                Some((
+                    *name,
+                    OAuthEndpoints {
+                        authorize_url: settings.authorize_url.to_owned(),
+                        token_url: settings.token_url.to_owned(),
+                    },
+                ))
+            })
+            .collect();
+        Self { sources, oauth }
     }
 
     /// `SOURCE_GITHUB_BASE_URL` for `github`.
@@ -121,6 +139,34 @@ impl Catalog {
     pub fn source(&self, short_name: &str) -> Option<&dyn Source> {
         self.sources.get(short_name).map(|s| s.as_ref())
     }
+}
+
+/// Each OAuth source's endpoints: `SOURCE_<SHORT_NAME>_AUTHORIZE_URL` and
+/// `SOURCE_<SHORT_NAME>_TOKEN_URL` override the catalog's (how tests and `make dev` reach a fake
+/// provider), with the base URLs' rules: https, or http on loopback only.
+fn oauth_endpoints(
+    catalog: &Catalog,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<&'static str, OAuthEndpoints>, CatalogError> {
+    let mut endpoints = BTreeMap::new();
+    for (name, defaults) in &catalog.oauth {
+        let upper = name.to_ascii_uppercase();
+        let pick = |kind: &str, default: &str| -> Result<String, CatalogError> {
+            let variable = format!("SOURCE_{upper}_{kind}_URL");
+            let configured = lookup(&variable).filter(|v| !v.trim().is_empty());
+            BaseUrl::parse(configured.as_deref().unwrap_or(default))
+                .map(|url| url.as_str().to_owned())
+                .map_err(|reason| CatalogError::InvalidBaseUrl { variable, reason })
+        };
+        endpoints.insert(
+            *name,
+            OAuthEndpoints {
+                authorize_url: pick("AUTHORIZE", &defaults.authorize_url)?,
+                token_url: pick("TOKEN", &defaults.token_url)?,
+            },
+        );
+    }
+    Ok(endpoints)
 }
 
 fn base_url(
@@ -172,6 +218,10 @@ impl SourceDirectory for Catalog {
                 )))
             }
         }
+    }
+
+    fn oauth_endpoints(&self, short_name: &str) -> Option<OAuthEndpoints> {
+        self.oauth.get(short_name).cloned()
     }
 
     fn open_stream(
@@ -307,6 +357,34 @@ mod tests {
         assert_eq!(field["type"], "integer");
         assert!(field.get("min").is_none() && field.get("check").is_none());
         assert_eq!(value["auth_methods"], json!(["direct"]));
+    }
+
+    #[test]
+    fn oauth_endpoints_come_from_the_catalog_unless_the_operator_overrides_them() {
+        let catalog = Catalog::from_lookup(|name| match name {
+            "SOURCE_GITHUB_TOKEN_URL" => Some("http://127.0.0.1:4799/token".into()),
+            _ => None,
+        })
+        .unwrap();
+        let github = catalog.oauth_endpoints("github").unwrap();
+        assert_eq!(
+            github.authorize_url,
+            "https://github.com/login/oauth/authorize"
+        );
+        assert_eq!(github.token_url, "http://127.0.0.1:4799/token");
+        assert_eq!(catalog.oauth_endpoints("stub"), None);
+        assert!(catalog.oauth_endpoints("slack").is_some());
+
+        let err = Catalog::from_lookup(|name| {
+            (name == "SOURCE_SLACK_AUTHORIZE_URL").then(|| "http://slack.internal/auth".into())
+        })
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("SOURCE_SLACK_AUTHORIZE_URL "),
+            "{message}"
+        );
+        assert!(!message.contains("slack.internal"), "{message}");
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //!     admin create-org NAME           print the new organization's id
 //!     admin create-api-key ORG_ID     print a new key (shown once; only its hash is stored)
 //!     admin revoke-api-key            revoke the key read from standard input
+//!     admin put-oauth-app SHORT_NAME CLIENT_ID
+//!                                     store the platform's OAuth app for a source; the client
+//!                                     secret is read from standard input
 
 use aws_adapters::{AwsClients, DynamoStore};
 use domain::ports::TenantStore;
@@ -13,7 +16,7 @@ use local_stack::stack::{bootstrap, create_api_key, create_organization, LocalSe
 use secrecy::{ExposeSecret, SecretString};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: admin bootstrap | create-org NAME | create-api-key ORG_ID | revoke-api-key (key on stdin)";
+const USAGE: &str = "usage: admin bootstrap | create-org NAME | create-api-key ORG_ID | revoke-api-key (key on stdin) | put-oauth-app SHORT_NAME CLIENT_ID (secret on stdin)";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -59,6 +62,28 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error + Send + S
             } else {
                 return Err("no such key".into());
             }
+        }
+        ["put-oauth-app", short_name, client_id] => {
+            let catalog = sources::Catalog::from_env()?;
+            if domain::ports::SourceDirectory::oauth_endpoints(&catalog, short_name).is_none() {
+                return Err(format!("{short_name} is not a source with OAuth").into());
+            }
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let secret = line.trim();
+            if secret.is_empty() {
+                return Err("the client secret (on standard input) is empty".into());
+            }
+            let vault = aws_adapters::SecretsVault::new(
+                clients.secrets.clone(),
+                settings.secrets_prefix.clone(),
+            );
+            let app = domain::oauth::OAuthApp {
+                client_id: client_id.to_string(),
+                client_secret: SecretString::from(secret.to_owned()),
+            };
+            domain::ports::CredentialVault::put_oauth_app(&vault, short_name, &app).await?;
+            println!("stored the OAuth app of {short_name}");
         }
         _ => return Err(USAGE.into()),
     }

@@ -2,12 +2,13 @@
 //! `.dev/api-key`, serves every route on 127.0.0.1:$PORT, runs the sync worker on the
 //! emulator's queue (as Lambda's SQS integration would) and the scheduler's tick every minute
 //! (as the EventBridge rule would; `SCHEDULER_TICK_SECONDS` changes the period) until
-//! interrupted.
+//! interrupted. `OAUTH_<SHORT_NAME>_CLIENT_ID`/`_CLIENT_SECRET` become the platform's OAuth app
+//! for that source in the emulator's Secrets Manager.
 
 use aws_adapters::{AwsClients, DynamoStore, SqsQueue};
 use http_api::{telemetry, App};
 use local_stack::gateway;
-use local_stack::stack::{bootstrap, ensure_dev_key, LocalSettings};
+use local_stack::stack::{bootstrap, ensure_dev_key, load_oauth_apps, LocalSettings};
 use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use tokio::net::TcpListener;
@@ -24,6 +25,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let key = ensure_dev_key(&store, &key_file).await?;
 
     let app = App::from_parts(&config, &clients, sources::Catalog::from_env()?);
+    let loaded = load_oauth_apps(
+        app.platform.vault.as_ref(),
+        app.platform.sources.as_ref(),
+        |name| std::env::var(name).ok(),
+    )
+    .await?;
+    if !loaded.is_empty() {
+        println!("OAuth apps from the environment: {}", loaded.join(", "));
+    }
     let worker = worker::Worker {
         platform: app.platform.clone(),
         settings: Default::default(),

@@ -195,6 +195,14 @@ fn portal_spec() -> SourceSpec {
 
 #[async_trait]
 impl SourceDirectory for FakeSources {
+    fn oauth_endpoints(&self, short_name: &str) -> Option<crate::oauth::OAuthEndpoints> {
+        let settings = self.spec(short_name)?.oauth.as_ref()?;
+        Some(crate::oauth::OAuthEndpoints {
+            authorize_url: settings.authorize_url.to_owned(),
+            token_url: settings.token_url.to_owned(),
+        })
+    }
+
     fn spec(&self, short_name: &str) -> Option<&SourceSpec> {
         self.specs.iter().find(|s| s.short_name == short_name)
     }

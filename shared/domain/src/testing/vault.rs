@@ -19,6 +19,8 @@ struct StoredSecret {
 #[derive(Default)]
 struct VaultState {
     secrets: BTreeMap<(OrganizationId, ConnectionId), StoredSecret>,
+    /// The platform's OAuth apps by source, as their documents.
+    apps: BTreeMap<String, String>,
     puts: usize,
     deletes: usize,
 }
@@ -158,6 +160,27 @@ impl CredentialVault for MemoryVault {
         if state.secrets.remove(&(org, id)).is_some() {
             state.deletes += 1;
         }
+        Ok(())
+    }
+
+    async fn get_oauth_app(
+        &self,
+        short_name: &str,
+    ) -> Result<Option<crate::oauth::OAuthApp>, VaultError> {
+        Ok(lock(&self.state).apps.get(short_name).and_then(|doc| {
+            crate::oauth::OAuthApp::from_document(&SecretString::from(doc.clone()))
+        }))
+    }
+
+    async fn put_oauth_app(
+        &self,
+        short_name: &str,
+        app: &crate::oauth::OAuthApp,
+    ) -> Result<(), VaultError> {
+        lock(&self.state).apps.insert(
+            short_name.to_owned(),
+            app.document().expose_secret().to_owned(),
+        );
         Ok(())
     }
 
