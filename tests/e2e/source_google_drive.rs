@@ -6,7 +6,7 @@
 use crate::helpers::app::{problem, TestApp};
 use crate::helpers::logs;
 use crate::helpers::syncing::{
-    app_with_source, connection, create, drain, entities, jobs, run_and_wait,
+    self, app_with_source, connection, counts, create, drain, entities, jobs, keys, run_and_wait,
 };
 use fakes::google_drive::{FakeGoogleDrive, RateLimit};
 use serde_json::{json, Value};
@@ -82,32 +82,9 @@ fn body(access_token: &str) -> Value {
     })
 }
 
-/// `[inserted, updated, deleted, kept, failed]` of a job.
-fn counts(job: &Value) -> [u64; 5] {
-    ["inserted", "updated", "deleted", "kept", "failed"]
-        .map(|c| job[format!("entities_{c}")].as_u64().unwrap_or(u64::MAX))
-}
-
 /// Creates the connection (its first job queued) and runs the worker until quiet.
 async fn create_and_sync(app: &TestApp) -> (String, Value) {
-    let created = create(app, &body(TOKEN)).await;
-    let id = created["id"].as_str().unwrap().to_owned();
-    drain(app, Duration::from_secs(3)).await;
-    let job = jobs(app, &id).await.remove(0);
-    (id, job)
-}
-
-fn keys(entities: &[Value]) -> BTreeSet<String> {
-    entities
-        .iter()
-        .map(|e| {
-            format!(
-                "{}#{}",
-                e["type"].as_str().unwrap(),
-                e["entity_id"].as_str().unwrap()
-            )
-        })
-        .collect()
+    syncing::create_and_sync(app, &body(TOKEN)).await
 }
 
 fn file_key(id: &str) -> String {

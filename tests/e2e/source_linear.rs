@@ -5,7 +5,7 @@
 use crate::helpers::app::TestApp;
 use crate::helpers::logs;
 use crate::helpers::syncing::{
-    app_with_source, connection, create, drain, entities, jobs, run_and_wait,
+    self, app_with_source, connection, counts, create, drain, entities, jobs, run_and_wait,
 };
 use fakes::linear::{FakeLinear, Workspace};
 use serde_json::{json, Value};
@@ -59,19 +59,9 @@ fn stored(entities: &[Value]) -> BTreeMap<&'static str, usize> {
     by_type
 }
 
-/// `[inserted, updated, deleted, kept, failed]` of a job.
-fn counts(job: &Value) -> [u64; 5] {
-    ["inserted", "updated", "deleted", "kept", "failed"]
-        .map(|c| job[format!("entities_{c}")].as_u64().unwrap_or(u64::MAX))
-}
-
 /// Creates the connection (its first job queued) and runs the worker until quiet.
 async fn create_and_sync(app: &TestApp) -> (String, Value) {
-    let created = create(app, &body(KEY)).await;
-    let id = created["id"].as_str().unwrap().to_owned();
-    drain(app, Duration::from_secs(3)).await;
-    let job = jobs(app, &id).await.remove(0);
-    (id, job)
+    syncing::create_and_sync(app, &body(KEY)).await
 }
 
 #[tokio::test]

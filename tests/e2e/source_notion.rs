@@ -5,7 +5,7 @@
 use crate::helpers::app::TestApp;
 use crate::helpers::logs;
 use crate::helpers::syncing::{
-    app_with_source, connection, create, drain, entities, jobs, run_and_wait,
+    self, app_with_source, connection, counts, create, drain, entities, jobs, run_and_wait,
 };
 use fakes::notion::{Block, FakeNotion, Glitch};
 use serde_json::{json, Value};
@@ -71,23 +71,13 @@ fn expected(pages: usize, databases: usize, rows: usize) -> BTreeMap<String, usi
     .collect()
 }
 
-/// `[inserted, updated, deleted, kept, failed]` of a job.
-fn counts(job: &Value) -> [u64; 5] {
-    ["inserted", "updated", "deleted", "kept", "failed"]
-        .map(|c| job[format!("entities_{c}")].as_u64().unwrap_or(u64::MAX))
-}
-
 fn asked(fake: &FakeNotion, what: &str) -> usize {
     fake.requests().iter().filter(|r| r.contains(what)).count()
 }
 
 /// Creates the connection (its first job queued) and runs the worker until quiet.
 async fn create_and_sync(app: &TestApp) -> (String, Value) {
-    let created = create(app, &body(TOKEN)).await;
-    let id = created["id"].as_str().unwrap().to_owned();
-    drain(app, Duration::from_secs(3)).await;
-    let job = jobs(app, &id).await.remove(0);
-    (id, job)
+    syncing::create_and_sync(app, &body(TOKEN)).await
 }
 
 fn find<'a>(all: &'a [Value], entity_id: &str) -> &'a Value {

@@ -23,7 +23,7 @@
 
 use crate::base_url::BaseUrl;
 use crate::source::Source;
-use crate::upstream::{fetch, read_capped, retry_after, transport_error, Answer, PAGE_BODY_LIMIT};
+use crate::upstream::{check_exchange, fetch, retry_after, Answer, PAGE_BODY_LIMIT};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::auth::AuthenticationRequest;
@@ -291,44 +291,21 @@ impl Source for GoogleDriveSource {
         _config: &Map<String, Value>,
     ) -> Result<(), CheckError> {
         let authorization = authorization(auth).map_err(CheckError::Rejected)?;
-        let sent = self
+        let request = self
             .client
             .get(self.base_url.endpoint("drive/v3/about"))
             .query(&[("fields", "user")])
-            .header(AUTHORIZATION, authorization)
-            .send()
-            .await;
-        let response = sent.map_err(|e| {
-            let e = e.without_url();
-            tracing::warn!(error = %e, "Google Drive credential check could not reach Google");
-            transport_error(NAME, &e)
-        })?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = read_capped(response, CHECK_BODY_LIMIT).await.map_err(|e| {
-            let e = e.without_url();
-            tracing::warn!(status = status.as_u16(), error = %e, "Google Drive answer could not be read");
-            transport_error(NAME, &e)
-        })?;
-        let answer = Answer {
-            status,
-            headers,
-            body,
-        };
-        let outcome = match refusal(&answer, Utc::now()) {
-            Some(refused) => Err(refused.into_check_error()),
-            None if is_about_user(&answer.body) => Ok(()),
-            None => Err(CheckError::Unavailable(format!(
-                "{API} answered with something other than the user"
-            ))),
-        };
-        match &outcome {
-            Ok(()) => tracing::info!(status = status.as_u16(), "Google Drive accepted the token"),
-            Err(e) => {
-                tracing::info!(status = status.as_u16(), outcome = %e, "Google Drive did not accept the check")
+            .header(AUTHORIZATION, authorization);
+        check_exchange(NAME, request, CHECK_BODY_LIMIT, |answer| {
+            match refusal(answer, Utc::now()) {
+                Some(refused) => Err(refused.into_check_error()),
+                None if is_about_user(&answer.body) => Ok(()),
+                None => Err(CheckError::Unavailable(format!(
+                    "{API} answered with something other than the user"
+                ))),
             }
-        }
-        outcome
+        })
+        .await
     }
 
     fn open_stream(&self, request: StreamRequest) -> Result<Box<dyn EntityStream>, StreamError> {

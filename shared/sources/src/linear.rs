@@ -15,7 +15,7 @@
 
 use crate::base_url::BaseUrl;
 use crate::source::Source;
-use crate::upstream::{fetch, read_capped, retry_after, transport_error, Answer, PAGE_BODY_LIMIT};
+use crate::upstream::{check_exchange, fetch, retry_after, Answer, PAGE_BODY_LIMIT};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as TimeDelta, SecondsFormat, Utc};
 use domain::auth::AuthenticationRequest;
@@ -780,58 +780,26 @@ impl Source for LinearSource {
         _config: &Map<String, Value>,
     ) -> Result<(), CheckError> {
         let authorization = authorization(auth).map_err(CheckError::Rejected)?;
-        let sent = self
+        let request = self
             .client
             .post(self.endpoint())
             .header(AUTHORIZATION, authorization)
-            .json(&json!({"query": VIEWER_QUERY, "variables": {}}))
-            .send()
-            .await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(err) => {
-                let err = err.without_url();
-                tracing::warn!(error = %err, "{NAME} credential check could not reach {NAME}");
-                return Err(transport_error(NAME, &err));
+            .json(&json!({"query": VIEWER_QUERY, "variables": {}}));
+        check_exchange(NAME, request, CHECK_BODY_LIMIT, |answer| {
+            let body = classify(answer, Utc::now()).map_err(Refusal::into_check)?;
+            let viewer = body
+                .pointer("/data/viewer/id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| !id.is_empty());
+            if viewer {
+                Ok(())
+            } else {
+                Err(CheckError::Unavailable(format!(
+                    "{NAME} answered with something other than a user"
+                )))
             }
-        };
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = match read_capped(response, CHECK_BODY_LIMIT).await {
-            Ok(body) => body,
-            Err(err) => {
-                let err = err.without_url();
-                tracing::warn!(status = status.as_u16(), error = %err, "{NAME} answer could not be read");
-                return Err(transport_error(NAME, &err));
-            }
-        };
-        let answer = Answer {
-            status,
-            headers,
-            body,
-        };
-        let outcome = classify(&answer, Utc::now())
-            .map_err(Refusal::into_check)
-            .and_then(|body| {
-                let viewer = body
-                    .pointer("/data/viewer/id")
-                    .and_then(Value::as_str)
-                    .is_some_and(|id| !id.is_empty());
-                if viewer {
-                    Ok(())
-                } else {
-                    Err(CheckError::Unavailable(format!(
-                        "{NAME} answered with something other than a user"
-                    )))
-                }
-            });
-        match &outcome {
-            Ok(()) => tracing::info!(status = status.as_u16(), "{NAME} accepted the credentials"),
-            Err(e) => {
-                tracing::info!(status = status.as_u16(), outcome = %e, "{NAME} did not accept the check")
-            }
-        }
-        outcome
+        })
+        .await
     }
 
     fn open_stream(&self, request: StreamRequest) -> Result<Box<dyn EntityStream>, StreamError> {

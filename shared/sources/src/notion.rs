@@ -23,7 +23,7 @@
 
 use crate::base_url::BaseUrl;
 use crate::source::Source;
-use crate::upstream::{fetch, read_capped, retry_after, transport_error, Answer, PAGE_BODY_LIMIT};
+use crate::upstream::{check_exchange, fetch, retry_after, Answer, PAGE_BODY_LIMIT};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::auth::AuthenticationRequest;
@@ -1128,39 +1128,15 @@ impl Source for NotionSource {
         _config: &Map<String, Value>,
     ) -> Result<(), CheckError> {
         let authorization = authorization(auth).map_err(CheckError::Rejected)?;
-        let sent = self
+        let request = self
             .client
             .get(self.base_url.endpoint("v1/users/me"))
             .header(AUTHORIZATION, authorization)
-            .header("Notion-Version", NOTION_VERSION)
-            .send()
-            .await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(err) => {
-                let err = err.without_url();
-                tracing::warn!(error = %err, "Notion credential check could not reach Notion");
-                return Err(transport_error(NAME, &err));
-            }
-        };
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = match read_capped(response, CHECK_BODY_LIMIT).await {
-            Ok(body) => body,
-            Err(err) => {
-                let err = err.without_url();
-                tracing::warn!(status = status.as_u16(), error = %err, "Notion answer could not be read");
-                return Err(transport_error(NAME, &err));
-            }
-        };
-        let outcome = classify_check(status, &headers, &body, Utc::now());
-        match &outcome {
-            Ok(()) => tracing::info!(status = status.as_u16(), "Notion accepted the token"),
-            Err(e) => {
-                tracing::info!(status = status.as_u16(), outcome = %e, "Notion did not accept the check")
-            }
-        }
-        outcome
+            .header("Notion-Version", NOTION_VERSION);
+        check_exchange(NAME, request, CHECK_BODY_LIMIT, |answer| {
+            classify_check(answer.status, &answer.headers, &answer.body, Utc::now())
+        })
+        .await
     }
 
     fn open_stream(&self, request: StreamRequest) -> Result<Box<dyn EntityStream>, StreamError> {

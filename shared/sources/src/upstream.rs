@@ -131,6 +131,45 @@ pub(crate) async fn fetch(
     })
 }
 
+/// One credential-check exchange: sends `request`, reads at most `limit` bytes and lets
+/// `classify` judge the answer. Logs the status and the verdict, never the body; a failed
+/// exchange is `Unavailable`, naming neither the URL nor anything sent.
+pub(crate) async fn check_exchange(
+    source_name: &str,
+    request: reqwest::RequestBuilder,
+    limit: usize,
+    classify: impl FnOnce(&Answer) -> Result<(), CheckError>,
+) -> Result<(), CheckError> {
+    let response = request.send().await.map_err(|e| {
+        let e = e.without_url();
+        tracing::warn!(error = %e, "{source_name} credential check could not reach {source_name}");
+        transport_error(source_name, &e)
+    })?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = read_capped(response, limit).await.map_err(|e| {
+        let e = e.without_url();
+        tracing::warn!(status = status.as_u16(), error = %e, "{source_name} answer could not be read");
+        transport_error(source_name, &e)
+    })?;
+    let answer = Answer {
+        status,
+        headers,
+        body,
+    };
+    let outcome = classify(&answer);
+    match &outcome {
+        Ok(()) => tracing::info!(
+            status = status.as_u16(),
+            "{source_name} accepted the credentials"
+        ),
+        Err(e) => {
+            tracing::info!(status = status.as_u16(), outcome = %e, "{source_name} did not accept the check")
+        }
+    }
+    outcome
+}
+
 /// A failed exchange as a stream error.
 pub(crate) fn stream_transport_error(source_name: &str, err: &reqwest::Error) -> StreamError {
     match transport_error(source_name, err) {

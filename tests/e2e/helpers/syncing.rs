@@ -4,6 +4,7 @@
 use super::app::TestApp;
 use domain::usecases::sync::SyncSettings;
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use worker::{poller, Worker};
@@ -116,4 +117,34 @@ pub async fn run_and_wait(app: &TestApp, id: &str, force_full_sync: bool) -> Val
         .json()
         .await
         .unwrap()
+}
+
+/// A job's entity counts: inserted, updated, deleted, kept, failed.
+pub fn counts(job: &Value) -> [u64; 5] {
+    ["inserted", "updated", "deleted", "kept", "failed"]
+        .map(|c| job[format!("entities_{c}")].as_u64().unwrap_or(u64::MAX))
+}
+
+/// Creates the connection from `body` (its first job queued) and runs the worker until quiet;
+/// answers the connection id and its first job as it ended.
+pub async fn create_and_sync(app: &TestApp, body: &Value) -> (String, Value) {
+    let created = create(app, body).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    drain(app, Duration::from_secs(3)).await;
+    let job = jobs(app, &id).await.remove(0);
+    (id, job)
+}
+
+/// The `type#entity_id` keys of listed entities.
+pub fn keys(entities: &[Value]) -> BTreeSet<String> {
+    entities
+        .iter()
+        .map(|e| {
+            format!(
+                "{}#{}",
+                e["type"].as_str().unwrap(),
+                e["entity_id"].as_str().unwrap()
+            )
+        })
+        .collect()
 }
