@@ -19,6 +19,9 @@ use tracing::{info, instrument, warn};
 
 /// How long a DELETE waits for a running job to stop writing (the worker checks between pages).
 pub const STOP_WAIT: Duration = Duration::from_secs(15);
+/// How long a DELETE spends in all before it answers (API Gateway gives up at 29 s): what is
+/// left of a large connection's entities is the sweep's to finish.
+pub const REQUEST_BUDGET: Duration = Duration::from_secs(24);
 const POLL: Duration = Duration::from_millis(250);
 const ATTEMPTS: usize = 8;
 
@@ -29,6 +32,8 @@ pub enum DeleteProgress {
     Finished,
     /// Its job is still running (under a live lease): the tombstone stays for the sweep.
     WaitingForRun(JobId),
+    /// The time ran out while deleting its entities: the next attempt goes on from there.
+    Unfinished,
 }
 
 #[instrument(skip_all, fields(organization_id = %org, source_connection_id = %id))]
@@ -39,11 +44,15 @@ pub async fn delete_connection(
 ) -> Result<SourceConnection, DomainError> {
     let not_found = || DomainError::NotFound(format!("source connection '{id}' not found"));
     let parsed: ConnectionId = id.parse().map_err(|_| not_found())?;
+    let deadline = tokio::time::Instant::now() + REQUEST_BUDGET;
     let connection = begin(platform, org, parsed).await?.ok_or_else(not_found)?;
-    match finish_delete(platform, &connection, STOP_WAIT).await {
+    match finish_delete(platform, &connection, STOP_WAIT, deadline).await {
         Ok(DeleteProgress::Finished) => info!("source connection deleted"),
         Ok(DeleteProgress::WaitingForRun(job)) => {
             info!(job_id = %job, "source connection deleted; its running job has not stopped yet, the sweep removes the rest")
+        }
+        Ok(DeleteProgress::Unfinished) => {
+            info!("source connection deleted; the sweep removes the rest of its entities")
         }
         // The connection is already gone for every reader; the sweep finishes the rest.
         Err(e) => warn!(error = %e, "the delete stopped part-way; the sweep will finish it"),
@@ -85,11 +94,12 @@ async fn begin(
 }
 
 /// Every step after the tombstone, each safe to repeat; the tombstone goes last. Waits up to
-/// `wait` for a running job to stop.
+/// `wait` for a running job to stop, and starts no page of entity deletes after `deadline`.
 pub async fn finish_delete(
     platform: &Platform,
     connection: &SourceConnection,
     wait: Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<DeleteProgress, StoreError> {
     let (org, id) = (connection.organization_id, connection.id);
     if let Some(job) = platform.store.active_job(id).await? {
@@ -100,6 +110,10 @@ pub async fn finish_delete(
     let mut after: Option<String> = None;
     let mut deleted = 0usize;
     loop {
+        if tokio::time::Instant::now() >= deadline {
+            info!(source_connection_id = %id, entities = deleted, "entity deletes paused; the next attempt goes on");
+            return Ok(DeleteProgress::Unfinished);
+        }
         let page = platform.entities.keys(id, after.as_deref()).await?;
         platform.entities.delete(id, &page.keys).await?;
         deleted += page.keys.len();

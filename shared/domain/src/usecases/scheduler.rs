@@ -45,6 +45,8 @@ pub struct TickLimits {
     pub job_checks_per_bucket: usize,
     pub deletes_per_bucket: usize,
     pub secrets: usize,
+    /// How long one tick spends on finishing deletes, all buckets together.
+    pub delete_budget: std::time::Duration,
 }
 
 impl Default for TickLimits {
@@ -54,6 +56,7 @@ impl Default for TickLimits {
             job_checks_per_bucket: 50,
             deletes_per_bucket: 5,
             secrets: 100,
+            delete_budget: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -85,6 +88,7 @@ pub struct TickReport {
 pub async fn tick(platform: &Platform, limits: &TickLimits) -> TickReport {
     let mut report = TickReport::default();
     let now = platform.clock.now();
+    let delete_deadline = tokio::time::Instant::now() + limits.delete_budget;
     for bucket in 0..BUCKETS {
         if let Err(e) = fire_due(platform, bucket, now, limits, &mut report).await {
             report.errors += 1;
@@ -94,7 +98,9 @@ pub async fn tick(platform: &Platform, limits: &TickLimits) -> TickReport {
             report.errors += 1;
             warn!(bucket, error = %e, "could not sweep the active jobs of a bucket");
         }
-        if let Err(e) = finish_deletes(platform, bucket, now, limits, &mut report).await {
+        if let Err(e) =
+            finish_deletes(platform, bucket, now, limits, delete_deadline, &mut report).await
+        {
             report.errors += 1;
             warn!(bucket, error = %e, "could not finish the deletes of a bucket");
         }
@@ -340,6 +346,7 @@ async fn finish_deletes(
     bucket: u8,
     now: DateTime<Utc>,
     limits: &TickLimits,
+    deadline: tokio::time::Instant,
     report: &mut TickReport,
 ) -> Result<(), StoreError> {
     let due = platform
@@ -354,13 +361,19 @@ async fn finish_deletes(
         else {
             continue;
         };
-        match finish_delete(platform, &connection, std::time::Duration::ZERO).await? {
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        match finish_delete(platform, &connection, std::time::Duration::ZERO, deadline).await? {
             DeleteProgress::Finished => {
                 info!(source_connection_id = %connection.id, "finished a half-done delete");
                 report.deletes_finished += 1;
             }
             DeleteProgress::WaitingForRun(job) => {
                 info!(source_connection_id = %connection.id, job_id = %job, "a half-done delete waits for its run to stop");
+            }
+            DeleteProgress::Unfinished => {
+                info!(source_connection_id = %connection.id, "a half-done delete goes on next tick");
             }
         }
     }

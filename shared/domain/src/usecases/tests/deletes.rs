@@ -7,8 +7,11 @@ use crate::entity::Entity;
 use crate::error::DomainError;
 use crate::ids::{ConnectionId, OrganizationId};
 use crate::job::{JobStatus, Lease};
+use crate::ports::ConnectionStore;
 use crate::testing::{now, Fakes, ScriptedStream};
-use crate::usecases::delete_connection::{delete_connection, STOP_WAIT};
+use crate::usecases::delete_connection::{
+    delete_connection, finish_delete, DeleteProgress, STOP_WAIT,
+};
 use crate::usecases::runs::run_connection;
 use crate::usecases::scheduler::{tick, TickLimits};
 use crate::usecases::sync::{run_sync, SyncSettings};
@@ -195,4 +198,38 @@ async fn a_failed_first_step_changes_nothing() {
     assert!(!f.entities.stored_of(id).is_empty());
     assert_eq!(f.vault.secrets().len(), 1);
     assert_eq!(f.store.connection_count(org, "docs"), Some(1));
+}
+
+#[tokio::test]
+async fn a_delete_out_of_time_leaves_the_rest_to_the_sweep() {
+    let (f, org) = setup().await;
+    let id = synced(&f, org).await;
+    let current = f.store.get_versioned(org, id).await.unwrap().unwrap();
+    f.store
+        .begin_delete(&current.value, current.version, now())
+        .await
+        .unwrap();
+
+    // No time left: nothing is deleted and the tombstone stays.
+    let spent = tokio::time::Instant::now();
+    let progress = finish_delete(&f.platform, &current.value, Duration::ZERO, spent).await;
+    assert_eq!(progress.unwrap(), DeleteProgress::Unfinished);
+    assert!(!f.entities.stored_of(id).is_empty());
+    assert_eq!(f.store.tombstones(), [id]);
+
+    let later = {
+        let mut p = f.platform.clone();
+        p.clock = Arc::new(FixedClock(now() + chrono::Duration::minutes(5)));
+        p
+    };
+    let no_budget = TickLimits {
+        delete_budget: Duration::ZERO,
+        ..TickLimits::default()
+    };
+    assert_eq!(tick(&later, &no_budget).await.deletes_finished, 0);
+    assert_eq!(
+        tick(&later, &TickLimits::default()).await.deletes_finished,
+        1
+    );
+    assert_gone(&f, org, id);
 }
