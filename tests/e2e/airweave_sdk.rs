@@ -3,6 +3,7 @@
 //! `AIRWEAVE_SDK_PYTHON`.
 
 use crate::helpers::app::TestApp;
+use crate::helpers::{syncing, wire};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -21,23 +22,12 @@ fn sdk_python() -> PathBuf {
 
 /// Runs the wire check script with `args` after the base URL; answers its one JSON line.
 async fn run_check(app: &TestApp, args: &[&str]) -> serde_json::Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/sdk/airweave_wire_check.py");
     let mut command = Command::new(sdk_python());
-    command
-        .arg(script)
-        .arg(&app.base_url)
-        .args(args)
-        .env("AIRWEAVE_API_KEY", &app.api_key);
-    let output = tokio::task::spawn_blocking(move || command.output().expect("python runs"))
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "SDK check failed:\n{stdout}\n{stderr}"
-    );
-    serde_json::from_str(stdout.trim()).expect("one JSON line")
+    command.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sdk/airweave_wire_check.py"
+    ));
+    wire::run_check(command, app, args).await
 }
 
 #[tokio::test]
@@ -55,12 +45,7 @@ async fn airweaves_python_sdk_parses_every_answer() {
     );
 
     // Once the worker ran the first sync, the SDK reads the finished job and the summaries.
-    let worker = worker::Worker {
-        platform: app.platform.clone(),
-        settings: Default::default(),
-    };
-    let queue = app.aws.queue();
-    while worker::poller::poll_once(&worker, &queue, std::time::Duration::from_secs(1)).await > 0 {}
+    syncing::drain(&app, std::time::Duration::from_secs(1)).await;
     let synced = run_check(&app, &["--synced", created]).await;
     assert_eq!(synced["inserted"], 5);
     assert_eq!(synced["deleted"], created);

@@ -3,6 +3,7 @@
 //! `AIRWEAVE_TS_SDK_DIR`; the script checks every answer against the SDK's declared types.
 
 use crate::helpers::app::TestApp;
+use crate::helpers::{syncing, wire};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -21,24 +22,14 @@ fn sdk_dir() -> PathBuf {
 
 /// Runs the TypeScript wire check with `args` after the base URL; answers its one JSON line.
 async fn run_check(app: &TestApp, args: &[&str]) -> serde_json::Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/sdk/airweave_ts_check.mjs");
     let mut command = Command::new("node");
     command
-        .arg(script)
-        .arg(&app.base_url)
-        .args(args)
-        .env("AIRWEAVE_TS_SDK_DIR", sdk_dir())
-        .env("AIRWEAVE_API_KEY", &app.api_key);
-    let output = tokio::task::spawn_blocking(move || command.output().expect("node runs"))
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "TypeScript SDK check failed:\n{stdout}\n{stderr}"
-    );
-    serde_json::from_str(stdout.trim()).expect("one JSON line")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sdk/airweave_ts_check.mjs"
+        ))
+        .env("AIRWEAVE_TS_SDK_DIR", sdk_dir());
+    wire::run_check(command, app, args).await
 }
 
 #[tokio::test]
@@ -58,12 +49,7 @@ async fn airweaves_typescript_sdk_parses_every_answer() {
     );
 
     // Once the worker ran the first sync, the SDK reads the finished job and the summaries.
-    let worker = worker::Worker {
-        platform: app.platform.clone(),
-        settings: Default::default(),
-    };
-    let queue = app.aws.queue();
-    while worker::poller::poll_once(&worker, &queue, std::time::Duration::from_secs(1)).await > 0 {}
+    syncing::drain(&app, std::time::Duration::from_secs(1)).await;
     let synced = run_check(&app, &["--synced", created]).await;
     assert_eq!(synced["inserted"], 5);
     assert_eq!(synced["deleted"], created);

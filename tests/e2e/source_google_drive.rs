@@ -6,7 +6,8 @@
 use crate::helpers::app::{problem, TestApp};
 use crate::helpers::logs;
 use crate::helpers::syncing::{
-    self, app_with_source, connection, counts, create, drain, entities, jobs, keys, run_and_wait,
+    self, app_with_source, assert_failed_plainly, assert_reauth_needed, connection, counts, create,
+    drain, entities, jobs, keys, run_and_wait,
 };
 use fakes::google_drive::{FakeGoogleDrive, RateLimit};
 use serde_json::{json, Value};
@@ -219,12 +220,7 @@ async fn a_revoked_token_fails_the_job_and_asks_for_reauthentication() {
     w.fake.revoke_token();
     drain(&app, Duration::from_secs(3)).await;
 
-    let job = jobs(&app, &id).await.remove(0);
-    assert_eq!(
-        (job["status"].as_str(), job["error_category"].as_str()),
-        (Some("failed"), Some("oauth_credentials_expired")),
-        "{job}"
-    );
+    let job = assert_reauth_needed(&app, &id, "oauth_credentials_expired", &[TOKEN, REFRESH]).await;
     assert!(
         job["error"]
             .as_str()
@@ -232,27 +228,18 @@ async fn a_revoked_token_fails_the_job_and_asks_for_reauthentication() {
             .contains("expired or revoked"),
         "{job}"
     );
-    let c = connection(&app, &id).await;
-    assert_eq!(c["status"], "needs_reauth");
-    assert_eq!(c["error_category"], "oauth_credentials_expired");
-    for text in [job.to_string(), c.to_string(), logs::captured()] {
-        assert!(!text.contains(TOKEN) && !text.contains(REFRESH));
-    }
 }
 
 #[tokio::test]
 async fn a_malformed_page_fails_the_job_with_a_clear_error() {
     let (w, app) = seeded().await;
     w.fake.malform_after("/drive/v3/files", 1);
-    let (id, job) = create_and_sync(&app).await;
-    assert_eq!(job["status"], "failed", "{job}");
+    let (id, _) = create_and_sync(&app).await;
+    let job = assert_failed_plainly(&app, &id, TOKEN, &w.fake.base_url).await;
     assert_eq!(
         job["error"],
         "Google Drive: the answer to /drive/v3/files is not JSON (HTTP 200)"
     );
-    assert_eq!(job["error_category"], Value::Null);
-    assert_eq!(connection(&app, &id).await["status"], "error");
-    assert!(!job.to_string().contains(TOKEN));
 }
 
 #[tokio::test]

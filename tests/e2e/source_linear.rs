@@ -5,7 +5,8 @@
 use crate::helpers::app::TestApp;
 use crate::helpers::logs;
 use crate::helpers::syncing::{
-    self, app_with_source, connection, counts, create, drain, entities, jobs, run_and_wait,
+    self, app_with_source, assert_failed_plainly, assert_reauth_needed, connection, counts, create,
+    drain, entities, jobs, run_and_wait,
 };
 use fakes::linear::{FakeLinear, Workspace};
 use serde_json::{json, Value};
@@ -163,18 +164,8 @@ async fn a_revoked_key_fails_the_job_and_asks_for_reauthentication() {
     fake.revoke_key();
     drain(&app, Duration::from_secs(3)).await;
 
-    let job = jobs(&app, &id).await.remove(0);
-    assert_eq!(
-        (job["status"].as_str(), job["error_category"].as_str()),
-        (Some("failed"), Some("api_key_invalid")),
-        "{job}"
-    );
+    let job = assert_reauth_needed(&app, &id, "api_key_invalid", &[KEY]).await;
     assert!(job["error"].as_str().unwrap().contains("rejected"), "{job}");
-    let c = connection(&app, &id).await;
-    assert_eq!(c["status"], "needs_reauth");
-    assert_eq!(c["error_category"], "api_key_invalid");
-    assert!(!job.to_string().contains(KEY) && !c.to_string().contains(KEY));
-    assert!(!logs::captured().contains(KEY), "the key is never logged");
 }
 
 #[tokio::test]
@@ -186,19 +177,10 @@ async fn a_malformed_page_fails_the_job_with_a_clear_error() {
     let id = created["id"].as_str().unwrap().to_owned();
     drain(&app, Duration::from_secs(3)).await;
 
-    let job = jobs(&app, &id).await.remove(0);
-    assert_eq!(job["status"], "failed");
+    let job = assert_failed_plainly(&app, &id, KEY, &fake.base_url).await;
     assert_eq!(
         job["error"], "Linear: Linear answered HTTP 200 with a body that is not JSON",
         "{job}"
-    );
-    assert_eq!(job["error_category"], Value::Null);
-    let c = connection(&app, &id).await;
-    assert_eq!(c["status"], "error");
-    assert!(!job.to_string().contains(KEY) && !c.to_string().contains(KEY));
-    assert!(
-        !job.to_string().contains(&fake.base_url),
-        "no URL in the error"
     );
 }
 

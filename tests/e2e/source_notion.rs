@@ -5,7 +5,8 @@
 use crate::helpers::app::TestApp;
 use crate::helpers::logs;
 use crate::helpers::syncing::{
-    self, app_with_source, connection, counts, create, drain, entities, jobs, run_and_wait,
+    self, app_with_source, assert_failed_plainly, assert_reauth_needed, connection, counts, create,
+    drain, entities, jobs, run_and_wait,
 };
 use fakes::notion::{Block, FakeNotion, Glitch};
 use serde_json::{json, Value};
@@ -203,21 +204,8 @@ async fn a_revoked_token_fails_the_job_and_asks_for_reauthentication() {
     fake.revoke_token();
     drain(&app, Duration::from_secs(3)).await;
 
-    let job = jobs(&app, &id).await.remove(0);
-    assert_eq!(
-        (job["status"].as_str(), job["error_category"].as_str()),
-        (Some("failed"), Some("api_key_invalid")),
-        "{job}"
-    );
+    let job = assert_reauth_needed(&app, &id, "api_key_invalid", &[TOKEN]).await;
     assert!(job["error"].as_str().unwrap().contains("rejected"), "{job}");
-    let c = connection(&app, &id).await;
-    assert_eq!(c["status"], "needs_reauth");
-    assert_eq!(c["error_category"], "api_key_invalid");
-    assert!(!job.to_string().contains(TOKEN) && !c.to_string().contains(TOKEN));
-    assert!(
-        !logs::captured().contains(TOKEN),
-        "the token is never logged"
-    );
 }
 
 #[tokio::test]
@@ -229,19 +217,10 @@ async fn a_malformed_page_fails_the_job_with_a_clear_error() {
     fake.glitch_after(0, Glitch::Malformed);
     drain(&app, Duration::from_secs(3)).await;
 
-    let job = jobs(&app, &id).await.remove(0);
-    assert_eq!(job["status"], "failed");
+    let job = assert_failed_plainly(&app, &id, TOKEN, &fake.base_url).await;
     assert_eq!(
         job["error"], "Notion: Notion answered HTTP 200 with a body that is not JSON",
         "{job}"
-    );
-    assert_eq!(job["error_category"], Value::Null);
-    let c = connection(&app, &id).await;
-    assert_eq!(c["status"], "error");
-    assert!(!job.to_string().contains(TOKEN) && !c.to_string().contains(TOKEN));
-    assert!(
-        !job.to_string().contains(&fake.base_url),
-        "no URL in the error"
     );
 }
 

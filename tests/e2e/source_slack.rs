@@ -3,9 +3,9 @@
 //! page from the fake's Web API, and the API shows what a user would see.
 
 use crate::helpers::app::{problem, TestApp};
-use crate::helpers::logs;
 use crate::helpers::syncing::{
-    self, app_with_source, connection, counts, create, drain, entities, jobs, keys, run_and_wait,
+    self, app_with_source, assert_failed_plainly, assert_reauth_needed, connection, counts, create,
+    drain, entities, jobs, keys, run_and_wait,
 };
 use fakes::slack::FakeSlack;
 use serde_json::{json, Value};
@@ -228,23 +228,10 @@ async fn a_revoked_token_fails_the_job_and_asks_for_reauthentication() {
     w.fake.revoke_token();
     drain(&app, Duration::from_secs(3)).await;
 
-    let job = jobs(&app, &id).await.remove(0);
-    assert_eq!(
-        (job["status"].as_str(), job["error_category"].as_str()),
-        (Some("failed"), Some("oauth_credentials_expired")),
-        "{job}"
-    );
+    let job = assert_reauth_needed(&app, &id, "oauth_credentials_expired", &[TOKEN]).await;
     assert!(
         job["error"].as_str().unwrap().contains("token_revoked"),
         "{job}"
-    );
-    let c = connection(&app, &id).await;
-    assert_eq!(c["status"], "needs_reauth");
-    assert_eq!(c["error_category"], "oauth_credentials_expired");
-    assert!(!job.to_string().contains(TOKEN) && !c.to_string().contains(TOKEN));
-    assert!(
-        !logs::captured().contains(TOKEN),
-        "the token is never logged"
     );
 }
 
@@ -252,16 +239,12 @@ async fn a_revoked_token_fails_the_job_and_asks_for_reauthentication() {
 async fn a_malformed_page_fails_the_job_with_a_clear_error() {
     let (w, app) = seeded().await;
     w.fake.malform_next("conversations.history");
-    let (id, job) = create_and_sync(&app).await;
-    assert_eq!(job["status"], "failed", "{job}");
+    let (id, _) = create_and_sync(&app).await;
+    let job = assert_failed_plainly(&app, &id, TOKEN, &w.fake.base_url).await;
     assert_eq!(
         job["error"],
         "Slack: the answer to conversations.history is not JSON"
     );
-    assert_eq!(job["error_category"], Value::Null);
-    let c = connection(&app, &id).await;
-    assert_eq!(c["status"], "error");
-    assert!(!job.to_string().contains(TOKEN));
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 use crate::error::adapter;
 use crate::store::Item;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use domain::ports::StoreError;
 use std::collections::HashMap;
@@ -55,6 +55,28 @@ pub(crate) async fn write_all(
     Err(StoreError::Backend(adapter(
         "DynamoDB kept part of a batch write unprocessed",
     )))
+}
+
+/// Deletes these keys of `table`, [`MAX_WRITE_BATCH`] to a request; a missing one is no error.
+pub(crate) async fn delete_all(
+    client: &Client,
+    table: &str,
+    keys: &[Item],
+) -> Result<(), StoreError> {
+    for batch in keys.chunks(MAX_WRITE_BATCH) {
+        let requests = batch
+            .iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key.clone()))
+                    .build()
+                    .map_err(|e| StoreError::Backend(crate::error::boxed(e)))?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        write_all(client, table, requests).await?;
+    }
+    Ok(())
 }
 
 /// Reads at most [`MAX_READ_BATCH`] keys of `table` (with `projection`), until none is left

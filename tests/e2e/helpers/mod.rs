@@ -10,3 +10,4 @@ pub use fakes::github;
 pub mod logs;
 pub mod sdk;
 pub mod syncing;
+pub mod wire;

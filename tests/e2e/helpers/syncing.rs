@@ -148,3 +148,43 @@ pub fn keys(entities: &[Value]) -> BTreeSet<String> {
         })
         .collect()
 }
+
+/// The connection's newest job ended failed, asking for re-authentication: it and the connection
+/// carry `category`, the connection shows `needs_reauth`, and none of `secrets` appears in
+/// either or in the log. Answers the job.
+pub async fn assert_reauth_needed(
+    app: &TestApp,
+    id: &str,
+    category: &str,
+    secrets: &[&str],
+) -> Value {
+    let job = jobs(app, id).await.remove(0);
+    assert_eq!(
+        (job["status"].as_str(), job["error_category"].as_str()),
+        (Some("failed"), Some(category)),
+        "{job}"
+    );
+    let c = connection(app, id).await;
+    assert_eq!(c["status"], "needs_reauth");
+    assert_eq!(c["error_category"], category);
+    for text in [job.to_string(), c.to_string(), super::logs::captured()] {
+        for secret in secrets {
+            assert!(!text.contains(secret), "a secret was shown or logged");
+        }
+    }
+    job
+}
+
+/// The connection's newest job failed for a reason other than its credentials: no error
+/// category, the connection shows `error`, and neither the job nor the connection shows
+/// `secret` or the upstream's `base_url`. Answers the job.
+pub async fn assert_failed_plainly(app: &TestApp, id: &str, secret: &str, base_url: &str) -> Value {
+    let job = jobs(app, id).await.remove(0);
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error_category"], Value::Null);
+    let c = connection(app, id).await;
+    assert_eq!(c["status"], "error");
+    assert!(!job.to_string().contains(secret) && !c.to_string().contains(secret));
+    assert!(!job.to_string().contains(base_url), "no URL in the error");
+    job
+}

@@ -15,10 +15,10 @@ use super::paging::Filter;
 use super::{
     backend, build_error, from_item, is_condition_failure, n, s, to_item, DynamoStore, Item,
 };
-use crate::batch::{write_all, MAX_WRITE_BATCH};
+use crate::batch::{delete_all, MAX_WRITE_BATCH};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{DeleteRequest, Put, TransactWriteItem, Update, WriteRequest};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use domain::connection::SourceConnection;
 use domain::ids::{ConnectionId, OrganizationId};
@@ -391,19 +391,7 @@ impl ConnectionStore for DynamoStore {
             if keys.is_empty() {
                 return Ok(());
             }
-            for batch in keys.chunks(MAX_WRITE_BATCH) {
-                let requests = batch
-                    .iter()
-                    .map(|k| {
-                        let delete = DeleteRequest::builder()
-                            .set_key(Some(k.clone()))
-                            .build()
-                            .map_err(build_error)?;
-                        Ok(WriteRequest::builder().delete_request(delete).build())
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                write_all(&self.client, &self.table, requests).await?;
-            }
+            delete_all(&self.client, &self.table, &keys).await?;
         }
     }
 

@@ -17,13 +17,12 @@ use super::paging::{list_items, Order};
 use super::{
     backend, build_error, from_item, is_condition_failure, key, n, s, to_item, DynamoStore, Item,
 };
-use crate::batch::{write_all, MAX_WRITE_BATCH};
+use crate::batch::delete_all;
 use crate::error::{adapter, boxed};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem,
-    Update, WriteRequest,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
 use domain::connection::{ConnectionStatus, SourceConnection};
@@ -157,6 +156,43 @@ fn checkpoint_of(item: &Item) -> Result<Option<Checkpoint>, StoreError> {
 }
 
 impl DynamoStore {
+    /// A job's start in one transaction: `connection` (a condition on, or a write of, the
+    /// connection item), then the active-job slot and the job, each put only if new. Which
+    /// condition failed says why: `refused` for the connection's, `JobActive` for the slot's.
+    async fn write_start(
+        &self,
+        job: &Job,
+        connection: TransactWriteItem,
+        refused: StoreError,
+    ) -> Result<(), StoreError> {
+        let item = to_item(
+            job,
+            connection_pk(job.source_connection_id),
+            &job_sk(job.id),
+        )?;
+        let items = vec![
+            connection,
+            self.put_new_write(active_slot(job))?,
+            self.put_new_write(item)?,
+        ];
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let e = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        match failed_conditions(&e).as_slice() {
+            [true, ..] => Err(refused),
+            [_, true, ..] => Err(StoreError::JobActive),
+            [_, _, true] => Err(StoreError::AlreadyExists),
+            _ => Err(backend(e)),
+        }
+    }
+
     /// A put of a connection item on the condition that it is still at `version` (and live).
     pub(crate) fn put_versioned(
         &self,
@@ -301,34 +337,11 @@ impl JobStore for DynamoStore {
             )
             .build()
             .map_err(build_error)?;
-        let item = to_item(
-            job,
-            connection_pk(job.source_connection_id),
-            &job_sk(job.id),
-        )?;
-        let items = vec![
-            TransactWriteItem::builder()
-                .condition_check(runnable)
-                .build(),
-            self.put_new_write(active_slot(job))?,
-            self.put_new_write(item)?,
-        ];
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        let e = match result {
-            Ok(_) => return Ok(()),
-            Err(e) => e,
-        };
-        match failed_conditions(&e).as_slice() {
-            [true, ..] => Err(StoreError::NotRunnable),
-            [_, true, ..] => Err(StoreError::JobActive),
-            [_, _, true] => Err(StoreError::AlreadyExists),
-            _ => Err(backend(e)),
-        }
+        let runnable = TransactWriteItem::builder()
+            .condition_check(runnable)
+            .build();
+        self.write_start(job, runnable, StoreError::NotRunnable)
+            .await
     }
 
     async fn start_scheduled_job(
@@ -339,32 +352,9 @@ impl JobStore for DynamoStore {
     ) -> Result<(), StoreError> {
         let mut advanced = connection_item(connection)?;
         advanced.insert(VERSION.to_owned(), n(version + 1));
-        let item = to_item(
-            job,
-            connection_pk(job.source_connection_id),
-            &job_sk(job.id),
-        )?;
-        let items = vec![
-            self.put_versioned(advanced, version)?,
-            self.put_new_write(active_slot(job))?,
-            self.put_new_write(item)?,
-        ];
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        let e = match result {
-            Ok(_) => return Ok(()),
-            Err(e) => e,
-        };
-        match failed_conditions(&e).as_slice() {
-            [true, ..] => Err(StoreError::VersionConflict),
-            [_, true, ..] => Err(StoreError::JobActive),
-            [_, _, true] => Err(StoreError::AlreadyExists),
-            _ => Err(backend(e)),
-        }
+        let advanced = self.put_versioned(advanced, version)?;
+        self.write_start(job, advanced, StoreError::VersionConflict)
+            .await
     }
 
     async fn active_job(&self, connection: ConnectionId) -> Result<Option<JobId>, StoreError> {
@@ -711,20 +701,7 @@ impl JobStore for DynamoStore {
         job: JobId,
     ) -> Result<(), StoreError> {
         let keys = self.chunk_items(connection, job, Some("pk, sk")).await?;
-        for batch in keys.chunks(MAX_WRITE_BATCH) {
-            let requests = batch
-                .iter()
-                .map(|k| {
-                    let delete = DeleteRequest::builder()
-                        .set_key(Some(k.clone()))
-                        .build()
-                        .map_err(build_error)?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            write_all(&self.client, &self.table, requests).await?;
-        }
-        Ok(())
+        delete_all(&self.client, &self.table, &keys).await
     }
 
     async fn sync_cursor(&self, connection: ConnectionId) -> Result<Option<Value>, StoreError> {
