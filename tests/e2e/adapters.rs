@@ -817,6 +817,7 @@ async fn api_keys_resolve_to_their_organization_until_revoked() {
         id: OrganizationId::new(),
         name: "Acme".to_owned(),
         created_at: now(),
+        redirect_origins: Vec::new(),
     };
     store.insert_organization(&org).await.unwrap();
     let duplicate = store.insert_organization(&org).await;

@@ -3,12 +3,14 @@
 //! workspace a test (or `make fakes`) can change between syncs, and switches that make the next
 //! answers rate-limited, revoked or malformed.
 
+pub mod composio;
 pub mod control;
 pub mod github;
 pub mod google_drive;
 pub mod linear;
 pub mod notion;
 pub mod oauth;
+pub mod pipedream;
 pub mod server;
 pub mod slack;
 

@@ -51,6 +51,10 @@ pub struct FakeOAuthConfig {
     pub client_auth: FakeClientAuth,
     pub dialect: Dialect,
     pub access_token_lifetime: Duration,
+    /// When set, every access token issued is this value: the token a source's fake accepts,
+    /// so a browser flow against this server ends in a token the source takes (refresh tokens
+    /// still rotate).
+    pub issued_access_token: Option<String>,
 }
 
 impl FakeOAuthConfig {
@@ -61,6 +65,7 @@ impl FakeOAuthConfig {
             client_auth,
             dialect: Dialect::Rfc6749,
             access_token_lifetime: ACCESS_TOKEN_LIFETIME,
+            issued_access_token: None,
         }
     }
 }
@@ -101,6 +106,25 @@ struct State {
     refresh_tokens: HashMap<String, RefreshToken>,
     scripted: VecDeque<FakeResponse>,
     counters: Counters,
+    /// Clients besides the configured one (a customer's own app): id -> secret.
+    clients: HashMap<String, String>,
+    /// Whether the next authorize request is denied by the user.
+    deny_next: bool,
+}
+
+impl State {
+    fn new(config: FakeOAuthConfig) -> Self {
+        Self {
+            config,
+            codes: HashMap::new(),
+            access_tokens: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            scripted: VecDeque::new(),
+            counters: Counters::default(),
+            clients: HashMap::new(),
+            deny_next: false,
+        }
+    }
 }
 
 /// A running fake authorization server. Dropping it stops it.
@@ -116,20 +140,24 @@ impl FakeOAuthProvider {
     }
 
     pub async fn start_with(config: FakeOAuthConfig) -> Self {
-        let state = Arc::new(Mutex::new(State {
-            config,
-            codes: HashMap::new(),
-            access_tokens: HashMap::new(),
-            refresh_tokens: HashMap::new(),
-            scripted: VecDeque::new(),
-            counters: Counters::default(),
-        }));
+        Self::start_with_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), config)
+            .await
+            .expect("bind a random port")
+    }
+
+    /// Serves on `addr` (a fixed port for `make fakes`).
+    pub async fn start_with_on(
+        addr: std::net::SocketAddr,
+        config: FakeOAuthConfig,
+    ) -> std::io::Result<Self> {
+        let state = Arc::new(Mutex::new(State::new(config)));
         let handler_state = Arc::clone(&state);
-        let server = FakeServer::start(Arc::new(move |request: &FakeRequest| {
-            handle(&handler_state, request)
-        }))
-        .await;
-        Self { server, state }
+        let server = FakeServer::start_on(
+            addr,
+            Arc::new(move |request: &FakeRequest| handle(&handler_state, request)),
+        )
+        .await?;
+        Ok(Self { server, state })
     }
 
     pub fn token_url(&self) -> String {
@@ -169,6 +197,18 @@ impl FakeOAuthProvider {
             },
         );
         code
+    }
+
+    /// Registers another client (a customer's own OAuth app), authenticated the configured way.
+    pub fn register_client(&self, client_id: &str, client_secret: &str) {
+        self.lock()
+            .clients
+            .insert(client_id.to_owned(), client_secret.to_owned());
+    }
+
+    /// The next `GET /authorize` answers as if the user clicked "deny": `error=access_denied`.
+    pub fn deny_next_authorization(&self) {
+        self.lock().deny_next = true;
     }
 
     /// Answers the next token call with `response` instead of its rules (queued: each call takes
@@ -262,6 +302,7 @@ fn handle(state: &Mutex<State>, request: &FakeRequest) -> FakeResponse {
                 Err(rejection) => rejection.answer(state.config.dialect),
             }
         }
+        ("GET", "/authorize") => authorize(&mut state, request),
         ("GET", "/userinfo") => match request.bearer().and_then(|t| live(&state, t)) {
             Some(token) => FakeResponse::json(
                 200,
@@ -272,6 +313,59 @@ fn handle(state: &Mutex<State>, request: &FakeRequest) -> FakeResponse {
         },
         _ => rfc_error(404, "not_found", "no such endpoint"),
     }
+}
+
+/// `GET /authorize` with the user's consent already given: a 302 back to `redirect_uri` with a
+/// code bound to the client, the redirect URI and the PKCE challenge, and the `state` as sent.
+/// Requests a real server would refuse to redirect (unknown client, no redirect URI) get a
+/// 400 page, never a redirect.
+fn authorize(state: &mut State, request: &FakeRequest) -> FakeResponse {
+    let q = &request.query;
+    let page = |message: &str| FakeResponse::text(400, "text/plain", message.to_owned());
+    let Some(client_id) = q.get("client_id") else {
+        return page("client_id is missing");
+    };
+    if *client_id != state.config.client_id && !state.clients.contains_key(client_id) {
+        return page("unknown client");
+    }
+    let Some(redirect_uri) = q.get("redirect_uri") else {
+        return page("redirect_uri is missing");
+    };
+    let Ok(mut back) = url::Url::parse(redirect_uri) else {
+        return page("redirect_uri is not a URL");
+    };
+    {
+        let mut pairs = back.query_pairs_mut();
+        let challenge = q.get("code_challenge");
+        if std::mem::take(&mut state.deny_next) {
+            pairs.append_pair("error", "access_denied");
+        } else if q.get("response_type").map(String::as_str) != Some("code") {
+            pairs.append_pair("error", "unsupported_response_type");
+        } else if challenge.is_some()
+            && q.get("code_challenge_method").map(String::as_str) != Some("S256")
+        {
+            pairs.append_pair("error", "invalid_request");
+        } else {
+            let code = random_value("code");
+            state.codes.insert(
+                code.clone(),
+                Code {
+                    client_id: client_id.clone(),
+                    redirect_uri: redirect_uri.clone(),
+                    challenge: challenge.cloned(),
+                    scope: q.get("scope").cloned().unwrap_or_default(),
+                    expires_at: Instant::now() + CODE_LIFETIME,
+                    used: false,
+                    issued: Vec::new(),
+                },
+            );
+            pairs.append_pair("code", &code);
+        }
+        if let Some(s) = q.get("state") {
+            pairs.append_pair("state", s);
+        }
+    }
+    FakeResponse::text(302, "text/plain", Vec::new()).with_header("location", back.as_str())
 }
 
 /// Why a token request failed: the RFC's error and status, and what Slack would say instead.
@@ -329,7 +423,7 @@ pub fn rfc_error(status: u16, error: &str, description: &str) -> FakeResponse {
 
 fn token(state: &mut State, request: &FakeRequest) -> Result<Value, Rejection> {
     let form = request.form();
-    let client_id = authenticate(&state.config, request, &form)?;
+    let client_id = authenticate(&state.config, &state.clients, request, &form)?;
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => authorization_code(state, &client_id, &form),
         Some("refresh_token") => refresh_token(state, &client_id, &form),
@@ -351,6 +445,7 @@ fn token(state: &mut State, request: &FakeRequest) -> Result<Value, Rejection> {
 /// The client's id when it authenticated the configured way, and only that way.
 fn authenticate(
     config: &FakeOAuthConfig,
+    clients: &HashMap<String, String>,
     request: &FakeRequest,
     form: &std::collections::BTreeMap<String, String>,
 ) -> Result<String, Rejection> {
@@ -372,9 +467,14 @@ fn authenticate(
         ),
         _ => return Err(bad()),
     };
-    if id == config.client_id && secret == config.client_secret {
+    let expected = if id == config.client_id {
+        Some(&config.client_secret)
+    } else {
+        clients.get(&id)
+    };
+    if expected == Some(&secret) {
         Ok(id)
-    } else if id != config.client_id {
+    } else if expected.is_none() {
         Err(Rejection::new(
             401,
             "invalid_client",
@@ -509,7 +609,11 @@ fn refresh_token(
 /// issued.
 fn issue(state: &mut State, client_id: &str, scope: &str) -> (Value, Vec<String>) {
     let lifetime = state.config.access_token_lifetime;
-    let access = random_value("at");
+    let access = state
+        .config
+        .issued_access_token
+        .clone()
+        .unwrap_or_else(|| random_value("at"));
     let refresh = random_value("rt");
     state.access_tokens.insert(
         access.clone(),
@@ -651,14 +755,7 @@ mod tests {
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
     fn state(config: FakeOAuthConfig) -> Mutex<State> {
-        Mutex::new(State {
-            config,
-            codes: HashMap::new(),
-            access_tokens: HashMap::new(),
-            refresh_tokens: HashMap::new(),
-            scripted: VecDeque::new(),
-            counters: Counters::default(),
-        })
+        Mutex::new(State::new(config))
     }
 
     fn mint(state: &Mutex<State>, challenge: Option<&str>) -> String {

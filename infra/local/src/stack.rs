@@ -4,7 +4,7 @@ use aws_adapters::{bootstrap, AwsClients};
 use domain::ids::OrganizationId;
 use domain::oauth::OAuthApp;
 use domain::ports::{BoxError, CredentialVault, SourceDirectory, TenantStore};
-use domain::tenancy::{api_key_from_random, ApiKeyHash, Organization};
+use domain::tenancy::{api_key_from_random, ApiKeyHash, Organization, RedirectOrigin};
 use http_api::Config;
 use secrecy::{ExposeSecret, SecretString};
 use std::env;
@@ -101,14 +101,17 @@ pub async fn load_oauth_apps(
     Ok(loaded)
 }
 
+/// A new organization; `redirect_origins` is its OAuth redirect allowlist.
 pub async fn create_organization(
     store: &dyn TenantStore,
     name: &str,
+    redirect_origins: Vec<RedirectOrigin>,
 ) -> Result<OrganizationId, BoxError> {
     let org = Organization {
         id: OrganizationId::new(),
         name: name.to_owned(),
         created_at: chrono::Utc::now(),
+        redirect_origins,
     };
     store.insert_organization(&org).await?;
     Ok(org.id)
@@ -148,7 +151,13 @@ pub async fn ensure_dev_key(
             return Ok(key);
         }
     }
-    let org = create_organization(store, "Dev organization").await?;
+    // A browser OAuth flow started locally may come back to any local port.
+    let org = create_organization(
+        store,
+        "Dev organization",
+        RedirectOrigin::loopback_any_port(),
+    )
+    .await?;
     let key = create_api_key(store, org).await?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

@@ -8,6 +8,7 @@ use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use aws_sdk_secretsmanager::Client;
 use chrono::DateTime;
 use domain::ids::{ConnectionId, OrganizationId};
+use domain::names::ReadableId;
 use domain::oauth::OAuthApp;
 use domain::ports::{CredentialVault, SecretEntry, SecretsPage, VaultError};
 use secrecy::{ExposeSecret, SecretString};
@@ -34,6 +35,35 @@ impl SecretsVault {
 
     pub fn oauth_app_secret_name(&self, short_name: &str) -> String {
         format!("{}/oauth-apps/{short_name}", self.prefix)
+    }
+
+    pub fn provider_secret_name(&self, org: OrganizationId, readable_id: &ReadableId) -> String {
+        format!("{}/auth-providers/{org}/{readable_id}", self.prefix)
+    }
+
+    /// The current value of a secret, `None` when there is no such secret.
+    async fn read(&self, name: &str) -> Result<Option<SecretString>, VaultError> {
+        let result = self.client.get_secret_value().secret_id(name).send().await;
+        match result {
+            Ok(out) => Ok(out.secret_string.map(SecretString::from)),
+            Err(e) if service_code(&e) == Some(RESOURCE_NOT_FOUND) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    /// Deletes a secret at once; a missing one is no error.
+    async fn remove(&self, name: &str) -> Result<(), VaultError> {
+        let result = self
+            .client
+            .delete_secret()
+            .secret_id(name)
+            .force_delete_without_recovery(true)
+            .send()
+            .await;
+        match result {
+            Err(e) if service_code(&e) != Some(RESOURCE_NOT_FOUND) => Err(backend(e)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -93,17 +123,7 @@ impl CredentialVault for SecretsVault {
         org: OrganizationId,
         id: ConnectionId,
     ) -> Result<Option<SecretString>, VaultError> {
-        let result = self
-            .client
-            .get_secret_value()
-            .secret_id(self.connection_secret_name(org, id))
-            .send()
-            .await;
-        match result {
-            Ok(out) => Ok(out.secret_string.map(SecretString::from)),
-            Err(e) if service_code(&e) == Some(RESOURCE_NOT_FOUND) => Ok(None),
-            Err(e) => Err(backend(e)),
-        }
+        self.read(&self.connection_secret_name(org, id)).await
     }
 
     async fn replace_connection_secret(
@@ -135,34 +155,14 @@ impl CredentialVault for SecretsVault {
         org: OrganizationId,
         id: ConnectionId,
     ) -> Result<(), VaultError> {
-        let result = self
-            .client
-            .delete_secret()
-            .secret_id(self.connection_secret_name(org, id))
-            .force_delete_without_recovery(true)
-            .send()
-            .await;
-        match result {
-            Err(e) if service_code(&e) != Some(RESOURCE_NOT_FOUND) => Err(backend(e)),
-            _ => Ok(()),
-        }
+        self.remove(&self.connection_secret_name(org, id)).await
     }
 
     async fn get_oauth_app(&self, short_name: &str) -> Result<Option<OAuthApp>, VaultError> {
-        let result = self
-            .client
-            .get_secret_value()
-            .secret_id(self.oauth_app_secret_name(short_name))
-            .send()
-            .await;
-        match result {
-            Ok(out) => Ok(out
-                .secret_string
-                .map(SecretString::from)
-                .and_then(|doc| OAuthApp::from_document(&doc))),
-            Err(e) if service_code(&e) == Some(RESOURCE_NOT_FOUND) => Ok(None),
-            Err(e) => Err(backend(e)),
-        }
+        Ok(self
+            .read(&self.oauth_app_secret_name(short_name))
+            .await?
+            .and_then(|doc| OAuthApp::from_document(&doc)))
     }
 
     async fn put_oauth_app(&self, short_name: &str, app: &OAuthApp) -> Result<(), VaultError> {
@@ -188,6 +188,49 @@ impl CredentialVault for SecretsVault {
                 .map_err(backend),
             Err(e) => Err(backend(e)),
         }
+    }
+
+    async fn get_provider_secret(
+        &self,
+        org: OrganizationId,
+        readable_id: &ReadableId,
+    ) -> Result<Option<SecretString>, VaultError> {
+        self.read(&self.provider_secret_name(org, readable_id))
+            .await
+    }
+
+    async fn put_provider_secret(
+        &self,
+        org: OrganizationId,
+        readable_id: &ReadableId,
+        value: &SecretString,
+    ) -> Result<(), VaultError> {
+        let name = self.provider_secret_name(org, readable_id);
+        let created = self
+            .client
+            .create_secret()
+            .name(&name)
+            .secret_string(value.expose_secret())
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            // A retry with the same credentials finds them; other credentials are refused.
+            Err(e) if service_code(&e) == Some(RESOURCE_EXISTS) => match self.read(&name).await? {
+                Some(stored) if stored.expose_secret() == value.expose_secret() => Ok(()),
+                _ => Err(VaultError::TokenReused),
+            },
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn delete_provider_secret(
+        &self,
+        org: OrganizationId,
+        readable_id: &ReadableId,
+    ) -> Result<(), VaultError> {
+        self.remove(&self.provider_secret_name(org, readable_id))
+            .await
     }
 
     async fn list_connection_secrets(

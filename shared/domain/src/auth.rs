@@ -1,9 +1,11 @@
 //! Authentication method detection. A create request's `authentication` carries no type tag: the
 //! method follows from which fields are present (DESIGN section 4).
 
+use crate::auth_provider::{AccountRef, ProviderKind};
 use crate::catalog::AuthMethod;
 use crate::error::FieldError;
 use crate::names::ReadableId;
+use crate::oauth::OAuthApp;
 use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -335,56 +337,191 @@ fn provider(present: &Map<String, Value>) -> Result<AuthenticationRequest, Vec<F
 
 /// What the vault keeps for a connection: the whole credential as one JSON document.
 pub fn credential_document(auth: &AuthenticationRequest) -> Option<SecretString> {
-    let doc = match auth {
-        AuthenticationRequest::Direct(c) => serde_json::json!({
-            "method": "direct",
-            "credentials": c.expose(),
-        }),
-        AuthenticationRequest::OauthToken(t) => serde_json::json!({
-            "method": "oauth_token",
-            "access_token": t.access_token.expose_secret(),
-            "refresh_token": t.refresh_token.as_ref().map(|r| r.expose_secret()),
-            "expires_at": t.expires_at,
-        }),
+    let stored = match auth {
+        AuthenticationRequest::Direct(c) => StoredCredential::Direct(c.clone()),
+        AuthenticationRequest::OauthToken(t) => StoredCredential::Tokens {
+            method: AuthMethod::OauthToken,
+            token: t.clone(),
+            obtained_at: None,
+            client: None,
+        },
         _ => return None,
     };
-    Some(SecretString::from(doc.to_string()))
+    Some(stored.document())
 }
 
 /// The credentials a vault document holds, as the source takes them. The error names what is
 /// wrong with the document's shape, never a value.
 pub fn parse_credential_document(document: &SecretString) -> Result<AuthenticationRequest, String> {
-    let value: Value = serde_json::from_str(document.expose_secret())
-        .map_err(|_| "the stored credentials are not JSON".to_owned())?;
-    let string = |name: &str| value.get(name).and_then(Value::as_str);
-    match string("method") {
-        Some("direct") => match value.get("credentials") {
-            Some(Value::Object(c)) => {
-                Ok(AuthenticationRequest::Direct(Credentials::new(c.clone())))
-            }
-            _ => Err("the stored direct credentials have no credentials object".into()),
-        },
-        Some("oauth_token") => {
-            let access_token = string("access_token")
-                .ok_or("the stored token has no access_token")?
-                .to_owned();
-            let expires_at = match value.get("expires_at") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(
-                    serde_json::from_value::<DateTime<Utc>>(v.clone())
-                        .map_err(|_| "the stored token's expires_at is not a timestamp")?,
-                ),
-            };
-            Ok(AuthenticationRequest::OauthToken(OauthToken {
-                access_token: SecretString::from(access_token),
-                refresh_token: string("refresh_token").map(|r| SecretString::from(r.to_owned())),
-                expires_at,
-            }))
+    StoredCredential::parse(document)?
+        .auth()
+        .ok_or_else(|| "the connection has not been authorized yet".to_owned())
+}
+
+/// A connection's secret, whole: what a source takes, and what the platform needs beside it
+/// (the customer's OAuth app of a BYOC flow, the auth provider's account).
+#[derive(Debug, Clone)]
+pub enum StoredCredential {
+    Direct(Credentials),
+    /// OAuth tokens: imported (`oauth_token`) or from a browser flow (`oauth_browser`,
+    /// `oauth_byoc`, whose customer app is kept for refreshes).
+    Tokens {
+        method: AuthMethod,
+        token: OauthToken,
+        /// When the access token was issued (for refreshing ahead of its expiry).
+        obtained_at: Option<DateTime<Utc>>,
+        client: Option<OAuthApp>,
+    },
+    /// A BYOC flow before its callback: only the customer's app.
+    AwaitingAuthorization {
+        client: OAuthApp,
+    },
+    /// Credentials live at an auth provider, fetched at every run.
+    Provider {
+        provider_readable_id: ReadableId,
+        account: AccountRef,
+    },
+}
+
+impl StoredCredential {
+    pub fn method(&self) -> AuthMethod {
+        match self {
+            Self::Direct(_) => AuthMethod::Direct,
+            Self::Tokens { method, .. } => *method,
+            Self::AwaitingAuthorization { .. } => AuthMethod::OauthByoc,
+            Self::Provider { .. } => AuthMethod::AuthProvider,
         }
-        Some(other) => Err(format!(
-            "stored credentials of method '{other}' cannot be used yet"
-        )),
-        None => Err("the stored credentials name no method".into()),
+    }
+
+    /// What a source takes, when the secret holds it.
+    pub fn auth(&self) -> Option<AuthenticationRequest> {
+        match self {
+            Self::Direct(c) => Some(AuthenticationRequest::Direct(c.clone())),
+            Self::Tokens { token, .. } => Some(AuthenticationRequest::OauthToken(token.clone())),
+            _ => None,
+        }
+    }
+
+    /// The customer's OAuth app of a BYOC connection.
+    pub fn client(&self) -> Option<&OAuthApp> {
+        match self {
+            Self::Tokens { client, .. } => client.as_ref(),
+            Self::AwaitingAuthorization { client } => Some(client),
+            _ => None,
+        }
+    }
+
+    pub fn document(&self) -> SecretString {
+        let client = |c: Option<&OAuthApp>| {
+            c.map(|c| {
+                serde_json::json!({
+                    "client_id": c.client_id,
+                    "client_secret": c.client_secret.expose_secret(),
+                })
+            })
+        };
+        let doc = match self {
+            Self::Direct(c) => serde_json::json!({
+                "method": "direct",
+                "credentials": c.expose(),
+            }),
+            Self::Tokens {
+                method,
+                token,
+                obtained_at,
+                client: app,
+            } => serde_json::json!({
+                "method": method.as_str(),
+                "access_token": token.access_token.expose_secret(),
+                "refresh_token": token.refresh_token.as_ref().map(|r| r.expose_secret()),
+                "expires_at": token.expires_at,
+                "obtained_at": obtained_at,
+                "client": client(app.as_ref()),
+            }),
+            Self::AwaitingAuthorization { client: app } => serde_json::json!({
+                "method": "oauth_byoc",
+                "client": client(Some(app)),
+            }),
+            Self::Provider {
+                provider_readable_id,
+                account,
+            } => serde_json::json!({
+                "method": "auth_provider",
+                "provider_readable_id": provider_readable_id.as_str(),
+                "provider_config": account.to_config(),
+            }),
+        };
+        SecretString::from(doc.to_string())
+    }
+
+    /// A vault document read back. The error names what is wrong with its shape, never a value.
+    pub fn parse(document: &SecretString) -> Result<Self, String> {
+        let value: Value = serde_json::from_str(document.expose_secret())
+            .map_err(|_| "the stored credentials are not JSON".to_owned())?;
+        let string = |name: &str| value.get(name).and_then(Value::as_str);
+        let timestamp = |name: &str| match value.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => serde_json::from_value::<DateTime<Utc>>(v.clone())
+                .map(Some)
+                .map_err(|_| format!("the stored {name} is not a timestamp")),
+        };
+        let client = match value.get("client") {
+            None | Some(Value::Null) => None,
+            Some(c) => Some(
+                OAuthApp::from_document(&SecretString::from(c.to_string()))
+                    .ok_or("the stored OAuth client is incomplete")?,
+            ),
+        };
+        let method = string("method").ok_or("the stored credentials name no method")?;
+        match method {
+            "direct" => match value.get("credentials") {
+                Some(Value::Object(c)) => Ok(Self::Direct(Credentials::new(c.clone()))),
+                _ => Err("the stored direct credentials have no credentials object".into()),
+            },
+            "oauth_token" | "oauth_browser" | "oauth_byoc" => {
+                let method = match method {
+                    "oauth_token" => AuthMethod::OauthToken,
+                    "oauth_browser" => AuthMethod::OauthBrowser,
+                    _ => AuthMethod::OauthByoc,
+                };
+                let Some(access_token) = string("access_token") else {
+                    return match (method, client) {
+                        (AuthMethod::OauthByoc, Some(client)) => {
+                            Ok(Self::AwaitingAuthorization { client })
+                        }
+                        _ => Err("the stored token has no access_token".into()),
+                    };
+                };
+                Ok(Self::Tokens {
+                    method,
+                    token: OauthToken {
+                        access_token: SecretString::from(access_token.to_owned()),
+                        refresh_token: string("refresh_token")
+                            .map(|r| SecretString::from(r.to_owned())),
+                        expires_at: timestamp("expires_at")?,
+                    },
+                    obtained_at: timestamp("obtained_at")?,
+                    client,
+                })
+            }
+            "auth_provider" => {
+                let id = string("provider_readable_id")
+                    .and_then(|id| ReadableId::parse(id).ok())
+                    .ok_or("the stored auth provider id is missing")?;
+                let config = value.get("provider_config").and_then(Value::as_object);
+                let account = [ProviderKind::Composio, ProviderKind::Pipedream]
+                    .into_iter()
+                    .find_map(|kind| AccountRef::parse(kind, config).ok())
+                    .ok_or("the stored auth provider account is unreadable")?;
+                Ok(Self::Provider {
+                    provider_readable_id: id,
+                    account,
+                })
+            }
+            other => Err(format!(
+                "stored credentials of method '{other}' are unknown"
+            )),
+        }
     }
 }
 

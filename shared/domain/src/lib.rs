@@ -5,6 +5,7 @@
 //! never the other way round.
 
 pub mod auth;
+pub mod auth_provider;
 pub mod catalog;
 pub mod clock;
 pub mod collection;

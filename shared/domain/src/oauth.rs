@@ -37,6 +37,14 @@ mod base64_url {
     }
 }
 
+/// 32 bytes from the operating system's random source.
+pub fn random_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    // Without randomness no flow can be secure: this is not an error a request can answer.
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    bytes
+}
+
 /// The `state` of a browser flow: 256 random bits, given to the browser once. Only its hash is
 /// stored, so a leaked table never yields a usable state.
 pub struct FlowState(SecretString);
@@ -115,6 +123,7 @@ pub struct PendingFlow {
 }
 
 /// An OAuth client: the platform's app for a source, or the customer's own (BYOC).
+#[derive(Clone)]
 pub struct OAuthApp {
     pub client_id: String,
     pub client_secret: SecretString,

@@ -2,6 +2,7 @@
 //! stores, the vault and the queue; `shared/sources` implements the source directory.
 
 use crate::auth::AuthenticationRequest;
+use crate::auth_provider::ProviderConnection;
 use crate::catalog::SourceSpec;
 use crate::collection::Collection;
 use crate::connection::SourceConnection;
@@ -13,7 +14,7 @@ use crate::names::ReadableId;
 use crate::oauth::{OAuthApp, OAuthEndpoints, PendingFlow, StateHash};
 use crate::page::{Page, PageRequest};
 use crate::stream::{EntityStream, StreamError, StreamRequest};
-use crate::tenancy::{ApiKeyHash, Organization};
+use crate::tenancy::{ApiKeyHash, Organization, RedirectOrigin};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
@@ -70,6 +71,13 @@ pub trait TenantStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// `false` when there was no such key.
     async fn revoke_api_key(&self, key: &ApiKeyHash) -> Result<bool, StoreError>;
+    /// Replaces the organization's OAuth redirect allowlist; `false` when there is no such
+    /// organization.
+    async fn set_redirect_origins(
+        &self,
+        org: OrganizationId,
+        origins: &[RedirectOrigin],
+    ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -396,6 +404,57 @@ pub trait FlowStore: Send + Sync {
     ) -> Result<Option<PendingFlow>, StoreError>;
 }
 
+/// One refresher per connection: a lease (`CONN#id | REFRESH`) whose fencing version grows with
+/// every acquisition, so a holder whose lease ran out can tell before it writes.
+#[async_trait]
+pub trait RefreshLeaseStore: Send + Sync {
+    /// Takes the lease until `until` when it is free or ran out at `now`: the fencing version,
+    /// or `None` while another holder has it.
+    async fn acquire_refresh_lease(
+        &self,
+        connection: ConnectionId,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError>;
+    /// Whether `holder` still holds the lease at `fence`, for at least until `now` (checked just
+    /// before the rotated tokens are written).
+    async fn holds_refresh_lease(
+        &self,
+        connection: ConnectionId,
+        holder: &str,
+        fence: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Frees the lease if `holder` still has it.
+    async fn release_refresh_lease(
+        &self,
+        connection: ConnectionId,
+        holder: &str,
+    ) -> Result<(), StoreError>;
+}
+
+/// The organization's accounts at auth providers (`ORG#id | AUTHPROV#<readable_id>`); their
+/// credentials are in the vault.
+#[async_trait]
+pub trait ProviderConnectionStore: Send + Sync {
+    /// `AlreadyExists` when the organization already has this readable id.
+    async fn insert_provider_connection(
+        &self,
+        connection: &ProviderConnection,
+    ) -> Result<(), StoreError>;
+    async fn get_provider_connection(
+        &self,
+        org: OrganizationId,
+        readable_id: &ReadableId,
+    ) -> Result<Option<ProviderConnection>, StoreError>;
+    async fn list_provider_connections(
+        &self,
+        org: OrganizationId,
+        page: &PageRequest,
+    ) -> Result<Page<ProviderConnection>, StoreError>;
+}
+
 /// The whole state store, as the handlers hold it.
 pub trait Store:
     TenantStore
@@ -405,6 +464,8 @@ pub trait Store:
     + JobStore
     + ScheduleStore
     + FlowStore
+    + RefreshLeaseStore
+    + ProviderConnectionStore
 {
 }
 impl<
@@ -414,7 +475,9 @@ impl<
             + IdempotencyStore
             + JobStore
             + ScheduleStore
-            + FlowStore,
+            + FlowStore
+            + RefreshLeaseStore
+            + ProviderConnectionStore,
     > Store for T
 {
 }
@@ -503,6 +566,26 @@ pub trait CredentialVault: Send + Sync {
     async fn get_oauth_app(&self, short_name: &str) -> Result<Option<OAuthApp>, VaultError>;
     /// Stores (or replaces) the platform's OAuth app for a source.
     async fn put_oauth_app(&self, short_name: &str, app: &OAuthApp) -> Result<(), VaultError>;
+    /// The organization's credentials for one of its auth provider connections
+    /// (`{prefix}/auth-providers/{org}/{readable_id}`).
+    async fn get_provider_secret(
+        &self,
+        org: OrganizationId,
+        readable_id: &ReadableId,
+    ) -> Result<Option<SecretString>, VaultError>;
+    /// Stores them: `TokenReused` when a different value is already stored under this name.
+    async fn put_provider_secret(
+        &self,
+        org: OrganizationId,
+        readable_id: &ReadableId,
+        value: &SecretString,
+    ) -> Result<(), VaultError>;
+    /// Deletes them at once; a missing secret is no error.
+    async fn delete_provider_secret(
+        &self,
+        org: OrganizationId,
+        readable_id: &ReadableId,
+    ) -> Result<(), VaultError>;
     /// One page of the connection secrets, in the vault's order; `after` is the previous page's
     /// `next`. Names the vault did not write are left out.
     async fn list_connection_secrets(

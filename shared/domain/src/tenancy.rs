@@ -30,6 +30,97 @@ pub struct Organization {
     pub id: OrganizationId,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// Where a browser OAuth flow may send the user back (`redirect_url`), by scheme, host and
+    /// port. Empty: no redirect_url is accepted.
+    #[serde(default)]
+    pub redirect_origins: Vec<RedirectOrigin>,
+}
+
+impl Organization {
+    /// Whether `url` (an absolute http(s) URL) may be redirected to.
+    pub fn allows_redirect(&self, url: &url::Url) -> bool {
+        self.redirect_origins.iter().any(|o| o.matches(url))
+    }
+}
+
+/// One entry of an organization's redirect allowlist: `scheme://host[:port]`, or
+/// `scheme://host:*` for any port (the dev organization's `http://localhost:*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RedirectOrigin {
+    scheme: String,
+    host: String,
+    /// `None`: any port.
+    port: Option<u16>,
+}
+
+impl RedirectOrigin {
+    /// The loopback origins a local development organization allows.
+    pub fn loopback_any_port() -> Vec<Self> {
+        ["http://localhost:*", "http://127.0.0.1:*"]
+            .iter()
+            .map(|o| Self::parse(o).expect("a valid origin"))
+            .collect()
+    }
+
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let (text, any_port) = match value.strip_suffix(":*") {
+            Some(rest) => (rest, true),
+            None => (value, false),
+        };
+        let url = url::Url::parse(text).map_err(|_| format!("'{value}' is not an origin"))?;
+        let origin_only = url.path() == "/"
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+            && url.password().is_none();
+        if !matches!(url.scheme(), "http" | "https") || !origin_only {
+            return Err(format!(
+                "'{value}' is not an origin: scheme://host[:port] or scheme://host:* (http or https, no path)"
+            ));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("'{value}' names no host"))?;
+        if any_port && url.port().is_some() {
+            return Err(format!("'{value}' gives a port and '*'"));
+        }
+        Ok(Self {
+            scheme: url.scheme().to_owned(),
+            host: host.to_owned(),
+            port: (!any_port).then(|| url.port_or_known_default()).flatten(),
+        })
+    }
+
+    pub fn matches(&self, url: &url::Url) -> bool {
+        url.scheme() == self.scheme
+            && url.host_str() == Some(self.host.as_str())
+            && self
+                .port
+                .is_none_or(|port| url.port_or_known_default() == Some(port))
+    }
+}
+
+impl std::fmt::Display for RedirectOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            None => write!(f, "{}://{}:*", self.scheme, self.host),
+            Some(port) => write!(f, "{}://{}:{port}", self.scheme, self.host),
+        }
+    }
+}
+
+impl TryFrom<String> for RedirectOrigin {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::parse(&value)
+    }
+}
+
+impl From<RedirectOrigin> for String {
+    fn from(value: RedirectOrigin) -> Self {
+        value.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -43,6 +134,41 @@ mod tests {
             ApiKeyHash::of(&key).as_str(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn redirect_origins_match_by_scheme_host_and_port() {
+        let url = |u: &str| url::Url::parse(u).unwrap();
+        let org = Organization {
+            id: OrganizationId::new(),
+            name: "o".into(),
+            created_at: Utc::now(),
+            redirect_origins: vec![RedirectOrigin::parse("https://app.example.com").unwrap()]
+                .into_iter()
+                .chain(RedirectOrigin::loopback_any_port())
+                .collect(),
+        };
+        assert!(org.allows_redirect(&url("https://app.example.com/done?x=1")));
+        assert!(org.allows_redirect(&url("https://app.example.com:443/")));
+        assert!(!org.allows_redirect(&url("http://app.example.com/done")));
+        assert!(!org.allows_redirect(&url("https://app.example.com:8443/done")));
+        assert!(!org.allows_redirect(&url("https://app.example.com.evil.io/")));
+        assert!(!org.allows_redirect(&url("https://evil.io/?https://app.example.com")));
+        assert!(org.allows_redirect(&url("http://localhost:5173/cb")));
+        assert!(org.allows_redirect(&url("http://127.0.0.1:9/")));
+        assert!(!org.allows_redirect(&url("https://localhost:5173/cb")));
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/path",
+            "ftp://x.example",
+            "https://u:p@x.example",
+            "https://x.example:8080:*",
+        ] {
+            assert!(RedirectOrigin::parse(bad).is_err(), "{bad}");
+        }
+        let json = serde_json::to_string(&org).unwrap();
+        assert_eq!(serde_json::from_str::<Organization>(&json).unwrap(), org);
+        assert!(json.contains("http://localhost:*"), "{json}");
     }
 
     #[test]

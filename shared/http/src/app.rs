@@ -4,7 +4,6 @@ use aws_adapters::AwsClients;
 use domain::ids::OrganizationId;
 use domain::tenancy::ApiKeyHash;
 use domain::usecases::Platform;
-use sources::Catalog;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,8 +19,8 @@ pub struct App {
     keys: Arc<Mutex<HashMap<ApiKeyHash, (OrganizationId, Instant)>>>,
 }
 
-use wiring::Config;
 pub use wiring::StartupError;
+use wiring::{Config, Upstreams};
 
 impl App {
     pub fn new(platform: Platform) -> Self {
@@ -36,8 +35,8 @@ impl App {
         Ok(Self::new(wiring::platform_from_env().await?))
     }
 
-    pub fn from_parts(config: &Config, clients: &AwsClients, sources: Catalog) -> Self {
-        Self::new(wiring::platform(config, clients, sources))
+    pub fn from_parts(config: &Config, clients: &AwsClients, upstreams: Upstreams) -> Self {
+        Self::new(wiring::platform(config, clients, upstreams))
     }
 
     pub(crate) fn cached_organization(&self, key: &ApiKeyHash) -> Option<OrganizationId> {

@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations and the domain's types, and
 //! served at `GET /openapi.json`.
 
-use crate::handlers::{collections, connections, health, jobs, sources};
+use crate::handlers::{auth_providers, collections, connections, health, jobs, oauth, sources};
 use std::sync::OnceLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -32,6 +32,11 @@ use utoipa::{Modify, OpenApi};
         jobs::get,
         jobs::cancel,
         jobs::entities,
+        oauth::reinitiate,
+        oauth::callback,
+        auth_providers::create,
+        auth_providers::list,
+        auth_providers::get,
     ),
     modifiers(&ApiKeyAuth),
     security(("api_key" = [])),
@@ -59,7 +64,7 @@ impl Modify for ApiKeyAuth {
             )
             .build();
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if path == "/health" {
+            if path == "/health" || path == "/oauth/callback" {
                 continue;
             }
             for operation in [
@@ -111,6 +116,10 @@ mod tests {
             "/source-connections/{id}/run",
             "/source-connections/{id}/jobs/{job_id}/cancel",
             "/source-connections/{id}/entities",
+            "/source-connections/{id}/reinitiate-oauth",
+            "/oauth/callback",
+            "/auth-providers/connections",
+            "/auth-providers/connections/{readable_id}",
         ] {
             assert!(doc["paths"][path].is_object(), "{path}");
         }
@@ -124,6 +133,8 @@ mod tests {
             "Collection",
             "Job",
             "EntityRecord",
+            "ProviderConnection",
+            "CreateProviderConnectionInput",
         ] {
             assert!(schemas[name].is_object(), "{name}");
         }
@@ -146,6 +157,11 @@ mod tests {
         assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
         assert!(doc["paths"]["/sources"]["get"]["responses"]["401"].is_object());
         assert!(doc["paths"]["/health"]["get"]["responses"]["401"].is_null());
+        assert!(doc["paths"]["/oauth/callback"]["get"]["responses"]["401"].is_null());
+        assert_eq!(
+            doc["paths"]["/oauth/callback"]["get"]["security"],
+            serde_json::json!([])
+        );
         let create = &schemas["CreateConnectionInput"];
         let required: Vec<&str> = create["required"]
             .as_array()

@@ -2,7 +2,7 @@
 //! runtime (that would become a 502 without a body).
 
 use crate::app::App;
-use crate::handlers::{collections, connections, health, jobs, sources};
+use crate::handlers::{auth_providers, collections, connections, health, jobs, oauth, sources};
 use crate::problem::Problem;
 use crate::request::header;
 use domain::ids::OrganizationId;
@@ -19,6 +19,8 @@ use tracing::{info, info_span, Instrument};
 pub enum Function {
     /// `POST /source-connections`.
     CreateConnection,
+    /// `GET /oauth/callback`.
+    OAuthCallback,
     /// Everything else.
     Api,
     /// Every route (the dev gateway).
@@ -40,6 +42,10 @@ enum Route {
     Job,
     CancelJob,
     Entities,
+    Reinitiate,
+    OAuthCallback,
+    ProviderConnections,
+    ProviderConnection,
 }
 
 impl Route {
@@ -58,6 +64,10 @@ impl Route {
             ["source-connections", _, "jobs", _] => Self::Job,
             ["source-connections", _, "jobs", _, "cancel"] => Self::CancelJob,
             ["source-connections", _, "entities"] => Self::Entities,
+            ["source-connections", _, "reinitiate-oauth"] => Self::Reinitiate,
+            ["oauth", "callback"] => Self::OAuthCallback,
+            ["auth-providers", "connections"] => Self::ProviderConnections,
+            ["auth-providers", "connections", _] => Self::ProviderConnection,
             _ => return None,
         })
     }
@@ -70,9 +80,13 @@ impl Route {
             | Self::Source
             | Self::Jobs
             | Self::Job
-            | Self::Entities => &[Method::GET],
-            Self::Run | Self::CancelJob => &[Method::POST],
-            Self::Collections | Self::Connections => &[Method::GET, Method::POST],
+            | Self::Entities
+            | Self::OAuthCallback
+            | Self::ProviderConnection => &[Method::GET],
+            Self::Run | Self::CancelJob | Self::Reinitiate => &[Method::POST],
+            Self::Collections | Self::Connections | Self::ProviderConnections => {
+                &[Method::GET, Method::POST]
+            }
             Self::Collection => &[Method::GET, Method::DELETE],
             Self::Connection => &[Method::GET, Method::PATCH, Method::DELETE],
         }
@@ -80,10 +94,12 @@ impl Route {
 
     fn served_by(self, method: &Method, function: Function) -> bool {
         let create = self == Self::Connections && method == Method::POST;
+        let callback = self == Self::OAuthCallback;
         match function {
             Function::All => true,
             Function::CreateConnection => create,
-            Function::Api => !create,
+            Function::OAuthCallback => callback,
+            Function::Api => !create && !callback,
         }
     }
 }
@@ -145,6 +161,8 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str)
     match route {
         Route::Health => return health::get(request_id),
         Route::OpenApi => return openapi(request_id),
+        // No API key: the flow's state is the credential.
+        Route::OAuthCallback => return oauth::callback(app, &req, request_id).await,
         _ => {}
     }
     let org = match organization(app, &req).await {
@@ -178,7 +196,17 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str)
         (Route::Jobs, _) => jobs::list(app, org, segments[1], &req, request_id).await,
         (Route::Job, _) => jobs::get(app, org, segments[1], segments[3], request_id).await,
         (Route::Entities, _) => jobs::entities(app, org, segments[1], &req, request_id).await,
-        (Route::Health | Route::OpenApi, _) => unreachable!("answered above"),
+        (Route::Reinitiate, _) => oauth::reinitiate(app, org, segments[1], request_id).await,
+        (Route::ProviderConnections, &Method::POST) => {
+            auth_providers::create(app, org, &req, request_id).await
+        }
+        (Route::ProviderConnections, _) => auth_providers::list(app, org, &req, request_id).await,
+        (Route::ProviderConnection, _) => {
+            auth_providers::get(app, org, segments[2], request_id).await
+        }
+        (Route::Health | Route::OpenApi | Route::OAuthCallback, _) => {
+            unreachable!("answered above")
+        }
     };
     result.unwrap_or_else(Problem::into_response)
 }

@@ -338,8 +338,15 @@ mod tests {
         assert_eq!((github.name, github.class_name), ("GitHub", "GitHubSource"));
         assert_eq!(
             github.auth_methods,
-            [AuthMethod::Direct, AuthMethod::OauthToken]
+            [
+                AuthMethod::Direct,
+                AuthMethod::OauthToken,
+                AuthMethod::OauthBrowser,
+                AuthMethod::OauthByoc,
+                AuthMethod::AuthProvider
+            ]
         );
+        assert_eq!(github.supported_auth_providers, ["composio", "pipedream"]);
         let config: Vec<(&str, bool)> = github
             .config_fields
             .iter()

@@ -66,7 +66,13 @@ fn spec() -> SourceSpec {
         class_name: "GitHubSource",
         description: "A GitHub repository: its issues, pull requests and their comments, and the \
                       files of a branch (text content up to 256 KiB), synced incrementally.",
-        auth_methods: vec![AuthMethod::Direct, AuthMethod::OauthToken],
+        auth_methods: vec![
+            AuthMethod::Direct,
+            AuthMethod::OauthToken,
+            AuthMethod::OauthBrowser,
+            AuthMethod::OauthByoc,
+            AuthMethod::AuthProvider,
+        ],
         requires_byoc: false,
         auth_fields: vec![FieldSpec::new(
             "personal_access_token",
@@ -87,7 +93,7 @@ fn spec() -> SourceSpec {
                 .describe("The branch to sync (default: the repository's default branch).")
                 .checked(check_branch),
         ],
-        supported_auth_providers: vec![],
+        supported_auth_providers: vec!["composio", "pipedream"],
         entity_types: vec![
             entities::REPOSITORY,
             entities::ISSUE,
@@ -108,7 +114,9 @@ fn spec() -> SourceSpec {
             pkce: true,
             client_auth: ClientAuth::RequestBody,
             access_token_pointer: "/access_token",
-            refresh_token_pointer: None,
+            // GitHub Apps with expiring user tokens send one (8 hours / 6 months); OAuth apps
+            // issue tokens that do not expire and no refresh token.
+            refresh_token_pointer: Some("/refresh_token"),
             extra_authorize_params: vec![],
         }),
     }

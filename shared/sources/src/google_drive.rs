@@ -118,11 +118,16 @@ fn spec() -> SourceSpec {
         class_name: "GoogleDriveSource",
         description: "Files and folders of My Drive, shared with me and shared drives, with the \
                       text of Google Docs and small text files.",
-        auth_methods: vec![AuthMethod::OauthToken, AuthMethod::OauthByoc],
+        auth_methods: vec![
+            AuthMethod::OauthToken,
+            AuthMethod::OauthBrowser,
+            AuthMethod::OauthByoc,
+            AuthMethod::AuthProvider,
+        ],
         requires_byoc: false,
         auth_fields: vec![],
         config_fields: vec![],
-        supported_auth_providers: vec![],
+        supported_auth_providers: vec!["composio", "pipedream"],
         entity_types: vec![FILE_TYPE, DRIVE_TYPE],
         supports_continuous: false,
         supports_incremental: true,
@@ -1259,7 +1264,12 @@ mod tests {
         assert_eq!(spec.name, "Google Drive");
         assert_eq!(
             spec.auth_methods,
-            [AuthMethod::OauthToken, AuthMethod::OauthByoc]
+            [
+                AuthMethod::OauthToken,
+                AuthMethod::OauthBrowser,
+                AuthMethod::OauthByoc,
+                AuthMethod::AuthProvider
+            ]
         );
         assert!(!spec.requires_byoc && spec.supports_incremental && !spec.federated_search);
         assert_eq!(

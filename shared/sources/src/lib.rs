@@ -4,6 +4,7 @@
 //! Every upstream base URL comes from operator configuration (`SOURCE_<SHORT_NAME>_BASE_URL`),
 //! which is how tests point a source at a fake server on 127.0.0.1.
 
+mod auth_providers;
 mod base_url;
 mod catalog;
 mod github;
@@ -19,6 +20,7 @@ mod upstream;
 #[cfg(test)]
 mod testing;
 
+pub use auth_providers::ProviderClients;
 pub use base_url::BaseUrl;
 pub use catalog::{Catalog, CatalogError};
 pub use github::{check_branch, check_repo_name, GitHubSource};

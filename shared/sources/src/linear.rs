@@ -79,14 +79,20 @@ fn spec() -> SourceSpec {
         name: "Linear",
         class_name: "LinearSource",
         description: "Teams, users, projects, issues and comments of a Linear workspace.",
-        auth_methods: vec![AuthMethod::Direct, AuthMethod::OauthToken],
+        auth_methods: vec![
+            AuthMethod::Direct,
+            AuthMethod::OauthToken,
+            AuthMethod::OauthBrowser,
+            AuthMethod::OauthByoc,
+            AuthMethod::AuthProvider,
+        ],
         requires_byoc: false,
         auth_fields: vec![FieldSpec::new("api_key", "API Key", FieldType::String)
             .describe("A personal API key with read access (Linear: Settings, Security & access).")
             .required()
             .secret()],
         config_fields: vec![],
-        supported_auth_providers: vec![],
+        supported_auth_providers: vec!["composio", "pipedream"],
         entity_types: Kind::ORDER.iter().map(|k| k.entity_type()).collect(),
         supports_continuous: false,
         supports_incremental: true,
@@ -880,7 +886,13 @@ mod tests {
         );
         assert_eq!(
             spec.auth_methods,
-            [AuthMethod::Direct, AuthMethod::OauthToken]
+            [
+                AuthMethod::Direct,
+                AuthMethod::OauthToken,
+                AuthMethod::OauthBrowser,
+                AuthMethod::OauthByoc,
+                AuthMethod::AuthProvider
+            ]
         );
         let field = &spec.auth_fields[0];
         assert_eq!(spec.auth_fields.len(), 1);

@@ -93,7 +93,13 @@ fn spec() -> SourceSpec {
         class_name: "NotionSource",
         description: "Pages, databases and database rows of a Notion workspace, with the text of \
                       each page.",
-        auth_methods: vec![AuthMethod::Direct, AuthMethod::OauthToken],
+        auth_methods: vec![
+            AuthMethod::Direct,
+            AuthMethod::OauthToken,
+            AuthMethod::OauthBrowser,
+            AuthMethod::OauthByoc,
+            AuthMethod::AuthProvider,
+        ],
         requires_byoc: false,
         auth_fields: vec![FieldSpec::new(
             TOKEN_FIELD,
@@ -107,7 +113,7 @@ fn spec() -> SourceSpec {
         .required()
         .secret()],
         config_fields: vec![],
-        supported_auth_providers: vec![],
+        supported_auth_providers: vec!["composio", "pipedream"],
         entity_types: vec!["notion_page", "notion_database", "notion_database_row"],
         supports_continuous: false,
         supports_incremental: true,
@@ -1591,7 +1597,13 @@ mod tests {
         assert_eq!((spec.short_name, spec.name), ("notion", "Notion"));
         assert_eq!(
             spec.auth_methods,
-            [AuthMethod::Direct, AuthMethod::OauthToken]
+            [
+                AuthMethod::Direct,
+                AuthMethod::OauthToken,
+                AuthMethod::OauthBrowser,
+                AuthMethod::OauthByoc,
+                AuthMethod::AuthProvider
+            ]
         );
         let field = &spec.auth_fields[0];
         assert_eq!(spec.auth_fields.len(), 1);

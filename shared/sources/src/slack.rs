@@ -94,7 +94,12 @@ fn spec() -> SourceSpec {
                       or user token can read.",
         // A bot token is imported as an OAuth token; the browser flow comes with the OAuth
         // settings below.
-        auth_methods: vec![AuthMethod::OauthToken],
+        auth_methods: vec![
+            AuthMethod::OauthToken,
+            AuthMethod::OauthBrowser,
+            AuthMethod::OauthByoc,
+            AuthMethod::AuthProvider,
+        ],
         requires_byoc: false,
         auth_fields: vec![],
         config_fields: vec![FieldSpec::new(
@@ -108,7 +113,7 @@ fn spec() -> SourceSpec {
              messages).",
         )
         .range(0, MAX_LOOKBACK_DAYS)],
-        supported_auth_providers: vec![],
+        supported_auth_providers: vec!["composio", "pipedream"],
         entity_types: vec!["slack_channel", "slack_message", "slack_user"],
         supports_continuous: false,
         supports_incremental: true,
@@ -1123,7 +1128,15 @@ mod tests {
     fn the_catalog_entry_reads_as_documented() {
         let spec = spec();
         assert_eq!((spec.short_name, spec.name), ("slack", "Slack"));
-        assert_eq!(spec.auth_methods, [AuthMethod::OauthToken]);
+        assert_eq!(
+            spec.auth_methods,
+            [
+                AuthMethod::OauthToken,
+                AuthMethod::OauthBrowser,
+                AuthMethod::OauthByoc,
+                AuthMethod::AuthProvider
+            ]
+        );
         assert!(spec.auth_fields.is_empty());
         assert_eq!(
             spec.entity_types,

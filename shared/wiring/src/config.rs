@@ -17,6 +17,15 @@ pub struct Config {
     pub api_base_url: Option<String>,
 }
 
+impl Config {
+    /// `{API_BASE_URL}/oauth/callback`: the exact redirect URI of every browser OAuth flow.
+    pub fn oauth_redirect_uri(&self) -> Option<String> {
+        self.api_base_url
+            .as_deref()
+            .map(|base| format!("{}/oauth/callback", base.trim_end_matches('/')))
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("missing or empty environment variable {0}")]
 pub struct MissingVar(pub &'static str);

@@ -9,7 +9,7 @@ pub use config::{Config, MissingVar};
 use aws_adapters::{AwsClients, DynamoEntities, DynamoStore, SecretsVault, SqsQueue};
 use domain::clock::SystemClock;
 use domain::usecases::Platform;
-use sources::Catalog;
+use sources::{http_client, Catalog, CatalogError, OAuthTokens, ProviderClients};
 use std::sync::Arc;
 
 /// Why a function could not start.
@@ -21,16 +21,40 @@ pub enum StartupError {
     Sources(#[from] sources::CatalogError),
 }
 
-/// The configuration, the sources and the AWS clients from the environment, then the platform.
+/// Everything outside AWS the platform calls: the sources, the providers' token endpoints and
+/// the auth providers, each with its operator overrides from the environment.
+pub struct Upstreams {
+    pub sources: Catalog,
+    pub tokens: OAuthTokens,
+    pub providers: ProviderClients,
+}
+
+impl Upstreams {
+    pub fn from_env() -> Result<Self, StartupError> {
+        Ok(Self {
+            sources: Catalog::from_env()?,
+            tokens: OAuthTokens::new(http_client().map_err(CatalogError::HttpClient)?),
+            providers: ProviderClients::from_env()?,
+        })
+    }
+}
+
+/// The configuration, the upstreams and the AWS clients from the environment, then the
+/// platform.
 pub async fn platform_from_env() -> Result<Platform, StartupError> {
     let config = Config::from_env()?;
-    let sources = Catalog::from_env()?;
+    let upstreams = Upstreams::from_env()?;
     let clients = AwsClients::from_env().await;
-    Ok(platform(&config, &clients, sources))
+    Ok(platform(&config, &clients, upstreams))
 }
 
 /// The platform on these clients and resources.
-pub fn platform(config: &Config, clients: &AwsClients, sources: Catalog) -> Platform {
+pub fn platform(config: &Config, clients: &AwsClients, upstreams: Upstreams) -> Platform {
+    let Upstreams {
+        sources,
+        tokens,
+        providers,
+    } = upstreams;
     Platform {
         store: Arc::new(DynamoStore::new(
             clients.dynamodb.clone(),
@@ -50,5 +74,8 @@ pub fn platform(config: &Config, clients: &AwsClients, sources: Catalog) -> Plat
         )),
         sources: Arc::new(sources),
         clock: Arc::new(SystemClock),
+        tokens: Arc::new(tokens),
+        auth_providers: Arc::new(providers),
+        oauth_redirect_uri: config.oauth_redirect_uri(),
     }
 }

@@ -5,6 +5,7 @@ use super::aws::TestAws;
 use super::github::FakeGithub;
 use super::logs;
 use domain::ids::OrganizationId;
+use domain::tenancy::RedirectOrigin;
 use domain::usecases::Platform;
 use http_api::App;
 use local_stack::{gateway, stack};
@@ -47,6 +48,8 @@ impl TestApp {
         logs::install();
         let aws = TestAws::fresh().await;
         let github = FakeGithub::start(GITHUB_TOKEN).await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base_url = format!("http://{}", listener.local_addr().expect("address"));
         let mut platform = Platform {
             store: Arc::new(aws.store()),
             entities: Arc::new(aws.entities()),
@@ -56,11 +59,22 @@ impl TestApp {
                 sources::Catalog::with_github_base_url(&github.base_url).expect("catalog"),
             ),
             clock: Arc::new(domain::clock::SystemClock),
+            tokens: Arc::new(sources::OAuthTokens::new(
+                sources::http_client().expect("http client"),
+            )),
+            auth_providers: Arc::new(
+                sources::ProviderClients::from_lookup(|_| None).expect("provider clients"),
+            ),
+            oauth_redirect_uri: Some(format!("{base_url}/oauth/callback")),
         };
         let store = aws.store();
-        let org = stack::create_organization(&store, "Test organization")
-            .await
-            .expect("organization");
+        let org = stack::create_organization(
+            &store,
+            "Test organization",
+            RedirectOrigin::loopback_any_port(),
+        )
+        .await
+        .expect("organization");
         let api_key = stack::create_api_key(&store, org)
             .await
             .expect("api key")
@@ -68,9 +82,6 @@ impl TestApp {
             .to_owned();
         customize(&mut platform);
         let app = App::new(platform.clone());
-
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base_url = format!("http://{}", listener.local_addr().expect("address"));
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(gateway::serve(listener, app, async {
             let _ = stopped.await;
@@ -90,9 +101,13 @@ impl TestApp {
     /// Another organization with its own key, in the same stack.
     pub async fn other_tenant(&self) -> (OrganizationId, String) {
         let store = self.aws.store();
-        let org = stack::create_organization(&store, "Other organization")
-            .await
-            .expect("organization");
+        let org = stack::create_organization(
+            &store,
+            "Other organization",
+            RedirectOrigin::loopback_any_port(),
+        )
+        .await
+        .expect("organization");
         let key = stack::create_api_key(&store, org).await.expect("key");
         (org, key.expose_secret().to_owned())
     }

@@ -21,7 +21,7 @@ use domain::ports::{BoxError, EntityStore};
 use domain::usecases::collections::create_collection;
 use domain::usecases::create_connection::{create_connection, CreateConnectionInput};
 use serde_json::{json, Map, Value};
-use sources::{Catalog, StubConfig, STUB_PAGE_SIZE};
+use sources::{StubConfig, STUB_PAGE_SIZE};
 use std::time::Instant;
 use wiring::Config;
 
@@ -64,8 +64,9 @@ async fn setup(count: u32) -> Result<Value, BoxError> {
     };
     ensure_state_table(&clients.dynamodb, &config.state_table).await?;
     ensure_entities_table(&clients.dynamodb, &config.entities_table).await?;
-    let platform = wiring::platform(&config, &clients, Catalog::from_env()?);
-    let org = local_stack::stack::create_organization(platform.store.as_ref(), "Bench").await?;
+    let platform = wiring::platform(&config, &clients, wiring::Upstreams::from_env()?);
+    let org = local_stack::stack::create_organization(platform.store.as_ref(), "Bench", Vec::new())
+        .await?;
     let collection = CreateCollectionInput {
         name: Some("Bench".into()),
         readable_id: Some("bench".into()),

@@ -2,7 +2,12 @@
 //! the usual AWS variables point at, with the same table names the functions read.
 //!
 //!     admin bootstrap                 create the tables and the queue (+DLQ) if missing
-//!     admin create-org NAME           print the new organization's id
+//!     admin create-org NAME [ORIGIN...]
+//!                                     print the new organization's id; ORIGINs are its OAuth
+//!                                     redirect allowlist (`https://app.example.com`,
+//!                                     `http://localhost:*` for any port)
+//!     admin set-redirect-origins ORG_ID [ORIGIN...]
+//!                                     replace an organization's redirect allowlist
 //!     admin create-api-key ORG_ID     print a new key (shown once; only its hash is stored)
 //!     admin revoke-api-key            revoke the key read from standard input
 //!     admin put-oauth-app SHORT_NAME CLIENT_ID
@@ -11,12 +16,12 @@
 
 use aws_adapters::{AwsClients, DynamoStore};
 use domain::ports::TenantStore;
-use domain::tenancy::ApiKeyHash;
+use domain::tenancy::{ApiKeyHash, RedirectOrigin};
 use local_stack::stack::{bootstrap, create_api_key, create_organization, LocalSettings};
 use secrecy::{ExposeSecret, SecretString};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: admin bootstrap | create-org NAME | create-api-key ORG_ID | revoke-api-key (key on stdin) | put-oauth-app SHORT_NAME CLIENT_ID (secret on stdin)";
+const USAGE: &str = "usage: admin bootstrap | create-org NAME [ORIGIN...] | set-redirect-origins ORG_ID [ORIGIN...] | create-api-key ORG_ID | revoke-api-key (key on stdin) | put-oauth-app SHORT_NAME CLIENT_ID (secret on stdin)";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -46,7 +51,20 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error + Send + S
             println!("entities table  {}", config.entities_table);
             println!("sync queue      {}", config.sync_queue_url);
         }
-        ["create-org", name] => println!("{}", create_organization(&store, name).await?),
+        ["create-org", name, origins @ ..] => {
+            let origins = parse_origins(origins)?;
+            println!("{}", create_organization(&store, name, origins).await?)
+        }
+        ["set-redirect-origins", org, origins @ ..] => {
+            let org = org
+                .parse()
+                .map_err(|_| format!("not an organization id: {org}"))?;
+            let origins = parse_origins(origins)?;
+            if !store.set_redirect_origins(org, &origins).await? {
+                return Err(format!("no organization {org}").into());
+            }
+            println!("{} origin(s) allowed", origins.len());
+        }
         ["create-api-key", org] => {
             let org = org
                 .parse()
@@ -88,4 +106,8 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error + Send + S
         _ => return Err(USAGE.into()),
     }
     Ok(())
+}
+
+fn parse_origins(values: &[&str]) -> Result<Vec<RedirectOrigin>, String> {
+    values.iter().map(|v| RedirectOrigin::parse(v)).collect()
 }

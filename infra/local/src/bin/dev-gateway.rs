@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let key_file = dev_dir.join("api-key");
     let key = ensure_dev_key(&store, &key_file).await?;
 
-    let app = App::from_parts(&config, &clients, sources::Catalog::from_env()?);
+    let app = App::from_parts(&config, &clients, wiring::Upstreams::from_env()?);
     let loaded = load_oauth_apps(
         app.platform.vault.as_ref(),
         app.platform.sources.as_ref(),

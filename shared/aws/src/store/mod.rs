@@ -9,6 +9,8 @@ mod idempotency;
 mod jobs;
 mod keys;
 pub(crate) mod paging;
+mod providers;
+mod refresh;
 mod schedule;
 mod tenancy;
 

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use domain::ids::OrganizationId;
 use domain::ports::{StoreError, TenantStore};
-use domain::tenancy::{ApiKeyHash, Organization};
+use domain::tenancy::{ApiKeyHash, Organization, RedirectOrigin};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -75,6 +75,32 @@ impl TenantStore for DynamoStore {
                 serde_dynamo::to_attribute_value(Utc::now())
                     .map_err(|e| StoreError::Backend(crate::error::boxed(e)))?,
             )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn set_redirect_origins(
+        &self,
+        org: OrganizationId,
+        origins: &[RedirectOrigin],
+    ) -> Result<bool, StoreError> {
+        let list = origins
+            .iter()
+            .map(|o| AttributeValue::S(o.to_string()))
+            .collect();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(super::key(organization_pk(org), META)))
+            .update_expression("SET redirect_origins = :origins")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":origins", AttributeValue::L(list))
             .send()
             .await;
         match result {

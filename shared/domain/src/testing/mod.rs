@@ -4,12 +4,14 @@
 //! inject the failures the use cases must survive.
 
 mod entities;
+mod oauth;
 mod queue;
 mod sources;
 mod store;
 mod vault;
 
 pub use entities::MemoryEntities;
+pub use oauth::{FakeProviders, FakeTokens};
 pub use queue::MemoryQueue;
 pub use sources::{CheckCall, FakeSources, ScriptedStream};
 pub use store::MemoryStore;
@@ -81,6 +83,8 @@ pub struct Fakes {
     pub vault: Arc<MemoryVault>,
     pub queue: Arc<MemoryQueue>,
     pub sources: Arc<FakeSources>,
+    pub tokens: Arc<FakeTokens>,
+    pub providers: Arc<FakeProviders>,
 }
 
 pub fn platform() -> Fakes {
@@ -89,6 +93,8 @@ pub fn platform() -> Fakes {
     let vault = Arc::new(MemoryVault::default());
     let queue = Arc::new(MemoryQueue::default());
     let sources = Arc::new(FakeSources::new());
+    let tokens = Arc::new(FakeTokens::default());
+    let providers = Arc::new(FakeProviders::default());
     let platform = Platform {
         store: store.clone(),
         entities: entities.clone(),
@@ -96,6 +102,9 @@ pub fn platform() -> Fakes {
         queue: queue.clone(),
         sources: sources.clone(),
         clock: Arc::new(FixedClock(now())),
+        tokens: tokens.clone(),
+        auth_providers: providers.clone(),
+        oauth_redirect_uri: Some("https://api.example.com/oauth/callback".into()),
     };
     Fakes {
         platform,
@@ -104,5 +113,7 @@ pub fn platform() -> Fakes {
         vault,
         queue,
         sources,
+        tokens,
+        providers,
     }
 }

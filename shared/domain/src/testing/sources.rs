@@ -28,6 +28,8 @@ pub struct FakeSources {
     calls: Mutex<Vec<CheckCall>>,
     script: Mutex<Arc<ScriptedStream>>,
     opened: Mutex<Vec<(Option<Value>, Option<Value>)>>,
+    /// The access token of every stream opened with one.
+    tokens: Mutex<Vec<String>>,
 }
 
 /// What every stream the fake opens yields: `pages` in order (the checkpoint after page `i` is
@@ -104,6 +106,7 @@ impl FakeSources {
             calls: Mutex::new(Vec::new()),
             script: Mutex::default(),
             opened: Mutex::default(),
+            tokens: Mutex::default(),
         }
     }
 
@@ -115,6 +118,11 @@ impl FakeSources {
     /// `(since, resume)` of every stream opened.
     pub fn opened(&self) -> Vec<(Option<Value>, Option<Value>)> {
         lock(&self.opened).clone()
+    }
+
+    /// The access tokens streams were opened with, in order.
+    pub fn stream_tokens(&self) -> Vec<String> {
+        lock(&self.tokens).clone()
     }
 
     /// What every later credential check answers.
@@ -170,6 +178,7 @@ fn tokens_spec() -> SourceSpec {
         .required()
         .secret()],
         federated_search: true,
+        oauth: Some(oauth_settings(true)),
         ..spec(
             "tokens",
             "Tokens",
@@ -178,9 +187,26 @@ fn tokens_spec() -> SourceSpec {
     }
 }
 
+/// A provider's OAuth settings; `pkce` whether it takes PKCE.
+fn oauth_settings(pkce: bool) -> crate::catalog::OAuthSettings {
+    crate::catalog::OAuthSettings {
+        authorize_url: "https://provider.example.com/oauth/authorize",
+        token_url: "https://provider.example.com/oauth/token",
+        scopes: vec!["read", "offline"],
+        user_scopes: Vec::new(),
+        scope_separator: " ",
+        pkce,
+        client_auth: crate::catalog::ClientAuth::Basic,
+        access_token_pointer: "/access_token",
+        refresh_token_pointer: Some("/refresh_token"),
+        extra_authorize_params: vec![("prompt", "consent")],
+    }
+}
+
 fn portal_spec() -> SourceSpec {
     SourceSpec {
         supported_auth_providers: vec!["composio", "pipedream"],
+        oauth: Some(oauth_settings(true)),
         ..spec(
             "portal",
             "Portal",
@@ -230,6 +256,10 @@ impl SourceDirectory for FakeSources {
         request: StreamRequest,
     ) -> Result<Box<dyn EntityStream>, StreamError> {
         lock(&self.opened).push((request.since.clone(), request.resume.clone()));
+        if let AuthenticationRequest::OauthToken(t) = &request.auth {
+            lock(&self.tokens)
+                .push(secrecy::ExposeSecret::expose_secret(&t.access_token).to_owned());
+        }
         let script = lock(&self.script).clone();
         let next = request
             .resume

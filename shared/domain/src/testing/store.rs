@@ -1,6 +1,7 @@
 //! The state store: tenants, collections, connections with their jobs, idempotency keys.
 
 use super::{injected, lock, page_of};
+use crate::auth_provider::ProviderConnection;
 use crate::collection::Collection;
 use crate::connection::{ConnectionStatus, SourceConnection};
 use crate::idempotency::{Claim, KeyState, Reservation};
@@ -11,8 +12,8 @@ use crate::oauth::{PendingFlow, StateHash};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
     CollectionStore, ConnectionRef, ConnectionStore, CursorUpdate, FinishedRun, FlowStore,
-    IdempotencyStore, JobCheck, JobStore, NewConnection, ScheduleStore, StoreError, TenantStore,
-    Versioned,
+    IdempotencyStore, JobCheck, JobStore, NewConnection, ProviderConnectionStore,
+    RefreshLeaseStore, ScheduleStore, StoreError, TenantStore, Versioned,
 };
 use crate::schedule::bucket_of;
 use crate::tenancy::{ApiKeyHash, Organization};
@@ -42,6 +43,9 @@ struct KeyRow {
     expires_at: DateTime<Utc>,
 }
 
+/// A connection's refresh lease: its holder and until when (if held), and its fence.
+type RefreshLease = (Option<(String, DateTime<Utc>)>, u64);
+
 #[derive(Default)]
 struct State {
     organizations: BTreeMap<OrganizationId, Organization>,
@@ -61,6 +65,8 @@ struct State {
     tombstones: BTreeMap<(OrganizationId, ConnectionId), (SourceConnection, DateTime<Utc>)>,
     sweep_positions: BTreeMap<String, String>,
     flows: BTreeMap<String, PendingFlow>,
+    refresh_leases: BTreeMap<ConnectionId, RefreshLease>,
+    provider_connections: BTreeMap<(OrganizationId, String), ProviderConnection>,
     cursors: BTreeMap<ConnectionId, Value>,
     keys: BTreeMap<(OrganizationId, String), KeyRow>,
 }
@@ -291,6 +297,20 @@ impl TenantStore for MemoryStore {
         Ok(match lock(&self.state).api_keys.get_mut(key.as_str()) {
             Some(row) => {
                 row.revoked = true;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn set_redirect_origins(
+        &self,
+        org: OrganizationId,
+        origins: &[crate::tenancy::RedirectOrigin],
+    ) -> Result<bool, StoreError> {
+        Ok(match lock(&self.state).organizations.get_mut(&org) {
+            Some(o) => {
+                o.redirect_origins = origins.to_vec();
                 true
             }
             None => false,
@@ -1079,5 +1099,92 @@ impl IdempotencyStore for MemoryStore {
             state.keys.remove(&key);
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl RefreshLeaseStore for MemoryStore {
+    async fn acquire_refresh_lease(
+        &self,
+        connection: ConnectionId,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut state = lock(&self.state);
+        let (lease, fence) = state.refresh_leases.entry(connection).or_default();
+        if lease.as_ref().is_some_and(|(_, until)| *until > now) {
+            return Ok(None);
+        }
+        *fence += 1;
+        *lease = Some((holder.to_owned(), until));
+        Ok(Some(*fence))
+    }
+
+    async fn holds_refresh_lease(
+        &self,
+        connection: ConnectionId,
+        holder: &str,
+        fence: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(matches!(
+            lock(&self.state).refresh_leases.get(&connection),
+            Some((Some((h, until)), f)) if h == holder && *f == fence && *until > now
+        ))
+    }
+
+    async fn release_refresh_lease(
+        &self,
+        connection: ConnectionId,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        if let Some((lease, _)) = lock(&self.state).refresh_leases.get_mut(&connection) {
+            if lease.as_ref().is_some_and(|(h, _)| h == holder) {
+                *lease = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProviderConnectionStore for MemoryStore {
+    async fn insert_provider_connection(
+        &self,
+        connection: &ProviderConnection,
+    ) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        let key = (connection.organization_id, connection.readable_id.clone());
+        if state.provider_connections.contains_key(&key) {
+            return Err(StoreError::AlreadyExists);
+        }
+        state.provider_connections.insert(key, connection.clone());
+        Ok(())
+    }
+
+    async fn get_provider_connection(
+        &self,
+        org: OrganizationId,
+        readable_id: &ReadableId,
+    ) -> Result<Option<ProviderConnection>, StoreError> {
+        Ok(lock(&self.state)
+            .provider_connections
+            .get(&(org, readable_id.as_str().to_owned()))
+            .cloned())
+    }
+
+    async fn list_provider_connections(
+        &self,
+        org: OrganizationId,
+        page: &PageRequest,
+    ) -> Result<Page<ProviderConnection>, StoreError> {
+        let items = lock(&self.state)
+            .provider_connections
+            .iter()
+            .filter(|((o, _), _)| *o == org)
+            .map(|((_, id), c)| (id.clone(), c.clone()))
+            .collect();
+        Ok(page_of(items, page))
     }
 }

@@ -21,6 +21,7 @@ struct VaultState {
     secrets: BTreeMap<(OrganizationId, ConnectionId), StoredSecret>,
     /// The platform's OAuth apps by source, as their documents.
     apps: BTreeMap<String, String>,
+    providers: BTreeMap<(OrganizationId, String), String>,
     puts: usize,
     deletes: usize,
 }
@@ -181,6 +182,47 @@ impl CredentialVault for MemoryVault {
             short_name.to_owned(),
             app.document().expose_secret().to_owned(),
         );
+        Ok(())
+    }
+
+    async fn get_provider_secret(
+        &self,
+        org: OrganizationId,
+        readable_id: &crate::names::ReadableId,
+    ) -> Result<Option<SecretString>, VaultError> {
+        Ok(lock(&self.state)
+            .providers
+            .get(&(org, readable_id.as_str().to_owned()))
+            .map(|v| SecretString::from(v.clone())))
+    }
+
+    async fn put_provider_secret(
+        &self,
+        org: OrganizationId,
+        readable_id: &crate::names::ReadableId,
+        value: &SecretString,
+    ) -> Result<(), VaultError> {
+        let mut state = lock(&self.state);
+        let key = (org, readable_id.as_str().to_owned());
+        match state.providers.get(&key) {
+            Some(existing) if existing != value.expose_secret() => Err(VaultError::TokenReused),
+            _ => {
+                state
+                    .providers
+                    .insert(key, value.expose_secret().to_owned());
+                Ok(())
+            }
+        }
+    }
+
+    async fn delete_provider_secret(
+        &self,
+        org: OrganizationId,
+        readable_id: &crate::names::ReadableId,
+    ) -> Result<(), VaultError> {
+        lock(&self.state)
+            .providers
+            .remove(&(org, readable_id.as_str().to_owned()));
         Ok(())
     }
 

@@ -2,8 +2,10 @@
 //! (connection + first job + collection-exists condition + idempotency result), then the sync
 //! message. A failure after the secret is written removes it (DESIGN section 4).
 
+use super::oauth_flow;
 use super::Platform;
-use crate::auth::{self, AuthenticationRequest};
+use crate::auth::{self, AuthenticationRequest, StoredCredential};
+use crate::auth_provider::{AccountRef, ProviderKind};
 use crate::catalog::{validate_fields, AuthMethod, SourceSpec};
 use crate::connection::{
     AuthDetails, ConnectionStatus, EntitySummary, JobDetails, SourceConnection, SyncDetails,
@@ -13,6 +15,7 @@ use crate::idempotency::{self, Claim, IdempotencyKey, KeyState, Reservation};
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Job, Trigger};
 use crate::names::{ConnectionName, Description, ReadableId, RedirectUrl, ShortName};
+use crate::oauth::{OAuthApp, TokenError};
 use crate::ports::{CheckError, NewConnection, StoreError, VaultError};
 use crate::schedule::{check_interval, CronSchedule, ScheduleDetails};
 use chrono::{DateTime, Utc};
@@ -66,6 +69,7 @@ struct Plan<'a> {
     config: Map<String, Value>,
     schedule: ScheduleDetails,
     auth: AuthenticationRequest,
+    redirect_url: Option<RedirectUrl>,
     sync_immediately: bool,
 }
 
@@ -229,12 +233,6 @@ fn plan(
             "sync_immediately cannot be true for a browser OAuth flow: the first sync runs once the user has authorized".into(),
         ));
     }
-    if !matches!(method, AuthMethod::Direct | AuthMethod::OauthToken) {
-        return Err(DomainError::BadRequest(format!(
-            "{} authentication is not supported yet",
-            method.as_str()
-        )));
-    }
     if schedule.continuous && !spec.supports_continuous {
         return Err(DomainError::BadRequest(format!(
             "source '{}' does not support continuous sync",
@@ -250,6 +248,7 @@ fn plan(
         config,
         schedule,
         auth,
+        redirect_url,
         sync_immediately: input.sync_immediately.unwrap_or(!browser),
     })
 }
@@ -387,7 +386,20 @@ async fn claim(
     }
 }
 
-/// Collection check, credential check, secret, transaction, message.
+/// What a create stores and shows of its credentials, once they are resolved and checked.
+struct Resolved {
+    /// The connection's secret; `None` for a browser flow with the platform's app (its secret
+    /// is written by the callback).
+    secret: Option<StoredCredential>,
+    status: ConnectionStatus,
+    auth: AuthDetails,
+    /// The browser flow's authorize URL: answered, never stored.
+    auth_url: Option<String>,
+    provider: Option<ProviderKind>,
+}
+
+/// Collection check, credential check (or the browser flow's start), secret, transaction,
+/// message.
 async fn write(
     platform: &Platform,
     org: OrganizationId,
@@ -406,31 +418,62 @@ async fn write(
         .map_err(DomainError::internal)?
         .ok_or_else(collection_missing)?;
 
-    platform
-        .sources
-        .check_credentials(plan.spec.short_name, &plan.auth, &plan.config)
-        .await
-        .map_err(|e| check_failed(plan.spec, e))?;
+    let resolved = match &plan.auth {
+        AuthenticationRequest::OauthBrowser | AuthenticationRequest::OauthByoc { .. } => {
+            start_browser_flow(platform, org, plan, connection_id, now).await?
+        }
+        AuthenticationRequest::AuthProvider {
+            provider_readable_id,
+            provider_config,
+        } => {
+            through_provider(
+                platform,
+                org,
+                plan,
+                provider_readable_id,
+                provider_config.as_ref(),
+                now,
+            )
+            .await?
+        }
+        direct_or_token => {
+            let secret = checked_credentials(platform, plan, direct_or_token, now).await?;
+            let expires_at = match &secret {
+                StoredCredential::Tokens { token, .. } => token.expires_at,
+                _ => None,
+            };
+            Resolved {
+                secret: Some(secret),
+                status: ConnectionStatus::Active,
+                auth: authenticated(plan.auth.method(), expires_at, now),
+                auth_url: None,
+                provider: None,
+            }
+        }
+    };
 
-    let first_job = plan
-        .sync_immediately
+    let first_job = (plan.sync_immediately && resolved.status == ConnectionStatus::Active)
         .then(|| Job::pending(job_id, org, connection_id, Trigger::Initial, now));
-    let connection = build_connection(plan, org, connection_id, first_job.as_ref(), now);
+    let connection = build_connection(plan, org, connection_id, first_job.as_ref(), &resolved, now);
 
-    let secret = auth::credential_document(&plan.auth).ok_or_else(|| {
-        DomainError::BadRequest("this authentication method keeps no secret yet".into())
-    })?;
-    // The connection id doubles as the request token: a retry of a keyed create re-uses both.
-    platform
-        .vault
-        .put_connection_secret(org, connection_id, &secret, &connection_id.to_string())
-        .await
-        .map_err(|e| match e {
-            VaultError::TokenReused => DomainError::Conflict(
-                "the credentials differ from an earlier attempt of this request".into(),
-            ),
-            other => DomainError::internal(other),
-        })?;
+    if let Some(secret) = &resolved.secret {
+        // The connection id doubles as the request token: a retry of a keyed create re-uses both.
+        platform
+            .vault
+            .put_connection_secret(
+                org,
+                connection_id,
+                &secret.document(),
+                &connection_id.to_string(),
+            )
+            .await
+            .map_err(|e| match e {
+                VaultError::TokenReused => DomainError::Conflict(
+                    "the credentials differ from an earlier attempt of this request".into(),
+                ),
+                other => DomainError::internal(other),
+            })?;
+    }
 
     let response = serde_json::to_string(&connection).map_err(DomainError::internal)?;
     let inserted = platform
@@ -445,7 +488,7 @@ async fn write(
         // Nothing may point at the secret: remove it before answering. Unless the key was taken
         // over: the new holder writes (and may have committed) the same connection id's secret.
         let taken_over = matches!(e, StoreError::AlreadyExists | StoreError::LeaseLost);
-        if !taken_over {
+        if !taken_over && resolved.secret.is_some() {
             if let Err(cleanup) = platform
                 .vault
                 .delete_connection_secret(org, connection_id)
@@ -464,6 +507,7 @@ async fn write(
     }
     info!(
         method = plan.auth.method().as_str(),
+        status = connection.status.as_str(),
         "source connection created"
     );
 
@@ -474,7 +518,225 @@ async fn write(
             warn!(job_id = %job.id, error = %e, "could not enqueue the first sync; the sweep will");
         }
     }
+    // The authorize URL carries the flow's state: it is answered once and stored nowhere (a
+    // keyed retry answers without it; reinitiate-oauth gives a fresh one).
+    let mut connection = connection;
+    connection.auth.auth_url = resolved.auth_url;
     Ok(connection)
+}
+
+fn authenticated(
+    method: AuthMethod,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> AuthDetails {
+    AuthDetails {
+        method,
+        authenticated: true,
+        authenticated_at: Some(now),
+        expires_at,
+        auth_url: None,
+        auth_url_expires: None,
+        redirect_url: None,
+        provider_readable_id: None,
+    }
+}
+
+/// Direct credentials or an imported token, checked with the source. An expired token with a
+/// refresh token is refreshed first (with the platform's OAuth app), then checked.
+async fn checked_credentials(
+    platform: &Platform,
+    plan: &Plan<'_>,
+    auth: &AuthenticationRequest,
+    now: DateTime<Utc>,
+) -> Result<StoredCredential, DomainError> {
+    let secret = match auth {
+        AuthenticationRequest::Direct(c) => StoredCredential::Direct(c.clone()),
+        AuthenticationRequest::OauthToken(token) => {
+            let expired = token.expires_at.is_some_and(|at| at <= now + IMPORT_MARGIN);
+            match (&token.refresh_token, expired) {
+                (Some(refresh_token), true) => {
+                    refreshed_import(platform, plan.spec, token, refresh_token, now).await?
+                }
+                _ => StoredCredential::Tokens {
+                    method: AuthMethod::OauthToken,
+                    token: token.clone(),
+                    obtained_at: None,
+                    client: None,
+                },
+            }
+        }
+        _ => {
+            return Err(DomainError::BadRequest(
+                "these credentials cannot be stored".into(),
+            ))
+        }
+    };
+    let usable = secret
+        .auth()
+        .expect("direct credentials and tokens are usable");
+    platform
+        .sources
+        .check_credentials(plan.spec.short_name, &usable, &plan.config)
+        .await
+        .map_err(|e| check_failed(plan.spec, e))?;
+    Ok(secret)
+}
+
+/// An imported token this close to its expiry is refreshed before it is checked.
+const IMPORT_MARGIN: chrono::Duration = chrono::Duration::minutes(1);
+
+async fn refreshed_import(
+    platform: &Platform,
+    spec: &SourceSpec,
+    token: &crate::auth::OauthToken,
+    refresh_token: &secrecy::SecretString,
+    now: DateTime<Utc>,
+) -> Result<StoredCredential, DomainError> {
+    let (Some(settings), Some(endpoints)) = (
+        spec.oauth.as_ref(),
+        platform.sources.oauth_endpoints(spec.short_name),
+    ) else {
+        return Err(DomainError::BadRequest(format!(
+            "the access token has expired and {} tokens cannot be refreshed",
+            spec.name
+        )));
+    };
+    let app = oauth_flow::oauth_app(platform, spec, None).await?;
+    let tokens = platform
+        .tokens
+        .refresh(settings, &endpoints, &app, refresh_token)
+        .await
+        .map_err(|e| match e {
+            TokenError::Refused(code) => DomainError::BadRequest(format!(
+                "{} refused the refresh token ({code}); authorize again",
+                spec.name
+            )),
+            TokenError::RateLimited { retry_after } => DomainError::UpstreamRateLimited {
+                source_name: spec.name.to_owned(),
+                retry_after,
+            },
+            TokenError::Unavailable(m) | TokenError::Malformed(m) => DomainError::UpstreamFailed(
+                format!("{} could not refresh the token: {m}", spec.name),
+            ),
+        })?;
+    info!("imported token refreshed before its check");
+    Ok(oauth_flow::tokens_credential(
+        AuthMethod::OauthToken,
+        tokens,
+        Some(token),
+        None,
+        now,
+    ))
+}
+
+/// A browser flow: the redirect allowlist, the app, the customer's client (BYOC) and the flow.
+async fn start_browser_flow(
+    platform: &Platform,
+    org: OrganizationId,
+    plan: &Plan<'_>,
+    connection_id: ConnectionId,
+    now: DateTime<Utc>,
+) -> Result<Resolved, DomainError> {
+    if let Some(redirect) = &plan.redirect_url {
+        let organization = platform
+            .store
+            .get_organization(org)
+            .await
+            .map_err(DomainError::internal)?
+            .ok_or_else(|| DomainError::internal(std::io::Error::other("organization missing")))?;
+        let url = url::Url::parse(redirect.as_str()).map_err(DomainError::internal)?;
+        if !organization.allows_redirect(&url) {
+            return Err(DomainError::invalid_field(
+                "redirect_url",
+                "is not on the organization's redirect allowlist (scheme, host and port must match an allowed origin)",
+            ));
+        }
+    }
+    oauth_flow::redirect_uri(platform)?;
+    let customer = match &plan.auth {
+        AuthenticationRequest::OauthByoc {
+            client_id,
+            client_secret,
+        } => Some(OAuthApp {
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+        }),
+        _ => None,
+    };
+    let app = oauth_flow::oauth_app(platform, plan.spec, customer.as_ref()).await?;
+    let request = oauth_flow::FlowRequest {
+        org,
+        connection_id,
+        client_id: &app.client_id,
+        redirect_url: plan.redirect_url.as_ref().map(RedirectUrl::as_str),
+        after: None,
+    };
+    let started = oauth_flow::begin(platform, plan.spec, request, now).await?;
+    Ok(Resolved {
+        secret: customer.map(|client| StoredCredential::AwaitingAuthorization { client }),
+        status: ConnectionStatus::PendingAuth,
+        auth: AuthDetails {
+            method: plan.auth.method(),
+            authenticated: false,
+            authenticated_at: None,
+            expires_at: None,
+            auth_url: None,
+            auth_url_expires: Some(started.expires_at),
+            redirect_url: plan.redirect_url.as_ref().map(|u| u.as_str().to_owned()),
+            provider_readable_id: None,
+        },
+        auth_url: Some(started.auth_url),
+        provider: None,
+    })
+}
+
+/// Credentials held by an auth provider: the provider connection, the account, its fresh
+/// credentials, and the source's check of them.
+async fn through_provider(
+    platform: &Platform,
+    org: OrganizationId,
+    plan: &Plan<'_>,
+    provider_readable_id: &ReadableId,
+    provider_config: Option<&Map<String, Value>>,
+    now: DateTime<Utc>,
+) -> Result<Resolved, DomainError> {
+    let (kind, credentials) =
+        super::auth_providers::provider_credentials(platform, org, provider_readable_id).await?;
+    if !plan
+        .spec
+        .supported_auth_providers
+        .contains(&kind.short_name())
+    {
+        return Err(DomainError::BadRequest(format!(
+            "{} connections cannot come from {}",
+            plan.spec.name,
+            kind.display_name()
+        )));
+    }
+    let account = AccountRef::parse(kind, provider_config).map_err(DomainError::invalid)?;
+    let auth = platform
+        .auth_providers
+        .fetch(&credentials, plan.spec, &account)
+        .await
+        .map_err(|e| super::auth_providers::provider_failed(kind, e))?;
+    platform
+        .sources
+        .check_credentials(plan.spec.short_name, &auth, &plan.config)
+        .await
+        .map_err(|e| check_failed(plan.spec, e))?;
+    let mut details = authenticated(AuthMethod::AuthProvider, None, now);
+    details.provider_readable_id = Some(provider_readable_id.as_str().to_owned());
+    Ok(Resolved {
+        secret: Some(StoredCredential::Provider {
+            provider_readable_id: provider_readable_id.clone(),
+            account,
+        }),
+        status: ConnectionStatus::Active,
+        auth: details,
+        auth_url: None,
+        provider: Some(kind),
+    })
 }
 
 /// A failed upstream credential check, as the API answers it.
@@ -499,34 +761,27 @@ fn build_connection(
     org: OrganizationId,
     id: ConnectionId,
     first_job: Option<&Job>,
+    resolved: &Resolved,
     now: DateTime<Utc>,
 ) -> SourceConnection {
-    let expires_at = match &plan.auth {
-        AuthenticationRequest::OauthToken(t) => t.expires_at,
-        _ => None,
-    };
+    let mut schedule = plan.schedule.clone();
+    if resolved.status != ConnectionStatus::Active {
+        // Scheduled once authorized.
+        schedule.next_run = None;
+    }
     SourceConnection {
         id,
         organization_id: org,
         name: plan.name.as_str().to_owned(),
         short_name: plan.spec.short_name.to_owned(),
         readable_collection_id: plan.collection.as_str().to_owned(),
-        status: ConnectionStatus::Active,
+        status: resolved.status,
         created_at: now,
         modified_at: now,
-        auth: AuthDetails {
-            method: plan.auth.method(),
-            authenticated: true,
-            authenticated_at: Some(now),
-            expires_at,
-            auth_url: None,
-            auth_url_expires: None,
-            redirect_url: None,
-            provider_readable_id: None,
-        },
+        auth: resolved.auth.clone(),
         description: plan.description.as_ref().map(|d| d.as_str().to_owned()),
         config: Some(plan.config.clone()),
-        schedule: Some(plan.schedule.clone()),
+        schedule: Some(schedule),
         sync: Some(SyncDetails {
             last_job: first_job.map(JobDetails::from),
             ..SyncDetails::default()
@@ -535,8 +790,8 @@ fn build_connection(
         entities: Some(EntitySummary::default()),
         error_category: None,
         error_message: None,
-        provider_settings_url: None,
-        provider_short_name: None,
+        provider_settings_url: resolved.provider.map(|k| k.settings_url().to_owned()),
+        provider_short_name: resolved.provider.map(|k| k.short_name().to_owned()),
         federated_search: plan.spec.federated_search,
     }
 }

@@ -1,17 +1,21 @@
 //! Use cases: what the API does, written against the ports only.
 
+pub mod auth_providers;
 pub mod collections;
 pub mod connections;
 pub mod create_connection;
 pub mod delete_connection;
 pub mod jobs;
+pub mod oauth_flow;
 pub mod runs;
 pub mod scheduler;
 pub mod sync;
 pub mod tenancy;
 pub mod update_connection;
 
+use crate::auth_provider::AuthProviders;
 use crate::clock::Clock;
+use crate::oauth::TokenEndpoint;
 use crate::ports::{CredentialVault, EntityStore, SourceDirectory, Store, SyncQueue};
 use std::sync::Arc;
 
@@ -24,6 +28,13 @@ pub struct Platform {
     pub queue: Arc<dyn SyncQueue>,
     pub sources: Arc<dyn SourceDirectory>,
     pub clock: Arc<dyn Clock>,
+    /// The providers' token endpoints (code exchanges, refreshes).
+    pub tokens: Arc<dyn TokenEndpoint>,
+    /// Composio and Pipedream.
+    pub auth_providers: Arc<dyn AuthProviders>,
+    /// `{API_BASE_URL}/oauth/callback`, the exact redirect URI of every browser flow; `None`
+    /// when the API has no public base URL (then browser flows are refused).
+    pub oauth_redirect_uri: Option<String>,
 }
 
 #[cfg(test)]

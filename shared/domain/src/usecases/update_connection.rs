@@ -339,7 +339,7 @@ fn apply(before: &SourceConnection, changes: &Changes, now: DateTime<Utc>) -> So
 
 /// A connection out of the schedule plans no run; one that comes back into it (resumed, new
 /// credentials) plans its next run from now, not from when it left.
-fn replan(c: &mut SourceConnection, before: &SourceConnection, now: DateTime<Utc>) {
+pub(crate) fn replan(c: &mut SourceConnection, before: &SourceConnection, now: DateTime<Utc>) {
     let scheduled = |c: &SourceConnection| {
         !matches!(
             c.status,

@@ -115,7 +115,7 @@ fn the_token_is_a_required_secret() {
     let token = spec.field("personal_access_token").unwrap();
     assert!(token.required && token.is_secret);
     assert!(spec.supports(AuthMethod::Direct) && spec.supports(AuthMethod::OauthToken));
-    assert!(!spec.supports(AuthMethod::OauthBrowser));
+    assert!(spec.supports(AuthMethod::OauthBrowser) && spec.supports(AuthMethod::AuthProvider));
 }
 
 // --- the check, on the wire ---

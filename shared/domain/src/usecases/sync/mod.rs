@@ -9,12 +9,14 @@
 //! resumes exactly there. Entities carry the job that wrote them, so a run that replays pages
 //! after a crash counts them as what they were, not as kept.
 
+mod credentials;
 mod seen;
 
+pub use credentials::REFRESH_LEASE;
 pub use seen::{SEEN_CHUNK_BYTES, SEEN_CHUNK_KEYS};
 
 use super::Platform;
-use crate::auth::{parse_credential_document, AuthenticationRequest};
+use crate::auth::AuthenticationRequest;
 use crate::catalog::AuthMethod;
 use crate::connection::{
     ConnectionStatus, EntitySummary, EntityTypeStats, ErrorCategory, JobDetails, SourceConnection,
@@ -26,6 +28,7 @@ use crate::ports::{
 };
 use crate::stream::{EntityPage, StreamError, StreamRequest};
 use chrono::{DateTime, Utc};
+use credentials::{Credential, Credentials};
 use seen::SeenKeys;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -100,6 +103,31 @@ pub enum SyncError {
     Queue(#[from] QueueError),
     #[error("the job's checkpoint is unreadable: {0}")]
     Checkpoint(&'static str),
+    #[error("the connection's credentials could not be resolved: {0}")]
+    Credentials(String),
+}
+
+/// The access token a run would start with (tests of the credential seam).
+#[cfg(test)]
+pub(crate) async fn credentials_for_tests(
+    platform: &Platform,
+    org: crate::ids::OrganizationId,
+    connection: crate::ids::ConnectionId,
+    spec: &crate::catalog::SourceSpec,
+) -> Option<String> {
+    let seam = Credentials {
+        platform,
+        org,
+        connection,
+        spec,
+    };
+    match seam.for_run().await.ok()? {
+        Credential::Ready {
+            auth: AuthenticationRequest::OauthToken(t),
+            ..
+        } => Some(secrecy::ExposeSecret::expose_secret(&t.access_token).to_owned()),
+        _ => None,
+    }
 }
 
 /// Runs (or resumes, defers, drops) the job of one sync message. `deadline` is when the
@@ -295,20 +323,26 @@ impl<'a> Run<'a> {
         );
         self.mark_syncing(current).await?;
 
-        let Some(spec_name) = self
-            .platform
-            .sources
-            .spec(&connection.short_name)
-            .map(|s| s.name)
-        else {
+        let platform = self.platform;
+        let Some(spec) = platform.sources.spec(&connection.short_name) else {
             let error = format!("source '{}' is no longer offered", connection.short_name);
             return self.fail(error).await;
         };
-        let auth = match self.credentials().await? {
-            Ok(auth) => auth,
-            Err(error) => return self.fail(error).await,
+        let spec_name = spec.name;
+        let seam = Credentials {
+            platform,
+            org,
+            connection: self.connection_id(),
+            spec,
         };
-        let method = auth.method();
+        let (mut auth, mut refreshable) = match seam.for_run().await? {
+            Credential::Ready { auth, refreshable } => (auth, refreshable),
+            other => return self.credential_failed(other).await,
+        };
+        let method = match connection.auth.method {
+            AuthMethod::AuthProvider => AuthMethod::AuthProvider,
+            _ => auth.method(),
+        };
         let since = if self.job.force_full_sync {
             None
         } else {
@@ -317,17 +351,18 @@ impl<'a> Run<'a> {
                 .sync_cursor(self.connection_id())
                 .await?
         };
-        let request = StreamRequest {
-            auth,
-            config: connection.config.clone().unwrap_or_default(),
-            since,
-            resume: self.resume.clone(),
+        let open = |auth: AuthenticationRequest, resume: Option<Value>| {
+            platform.sources.open_stream(
+                &connection.short_name,
+                StreamRequest {
+                    auth,
+                    config: connection.config.clone().unwrap_or_default(),
+                    since: since.clone(),
+                    resume,
+                },
+            )
         };
-        let mut stream = match self
-            .platform
-            .sources
-            .open_stream(&connection.short_name, request)
-        {
+        let mut stream = match open(auth.clone(), self.resume.clone()) {
             Ok(stream) => stream,
             Err(e) => return self.stream_failed(e, spec_name, method).await,
         };
@@ -340,6 +375,26 @@ impl<'a> Run<'a> {
                 match stream.next_page().await {
                     Ok(Some(page)) => self.process(page).await?,
                     Ok(None) => break,
+                    Err(StreamError::Rejected(m)) if refreshable => {
+                        // Once per invocation: refresh, then retry the page from where the
+                        // last processed one ended.
+                        info!(reason = %m, "the source refused the token; refreshing once");
+                        refreshable = false;
+                        auth = match seam.after_rejection(&auth).await? {
+                            Credential::Ready { auth, .. } => auth,
+                            Credential::Failed { error, category } => {
+                                let error =
+                                    format!("{spec_name} rejected the credentials: {m}; {error}");
+                                let failed = Credential::Failed { error, category };
+                                return self.credential_failed(failed).await;
+                            }
+                            wait => return self.credential_failed(wait).await,
+                        };
+                        stream = match open(auth.clone(), self.resume.clone()) {
+                            Ok(stream) => stream,
+                            Err(e) => return self.stream_failed(e, spec_name, method).await,
+                        };
+                    }
                     Err(e) => return self.stream_failed(e, spec_name, method).await,
                 }
             }
@@ -428,17 +483,21 @@ impl<'a> Run<'a> {
         Err(StoreError::VersionConflict.into())
     }
 
-    /// The credentials from the vault; `Err` carries the job's error message.
-    async fn credentials(&self) -> Result<Result<AuthenticationRequest, String>, SyncError> {
-        let secret = self
-            .platform
-            .vault
-            .get_connection_secret(self.job.organization_id, self.connection_id())
-            .await?;
-        Ok(match secret {
-            None => Err("the connection's credentials are missing from the vault".into()),
-            Some(secret) => parse_credential_document(&secret),
-        })
+    /// A run that cannot get usable credentials: it fails, or waits for the token endpoint
+    /// or the auth provider.
+    async fn credential_failed(&mut self, credential: Credential) -> Result<Handled, SyncError> {
+        match credential {
+            Credential::Wait(wait) => self.hand_over(Some(wait)).await,
+            Credential::Failed { error, category } => {
+                self.finish(
+                    Outcome::Failed { error, category },
+                    CursorUpdate::Keep,
+                    None,
+                )
+                .await
+            }
+            Credential::Ready { .. } => unreachable!("ready credentials are not a failure"),
+        }
     }
 
     /// Before each page: hand over near the deadline, write progress, stop when cancelled.

@@ -6,6 +6,7 @@ mod create_connection;
 mod deletes;
 mod faults;
 mod idempotency;
+mod oauth;
 mod rejections;
 mod runs;
 mod scheduler;

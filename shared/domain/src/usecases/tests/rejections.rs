@@ -98,7 +98,7 @@ async fn a_method_the_source_does_not_offer_is_a_bad_request() {
 }
 
 #[tokio::test]
-async fn flows_not_built_yet_say_so_instead_of_pretending() {
+async fn a_browser_flow_without_an_oauth_app_and_an_unknown_provider_leave_nothing() {
     let (f, org) = setup().await;
     let mut no_authentication = portal(Value::Null);
     no_authentication
@@ -106,28 +106,27 @@ async fn flows_not_built_yet_say_so_instead_of_pretending() {
         .unwrap()
         .remove("authentication");
 
-    for (body, method) in [
-        (portal(json!({})), "oauth_browser"),
-        (portal(Value::Null), "oauth_browser"),
-        (no_authentication, "oauth_browser"),
-        (
-            portal(json!({"redirect_uri": "https://app.example.com/back"})),
-            "oauth_browser",
-        ),
-        (
-            portal(json!({"client_id": "my-app", "client_secret": "byoc-secret"})),
-            "oauth_byoc",
-        ),
-        (
-            portal(json!({"provider_readable_id": "my-composio"})),
-            "auth_provider",
-        ),
+    for body in [
+        portal(json!({})),
+        portal(Value::Null),
+        no_authentication,
+        portal(json!({"redirect_uri": "https://app.example.com/back"})),
     ] {
         assert_bad_request(
             create(&f.platform, org, body).await,
-            &format!("{method} authentication is not supported yet"),
+            "the platform has no OAuth app for Portal",
         );
     }
+    let unknown = create(
+        &f.platform,
+        org,
+        portal(json!({"provider_readable_id": "my-composio"})),
+    )
+    .await;
+    assert!(
+        matches!(&unknown, Err(DomainError::NotFound(m)) if m.contains("my-composio")),
+        "{unknown:?}"
+    );
     assert_nothing_written(&f);
 }
 

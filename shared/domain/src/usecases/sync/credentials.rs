@@ -1,0 +1,414 @@
+//! The worker's credential seam (DESIGN section 6): what a run calls its source with.
+//!
+//! - Direct credentials and tokens come from the vault.
+//! - OAuth tokens with a refresh token are refreshed ahead of their expiry (max(5 min, 20% of
+//!   their lifetime)) and once when the source answers 401. One refresher per connection: a
+//!   lease with a fencing version; the others wait and read the new tokens. A rotated refresh
+//!   token is written before the lease is released, and a provider that sends none keeps the
+//!   old one. `invalid_grant` and the like end the run as needing re-authorization; a token
+//!   endpoint that is down or rate-limits defers the run without counting as an auth failure.
+//! - Auth provider accounts are fetched fresh from Composio or Pipedream at every run; the
+//!   platform never refreshes them.
+
+use super::SyncError;
+use crate::auth::{AuthenticationRequest, OauthToken, StoredCredential};
+use crate::auth_provider::ProviderError;
+use crate::catalog::{AuthMethod, SourceSpec};
+use crate::connection::ErrorCategory;
+use crate::error::DomainError;
+use crate::ids::{ConnectionId, OrganizationId};
+use crate::oauth::TokenError;
+use crate::usecases::{auth_providers, oauth_flow, Platform};
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// How long a refresher holds the lease: far longer than a token call may take.
+pub const REFRESH_LEASE: Duration = Duration::from_secs(60);
+/// How long a run waits for another refresher before it defers.
+const WAIT_FOR_REFRESHER: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(250);
+/// How long a run waits when the token endpoint or the auth provider is down.
+const UNAVAILABLE_WAIT: Duration = Duration::from_secs(60);
+/// The least time before its expiry a token is refreshed.
+const MIN_AHEAD: chrono::Duration = chrono::Duration::minutes(5);
+
+/// What a run calls its source with, or why it cannot.
+pub(crate) enum Credential {
+    Ready {
+        auth: AuthenticationRequest,
+        /// Whether a 401 is worth one refresh.
+        refreshable: bool,
+    },
+    /// The run fails; with a category, the connection needs re-authorization.
+    Failed {
+        error: String,
+        category: Option<ErrorCategory>,
+    },
+    /// The token endpoint or the auth provider is unavailable: try again after this.
+    Wait(Duration),
+}
+
+/// The seam of one connection.
+pub(crate) struct Credentials<'a> {
+    pub platform: &'a Platform,
+    pub org: OrganizationId,
+    pub connection: ConnectionId,
+    pub spec: &'a SourceSpec,
+}
+
+impl Credentials<'_> {
+    /// The credentials for a run's start: refreshed when due, fetched from a provider.
+    pub(crate) async fn for_run(&self) -> Result<Credential, SyncError> {
+        let stored = match self.stored().await? {
+            Ok(stored) => stored,
+            Err(error) => return Ok(failed(error)),
+        };
+        match stored {
+            StoredCredential::Direct(_) => Ok(ready(&stored, false)),
+            StoredCredential::AwaitingAuthorization { .. } => {
+                Ok(failed("the connection has not been authorized yet".into()))
+            }
+            StoredCredential::Provider {
+                ref provider_readable_id,
+                ref account,
+            } => {
+                self.fetch_from_provider(provider_readable_id, account)
+                    .await
+            }
+            StoredCredential::Tokens { ref token, .. } => {
+                if self.refresh_due(&stored, self.platform.clock.now()) {
+                    self.refresh(&stored, false).await
+                } else {
+                    let refreshable = token.refresh_token.is_some() && self.spec.oauth.is_some();
+                    Ok(ready(&stored, refreshable))
+                }
+            }
+        }
+    }
+
+    /// After the source refused `rejected`: one refresh, unless another run already replaced it.
+    pub(crate) async fn after_rejection(
+        &self,
+        rejected: &AuthenticationRequest,
+    ) -> Result<Credential, SyncError> {
+        let stored = match self.stored().await? {
+            Ok(stored) => stored,
+            Err(error) => return Ok(failed(error)),
+        };
+        if let (
+            Some(AuthenticationRequest::OauthToken(now)),
+            AuthenticationRequest::OauthToken(old),
+        ) = (stored.auth(), rejected)
+        {
+            if now.access_token.expose_secret() != old.access_token.expose_secret() {
+                info!("another run refreshed the token meanwhile; retrying with it");
+                return Ok(ready(&stored, false));
+            }
+        }
+        self.refresh(&stored, true).await
+    }
+
+    async fn stored(&self) -> Result<Result<StoredCredential, String>, SyncError> {
+        let secret = self
+            .platform
+            .vault
+            .get_connection_secret(self.org, self.connection)
+            .await?;
+        Ok(match secret {
+            None => Err("the connection's credentials are missing from the vault".into()),
+            Some(secret) => StoredCredential::parse(&secret),
+        })
+    }
+
+    /// Whether the token expires within max(5 min, 20% of its lifetime).
+    fn refresh_due(&self, stored: &StoredCredential, now: DateTime<Utc>) -> bool {
+        let StoredCredential::Tokens {
+            token, obtained_at, ..
+        } = stored
+        else {
+            return false;
+        };
+        let (Some(_), Some(expires_at)) = (&token.refresh_token, token.expires_at) else {
+            return false;
+        };
+        let lifetime = obtained_at.map(|at| expires_at - at).unwrap_or_default();
+        let ahead = (lifetime / 5).max(MIN_AHEAD);
+        expires_at - ahead <= now
+    }
+
+    /// One refresh under the connection's lease. `forced`: the source refused the token.
+    async fn refresh(
+        &self,
+        stored: &StoredCredential,
+        forced: bool,
+    ) -> Result<Credential, SyncError> {
+        let StoredCredential::Tokens {
+            method,
+            token,
+            client,
+            ..
+        } = stored
+        else {
+            return Ok(rejected(self.spec, stored.method()));
+        };
+        let still_valid = !forced
+            && token
+                .expires_at
+                .is_none_or(|at| at > self.platform.clock.now());
+        let (Some(refresh_token), Some(settings), Some(endpoints)) = (
+            token.refresh_token.as_ref(),
+            self.spec.oauth.as_ref(),
+            self.platform.sources.oauth_endpoints(self.spec.short_name),
+        ) else {
+            return Ok(match forced || !still_valid {
+                true => Credential::Failed {
+                    error: format!(
+                        "{} rejected the access token, and there is no refresh token: authorize again",
+                        self.spec.name
+                    ),
+                    category: Some(ErrorCategory::OauthCredentialsExpired),
+                },
+                false => ready(stored, false),
+            });
+        };
+
+        let holder = uuid::Uuid::new_v4().to_string();
+        let Some(fence) = self.acquire(&holder, token).await? else {
+            // Another run refreshed, or is still at it.
+            return match self.stored().await? {
+                Ok(now) if changed(&now, token) => Ok(ready(&now, false)),
+                _ if still_valid => Ok(ready(stored, false)),
+                _ => Ok(Credential::Wait(POLL * 8)),
+            };
+        };
+        let refresh = Refresh {
+            holder: &holder,
+            fence,
+            stored,
+            refresh_token,
+            settings,
+            endpoints: &endpoints,
+            method: *method,
+            token,
+            client: client.clone(),
+            still_valid,
+        };
+        let result = self.refresh_holding(refresh).await;
+        if let Err(e) = self
+            .platform
+            .store
+            .release_refresh_lease(self.connection, &holder)
+            .await
+        {
+            warn!(error = %e, "could not release the refresh lease; it runs out by itself");
+        }
+        result
+    }
+
+    /// Takes the lease, or waits for the holder's new tokens: `None` when the tokens changed
+    /// meanwhile or the wait ran out.
+    async fn acquire(&self, holder: &str, token: &OauthToken) -> Result<Option<u64>, SyncError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let now = self.platform.clock.now();
+            let until = now + chrono::Duration::from_std(REFRESH_LEASE).unwrap_or_default();
+            if let Some(fence) = self
+                .platform
+                .store
+                .acquire_refresh_lease(self.connection, holder, now, until)
+                .await?
+            {
+                return Ok(Some(fence));
+            }
+            if started.elapsed() >= WAIT_FOR_REFRESHER {
+                return Ok(None);
+            }
+            tokio::time::sleep(POLL).await;
+            if matches!(self.stored().await?, Ok(ref now) if changed(now, token)) {
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn refresh_holding(&self, refresh: Refresh<'_>) -> Result<Credential, SyncError> {
+        let Refresh {
+            holder,
+            fence,
+            stored,
+            refresh_token,
+            settings,
+            endpoints,
+            method,
+            token,
+            client,
+            still_valid,
+        } = refresh;
+        // Another run may have refreshed between our read and the lease.
+        if let Ok(now) = self.stored().await? {
+            if changed(&now, token) {
+                return Ok(ready(&now, false));
+            }
+        }
+        let app = match oauth_flow::oauth_app(self.platform, self.spec, client.as_ref()).await {
+            Ok(app) => app,
+            // Nothing to refresh with: a token that still works is used; one that does not
+            // needs the user.
+            Err(DomainError::BadRequest(_)) if still_valid => return Ok(ready(stored, false)),
+            Err(DomainError::BadRequest(m)) => {
+                return Ok(Credential::Failed {
+                    error: m,
+                    category: Some(ErrorCategory::OauthCredentialsExpired),
+                })
+            }
+            Err(e) => return Err(SyncError::Credentials(e.to_string())),
+        };
+        let answer = self
+            .platform
+            .tokens
+            .refresh(settings, endpoints, &app, refresh_token)
+            .await;
+        let tokens = match answer {
+            Ok(tokens) => tokens,
+            Err(TokenError::Refused(code)) => {
+                info!(error = %code, "the provider refused the refresh token");
+                return Ok(Credential::Failed {
+                    error: format!(
+                        "{} refused the refresh token ({code}): authorize again",
+                        self.spec.name
+                    ),
+                    category: Some(ErrorCategory::OauthCredentialsExpired),
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "the token refresh failed; not an auth failure");
+                let wait = match e {
+                    TokenError::RateLimited { retry_after } => {
+                        retry_after.unwrap_or(UNAVAILABLE_WAIT)
+                    }
+                    _ => UNAVAILABLE_WAIT,
+                };
+                return Ok(if still_valid {
+                    ready(stored, false)
+                } else {
+                    Credential::Wait(wait)
+                });
+            }
+        };
+        let now = self.platform.clock.now();
+        let fresh = oauth_flow::tokens_credential(method, tokens, Some(token), client, now);
+        if !self
+            .platform
+            .store
+            .holds_refresh_lease(self.connection, holder, fence, now)
+            .await?
+        {
+            warn!("the refresh lease ran out before the new tokens were stored; not writing them");
+            return Ok(Credential::Wait(POLL * 8));
+        }
+        self.platform
+            .vault
+            .replace_connection_secret(self.org, self.connection, &fresh.document())
+            .await?;
+        info!("OAuth token refreshed");
+        Ok(ready(&fresh, false))
+    }
+
+    async fn fetch_from_provider(
+        &self,
+        id: &crate::names::ReadableId,
+        account: &crate::auth_provider::AccountRef,
+    ) -> Result<Credential, SyncError> {
+        let (kind, credentials) =
+            match auth_providers::provider_credentials(self.platform, self.org, id).await {
+                Ok(found) => found,
+                Err(DomainError::NotFound(m)) => {
+                    return Ok(Credential::Failed {
+                        error: m,
+                        category: Some(ErrorCategory::AuthProviderAccountGone),
+                    })
+                }
+                Err(e) => return Err(SyncError::Credentials(e.to_string())),
+            };
+        let fetched = self
+            .platform
+            .auth_providers
+            .fetch(&credentials, self.spec, account)
+            .await;
+        let name = kind.display_name();
+        Ok(match fetched {
+            Ok(auth) => Credential::Ready {
+                auth,
+                refreshable: false,
+            },
+            Err(ProviderError::AccountGone(m)) => Credential::Failed {
+                error: format!("{name}: {m}"),
+                category: Some(ErrorCategory::AuthProviderAccountGone),
+            },
+            Err(
+                ProviderError::CredentialsRejected(m)
+                | ProviderError::WrongApp(m)
+                | ProviderError::CredentialsUnusable(m),
+            ) => Credential::Failed {
+                error: format!("{name}: {m}"),
+                category: Some(ErrorCategory::AuthProviderCredentialsInvalid),
+            },
+            Err(ProviderError::RateLimited { retry_after }) => {
+                Credential::Wait(retry_after.unwrap_or(UNAVAILABLE_WAIT))
+            }
+            Err(ProviderError::Unavailable(m)) => {
+                warn!(provider = kind.short_name(), reason = %m, "the auth provider is unavailable; the run waits");
+                Credential::Wait(UNAVAILABLE_WAIT)
+            }
+        })
+    }
+}
+
+/// One refresh, under the lease `holder` took at `fence`.
+struct Refresh<'a> {
+    holder: &'a str,
+    fence: u64,
+    stored: &'a StoredCredential,
+    refresh_token: &'a secrecy::SecretString,
+    settings: &'a crate::catalog::OAuthSettings,
+    endpoints: &'a crate::oauth::OAuthEndpoints,
+    method: AuthMethod,
+    token: &'a OauthToken,
+    client: Option<crate::oauth::OAuthApp>,
+    /// Whether the current token still works (a failed refresh then keeps it).
+    still_valid: bool,
+}
+
+fn ready(stored: &StoredCredential, refreshable: bool) -> Credential {
+    Credential::Ready {
+        auth: stored
+            .auth()
+            .expect("tokens and direct credentials are usable"),
+        refreshable,
+    }
+}
+
+fn failed(error: String) -> Credential {
+    Credential::Failed {
+        error,
+        category: None,
+    }
+}
+
+fn rejected(spec: &SourceSpec, method: AuthMethod) -> Credential {
+    Credential::Failed {
+        error: format!("{} rejected the credentials", spec.name),
+        category: Some(match method {
+            AuthMethod::Direct => ErrorCategory::ApiKeyInvalid,
+            AuthMethod::AuthProvider => ErrorCategory::AuthProviderCredentialsInvalid,
+            _ => ErrorCategory::OauthCredentialsExpired,
+        }),
+    }
+}
+
+/// Whether the stored tokens are not the ones this run had.
+fn changed(stored: &StoredCredential, had: &OauthToken) -> bool {
+    matches!(stored, StoredCredential::Tokens { token, .. }
+        if token.access_token.expose_secret() != had.access_token.expose_secret())
+}
