@@ -25,8 +25,8 @@ dev:
 test:
 	bash infra/test.sh
 
-# Every provider fake on 127.0.0.1 (ports 4701-4705) with a demo workspace; prints the
-# SOURCE_<NAME>_BASE_URL values to start `make dev` with, in another terminal.
+# Every provider fake on 127.0.0.1 (ports 4700-4708) with a demo workspace; prints the variables
+# to start `make dev` with, in another terminal, and writes them to .dev/fakes.env.
 fakes:
 	cargo run -p fakes --bin fake-apis
 

@@ -168,16 +168,7 @@ async fn the_whole_browser_flow_activates_the_connection_and_syncs_it() {
     assert_eq!(f.provider.code_exchanges(), 1);
 
     // Nothing secret in what was answered or logged.
-    let stored = f
-        .app
-        .platform
-        .vault
-        .get_connection_secret(f.app.org, id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let doc: Value = serde_json::from_str(stored.expose_secret()).unwrap();
-    let refresh = doc["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = stored_refresh_token(&f, &id).await;
     let logs = logs::captured();
     for secret in [
         state.as_str(),

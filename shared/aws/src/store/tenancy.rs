@@ -62,26 +62,14 @@ impl TenantStore for DynamoStore {
     }
 
     async fn revoke_api_key(&self, key: &ApiKeyHash) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(super::key(api_key_pk(key), META)))
-            .update_expression("SET revoked = :true, revoked_at = if_not_exists(revoked_at, :now)")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(
-                ":now",
-                serde_dynamo::to_attribute_value(Utc::now())
-                    .map_err(|e| StoreError::Backend(crate::error::boxed(e)))?,
-            )
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(backend(e)),
-        }
+        let now = serde_dynamo::to_attribute_value(Utc::now())
+            .map_err(|e| StoreError::Backend(crate::error::boxed(e)))?;
+        self.update_existing(
+            api_key_pk(key),
+            "SET revoked = :true, revoked_at = if_not_exists(revoked_at, :now)",
+            vec![(":true", AttributeValue::Bool(true)), (":now", now)],
+        )
+        .await
     }
 
     async fn set_redirect_origins(
@@ -93,17 +81,34 @@ impl TenantStore for DynamoStore {
             .iter()
             .map(|o| AttributeValue::S(o.to_string()))
             .collect();
-        let result = self
+        self.update_existing(
+            organization_pk(org),
+            "SET redirect_origins = :origins",
+            vec![(":origins", AttributeValue::L(list))],
+        )
+        .await
+    }
+}
+
+impl DynamoStore {
+    /// Updates the `META` item of `pk` if it exists: `false` when it does not.
+    async fn update_existing(
+        &self,
+        pk: String,
+        expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(super::key(organization_pk(org), META)))
-            .update_expression("SET redirect_origins = :origins")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":origins", AttributeValue::L(list))
-            .send()
-            .await;
-        match result {
+            .set_key(Some(super::key(pk, META)))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(pk)");
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        match update.send().await {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(backend(e)),

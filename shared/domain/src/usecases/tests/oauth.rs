@@ -103,6 +103,14 @@ fn stored(f: &Fakes, id: ConnectionId) -> Option<StoredCredential> {
         .map(|s| StoredCredential::parse(&SecretString::from(s.value)).unwrap())
 }
 
+/// The tokens stored for a connection.
+fn tokens(f: &Fakes, id: ConnectionId) -> crate::auth::OauthToken {
+    match stored(f, id) {
+        Some(StoredCredential::Tokens { token, .. }) => token,
+        other => panic!("tokens expected, found {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_browser_flow_answers_an_authorize_url_and_stores_only_the_states_hash() {
     let (f, org) = oauth_setup().await;
@@ -178,9 +186,7 @@ async fn the_callback_activates_the_connection_once_and_the_state_is_single_use(
     );
     let messages = f.queue.messages();
     assert_eq!(messages.len(), 1, "the first sync is queued");
-    let Some(StoredCredential::Tokens { token, .. }) = stored(&f, id) else {
-        panic!("tokens stored");
-    };
+    let token = tokens(&f, id);
     assert_eq!(token.access_token.expose_secret(), "access-for-code-1");
     assert_eq!(
         token.refresh_token.unwrap().expose_secret(),
@@ -387,9 +393,7 @@ async fn an_expired_imported_token_is_refreshed_then_checked_and_the_refresh_tok
     let created = create(&f.platform, org, body).await.unwrap().connection;
     assert_eq!(f.tokens.refreshes(), ["import-refresh"]);
     assert_eq!(f.tokens.clients(), [PLATFORM_CLIENT]);
-    let Some(StoredCredential::Tokens { token, .. }) = stored(&f, created.id) else {
-        panic!("tokens");
-    };
+    let token = tokens(&f, created.id);
     assert_eq!(token.access_token.expose_secret(), "access-1");
     assert_eq!(token.refresh_token.unwrap().expose_secret(), "refresh-1");
 
@@ -402,9 +406,7 @@ async fn an_expired_imported_token_is_refreshed_then_checked_and_the_refresh_tok
         "authentication": {"access_token": "a", "refresh_token": "kept", "expires_in": 30},
     });
     let created = create(&f.platform, org, body).await.unwrap().connection;
-    let Some(StoredCredential::Tokens { token, .. }) = stored(&f, created.id) else {
-        panic!("tokens");
-    };
+    let token = tokens(&f, created.id);
     assert_eq!(token.refresh_token.unwrap().expose_secret(), "kept");
 }
 
@@ -449,9 +451,7 @@ async fn the_worker_refreshes_ahead_of_expiry_and_persists_the_rotated_token() {
     );
     assert_eq!(f.tokens.refreshes(), ["refresh-0"]);
     assert_eq!(f.sources.stream_tokens(), ["access-1"]);
-    let Some(StoredCredential::Tokens { token, .. }) = stored(&f, id) else {
-        panic!("tokens");
-    };
+    let token = tokens(&f, id);
     assert_eq!(token.refresh_token.unwrap().expose_secret(), "refresh-1");
 }
 
@@ -491,9 +491,7 @@ async fn invalid_grant_asks_for_reauthorization_and_a_down_endpoint_defers() {
         c.error_category,
         Some(ErrorCategory::OauthCredentialsExpired)
     );
-    let Some(StoredCredential::Tokens { token, .. }) = stored(&f, id) else {
-        panic!("tokens");
-    };
+    let token = tokens(&f, id);
     assert_eq!(
         token.refresh_token.unwrap().expose_secret(),
         "refresh-0",
