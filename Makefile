@@ -3,13 +3,15 @@
 
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart bench-sync fakes
+.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart bench-sync fakes openapi package
 
 help:
 	@echo "make dev             run the API locally against the emulator (Ctrl-C stops it)"
 	@echo "make test            fmt check, clippy -D warnings, all tests against the emulator"
 	@echo "make fakes           the providers' fake APIs on fixed local ports, with demo data"
 	@echo "make build           cargo build --workspace"
+	@echo "make package         every function's arm64 release zip (cargo-lambda, zig), with its size"
+	@echo "make openapi         rewrite openapi.json from the code (a test fails while they differ)"
 	@echo "make fmt             format the workspace"
 	@echo "make clippy          lint the workspace"
 	@echo "make emulator-start  start the emulator (moto server) in the background"
@@ -33,6 +35,12 @@ fakes:
 build:
 	cargo build --workspace
 
+package:
+	bash infra/package.sh
+
+openapi:
+	UPDATE_OPENAPI=1 cargo test -p http-api --lib openapi::tests::the_checked_in_document_is_what_the_code_generates
+
 fmt:
 	cargo fmt --all
 
@@ -52,7 +60,7 @@ clean-dev:
 # Release builds of the functions and of a hello-world lambda_runtime baseline, then their cold
 # starts against a fake Runtime API (DESIGN section 11: init <= 1.3x the baseline).
 bench-coldstart:
-	cargo build --release -p create-connection -p api -p bench
+	cargo build --release -p create-connection -p api -p oauth-callback -p sync-worker -p scheduler -p bench
 	python3 infra/bench/coldstart.py "$${CARGO_TARGET_DIR:-target}/release"
 
 # The sync worker binary as its own process, fed SQS messages through a fake Runtime API, on a

@@ -30,7 +30,10 @@ LOG_FILE="$DEV_DIR/emulator.log"
 LOCK_DIR="$DEV_DIR/emulator.lock"
 # moto 5.x is what the adapters are tested against; a new major may change emulated behaviour.
 # airweave-sdk is the real client the wire-compatibility test drives against our API.
-REQUIREMENTS=('moto[server]>=5.1,<6' 'airweave-sdk>=0.9,<1')
+# cfn-lint (+ its serverless rules) and aws-sam-cli lint template.yaml (infra/lint-template.sh);
+# pinned exactly, since new releases add rules. aws-sam-cli pins boto3, which moto then uses.
+REQUIREMENTS=('moto[server]>=5.1,<6' 'airweave-sdk>=0.9,<1'
+    'cfn-lint==1.58.0' 'cfn-lint-serverless==0.3.6' 'aws-sam-cli==1.170.0')
 # @airweave/sdk (npm), pinned exactly: the TypeScript wire test runs it from $NODE_DIR.
 TS_SDK_VERSION=0.7.20
 START_TIMEOUT_SECONDS=30
@@ -102,7 +105,7 @@ ensure_venv() {
     # The stamp records which requirement was installed, so later starts skip pip entirely.
     local stamp="$VENV/.requirements"
     if [[ "$(cat "$stamp" 2>/dev/null || true)" == "${REQUIREMENTS[*]}" ]] &&
-        "$VENV/bin/python" -c 'import moto.server, airweave' >/dev/null 2>&1; then
+        "$VENV/bin/python" -c 'import moto.server, airweave, cfn_lint_serverless, samcli' >/dev/null 2>&1; then
         return 0
     fi
     say "installing ${REQUIREMENTS[*]} into $VENV"

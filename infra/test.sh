@@ -60,8 +60,12 @@ export AIRWEAVE_SDK_PYTHON
 AIRWEAVE_TS_SDK_DIR="$("${EMULATOR[@]}" ts-sdk)"
 export AIRWEAVE_TS_SDK_DIR
 
+# cfn-lint (with the serverless rules) and `sam validate --lint` on template.yaml, offline.
+step bash "$ROOT/infra/lint-template.sh"
 step cargo fmt --all --check
 step cargo clippy "${locked[@]}" --workspace --all-targets -- -D warnings
+# The function binaries themselves: the e2e tests run each one against a local Runtime API.
+step cargo build "${locked[@]}" -p create-connection -p api -p oauth-callback -p sync-worker -p scheduler
 # The summary line adds up every test binary's result, so the last line is the whole count.
 test_log="$(mktemp)"
 status=0

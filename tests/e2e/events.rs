@@ -1,18 +1,64 @@
-//! Every sample event in `events/` goes through the handler its function runs.
+//! Every sample event in `events/` drives its function's binary, as Lambda runs it: the binary
+//! starts with a deployed function's environment (pointed at this test's tables, queue and
+//! secret prefix on the emulator), takes the event from a local Runtime API, and its answer is
+//! checked. A missing variable stops a binary at start-up, naming it.
 
 use crate::helpers::app::TestApp;
+use crate::helpers::runtime::{binary, invoke, start_up_failure, Outcome};
 use domain::ports::TenantStore;
 use domain::tenancy::ApiKeyHash;
-use http_api::{App, Function};
+use fakes::composio::FakeComposio;
 use secrecy::SecretString;
 
 const EXAMPLE_KEY: &str = "sc_example_key_replace_me";
+const EXAMPLE_COMPOSIO_KEY: &str = "ak_example_replace_me";
+
+/// The function each event belongs to, and the HTTP status it answers (None: not HTTP).
+fn expected(name: &str) -> (&'static str, Option<u16>) {
+    match name {
+        "create-connection.json" => ("create-connection", Some(201)),
+        "oauth-callback.json" => ("oauth-callback", Some(400)),
+        "scheduler-tick.json" => ("scheduler", None),
+        "sync-worker-sqs.json" => ("sync-worker", None),
+        "api-collections-1-create.json" | "api-auth-providers-1-create.json" => ("api", Some(201)),
+        // A connection id this stack does not have.
+        n if n.starts_with("api-connection-") => ("api", Some(404)),
+        n if n.starts_with("api-") => ("api", Some(200)),
+        other => panic!("{other}: which function takes this event? Add it here."),
+    }
+}
+
+fn environment(app: &TestApp, composio: &FakeComposio) -> Vec<(String, String)> {
+    let aws = &app.aws;
+    let mut env: Vec<(String, String)> = [
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_EC2_METADATA_DISABLED",
+    ]
+    .iter()
+    .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
+    .collect();
+    env.extend([
+        ("STATE_TABLE".into(), aws.state_table.clone()),
+        ("ENTITIES_TABLE".into(), aws.entities_table.clone()),
+        ("SYNC_QUEUE_URL".into(), aws.queue_url.clone()),
+        ("SECRETS_PREFIX".into(), aws.secrets_prefix.clone()),
+        ("API_BASE_URL".into(), app.base_url.clone()),
+        (
+            "AUTH_PROVIDER_COMPOSIO_BASE_URL".into(),
+            composio.base_url.clone(),
+        ),
+    ]);
+    env
+}
 
 #[tokio::test]
-async fn every_sample_event_is_answered_by_its_function() {
+async fn every_sample_event_drives_its_functions_binary() {
     let app = TestApp::spawn().await;
-    let store = app.aws.store();
-    store
+    app.aws
+        .store()
         .insert_api_key(
             &ApiKeyHash::of(&SecretString::from(EXAMPLE_KEY.to_owned())),
             app.org,
@@ -21,7 +67,8 @@ async fn every_sample_event_is_answered_by_its_function() {
         .await
         .unwrap();
     app.create_collection("my-collection").await;
-    let handler = App::new(app.platform.clone());
+    let composio = FakeComposio::start(EXAMPLE_COMPOSIO_KEY).await;
+    let env = environment(&app, &composio);
 
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
     let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -30,46 +77,68 @@ async fn every_sample_event_is_answered_by_its_function() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert!(!files.is_empty());
+    assert!(files.len() >= 20, "an event per route");
     for file in files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&file).unwrap();
-        if name.starts_with("scheduler") {
-            // A scheduled event: one tick, which finds nothing due in this fresh stack.
-            let event: aws_lambda_events::event::eventbridge::EventBridgeEvent =
-                serde_json::from_str(&text)
-                    .unwrap_or_else(|e| panic!("{name} is an EventBridge event: {e}"));
-            let summary = worker::scheduler::handle_tick(&app.platform, &event).await;
-            assert_eq!(summary, Default::default(), "{name}");
-            continue;
-        }
-        if name.starts_with("sync-worker") {
-            // An SQS batch: the message for a job this stack does not have is acknowledged
-            // and dropped; the one that is not a sync message is reported as a failure.
-            let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{name} is an SQS event: {e}"));
-            let worker = worker::Worker {
-                platform: app.platform.clone(),
-                settings: Default::default(),
-            };
-            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-            let response = worker::handle_batch(&worker, event, deadline).await;
-            let failed: Vec<&str> = response
-                .batch_item_failures
-                .iter()
-                .map(|f| f.item_identifier.as_str())
-                .collect();
-            assert_eq!(failed, ["2e1424d4-f796-459a-8184-9c92662be6da"], "{name}");
-            continue;
-        }
-        let request = lambda_http::request::from_str(&text)
-            .unwrap_or_else(|e| panic!("{name} is an API Gateway event: {e}"));
-        let (function, expected) = if name.starts_with("create-connection") {
-            (Function::CreateConnection, 201)
-        } else {
-            (Function::Api, 200)
+        let (function, status) = expected(&name);
+        let outcome = invoke(binary(function), &env, &text).await;
+        let Outcome::Response(response) = outcome else {
+            panic!("{name}: {function} answered an error: {outcome:?}");
         };
-        let response = http_api::handle(&handler, function, request).await;
-        assert_eq!(response.status().as_u16(), expected, "{name}");
+        match status {
+            Some(status) => {
+                assert_eq!(response["statusCode"], status, "{name}: {response}");
+                let body = response["body"].as_str().unwrap_or_default();
+                assert!(!body.contains("ak_example"), "{name} answered a secret");
+            }
+            None if function == "scheduler" => {
+                // One tick, which finds nothing due in this fresh stack.
+                assert_eq!(
+                    response["fired"],
+                    serde_json::json!([]),
+                    "{name}: {response}"
+                );
+                assert_eq!(response["errors"], 0, "{name}: {response}");
+            }
+            None => {
+                // The message for a job this stack does not have is acknowledged and dropped;
+                // the one that is not a sync message is a batch item failure.
+                assert_eq!(
+                    response["batchItemFailures"],
+                    serde_json::json!([{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]),
+                    "{name}: {response}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        composio.key_checks(),
+        1,
+        "the auth provider event reached the fake"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_variable_stops_each_binary_at_start_up_naming_it() {
+    let app = TestApp::spawn().await;
+    let composio = FakeComposio::start(EXAMPLE_COMPOSIO_KEY).await;
+    let env: Vec<(String, String)> = environment(&app, &composio)
+        .into_iter()
+        .filter(|(name, _)| name != "STATE_TABLE")
+        .collect();
+    for function in [
+        "create-connection",
+        "api",
+        "oauth-callback",
+        "sync-worker",
+        "scheduler",
+    ] {
+        let (success, stderr) = start_up_failure(binary(function), &env);
+        assert!(!success, "{function} started without STATE_TABLE");
+        assert!(
+            stderr.contains("STATE_TABLE"),
+            "{function} should name STATE_TABLE: {stderr}"
+        );
     }
 }

@@ -63,6 +63,8 @@ pub async fn bootstrap(clients: &AwsClients, settings: &LocalSettings) -> Result
         sync_queue_url,
         secrets_prefix: settings.secrets_prefix.clone(),
         api_base_url: Some(settings.api_base_url.clone()),
+        // The dev organization carries its own allowlist; others get none by default.
+        default_redirect_origins: Vec::new(),
     })
 }
 

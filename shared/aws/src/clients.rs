@@ -1,6 +1,44 @@
 //! One SDK configuration per process, every client built from it.
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+
+/// The SDK's own HTTPS client (hyper, rustls on aws-lc, the system's CA certificates), with
+/// one change: its TLS set-up happens at the first AWS call instead of when a client is built.
+/// The stock client loads and parses the CA store while the SDK clients are created, which
+/// was most of a function's cold start; TLS is the same, only later.
+#[derive(Debug, Clone)]
+struct OnFirstCall(SharedHttpClient);
+
+impl HttpClient for OnFirstCall {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    // `validate_base_client_config` keeps its default (nothing), which is the point: the
+    // stock client builds its connector, CA store included, there.
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
+}
+
+fn https_client() -> SharedHttpClient {
+    let stock = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .build_https();
+    SharedHttpClient::new(OnFirstCall(stock))
+}
 
 /// The SDK clients a function needs, built once per cold start and cloned into handlers.
 /// `AWS_ENDPOINT_URL` in the environment points all of them at an emulator.
@@ -14,7 +52,10 @@ pub struct AwsClients {
 impl AwsClients {
     /// Loads the region, credentials and endpoint from the environment.
     pub async fn from_env() -> Self {
-        let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
+            .load()
+            .await;
         Self::from_config(&config)
     }
 

@@ -96,9 +96,34 @@ pub fn document() -> &'static str {
     })
 }
 
+/// The document as checked in at the repository root (`openapi.json`): pretty, with a final
+/// newline.
+pub fn pretty_document() -> String {
+    let value: serde_json::Value =
+        serde_json::from_str(document()).expect("the OpenAPI document is JSON");
+    let mut text = serde_json::to_string_pretty(&value).expect("JSON serializes");
+    text.push('\n');
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `openapi.json` is what the code generates; `make openapi` rewrites it.
+    #[test]
+    fn the_checked_in_document_is_what_the_code_generates() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json");
+        let generated = pretty_document();
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(path, &generated).expect("write openapi.json");
+        }
+        let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "openapi.json differs from what the code generates: run `make openapi` and commit it"
+        );
+    }
 
     #[test]
     fn the_document_lists_every_route_with_its_schemas() {

@@ -120,16 +120,19 @@ impl ProviderClients {
     /// From the process environment: `AUTH_PROVIDER_<KIND>_BASE_URL` overrides a provider's
     /// API (unset or empty means its public one).
     pub fn from_env() -> Result<Self, CatalogError> {
-        Self::from_lookup(|name| match std::env::var(name) {
-            Ok(value) => Some(value),
-            Err(std::env::VarError::NotPresent) => None,
-            // Not a URL either way; parsing it reports the variable.
-            Err(std::env::VarError::NotUnicode(_)) => Some("<not unicode>".to_owned()),
-        })
+        Self::from_lookup(crate::catalog::env_var)
     }
 
     /// As [`ProviderClients::from_env`], reading variables through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, CatalogError> {
+        Self::from_lookup_with(http_client().map_err(CatalogError::HttpClient)?, lookup)
+    }
+
+    /// As [`ProviderClients::from_lookup`], on a client the process already built.
+    pub fn from_lookup_with(
+        client: reqwest::Client,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, CatalogError> {
         let url = |kind: ProviderKind, default: &str| {
             let variable = Self::base_url_variable(kind);
             let configured = lookup(&variable).filter(|v| !v.trim().is_empty());
@@ -138,7 +141,6 @@ impl ProviderClients {
         };
         let composio = url(ProviderKind::Composio, COMPOSIO_DEFAULT_BASE_URL)?;
         let pipedream = url(ProviderKind::Pipedream, PIPEDREAM_DEFAULT_BASE_URL)?;
-        let client = http_client().map_err(CatalogError::HttpClient)?;
         Ok(Self::new(client, composio, pipedream))
     }
 

@@ -34,21 +34,33 @@ pub struct Catalog {
     oauth: BTreeMap<&'static str, OAuthEndpoints>,
 }
 
+/// A process environment variable, as the `from_lookup` constructors read them.
+pub fn env_var(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(value) => Some(value),
+        Err(std::env::VarError::NotPresent) => None,
+        // Not a URL either way; parsing it reports the variable.
+        Err(std::env::VarError::NotUnicode(_)) => Some("<not unicode>".to_owned()),
+    }
+}
+
 impl Catalog {
     /// Builds every source from the process environment: `SOURCE_<SHORT_NAME>_BASE_URL`
     /// overrides a source's upstream (unset or empty means its public API).
     pub fn from_env() -> Result<Self, CatalogError> {
-        Self::from_lookup(|name| match std::env::var(name) {
-            Ok(value) => Some(value),
-            Err(std::env::VarError::NotPresent) => None,
-            // Not a URL either way; parsing it reports the variable.
-            Err(std::env::VarError::NotUnicode(_)) => Some("<not unicode>".to_owned()),
-        })
+        Self::from_lookup(env_var)
     }
 
     /// As [`Catalog::from_env`], reading variables through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, CatalogError> {
-        let client = http_client().map_err(CatalogError::HttpClient)?;
+        Self::from_lookup_with(http_client().map_err(CatalogError::HttpClient)?, lookup)
+    }
+
+    /// As [`Catalog::from_lookup`], on a client the process already built.
+    pub fn from_lookup_with(
+        client: reqwest::Client,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, CatalogError> {
         let url = |short_name, default| base_url(&lookup, short_name, default);
         let mut sources: Vec<Arc<dyn Source>> = vec![Arc::new(StubSource::new())];
         // One line per source: its short name, its public API, and how it is built.

@@ -22,7 +22,7 @@ mod testing;
 
 pub use auth_providers::ProviderClients;
 pub use base_url::BaseUrl;
-pub use catalog::{Catalog, CatalogError};
+pub use catalog::{env_var, Catalog, CatalogError};
 pub use github::{check_branch, check_repo_name, GitHubSource};
 pub use google_drive::GoogleDriveSource;
 pub use linear::LinearSource;

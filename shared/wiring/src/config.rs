@@ -1,6 +1,7 @@
 //! Configuration: environment only, parsed once at cold start. A missing value fails start-up
 //! with a message naming it.
 
+use domain::tenancy::RedirectOrigin;
 use std::env;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +16,9 @@ pub struct Config {
     pub secrets_prefix: String,
     /// Public base URL of the API (`API_BASE_URL`), used for OAuth redirect URIs.
     pub api_base_url: Option<String>,
+    /// Where browser flows may return for an organization without its own redirect allowlist
+    /// (`DEFAULT_REDIRECT_ORIGINS`, comma-separated origins; empty: nowhere).
+    pub default_redirect_origins: Vec<RedirectOrigin>,
 }
 
 impl Config {
@@ -26,20 +30,25 @@ impl Config {
     }
 }
 
+/// Why the configuration could not be read. Never carries a value.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("missing or empty environment variable {0}")]
-pub struct MissingVar(pub &'static str);
+pub enum ConfigError {
+    #[error("missing or empty environment variable {0}")]
+    Missing(&'static str),
+    #[error("environment variable {name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
 
 impl Config {
-    pub fn from_env() -> Result<Self, MissingVar> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| env::var(name).ok())
     }
 
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MissingVar> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let required = |name: &'static str| {
             lookup(name)
                 .filter(|v| !v.trim().is_empty())
-                .ok_or(MissingVar(name))
+                .ok_or(ConfigError::Missing(name))
         };
         Ok(Self {
             state_table: required("STATE_TABLE")?,
@@ -47,6 +56,17 @@ impl Config {
             sync_queue_url: required("SYNC_QUEUE_URL")?,
             secrets_prefix: required("SECRETS_PREFIX")?,
             api_base_url: lookup("API_BASE_URL").filter(|v| !v.trim().is_empty()),
+            default_redirect_origins: lookup("DEFAULT_REDIRECT_ORIGINS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(RedirectOrigin::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|reason| ConfigError::Invalid {
+                    name: "DEFAULT_REDIRECT_ORIGINS",
+                    reason,
+                })?,
         })
     }
 }
@@ -54,6 +74,30 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_redirect_origins_are_parsed_once_and_a_bad_one_stops_start_up() {
+        let base = [
+            ("STATE_TABLE", "s"),
+            ("ENTITIES_TABLE", "e"),
+            ("SYNC_QUEUE_URL", "q"),
+            ("SECRETS_PREFIX", "p"),
+        ];
+        let with = |origins: &str| {
+            let mut pairs = base.to_vec();
+            pairs.push(("DEFAULT_REDIRECT_ORIGINS", origins));
+            Config::from_lookup(vars(&pairs))
+        };
+        let config = with("https://app.example.com, http://localhost:*").unwrap();
+        assert_eq!(config.default_redirect_origins.len(), 2);
+        assert!(with("").unwrap().default_redirect_origins.is_empty());
+        let e = with("https://app.example.com/path").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("environment variable DEFAULT_REDIRECT_ORIGINS:"),
+            "{e}"
+        );
+    }
     use std::collections::HashMap;
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -82,14 +126,14 @@ mod tests {
                 .collect();
             assert_eq!(
                 Config::from_lookup(vars(&partial)).unwrap_err(),
-                MissingVar(all[skip].0)
+                ConfigError::Missing(all[skip].0)
             );
         }
         let mut blank = all.to_vec();
         blank[0] = ("STATE_TABLE", "  ");
         assert_eq!(
             Config::from_lookup(vars(&blank)).unwrap_err(),
-            MissingVar("STATE_TABLE")
+            ConfigError::Missing("STATE_TABLE")
         );
     }
 }

@@ -4,19 +4,19 @@
 pub mod config;
 pub mod telemetry;
 
-pub use config::{Config, MissingVar};
+pub use config::{Config, ConfigError};
 
 use aws_adapters::{AwsClients, DynamoEntities, DynamoStore, SecretsVault, SqsQueue};
 use domain::clock::SystemClock;
 use domain::usecases::Platform;
-use sources::{http_client, Catalog, CatalogError, OAuthTokens, ProviderClients};
+use sources::{env_var, http_client, Catalog, CatalogError, OAuthTokens, ProviderClients};
 use std::sync::Arc;
 
 /// Why a function could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
-    Config(#[from] MissingVar),
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Sources(#[from] sources::CatalogError),
 }
@@ -30,11 +30,13 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
+    /// One HTTP client for all of them (connection pools and TLS set up once).
     pub fn from_env() -> Result<Self, StartupError> {
+        let client = http_client().map_err(CatalogError::HttpClient)?;
         Ok(Self {
-            sources: Catalog::from_env()?,
-            tokens: OAuthTokens::new(http_client().map_err(CatalogError::HttpClient)?),
-            providers: ProviderClients::from_env()?,
+            sources: Catalog::from_lookup_with(client.clone(), env_var)?,
+            tokens: OAuthTokens::new(client.clone()),
+            providers: ProviderClients::from_lookup_with(client, env_var)?,
         })
     }
 }
@@ -77,5 +79,6 @@ pub fn platform(config: &Config, clients: &AwsClients, upstreams: Upstreams) -> 
         tokens: Arc::new(tokens),
         auth_providers: Arc::new(providers),
         oauth_redirect_uri: config.oauth_redirect_uri(),
+        default_redirect_origins: config.default_redirect_origins.clone(),
     }
 }

@@ -66,6 +66,7 @@ impl TestApp {
                 sources::ProviderClients::from_lookup(|_| None).expect("provider clients"),
             ),
             oauth_redirect_uri: Some(format!("{base_url}/oauth/callback")),
+            default_redirect_origins: Vec::new(),
         };
         let store = aws.store();
         let org = stack::create_organization(

@@ -8,6 +8,7 @@ pub mod aws;
 /// The provider fakes live in `infra/fakes`, shared with `make fakes`.
 pub use fakes::github;
 pub mod logs;
+pub mod runtime;
 pub mod sdk;
 pub mod syncing;
 pub mod wire;

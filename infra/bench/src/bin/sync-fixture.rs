@@ -61,6 +61,7 @@ async fn setup(count: u32) -> Result<Value, BoxError> {
         sync_queue_url: ensure_queue(&clients.sqs, &format!("bench-sync-{suffix}")).await?,
         secrets_prefix: format!("bench-{suffix}"),
         api_base_url: None,
+        default_redirect_origins: Vec::new(),
     };
     ensure_state_table(&clients.dynamodb, &config.state_table).await?;
     ensure_entities_table(&clients.dynamodb, &config.entities_table).await?;

@@ -105,6 +105,7 @@ pub fn platform() -> Fakes {
         tokens: tokens.clone(),
         auth_providers: providers.clone(),
         oauth_redirect_uri: Some("https://api.example.com/oauth/callback".into()),
+        default_redirect_origins: Vec::new(),
     };
     Fakes {
         platform,

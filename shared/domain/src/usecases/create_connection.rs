@@ -646,7 +646,14 @@ async fn start_browser_flow(
             .map_err(DomainError::internal)?
             .ok_or_else(|| DomainError::internal(std::io::Error::other("organization missing")))?;
         let url = url::Url::parse(redirect.as_str()).map_err(DomainError::internal)?;
-        if !organization.allows_redirect(&url) {
+        let allowed = match organization.redirect_origins.is_empty() {
+            true => platform
+                .default_redirect_origins
+                .iter()
+                .any(|o| o.matches(&url)),
+            false => organization.allows_redirect(&url),
+        };
+        if !allowed {
             return Err(DomainError::invalid_field(
                 "redirect_url",
                 "is not on the organization's redirect allowlist (scheme, host and port must match an allowed origin)",

@@ -35,6 +35,8 @@ pub struct Platform {
     /// `{API_BASE_URL}/oauth/callback`, the exact redirect URI of every browser flow; `None`
     /// when the API has no public base URL (then browser flows are refused).
     pub oauth_redirect_uri: Option<String>,
+    /// The redirect allowlist of organizations without their own.
+    pub default_redirect_origins: Vec<crate::tenancy::RedirectOrigin>,
 }
 
 #[cfg(test)]
