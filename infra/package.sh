@@ -41,8 +41,8 @@ for f in "${FUNCTIONS[@]}"; do
         verdict="  over the $((LIMIT / 1048576)) MiB limit"
         status=1
     fi
-    # The ELF header's e_machine (offset 18): 183 is aarch64.
-    machine=$(python3 -c 'import sys; d=open(sys.argv[1],"rb").read(20); print({183:"aarch64",62:"x86_64"}.get(int.from_bytes(d[18:20],"little"),"other"))' "$target/lambda/$f/bootstrap")
+    # The bootstrap inside the zip: its ELF header's e_machine (offset 18; 183 is aarch64).
+    machine=$(python3 -c 'import sys, zipfile; d = zipfile.ZipFile(sys.argv[1]).open("bootstrap").read(20); print({183: "aarch64", 62: "x86_64"}.get(int.from_bytes(d[18:20], "little"), "other"))' "$zip")
     printf '%-18s %10d  %s MiB  %s%s\n' "$f" "$bytes" "$(awk "BEGIN {printf \"%.2f\", $bytes / 1048576}")" "$machine" "$verdict"
 done
 exit $status

@@ -1,18 +1,7 @@
-//! Admin CLI: resources, organizations and API keys. Talks to whatever `AWS_ENDPOINT_URL` and
-//! the usual AWS variables point at, with the same table names the functions read.
-//!
-//!     admin bootstrap                 create the tables and the queue (+DLQ) if missing
-//!     admin create-org NAME [ORIGIN...]
-//!                                     print the new organization's id; ORIGINs are its OAuth
-//!                                     redirect allowlist (`https://app.example.com`,
-//!                                     `http://localhost:*` for any port)
-//!     admin set-redirect-origins ORG_ID [ORIGIN...]
-//!                                     replace an organization's redirect allowlist
-//!     admin create-api-key ORG_ID     print a new key (shown once; only its hash is stored)
-//!     admin revoke-api-key            revoke the key read from standard input
-//!     admin put-oauth-app SHORT_NAME CLIENT_ID
-//!                                     store the platform's OAuth app for a source; the client
-//!                                     secret is read from standard input
+//! Admin CLI: resources, organizations, API keys, redirect allowlists and the platform's OAuth
+//! apps. Talks to whatever `AWS_ENDPOINT_URL` and the usual AWS variables point at, with the
+//! same table names and secret prefix the functions read. `admin --help` lists the commands;
+//! `admin COMMAND --help` explains one.
 
 use aws_adapters::{AwsClients, DynamoStore};
 use domain::ports::TenantStore;
@@ -21,11 +10,68 @@ use local_stack::stack::{bootstrap, create_api_key, create_organization, LocalSe
 use secrecy::{ExposeSecret, SecretString};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: admin bootstrap | create-org NAME [ORIGIN...] | set-redirect-origins ORG_ID [ORIGIN...] | create-api-key ORG_ID | revoke-api-key (key on stdin) | put-oauth-app SHORT_NAME CLIENT_ID (secret on stdin)";
+/// Each command: its name, its arguments, what it does.
+const COMMANDS: &[(&str, &str, &str)] = &[
+    ("bootstrap", "", "create the tables and the queue (+DLQ) if missing"),
+    (
+        "create-org",
+        "NAME [ORIGIN...]",
+        "print the new organization's id; ORIGINs are its OAuth redirect allowlist \
+         (https://app.example.com, or http://localhost:* for any port)",
+    ),
+    (
+        "set-redirect-origins",
+        "ORG_ID [ORIGIN...]",
+        "replace an organization's redirect allowlist (none: no redirect_url is accepted)",
+    ),
+    (
+        "create-api-key",
+        "ORG_ID",
+        "print a new API key (shown once; only its SHA-256 is stored)",
+    ),
+    (
+        "revoke-api-key",
+        "",
+        "revoke the API key read from standard input (it stops working within 5 s)",
+    ),
+    (
+        "put-oauth-app",
+        "SHORT_NAME CLIENT_ID",
+        "store the platform's OAuth app for a source; the client secret is read from standard input",
+    ),
+];
+
+fn usage(only: Option<&str>) -> String {
+    let mut text = String::from(
+        "usage: admin COMMAND [ARGS]   (AWS_ENDPOINT_URL, STATE_TABLE, SECRETS_PREFIX and the usual AWS variables say where)\n",
+    );
+    for (name, args, what) in COMMANDS
+        .iter()
+        .filter(|(n, ..)| only.is_none_or(|o| o == *n))
+    {
+        text.push_str(&format!("  admin {name} {args}\n      {what}\n"));
+    }
+    text
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        [] | ["help" | "--help" | "-h"] => {
+            print!("{}", usage(None));
+            return ExitCode::SUCCESS;
+        }
+        [command, rest @ ..]
+            if rest.iter().any(|a| *a == "--help" || *a == "-h")
+                && COMMANDS.iter().any(|(n, ..)| n == command) =>
+        {
+            print!("{}", usage(Some(command)));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
     match run(&args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -103,7 +149,7 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error + Send + S
             domain::ports::CredentialVault::put_oauth_app(&vault, short_name, &app).await?;
             println!("stored the OAuth app of {short_name}");
         }
-        _ => return Err(USAGE.into()),
+        _ => return Err(format!("unknown command or arguments\n{}", usage(None)).into()),
     }
     Ok(())
 }
