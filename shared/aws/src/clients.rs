@@ -52,10 +52,19 @@ pub struct AwsClients {
 impl AwsClients {
     /// Loads the region, credentials and endpoint from the environment.
     pub async fn from_env() -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(https_client())
-            .load()
-            .await;
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
+        if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+            // In Lambda the execution role's credentials and the region are always in the
+            // environment: the default chain's other providers (profile files, web identity
+            // and SSO with their STS clients, IMDS) would only be built to go unused.
+            loader = loader
+                .region(aws_config::environment::EnvironmentVariableRegionProvider::new())
+                .credentials_provider(
+                    aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+                );
+        }
+        let config = loader.load().await;
         Self::from_config(&config)
     }
 
