@@ -839,10 +839,21 @@ async fn api_keys_resolve_to_their_organization_until_revoked() {
         Some(org.id)
     );
     assert_eq!(store.organization_for_key(&unknown).await.unwrap(), None);
+    let listed = store.list_api_keys(org.id).await.unwrap();
+    assert_eq!(listed.len(), 1, "the refused duplicate left no entry");
+    assert_eq!(listed[0].key_id, key.as_str()[..12]);
+    assert_eq!(listed[0].revoked_at, None);
 
     assert!(store.revoke_api_key(&key).await.unwrap());
     assert_eq!(store.organization_for_key(&key).await.unwrap(), None);
     assert!(!store.revoke_api_key(&unknown).await.unwrap());
+    let listed = store.list_api_keys(org.id).await.unwrap();
+    assert!(listed[0].revoked_at.is_some(), "{listed:?}");
+    assert!(store
+        .list_api_keys(OrganizationId::new())
+        .await
+        .unwrap()
+        .is_empty());
 
     let item = aws
         .item(&format!("APIKEY#{}", key.as_str()), "META")

@@ -14,7 +14,7 @@ use crate::names::ReadableId;
 use crate::oauth::{OAuthApp, OAuthEndpoints, PendingFlow, StateHash};
 use crate::page::{Page, PageRequest};
 use crate::stream::{EntityStream, StreamError, StreamRequest};
-use crate::tenancy::{ApiKeyHash, Organization, RedirectOrigin};
+use crate::tenancy::{ApiKeyHash, ApiKeySummary, Organization, RedirectOrigin};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
@@ -71,6 +71,8 @@ pub trait TenantStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// `false` when there was no such key.
     async fn revoke_api_key(&self, key: &ApiKeyHash) -> Result<bool, StoreError>;
+    /// The organization's keys, oldest first.
+    async fn list_api_keys(&self, org: OrganizationId) -> Result<Vec<ApiKeySummary>, StoreError>;
     /// Replaces the organization's OAuth redirect allowlist; `false` when there is no such
     /// organization.
     async fn set_redirect_origins(

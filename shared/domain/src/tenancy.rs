@@ -25,6 +25,22 @@ pub fn api_key_from_random(bytes: [u8; 32]) -> SecretString {
     SecretString::from(format!("sc_{}", hex::encode(bytes)))
 }
 
+/// An API key as an operator sees it: never the key, only the start of its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeySummary {
+    /// The first 12 hex digits of the key's SHA-256: enough to tell keys apart.
+    pub key_id: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKeyHash {
+    /// What identifies the key in listings.
+    pub fn key_id(&self) -> String {
+        self.0.chars().take(12).collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Organization {
     pub id: OrganizationId,

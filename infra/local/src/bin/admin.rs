@@ -30,6 +30,11 @@ const COMMANDS: &[(&str, &str, &str)] = &[
         "print a new API key (shown once; only its SHA-256 is stored)",
     ),
     (
+        "list-api-keys",
+        "ORG_ID",
+        "list the organization's keys: the start of each key's hash, when it was created and revoked",
+    ),
+    (
         "revoke-api-key",
         "",
         "revoke the API key read from standard input (it stops working within 5 s)",
@@ -116,6 +121,25 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error + Send + S
                 .parse()
                 .map_err(|_| format!("not an organization id: {org}"))?;
             println!("{}", create_api_key(&store, org).await?.expose_secret());
+        }
+        ["list-api-keys", org] => {
+            let org = org
+                .parse()
+                .map_err(|_| format!("not an organization id: {org}"))?;
+            if store.get_organization(org).await?.is_none() {
+                return Err(format!("no organization {org}").into());
+            }
+            println!("{:<14} {:<22} revoked", "key id", "created");
+            for key in store.list_api_keys(org).await? {
+                let at =
+                    |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+                println!(
+                    "{:<14} {:<22} {}",
+                    key.key_id,
+                    at(key.created_at),
+                    key.revoked_at.map_or_else(|| "-".to_owned(), at)
+                );
+            }
         }
         ["revoke-api-key"] => {
             let mut line = String::new();

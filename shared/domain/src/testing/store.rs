@@ -29,6 +29,8 @@ use tokio::sync::oneshot;
 struct ApiKeyRow {
     organization_id: OrganizationId,
     revoked: bool,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
 }
 
 /// A collection and the number of connections that belong to it, kept in the same item so that
@@ -277,7 +279,7 @@ impl TenantStore for MemoryStore {
         &self,
         key: &ApiKeyHash,
         org: OrganizationId,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
         if state.api_keys.contains_key(key.as_str()) {
@@ -288,6 +290,8 @@ impl TenantStore for MemoryStore {
             ApiKeyRow {
                 organization_id: org,
                 revoked: false,
+                created_at: now,
+                revoked_at: None,
             },
         );
         Ok(())
@@ -297,10 +301,29 @@ impl TenantStore for MemoryStore {
         Ok(match lock(&self.state).api_keys.get_mut(key.as_str()) {
             Some(row) => {
                 row.revoked = true;
+                row.revoked_at.get_or_insert_with(Utc::now);
                 true
             }
             None => false,
         })
+    }
+
+    async fn list_api_keys(
+        &self,
+        org: OrganizationId,
+    ) -> Result<Vec<crate::tenancy::ApiKeySummary>, StoreError> {
+        let mut keys: Vec<_> = lock(&self.state)
+            .api_keys
+            .iter()
+            .filter(|(_, row)| row.organization_id == org)
+            .map(|(hash, row)| crate::tenancy::ApiKeySummary {
+                key_id: hash.chars().take(12).collect(),
+                created_at: row.created_at,
+                revoked_at: row.revoked_at,
+            })
+            .collect();
+        keys.sort_by_key(|k| k.created_at);
+        Ok(keys)
     }
 
     async fn set_redirect_origins(
