@@ -44,6 +44,18 @@ pub enum ErrorCategory {
     AuthProviderCredentialsInvalid,
 }
 
+impl ErrorCategory {
+    /// Why a connection whose credentials the source refused needs re-authentication, by how
+    /// it authenticates.
+    pub fn of_rejected(method: AuthMethod) -> Self {
+        match method {
+            AuthMethod::Direct => Self::ApiKeyInvalid,
+            AuthMethod::AuthProvider => Self::AuthProviderCredentialsInvalid,
+            _ => Self::OauthCredentialsExpired,
+        }
+    }
+}
+
 /// Authentication state. Never a secret, token or code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuthDetails {

@@ -11,7 +11,7 @@
 //! HTTP status, an account id, and an account status or app slug when it looks like one.
 
 use crate::base_url::BaseUrl;
-use crate::catalog::CatalogError;
+use crate::catalog::{configured_url, CatalogError};
 use crate::upstream::{http_client, read_capped, retry_after, transport_error, Answer};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -134,10 +134,7 @@ impl ProviderClients {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, CatalogError> {
         let url = |kind: ProviderKind, default: &str| {
-            let variable = Self::base_url_variable(kind);
-            let configured = lookup(&variable).filter(|v| !v.trim().is_empty());
-            BaseUrl::parse(configured.as_deref().unwrap_or(default))
-                .map_err(|reason| CatalogError::InvalidBaseUrl { variable, reason })
+            configured_url(&lookup, Self::base_url_variable(kind), default)
         };
         let composio = url(ProviderKind::Composio, COMPOSIO_DEFAULT_BASE_URL)?;
         let pipedream = url(ProviderKind::Pipedream, PIPEDREAM_DEFAULT_BASE_URL)?;

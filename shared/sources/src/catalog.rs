@@ -164,11 +164,8 @@ fn oauth_endpoints(
     for (name, defaults) in &catalog.oauth {
         let upper = name.to_ascii_uppercase();
         let pick = |kind: &str, default: &str| -> Result<String, CatalogError> {
-            let variable = format!("SOURCE_{upper}_{kind}_URL");
-            let configured = lookup(&variable).filter(|v| !v.trim().is_empty());
-            BaseUrl::parse(configured.as_deref().unwrap_or(default))
+            configured_url(lookup, format!("SOURCE_{upper}_{kind}_URL"), default)
                 .map(|url| url.as_str().to_owned())
-                .map_err(|reason| CatalogError::InvalidBaseUrl { variable, reason })
         };
         endpoints.insert(
             *name,
@@ -186,7 +183,16 @@ fn base_url(
     short_name: &str,
     default: &str,
 ) -> Result<BaseUrl, CatalogError> {
-    let variable = Catalog::base_url_variable(short_name);
+    configured_url(lookup, Catalog::base_url_variable(short_name), default)
+}
+
+/// The URL `variable` names (unset or empty: `default`), under the base URLs' rules; the error
+/// names the variable, never its value.
+pub(crate) fn configured_url(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: String,
+    default: &str,
+) -> Result<BaseUrl, CatalogError> {
     let configured = lookup(&variable).filter(|v| !v.trim().is_empty());
     BaseUrl::parse(configured.as_deref().unwrap_or(default))
         .map_err(|reason| CatalogError::InvalidBaseUrl { variable, reason })

@@ -7,7 +7,7 @@ use crate::ids::{ConnectionId, OrganizationId};
 use crate::names::ReadableId;
 use crate::page::{Page, PageRequest};
 
-fn not_found(id: &str) -> DomainError {
+pub(crate) fn not_found(id: &str) -> DomainError {
     DomainError::NotFound(format!("source connection '{id}' not found"))
 }
 

@@ -7,7 +7,7 @@
 //! connection's current flow (its expiry is the connection's `auth_url_expires`): a reinitiate
 //! retires the previous one.
 
-use super::connections::get_connection;
+use super::connections::not_found;
 use super::update_connection::replan;
 use super::Platform;
 use crate::auth::StoredCredential;
@@ -167,58 +167,62 @@ pub async fn reinitiate_oauth(
     org: OrganizationId,
     id: &str,
 ) -> Result<SourceConnection, DomainError> {
-    let current = get_connection(platform, org, id).await?;
-    let spec = platform.sources.spec(&current.short_name).ok_or_else(|| {
-        DomainError::NotFound(format!("source '{}' not found", current.short_name))
-    })?;
-    if !matches!(
-        current.auth.method,
-        AuthMethod::OauthBrowser | AuthMethod::OauthByoc
-    ) {
-        return Err(DomainError::BadRequest(format!(
-            "the connection authenticates with {}, not a browser OAuth flow",
-            current.auth.method.as_str()
-        )));
-    }
-    if !matches!(
-        current.status,
-        ConnectionStatus::PendingAuth | ConnectionStatus::NeedsReauth
-    ) {
-        return Err(DomainError::BadRequest(
-            "the connection is authorized and healthy; there is nothing to re-authorize".into(),
-        ));
-    }
-    let stored = platform
-        .vault
-        .get_connection_secret(org, current.id)
-        .await
-        .map_err(DomainError::internal)?
-        .map(|doc| StoredCredential::parse(&doc))
-        .transpose()
-        .map_err(|m| DomainError::internal(std::io::Error::other(m)))?;
-    let app = oauth_app(platform, spec, stored.as_ref().and_then(|s| s.client())).await?;
-
+    let connection_id: ConnectionId = id.parse().map_err(|_| not_found(id))?;
+    // Read once per attempt: the checks hold for the version that is replaced.
+    let mut app: Option<OAuthApp> = None;
     for _ in 0..5 {
         let now = platform.clock.now();
-        let Some(read) = platform
+        let read = platform
             .store
-            .get_versioned(org, current.id)
+            .get_versioned(org, connection_id)
             .await
             .map_err(DomainError::internal)?
-        else {
-            return Err(DomainError::NotFound(format!(
-                "source connection '{id}' not found"
+            .ok_or_else(|| not_found(id))?;
+        let current = &read.value;
+        let spec = platform.sources.spec(&current.short_name).ok_or_else(|| {
+            DomainError::NotFound(format!("source '{}' not found", current.short_name))
+        })?;
+        if !matches!(
+            current.auth.method,
+            AuthMethod::OauthBrowser | AuthMethod::OauthByoc
+        ) {
+            return Err(DomainError::BadRequest(format!(
+                "the connection authenticates with {}, not a browser OAuth flow",
+                current.auth.method.as_str()
             )));
+        }
+        if !matches!(
+            current.status,
+            ConnectionStatus::PendingAuth | ConnectionStatus::NeedsReauth
+        ) {
+            return Err(DomainError::BadRequest(
+                "the connection is authorized and healthy; there is nothing to re-authorize".into(),
+            ));
+        }
+        let app = match app {
+            Some(ref app) => app,
+            None => {
+                let stored = platform
+                    .vault
+                    .get_connection_secret(org, connection_id)
+                    .await
+                    .map_err(DomainError::internal)?
+                    .map(|doc| StoredCredential::parse(&doc))
+                    .transpose()
+                    .map_err(|m| DomainError::internal(std::io::Error::other(m)))?;
+                let customer = stored.as_ref().and_then(|s| s.client());
+                app.insert(oauth_app(platform, spec, customer).await?)
+            }
         };
         let request = FlowRequest {
             org,
-            connection_id: current.id,
+            connection_id,
             client_id: &app.client_id,
-            redirect_url: read.value.auth.redirect_url.as_deref(),
-            after: read.value.auth.auth_url_expires,
+            redirect_url: current.auth.redirect_url.as_deref(),
+            after: current.auth.auth_url_expires,
         };
         let started = begin(platform, spec, request, now).await?;
-        let mut connection = read.value.clone();
+        let mut connection = current.clone();
         connection.auth.auth_url_expires = Some(started.expires_at);
         connection.modified_at = now;
         match platform

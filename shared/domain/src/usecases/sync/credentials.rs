@@ -41,6 +41,11 @@ pub(crate) enum Credential {
         /// Whether a 401 is worth one refresh.
         refreshable: bool,
     },
+    Unusable(Unusable),
+}
+
+/// Why a run cannot call its source now.
+pub(crate) enum Unusable {
     /// The run fails; with a category, the connection needs re-authorization.
     Failed {
         error: String,
@@ -97,12 +102,8 @@ impl Credentials<'_> {
             Ok(stored) => stored,
             Err(error) => return Ok(failed(error)),
         };
-        if let (
-            Some(AuthenticationRequest::OauthToken(now)),
-            AuthenticationRequest::OauthToken(old),
-        ) = (stored.auth(), rejected)
-        {
-            if now.access_token.expose_secret() != old.access_token.expose_secret() {
+        if let AuthenticationRequest::OauthToken(old) = rejected {
+            if changed(&stored, old) {
                 info!("another run refreshed the token meanwhile; retrying with it");
                 return Ok(ready(&stored, false));
             }
@@ -151,7 +152,11 @@ impl Credentials<'_> {
             ..
         } = stored
         else {
-            return Ok(rejected(self.spec, stored.method()));
+            // The secret changed kind since the run read it (new direct credentials).
+            return Ok(Credential::Unusable(Unusable::Failed {
+                error: format!("{} rejected the credentials", self.spec.name),
+                category: Some(ErrorCategory::of_rejected(stored.method())),
+            }));
         };
         let still_valid = !forced
             && token
@@ -162,16 +167,16 @@ impl Credentials<'_> {
             self.spec.oauth.as_ref(),
             self.platform.sources.oauth_endpoints(self.spec.short_name),
         ) else {
-            return Ok(match forced || !still_valid {
-                true => Credential::Failed {
-                    error: format!(
-                        "{} rejected the access token, and there is no refresh token: authorize again",
-                        self.spec.name
-                    ),
-                    category: Some(ErrorCategory::OauthCredentialsExpired),
-                },
-                false => ready(stored, false),
-            });
+            if still_valid {
+                return Ok(ready(stored, false));
+            }
+            return Ok(Credential::Unusable(Unusable::Failed {
+                error: format!(
+                    "{} rejected the access token, and there is no refresh token: authorize again",
+                    self.spec.name
+                ),
+                category: Some(ErrorCategory::OauthCredentialsExpired),
+            }));
         };
 
         let holder = uuid::Uuid::new_v4().to_string();
@@ -180,7 +185,7 @@ impl Credentials<'_> {
             return match self.stored().await? {
                 Ok(now) if changed(&now, token) => Ok(ready(&now, false)),
                 _ if still_valid => Ok(ready(stored, false)),
-                _ => Ok(Credential::Wait(POLL * 8)),
+                _ => Ok(Credential::Unusable(Unusable::Wait(POLL * 8))),
             };
         };
         let refresh = Refresh {
@@ -257,10 +262,10 @@ impl Credentials<'_> {
             // needs the user.
             Err(DomainError::BadRequest(_)) if still_valid => return Ok(ready(stored, false)),
             Err(DomainError::BadRequest(m)) => {
-                return Ok(Credential::Failed {
+                return Ok(Credential::Unusable(Unusable::Failed {
                     error: m,
                     category: Some(ErrorCategory::OauthCredentialsExpired),
-                })
+                }))
             }
             Err(e) => return Err(SyncError::Credentials(e.to_string())),
         };
@@ -273,13 +278,13 @@ impl Credentials<'_> {
             Ok(tokens) => tokens,
             Err(TokenError::Refused(code)) => {
                 info!(error = %code, "the provider refused the refresh token");
-                return Ok(Credential::Failed {
+                return Ok(Credential::Unusable(Unusable::Failed {
                     error: format!(
                         "{} refused the refresh token ({code}): authorize again",
                         self.spec.name
                     ),
                     category: Some(ErrorCategory::OauthCredentialsExpired),
-                });
+                }));
             }
             Err(e) => {
                 warn!(error = %e, "the token refresh failed; not an auth failure");
@@ -292,7 +297,7 @@ impl Credentials<'_> {
                 return Ok(if still_valid {
                     ready(stored, false)
                 } else {
-                    Credential::Wait(wait)
+                    Credential::Unusable(Unusable::Wait(wait))
                 });
             }
         };
@@ -305,7 +310,7 @@ impl Credentials<'_> {
             .await?
         {
             warn!("the refresh lease ran out before the new tokens were stored; not writing them");
-            return Ok(Credential::Wait(POLL * 8));
+            return Ok(Credential::Unusable(Unusable::Wait(POLL * 8)));
         }
         self.platform
             .vault
@@ -324,10 +329,10 @@ impl Credentials<'_> {
             match auth_providers::provider_credentials(self.platform, self.org, id).await {
                 Ok(found) => found,
                 Err(DomainError::NotFound(m)) => {
-                    return Ok(Credential::Failed {
+                    return Ok(Credential::Unusable(Unusable::Failed {
                         error: m,
                         category: Some(ErrorCategory::AuthProviderAccountGone),
-                    })
+                    }))
                 }
                 Err(e) => return Err(SyncError::Credentials(e.to_string())),
             };
@@ -342,24 +347,24 @@ impl Credentials<'_> {
                 auth,
                 refreshable: false,
             },
-            Err(ProviderError::AccountGone(m)) => Credential::Failed {
+            Err(ProviderError::AccountGone(m)) => Credential::Unusable(Unusable::Failed {
                 error: format!("{name}: {m}"),
                 category: Some(ErrorCategory::AuthProviderAccountGone),
-            },
+            }),
             Err(
                 ProviderError::CredentialsRejected(m)
                 | ProviderError::WrongApp(m)
                 | ProviderError::CredentialsUnusable(m),
-            ) => Credential::Failed {
+            ) => Credential::Unusable(Unusable::Failed {
                 error: format!("{name}: {m}"),
                 category: Some(ErrorCategory::AuthProviderCredentialsInvalid),
-            },
+            }),
             Err(ProviderError::RateLimited { retry_after }) => {
-                Credential::Wait(retry_after.unwrap_or(UNAVAILABLE_WAIT))
+                Credential::Unusable(Unusable::Wait(retry_after.unwrap_or(UNAVAILABLE_WAIT)))
             }
             Err(ProviderError::Unavailable(m)) => {
                 warn!(provider = kind.short_name(), reason = %m, "the auth provider is unavailable; the run waits");
-                Credential::Wait(UNAVAILABLE_WAIT)
+                Credential::Unusable(Unusable::Wait(UNAVAILABLE_WAIT))
             }
         })
     }
@@ -390,21 +395,10 @@ fn ready(stored: &StoredCredential, refreshable: bool) -> Credential {
 }
 
 fn failed(error: String) -> Credential {
-    Credential::Failed {
+    Credential::Unusable(Unusable::Failed {
         error,
         category: None,
-    }
-}
-
-fn rejected(spec: &SourceSpec, method: AuthMethod) -> Credential {
-    Credential::Failed {
-        error: format!("{} rejected the credentials", spec.name),
-        category: Some(match method {
-            AuthMethod::Direct => ErrorCategory::ApiKeyInvalid,
-            AuthMethod::AuthProvider => ErrorCategory::AuthProviderCredentialsInvalid,
-            _ => ErrorCategory::OauthCredentialsExpired,
-        }),
-    }
+    })
 }
 
 /// Whether the stored tokens are not the ones this run had.

@@ -28,7 +28,7 @@ use crate::ports::{
 };
 use crate::stream::{EntityPage, StreamError, StreamRequest};
 use chrono::{DateTime, Utc};
-use credentials::{Credential, Credentials};
+use credentials::{Credential, Credentials, Unusable};
 use seen::SeenKeys;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -337,7 +337,7 @@ impl<'a> Run<'a> {
         };
         let (mut auth, mut refreshable) = match seam.for_run().await? {
             Credential::Ready { auth, refreshable } => (auth, refreshable),
-            other => return self.credential_failed(other).await,
+            Credential::Unusable(why) => return self.credential_failed(why).await,
         };
         let method = match connection.auth.method {
             AuthMethod::AuthProvider => AuthMethod::AuthProvider,
@@ -382,13 +382,15 @@ impl<'a> Run<'a> {
                         refreshable = false;
                         auth = match seam.after_rejection(&auth).await? {
                             Credential::Ready { auth, .. } => auth,
-                            Credential::Failed { error, category } => {
+                            Credential::Unusable(Unusable::Failed { error, category }) => {
                                 let error =
                                     format!("{spec_name} rejected the credentials: {m}; {error}");
-                                let failed = Credential::Failed { error, category };
+                                let failed = Unusable::Failed { error, category };
                                 return self.credential_failed(failed).await;
                             }
-                            wait => return self.credential_failed(wait).await,
+                            Credential::Unusable(wait) => {
+                                return self.credential_failed(wait).await
+                            }
                         };
                         stream = match open(auth.clone(), self.resume.clone()) {
                             Ok(stream) => stream,
@@ -485,10 +487,10 @@ impl<'a> Run<'a> {
 
     /// A run that cannot get usable credentials: it fails, or waits for the token endpoint
     /// or the auth provider.
-    async fn credential_failed(&mut self, credential: Credential) -> Result<Handled, SyncError> {
-        match credential {
-            Credential::Wait(wait) => self.hand_over(Some(wait)).await,
-            Credential::Failed { error, category } => {
+    async fn credential_failed(&mut self, why: Unusable) -> Result<Handled, SyncError> {
+        match why {
+            Unusable::Wait(wait) => self.hand_over(Some(wait)).await,
+            Unusable::Failed { error, category } => {
                 self.finish(
                     Outcome::Failed { error, category },
                     CursorUpdate::Keep,
@@ -496,7 +498,6 @@ impl<'a> Run<'a> {
                 )
                 .await
             }
-            Credential::Ready { .. } => unreachable!("ready credentials are not a failure"),
         }
     }
 
@@ -802,11 +803,7 @@ impl<'a> Run<'a> {
             StreamError::RateLimited { wait } => return self.hand_over(Some(wait)).await,
             StreamError::Rejected(m) => (
                 format!("{source_name} rejected the credentials: {m}"),
-                Some(match method {
-                    AuthMethod::Direct => ErrorCategory::ApiKeyInvalid,
-                    AuthMethod::AuthProvider => ErrorCategory::AuthProviderCredentialsInvalid,
-                    _ => ErrorCategory::OauthCredentialsExpired,
-                }),
+                Some(ErrorCategory::of_rejected(method)),
             ),
             StreamError::Upstream(m) | StreamError::Malformed(m) | StreamError::Unsupported(m) => {
                 (format!("{source_name}: {m}"), None)

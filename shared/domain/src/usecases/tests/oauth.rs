@@ -35,6 +35,14 @@ fn portal(authentication: Value) -> Value {
     })
 }
 
+/// A browser flow that returns to the organization's allowed app.
+fn browser_back_to_app() -> Value {
+    with(
+        portal(json!({})),
+        json!({"redirect_url": "https://app.example.com/done"}),
+    )
+}
+
 /// Fakes with the platform's app for `portal` and `tokens`, and an organization that allows
 /// `https://app.example.com`.
 async fn oauth_setup() -> (Fakes, OrganizationId) {
@@ -114,10 +122,7 @@ fn tokens(f: &Fakes, id: ConnectionId) -> crate::auth::OauthToken {
 #[tokio::test]
 async fn a_browser_flow_answers_an_authorize_url_and_stores_only_the_states_hash() {
     let (f, org) = oauth_setup().await;
-    let body = with(
-        portal(json!({})),
-        json!({"redirect_url": "https://app.example.com/done"}),
-    );
+    let body = browser_back_to_app();
     let created = create(&f.platform, org, body).await.unwrap().connection;
 
     assert_eq!(created.status, ConnectionStatus::PendingAuth);
@@ -158,15 +163,7 @@ async fn a_browser_flow_answers_an_authorize_url_and_stores_only_the_states_hash
 #[tokio::test]
 async fn the_callback_activates_the_connection_once_and_the_state_is_single_use() {
     let (f, org) = oauth_setup().await;
-    let (id, q) = started(
-        &f,
-        org,
-        with(
-            portal(json!({})),
-            json!({"redirect_url": "https://app.example.com/done"}),
-        ),
-    )
-    .await;
+    let (id, q) = started(&f, org, browser_back_to_app()).await;
 
     let outcome = callback(&f.platform, &q["state"], Some("code-1"), None).await;
     assert_eq!(
@@ -241,15 +238,7 @@ async fn every_failure_after_a_valid_state_redirects_and_leaves_the_connection_p
     ];
     for (token_error, provider_error, code) in cases {
         let (f, org) = oauth_setup().await;
-        let (id, q) = started(
-            &f,
-            org,
-            with(
-                portal(json!({})),
-                json!({"redirect_url": "https://app.example.com/done"}),
-            ),
-        )
-        .await;
+        let (id, q) = started(&f, org, browser_back_to_app()).await;
         if let Some(e) = token_error {
             f.tokens.fail_next(e);
         }
@@ -338,10 +327,7 @@ async fn a_redirect_url_off_the_allowlist_is_refused_and_nothing_is_written() {
     }
     assert!(f.store.connections().is_empty());
     f.store.set_redirect_origins(org, &[]).await.unwrap();
-    let body = with(
-        portal(json!({})),
-        json!({"redirect_url": "https://app.example.com/done"}),
-    );
+    let body = browser_back_to_app();
     assert!(matches!(
         create(&f.platform, org, body).await,
         Err(DomainError::Invalid { .. })
