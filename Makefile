@@ -3,7 +3,7 @@
 
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart bench-sync fakes openapi package
+.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart bench-sync bench-memory fakes openapi package
 
 help:
 	@echo "make dev             run the API locally against the emulator (Ctrl-C stops it)"
@@ -18,6 +18,7 @@ help:
 	@echo "make emulator-stop   stop the emulator started by emulator-start"
 	@echo "make clean-dev       stop that emulator and remove .dev (venv, node SDK, logs, dev API key)"
 	@echo "make bench-coldstart release builds, then cold-start init vs a hello-world lambda_runtime"
+	@echo "make bench-memory    release builds, then each function's peak RSS on its sample events"
 	@echo "make bench-sync      release builds, then the sync worker on 100,000 stub entities"
 	@echo "                     (BENCH_ENTITIES=5000 for a quick run) against the emulator"
 
@@ -62,6 +63,24 @@ clean-dev:
 bench-coldstart:
 	cargo build --release -p create-connection -p api -p oauth-callback -p sync-worker -p scheduler -p bench
 	python3 infra/bench/coldstart.py "$${CARGO_TARGET_DIR:-target}/release"
+
+# Each function's release binary driven through every sample event in events/ (the e2e events
+# test, pointed at the release builds), its peak RSS recorded per event; the table of each
+# binary's heaviest event against the 128 MB memory setting goes into BENCHMARKS.md.
+bench-memory:
+	cargo build --release -p create-connection -p api -p oauth-callback -p sync-worker -p scheduler -p bench
+	@started=false; \
+	trap 'if $$started; then bash infra/emulator.sh stop; fi' EXIT; \
+	trap 'exit 130' INT; trap 'exit 143' TERM; \
+	if ! bash infra/emulator.sh running; then \
+		bash infra/emulator.sh start || exit 1; started=true; \
+	fi; \
+	eval "$$(bash infra/emulator.sh env)"; \
+	mkdir -p .dev; \
+	LAMBDA_BINARY_DIR="$$(realpath "$${CARGO_TARGET_DIR:-target}")/release" \
+	BENCH_MEMORY_REPORT="$$PWD/.dev/memory.jsonl" \
+		cargo test -p e2e every_sample_event_drives_its_functions_binary || exit 1; \
+	python3 infra/bench/memory.py .dev/memory.jsonl
 
 # The sync worker binary as its own process, fed SQS messages through a fake Runtime API, on a
 # stub connection of BENCH_ENTITIES entities: first sync, unchanged, 10% changed, full with

@@ -2,9 +2,12 @@
 //! starts with a deployed function's environment (pointed at this test's tables, queue and
 //! secret prefix on the emulator), takes the event from a local Runtime API, and its answer is
 //! checked. A missing variable stops a binary at start-up, naming it.
+//!
+//! With `BENCH_MEMORY_REPORT=FILE` the test also writes each binary's peak RSS on each event
+//! there, one JSON line per event (`make bench-memory`, run against the release binaries).
 
 use crate::helpers::app::TestApp;
-use crate::helpers::runtime::{binary, invoke, start_up_failure, Outcome};
+use crate::helpers::runtime::{binary, invoke, start_up_failure, Invocation, Outcome};
 use domain::ports::TenantStore;
 use domain::tenancy::ApiKeyHash;
 use fakes::composio::FakeComposio;
@@ -78,11 +81,19 @@ async fn every_sample_event_drives_its_functions_binary() {
         .collect();
     files.sort();
     assert!(files.len() >= 20, "an event per route");
+    let mut memory = Vec::new();
     for file in files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&file).unwrap();
         let (function, status) = expected(&name);
-        let outcome = invoke(binary(function), &env, &text).await;
+        let Invocation {
+            outcome,
+            peak_rss_kib,
+        } = invoke(binary(function), &env, &text).await;
+        memory.push(
+            serde_json::json!({"event": name, "binary": function, "peak_rss_kib": peak_rss_kib})
+                .to_string(),
+        );
         let Outcome::Response(response) = outcome else {
             panic!("{name}: {function} answered an error: {outcome:?}");
         };
@@ -117,6 +128,9 @@ async fn every_sample_event_drives_its_functions_binary() {
         1,
         "the auth provider event reached the fake"
     );
+    if let Some(report) = std::env::var_os("BENCH_MEMORY_REPORT") {
+        std::fs::write(report, memory.join("\n") + "\n").unwrap();
+    }
 }
 
 #[tokio::test]

@@ -6,6 +6,9 @@ use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::{Arc, LazyLock};
 
 /// The SDK's own HTTPS client (hyper, rustls on aws-lc, the system's CA certificates), with
 /// one change: its TLS set-up happens at the first AWS call instead of when a client is built.
@@ -40,13 +43,48 @@ fn https_client() -> SharedHttpClient {
     SharedHttpClient::new(OnFirstCall(stock))
 }
 
-/// The SDK clients a function needs, built once per cold start and cloned into handlers.
+/// An SDK client built the first time it is used, then shared by every clone. Building a
+/// service client parses the SDK's endpoint partitions and assembles its runtime plugins,
+/// which is most of what an SDK client costs a cold start; a function whose request never
+/// touches the service never pays for it.
+#[derive(Clone)]
+pub struct Deferred<C>(Arc<LazyLock<C, Box<dyn FnOnce() -> C + Send>>>);
+
+impl<C> Deferred<C> {
+    pub fn new(build: impl FnOnce() -> C + Send + 'static) -> Self {
+        Self(Arc::new(LazyLock::new(Box::new(build))))
+    }
+}
+
+/// A client that is already built.
+impl<C: Send + 'static> From<C> for Deferred<C> {
+    fn from(client: C) -> Self {
+        Self::new(move || client)
+    }
+}
+
+impl<C> Deref for Deferred<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.0
+    }
+}
+
+impl<C> fmt::Debug for Deferred<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(std::any::type_name::<C>())
+    }
+}
+
+/// The SDK clients a function needs, cloned into handlers. DynamoDB, which every request and
+/// every run reads, is built at start-up; Secrets Manager and SQS on first use.
 /// `AWS_ENDPOINT_URL` in the environment points all of them at an emulator.
 #[derive(Debug, Clone)]
 pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
-    pub secrets: aws_sdk_secretsmanager::Client,
-    pub sqs: aws_sdk_sqs::Client,
+    pub secrets: Deferred<aws_sdk_secretsmanager::Client>,
+    pub sqs: Deferred<aws_sdk_sqs::Client>,
 }
 
 impl AwsClients {
@@ -77,16 +115,15 @@ impl AwsClients {
                     .interceptor(meter)
                     .build(),
             ),
-            secrets: aws_sdk_secretsmanager::Client::from_conf(
-                aws_sdk_secretsmanager::config::Builder::from(config)
-                    .interceptor(meter)
-                    .build(),
-            ),
-            sqs: aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(config)
-                    .interceptor(meter)
-                    .build(),
-            ),
+            secrets: {
+                let config =
+                    aws_sdk_secretsmanager::config::Builder::from(config).interceptor(meter);
+                Deferred::new(move || aws_sdk_secretsmanager::Client::from_conf(config.build()))
+            },
+            sqs: {
+                let config = aws_sdk_sqs::config::Builder::from(config).interceptor(meter);
+                Deferred::new(move || aws_sdk_sqs::Client::from_conf(config.build()))
+            },
         }
     }
 }

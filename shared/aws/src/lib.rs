@@ -12,7 +12,7 @@ mod queue;
 mod store;
 mod vault;
 
-pub use clients::AwsClients;
+pub use clients::{AwsClients, Deferred};
 pub use entities::{DynamoEntities, MAX_PAYLOAD_BYTES};
 pub use queue::{ReceivedMessage, SqsQueue};
 pub use store::{schedule_bucket, DynamoStore, SCHEDULE_INDEX, SWEEP_INDEX};

@@ -1,5 +1,6 @@
 //! The sync queue: one SQS message per job to run.
 
+use crate::clients::Deferred;
 use crate::error::boxed;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
@@ -20,14 +21,14 @@ pub struct ReceivedMessage {
 
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
-    client: Client,
+    client: Deferred<Client>,
     queue_url: String,
 }
 
 impl SqsQueue {
-    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<Deferred<Client>>, queue_url: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             queue_url: queue_url.into(),
         }
     }

@@ -1,6 +1,7 @@
 //! The credential vault: one Secrets Manager secret per connection, named
 //! `{prefix}/connections/{org}/{id}`. Secret values never reach an error or a log line.
 
+use crate::clients::Deferred;
 use crate::error::{boxed, service_code};
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::error::SdkError;
@@ -15,16 +16,16 @@ use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Debug, Clone)]
 pub struct SecretsVault {
-    client: Client,
+    client: Deferred<Client>,
     prefix: String,
 }
 
 impl SecretsVault {
     /// `prefix` names this deployment's secrets, e.g. `connectors-prod`.
-    pub fn new(client: Client, prefix: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<Deferred<Client>>, prefix: impl Into<String>) -> Self {
         let prefix: String = prefix.into();
         Self {
-            client,
+            client: client.into(),
             prefix: prefix.trim_end_matches('/').to_owned(),
         }
     }

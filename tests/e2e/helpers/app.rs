@@ -45,6 +45,11 @@ impl TestApp {
 
     /// Like `spawn`, letting the test replace ports of the platform (fault injection).
     pub async fn spawn_with(customize: impl FnOnce(&mut Platform)) -> Self {
+        Self::spawn_customized(|p, _| customize(p)).await
+    }
+
+    /// Like `spawn_with`, handing the customization this app's stack too (to wrap its clients).
+    pub async fn spawn_customized(customize: impl FnOnce(&mut Platform, &TestAws)) -> Self {
         logs::install();
         let aws = TestAws::fresh().await;
         let github = FakeGithub::start(GITHUB_TOKEN).await;
@@ -81,7 +86,7 @@ impl TestApp {
             .expect("api key")
             .expose_secret()
             .to_owned();
-        customize(&mut platform);
+        customize(&mut platform, &aws);
         let app = App::new(platform.clone());
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(gateway::serve(listener, app, async {

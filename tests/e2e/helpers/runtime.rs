@@ -20,15 +20,25 @@ pub enum Outcome {
 struct State {
     event: Option<String>,
     outcome: Option<Outcome>,
+    /// The function's process, and its peak RSS read while it waited for its answer to be
+    /// taken (afterwards it asks for the next event, is refused, and exits).
+    pid: Option<u32>,
+    peak_rss_kib: Option<u64>,
 }
 
-/// The directory holding the workspace's debug binaries (beside this test's own).
+/// A function's binary: from `LAMBDA_BINARY_DIR` when set (`make bench-memory` points it at
+/// the release builds), else the workspace's debug binaries beside this test's own.
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/debug");
+    let dir = match std::env::var_os("LAMBDA_BINARY_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let exe = std::env::current_exe().expect("the test binary's path");
+            exe.parent()
+                .and_then(|deps| deps.parent())
+                .expect("target/debug")
+                .to_path_buf()
+        }
+    };
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -38,12 +48,19 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// What the function answered, and its peak resident memory (VmHWM) once it had answered.
+#[derive(Debug)]
+pub struct Invocation {
+    pub outcome: Outcome,
+    pub peak_rss_kib: u64,
+}
+
 /// Runs `binary` with `env` until it answers `event` (JSON text) through the Runtime API.
 /// Panics when it exits or stays silent instead.
-pub async fn invoke(binary: PathBuf, env: &[(String, String)], event: &str) -> Outcome {
+pub async fn invoke(binary: PathBuf, env: &[(String, String)], event: &str) -> Invocation {
     let state = Arc::new(Mutex::new(State {
         event: Some(event.to_owned()),
-        outcome: None,
+        ..State::default()
     }));
     let handler_state = Arc::clone(&state);
     let server = FakeServer::start(Arc::new(move |request: &FakeRequest| {
@@ -51,12 +68,20 @@ pub async fn invoke(binary: PathBuf, env: &[(String, String)], event: &str) -> O
     }))
     .await;
     let mut child = spawn(&binary, env, &server.base_url, Stdio::null());
+    state.lock().unwrap().pid = Some(child.id());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(outcome) = state.lock().unwrap().outcome.clone() {
+        let answered = {
+            let state = state.lock().unwrap();
+            state.outcome.clone().zip(state.peak_rss_kib)
+        };
+        if let Some((outcome, peak_rss_kib)) = answered {
             let _ = child.kill();
             let _ = child.wait();
-            return outcome;
+            return Invocation {
+                outcome,
+                peak_rss_kib,
+            };
         }
         if let Ok(Some(status)) = child.try_wait() {
             panic!("{} exited ({status}) without answering", binary.display());
@@ -67,6 +92,16 @@ pub async fn invoke(binary: PathBuf, env: &[(String, String)], event: &str) -> O
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The process's peak resident set since exec (VmHWM in /proc/PID/status), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
 }
 
 /// Starts `binary` with `env` and no Runtime API behind it; answers its exit status and what it
@@ -123,6 +158,9 @@ fn runtime_api(state: &Mutex<State>, request: &FakeRequest) -> FakeResponse {
                 "lambda-runtime-trace-id",
                 "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1",
             );
+    }
+    if request.method == "POST" {
+        state.peak_rss_kib = state.pid.map(peak_rss_kib);
     }
     let response = format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response");
     let error = format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/error");
