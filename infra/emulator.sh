@@ -10,9 +10,12 @@
 #                               Airweave's Python SDK with it against the API)
 #   infra/emulator.sh ts-sdk    install Airweave's TypeScript SDK into .dev/node if needed and
 #                               print that directory (the tests run the SDK with node from it)
+#   infra/emulator.sh schemathesis
+#                               set up .dev/fuzz-venv with schemathesis if needed and print its
+#                               `schemathesis` executable (the API fuzzing test runs it)
 #
-# Environment: EMULATOR_PORT (default 4566), DEV_DIR (default <repo>/.dev; holds the venv, the
-# log and the pid file), PYTHON (default python3; used only to create the venv).
+# Environment: EMULATOR_PORT (default 4566), DEV_DIR (default <repo>/.dev; holds the venvs, the
+# log and the pid file), PYTHON (default python3; used only to create the venvs).
 # Needs only bash, curl and python3 (and npm for `ts-sdk`; `start` skips the TypeScript SDK
 # without it).
 set -euo pipefail
@@ -23,6 +26,7 @@ PORT="${EMULATOR_PORT:-4566}"
 HOST=127.0.0.1
 URL="http://$HOST:$PORT"
 VENV="$DEV_DIR/venv"
+FUZZ_VENV="$DEV_DIR/fuzz-venv"
 NODE_DIR="$DEV_DIR/node"
 PID_FILE="$DEV_DIR/emulator.pid"
 PORT_FILE="$DEV_DIR/emulator.port"
@@ -34,6 +38,10 @@ LOCK_DIR="$DEV_DIR/emulator.lock"
 # pinned exactly, since new releases add rules. aws-sam-cli pins boto3, which moto then uses.
 REQUIREMENTS=('moto[server]>=5.1,<6' 'airweave-sdk>=0.9,<1'
     'cfn-lint==1.58.0' 'cfn-lint-serverless==0.3.6' 'aws-sam-cli==1.170.0')
+# schemathesis fuzzes the API from its OpenAPI document (tests/e2e/fuzz.rs). Its own venv: its
+# dependencies (hypothesis, jsonschema, requests, ...) must not fight the pins above. Pinned
+# exactly, since new releases add checks and change what is generated for a seed.
+FUZZ_REQUIREMENTS=('schemathesis==4.32.5')
 # @airweave/sdk (npm), pinned exactly: the TypeScript wire test runs it from $NODE_DIR.
 TS_SDK_VERSION=0.7.20
 START_TIMEOUT_SECONDS=30
@@ -89,19 +97,25 @@ lock() {
 }
 
 venv_usable() {
-    [[ -x $VENV/bin/python ]] && "$VENV/bin/python" -c 'import pip' >/dev/null 2>&1
+    local venv=$1
+    [[ -x $venv/bin/python ]] && "$venv/bin/python" -c 'import pip' >/dev/null 2>&1
+}
+
+# Creates the venv at $1 unless a usable one is there (a broken one is recreated).
+make_venv() {
+    local venv=$1
+    venv_usable "$venv" && return 0
+    if [[ -e $venv ]]; then
+        say "recreating the broken venv at $venv"
+        rm -rf "$venv"
+    fi
+    local python="${PYTHON:-python3}"
+    command -v "$python" >/dev/null || die "$python not found; install Python 3.9+"
+    "$python" -m venv "$venv" || die "could not create a venv with $python -m venv"
 }
 
 ensure_venv() {
-    if ! venv_usable; then
-        if [[ -e $VENV ]]; then
-            say "recreating the broken venv at $VENV"
-            rm -rf "$VENV"
-        fi
-        local python="${PYTHON:-python3}"
-        command -v "$python" >/dev/null || die "$python not found; install Python 3.9+"
-        "$python" -m venv "$VENV" || die "could not create a venv with $python -m venv"
-    fi
+    make_venv "$VENV"
     # The stamp records which requirement was installed, so later starts skip pip entirely.
     local stamp="$VENV/.requirements"
     if [[ "$(cat "$stamp" 2>/dev/null || true)" == "${REQUIREMENTS[*]}" ]] &&
@@ -112,6 +126,21 @@ ensure_venv() {
     "$VENV/bin/python" -m pip install --quiet --no-input --disable-pip-version-check \
         "${REQUIREMENTS[@]}" || die "pip install ${REQUIREMENTS[*]} failed"
     printf '%s\n' "${REQUIREMENTS[*]}" >"$stamp"
+}
+
+# The fuzzing venv, with the same stamp as the emulator's venv.
+ensure_fuzz_venv() {
+    make_venv "$FUZZ_VENV"
+    local stamp="$FUZZ_VENV/.requirements"
+    if [[ "$(cat "$stamp" 2>/dev/null || true)" == "${FUZZ_REQUIREMENTS[*]}" ]] &&
+        [[ -x $FUZZ_VENV/bin/schemathesis ]] &&
+        "$FUZZ_VENV/bin/python" -c 'import schemathesis' >/dev/null 2>&1; then
+        return 0
+    fi
+    say "installing ${FUZZ_REQUIREMENTS[*]} into $FUZZ_VENV"
+    "$FUZZ_VENV/bin/python" -m pip install --quiet --no-input --disable-pip-version-check \
+        "${FUZZ_REQUIREMENTS[@]}" || die "pip install ${FUZZ_REQUIREMENTS[*]} failed"
+    printf '%s\n' "${FUZZ_REQUIREMENTS[*]}" >"$stamp"
 }
 
 # Installs @airweave/sdk@$TS_SDK_VERSION into $NODE_DIR/node_modules when missing or when the pin
@@ -244,6 +273,13 @@ cmd_python() {
     printf '%s\n' "$VENV/bin/python"
 }
 
+cmd_schemathesis() {
+    mkdir -p "$DEV_DIR"
+    lock
+    ensure_fuzz_venv >&2
+    printf '%s\n' "$FUZZ_VENV/bin/schemathesis"
+}
+
 cmd_ts_sdk() {
     mkdir -p "$DEV_DIR"
     lock
@@ -255,11 +291,12 @@ case "${1:-}" in
 start) cmd_start ;;
 python) cmd_python ;;
 ts-sdk) cmd_ts_sdk ;;
+schemathesis) cmd_schemathesis ;;
 stop) cmd_stop ;;
 running) cmd_running ;;
 env) cmd_env ;;
 *)
-    echo "usage: $0 start|stop|running|env|python|ts-sdk" >&2
+    echo "usage: $0 start|stop|running|env|python|ts-sdk|schemathesis" >&2
     exit 2
     ;;
 esac

@@ -56,6 +56,9 @@ eval "$("${EMULATOR[@]}" env)"
 # Airweave's Python SDK, which the wire-compatibility test drives against the API.
 AIRWEAVE_SDK_PYTHON="$("${EMULATOR[@]}" python)"
 export AIRWEAVE_SDK_PYTHON
+# schemathesis, in its own venv: the API fuzzing test runs it against GET /openapi.json.
+SCHEMATHESIS="$("${EMULATOR[@]}" schemathesis)"
+export SCHEMATHESIS
 # Airweave's TypeScript SDK (npm @airweave/sdk): the directory whose node_modules holds it.
 AIRWEAVE_TS_SDK_DIR="$("${EMULATOR[@]}" ts-sdk)"
 export AIRWEAVE_TS_SDK_DIR

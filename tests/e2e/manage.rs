@@ -285,6 +285,9 @@ async fn concurrent_patches_lose_no_update() {
         .as_str()
         .unwrap()
         .starts_with("Name number"));
+    crate::helpers::figures(
+        "concurrency: 8 concurrent PATCHes of one connection -> 8 applied, version 1 -> 9, 0 lost",
+    );
 }
 
 /// Nothing of the connection in either table or in Secrets Manager.

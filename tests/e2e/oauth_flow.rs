@@ -345,7 +345,9 @@ async fn issued_refresh_token(f: &Flow) -> String {
         .json()
         .await
         .unwrap();
-    issued["refresh_token"].as_str().unwrap().to_owned()
+    let refresh_token = issued["refresh_token"].as_str().unwrap().to_owned();
+    crate::helpers::hygiene::register(&refresh_token);
+    refresh_token
 }
 
 /// A token connection imported with `expires_in`; its id.
@@ -371,7 +373,9 @@ async fn stored_refresh_token(f: &Flow, id: &str) -> String {
         .unwrap()
         .unwrap();
     let doc: Value = serde_json::from_str(doc.expose_secret()).unwrap();
-    doc["refresh_token"].as_str().unwrap().to_owned()
+    let refresh_token = doc["refresh_token"].as_str().unwrap().to_owned();
+    crate::helpers::hygiene::register(&refresh_token);
+    refresh_token
 }
 
 #[tokio::test]
@@ -474,5 +478,35 @@ async fn the_refresh_lease_has_one_holder_and_a_growing_fence() {
             .await
             .unwrap(),
         Some(3)
+    );
+}
+
+/// Two runs' credential look-ups at once on a token near its expiry, through the refresh lease
+/// on DynamoDB: one token call, and both get the refreshed token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_refreshes_of_one_token_make_one_token_call() {
+    let f = flow().await;
+    let first = issued_refresh_token(&f).await;
+    let id: domain::ids::ConnectionId = import(&f, &first, 120).await.parse().unwrap();
+    let calls_before = f.provider.token_calls();
+    let spec = f.app.platform.sources.spec("github").unwrap().clone();
+    let lookup = || {
+        let (platform, spec, org) = (f.app.platform.clone(), spec.clone(), f.app.org);
+        tokio::spawn(async move {
+            domain::usecases::sync::credentials_for_tests(&platform, org, id, &spec).await
+        })
+    };
+    let (a, b) = tokio::join!(lookup(), lookup());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(f.provider.token_calls() - calls_before, 1, "one refresher");
+    assert!(a.is_some(), "a token");
+    assert_eq!(a, b, "the loser reads the winner's token");
+    assert_ne!(
+        stored_refresh_token(&f, &id.to_string()).await,
+        first,
+        "rotated and kept"
+    );
+    crate::helpers::figures(
+        "concurrency: 2 concurrent refreshes of one connection's token -> 1 token call",
     );
 }

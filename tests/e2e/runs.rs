@@ -77,6 +77,11 @@ async fn fifty_concurrent_runs_create_one_job() {
     assert_eq!(jobs.len(), 2, "the first job and exactly one more");
     assert_eq!(jobs[0]["status"], "pending");
     assert_eq!(jobs[0]["trigger"], "manual");
+    crate::helpers::figures(&format!(
+        "concurrency: 50 concurrent runs of one connection -> 1 job ({} answered 202, {} answered 409)",
+        statuses.iter().filter(|s| **s == 202).count(),
+        statuses.iter().filter(|s| **s == 409).count()
+    ));
 
     // Once it ran, another run is accepted, forced to a full sync.
     drain(&app, &worker(&app, 0)).await;

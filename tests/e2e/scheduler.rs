@@ -77,6 +77,9 @@ async fn a_due_schedule_fires_once_under_two_concurrent_ticks_and_advances() {
     assert_eq!(jobs[0]["trigger"], "scheduled");
     let messages = app.aws.receive_messages().await;
     assert_eq!(messages.len(), 1, "{messages:?}");
+    crate::helpers::figures(
+        "concurrency: 2 concurrent scheduler ticks on a due schedule -> 1 run, 1 message",
+    );
     let after: Value = app
         .get(&format!("/source-connections/{id}"))
         .await
@@ -168,8 +171,9 @@ async fn a_lost_message_is_sent_again_exactly_once() {
     assert!(messages[0].contains(&job));
 }
 
+/// A run whose lease ran out is sent again once; still dead after that, it is failed.
 #[tokio::test]
-async fn a_run_whose_worker_died_long_ago_is_failed() {
+async fn a_run_whose_worker_died_is_sent_again_then_failed() {
     let app = TestApp::spawn().await;
     app.create_collection("docs").await;
     let created = create(&app, json!({})).await;
@@ -186,8 +190,16 @@ async fn a_run_whose_worker_died_long_ago_is_failed() {
         until: now + Duration::minutes(1),
     };
     store.claim_job(id, job, &lease, now).await.unwrap();
+    app.aws.receive_messages().await;
 
     let report = tick_at(&app, now + Duration::minutes(20)).await;
+    assert_eq!(report.requeued, [job], "{report:?}");
+    let messages = app.aws.receive_messages().await;
+    assert_eq!(messages.len(), 1, "sent again once: {messages:?}");
+    assert!(messages[0].contains(&job.to_string()));
+
+    // Nobody took the lease over: the run is failed.
+    let report = tick_at(&app, now + Duration::minutes(40)).await;
     assert_eq!(report.failed_stuck, [job], "{report:?}");
     let failed: Value = app
         .get(&format!("/source-connections/{id}/jobs/{job}"))

@@ -105,7 +105,7 @@ async fn a_job_is_held_by_one_run_at_a_time_until_it_ends() {
         ..Checkpoint::default()
     };
     store
-        .save_checkpoint(c.id, job.id, "a", &checkpoint)
+        .save_checkpoint(c.id, job.id, "a", &checkpoint, None)
         .await
         .unwrap();
     let JobClaim::Claimed {

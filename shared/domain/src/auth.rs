@@ -722,6 +722,86 @@ mod tests {
         );
     }
 
+    /// Every type that holds a credential, with known secret values, through `{:?}` and
+    /// `{:#?}`: none of the values shows.
+    #[test]
+    fn debug_of_every_credential_type_redacts_its_secrets() {
+        use crate::auth_provider::ProviderCredentials;
+        use crate::oauth::OAuthApp;
+        let secrets = [
+            "sk-direct-secret-1",
+            "at-access-secret-2",
+            "rt-refresh-secret-3",
+            "cs-client-secret-4",
+            "ak-composio-secret-5",
+            "pd-client-secret-6",
+        ];
+        let app = || OAuthApp {
+            client_id: "client-id-shown".into(),
+            client_secret: SecretString::from(secrets[3].to_owned()),
+        };
+        let token = OauthToken {
+            access_token: SecretString::from(secrets[1].to_owned()),
+            refresh_token: Some(SecretString::from(secrets[2].to_owned())),
+            expires_at: Some(now()),
+        };
+        let Ok(AuthenticationRequest::Direct(direct)) = detect(
+            Some(&json!({"credentials": {"api_key": secrets[0]}})),
+            now(),
+        ) else {
+            panic!("direct credentials");
+        };
+        let shown = [
+            format!("{:?}", StoredCredential::Direct(direct.clone())),
+            format!(
+                "{:#?}",
+                StoredCredential::Tokens {
+                    method: AuthMethod::OauthByoc,
+                    token: token.clone(),
+                    obtained_at: Some(now()),
+                    client: Some(app()),
+                }
+            ),
+            format!(
+                "{:?}",
+                StoredCredential::AwaitingAuthorization { client: app() }
+            ),
+            format!("{:?}", AuthenticationRequest::Direct(direct)),
+            format!("{:?}", AuthenticationRequest::OauthToken(token)),
+            format!(
+                "{:?}",
+                AuthenticationRequest::OauthByoc {
+                    client_id: "client-id-shown".into(),
+                    client_secret: SecretString::from(secrets[3].to_owned()),
+                }
+            ),
+            format!(
+                "{:?}",
+                ProviderCredentials::Composio {
+                    api_key: SecretString::from(secrets[4].to_owned())
+                }
+            ),
+            format!(
+                "{:#?}",
+                ProviderCredentials::Pipedream {
+                    client_id: "pd-client-id".into(),
+                    client_secret: SecretString::from(secrets[5].to_owned()),
+                    project_id: "proj_1".into(),
+                    environment: "production".into(),
+                }
+            ),
+        ];
+        for text in &shown {
+            for secret in secrets {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
+        assert!(
+            shown[2].contains("client-id-shown"),
+            "what is not secret still shows"
+        );
+    }
+
     #[test]
     fn debug_never_shows_secret_values() {
         let auth = detect(

@@ -179,6 +179,11 @@ pub struct Checkpoint {
     pub seen_chunks: u32,
     /// The connection had no entity when the run began: nothing to compare against.
     pub store_was_empty: bool,
+    /// Past the stream: the keys of the page at `deleting_after` that were counted as deleted
+    /// before they were deleted (hex fingerprints). A run that resumes there deletes them
+    /// again if they are still stored, without counting them twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counted_deletes: Vec<String>,
 }
 
 /// What a claim of a job found.

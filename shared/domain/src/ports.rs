@@ -326,14 +326,17 @@ pub trait JobStore: Send + Sync {
         lease: &Lease,
         counts: &Counts,
     ) -> Result<JobStatus, StoreError>;
-    /// Saves where the run stopped (counts included) and releases the lease, so that the next
-    /// delivery resumes at once. `LeaseLost` when the run no longer holds the job.
+    /// Saves where the run stopped (counts included). With `keep_until` the run goes on
+    /// holding the job, its lease extended to then; without, the lease is released, so that
+    /// the next delivery resumes at once (a hand-over). `LeaseLost` when the run no longer
+    /// holds the job.
     async fn save_checkpoint(
         &self,
         connection: ConnectionId,
         job: JobId,
         holder: &str,
         checkpoint: &Checkpoint,
+        keep_until: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError>;
     /// Releases the lease without a checkpoint; the next delivery resumes from the last one.
     async fn release_job(

@@ -38,7 +38,7 @@ use utoipa::{Modify, OpenApi};
         auth_providers::list,
         auth_providers::get,
     ),
-    modifiers(&ApiKeyAuth),
+    modifiers(&ApiKeyAuth, &BodyLimit),
     security(("api_key" = [])),
 )]
 struct ApiDoc;
@@ -54,15 +54,7 @@ impl Modify for ApiKeyAuth {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
         );
-        let unauthorized = ResponseBuilder::new()
-            .description("Missing, unknown or revoked API key")
-            .content(
-                crate::problem::CONTENT_TYPE,
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
-            .build();
+        let unauthorized = problem_response("Missing, unknown or revoked API key");
         for (path, item) in openapi.paths.paths.iter_mut() {
             if path == "/health" || path == "/oauth/callback" {
                 continue;
@@ -84,6 +76,50 @@ impl Modify for ApiKeyAuth {
             }
         }
     }
+}
+
+/// Every operation that takes a body answers 413 past `request::MAX_BODY`, before reading it,
+/// and 415 when its Content-Type is not JSON.
+struct BodyLimit;
+
+impl Modify for BodyLimit {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let too_large = problem_response(&format!(
+            "The body is larger than {} KiB",
+            crate::request::MAX_BODY / 1024
+        ));
+        let not_json = problem_response("The body is not `application/json`");
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.put,
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|operation| operation.request_body.is_some())
+            {
+                let responses = &mut operation.responses.responses;
+                responses.insert("413".to_owned(), too_large.clone().into());
+                responses.insert("415".to_owned(), not_json.clone().into());
+            }
+        }
+    }
+}
+
+/// A response whose body is a `Problem`.
+fn problem_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            crate::problem::CONTENT_TYPE,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
 }
 
 /// The document as JSON, built once per process.
@@ -182,6 +218,18 @@ mod tests {
         assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
         assert!(doc["paths"]["/sources"]["get"]["responses"]["401"].is_object());
         assert!(doc["paths"]["/health"]["get"]["responses"]["401"].is_null());
+        for (path, method) in [
+            ("/collections", "post"),
+            ("/source-connections", "post"),
+            ("/source-connections/{id}", "patch"),
+            ("/auth-providers/connections", "post"),
+        ] {
+            assert!(
+                doc["paths"][path][method]["responses"]["413"].is_object(),
+                "{method} {path} documents its body limit"
+            );
+        }
+        assert!(doc["paths"]["/collections"]["get"]["responses"]["413"].is_null());
         assert!(doc["paths"]["/oauth/callback"]["get"]["responses"]["401"].is_null());
         assert_eq!(
             doc["paths"]["/oauth/callback"]["get"]["security"],

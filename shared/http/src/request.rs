@@ -25,6 +25,19 @@ pub fn json_body<T: DeserializeOwned>(
     req: &Request,
     request_id: &str,
 ) -> Result<(Value, T), Problem> {
+    if let Some(media) = req.headers().get(http::header::CONTENT_TYPE) {
+        let media = media.to_str().unwrap_or_default();
+        let essence = media.split(';').next().unwrap_or_default().trim();
+        let json = essence.eq_ignore_ascii_case("application/json")
+            || essence.to_ascii_lowercase().ends_with("+json");
+        if !json {
+            return Err(Problem::new(
+                http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the body must be JSON (Content-Type: application/json)",
+                request_id,
+            ));
+        }
+    }
     let bytes = body_bytes(req);
     if bytes.len() > MAX_BODY {
         return Err(Problem::new(

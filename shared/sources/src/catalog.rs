@@ -345,6 +345,7 @@ mod tests {
                 ("entity_count", false),
                 ("seed", false),
                 ("revision", false),
+                ("page_size", false),
                 ("incremental", false),
                 ("fail_after", false),
                 ("fail_with", false)

@@ -66,6 +66,8 @@ pub struct StubConfig {
     pub incremental: bool,
     /// Fail with this once `fail_after` entities were yielded.
     pub fail: Option<(u32, StubFailure)>,
+    /// Entities per page, at most [`STUB_PAGE_SIZE`].
+    pub page_size: u32,
 }
 
 impl StubConfig {
@@ -95,6 +97,7 @@ impl StubConfig {
             .max(1),
             seed: read("seed", Self::MAX_SEED, Self::DEFAULT_SEED),
             revision: read("revision", Self::MAX_REVISION, 0),
+            page_size: read("page_size", STUB_PAGE_SIZE as u32, STUB_PAGE_SIZE as u32).max(1),
             incremental: config
                 .get("incremental")
                 .and_then(Value::as_bool)
@@ -216,7 +219,7 @@ struct StubStream {
 impl EntityStream for StubStream {
     async fn next_page(&mut self) -> Result<Option<EntityPage>, StreamError> {
         let config = self.config;
-        let mut room = STUB_PAGE_SIZE as u32;
+        let mut room = config.page_size;
         if let Some((after, failure)) = config.fail {
             let past = self.position.yielded >= after;
             // A rate limit happens once: the run resumed after it goes on.
@@ -308,6 +311,9 @@ fn spec() -> SourceSpec {
                      whose index ends in the step's last digit.",
                 )
                 .range(0, i64::from(StubConfig::MAX_REVISION)),
+            FieldSpec::new("page_size", "Page size", FieldType::Integer)
+                .describe("Entities per page (default and most: 100).")
+                .range(1, STUB_PAGE_SIZE as i64),
             FieldSpec::new("incremental", "Incremental", FieldType::Boolean).describe(
                 "Sync incrementally after the first run: yield only what changed since the last \
                  completed one (default false: every run is a full sync).",
@@ -436,11 +442,12 @@ mod tests {
                 revision: 0,
                 incremental: false,
                 fail: None,
+                page_size: 100,
             }
         );
         assert_eq!(
             StubConfig::from_config(&object(
-                json!({"entity_count": 7, "seed": 42, "revision": 3, "incremental": true, "fail_with": "auth"})
+                json!({"entity_count": 7, "seed": 42, "revision": 3, "incremental": true, "fail_with": "auth", "page_size": 3})
             )),
             StubConfig {
                 entity_count: 7,
@@ -448,6 +455,7 @@ mod tests {
                 revision: 3,
                 incremental: true,
                 fail: Some((0, StubFailure::Auth)),
+                page_size: 3,
             }
         );
     }

@@ -3,7 +3,7 @@
 
 use super::aws::TestAws;
 use super::github::FakeGithub;
-use super::logs;
+use super::{hygiene, logs};
 use domain::ids::OrganizationId;
 use domain::tenancy::RedirectOrigin;
 use domain::usecases::Platform;
@@ -15,6 +15,22 @@ use serde_json::Value;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+
+/// The response, after its headers and body were scanned for every secret the tests used.
+async fn scanned(response: Response) -> Response {
+    let mut builder = http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        hygiene::scan(
+            &format!("the response header {name}"),
+            &String::from_utf8_lossy(value.as_bytes()),
+        );
+        builder = builder.header(name, value);
+    }
+    let body = response.bytes().await.expect("the response body");
+    hygiene::scan("a response body", &String::from_utf8_lossy(&body));
+    hygiene::assert_clean();
+    Response::from(builder.body(body).expect("the same response"))
+}
 
 /// The token the fake GitHub accepts.
 pub const GITHUB_TOKEN: &str = "ghp_e2eValidToken000000000000000000000000";
@@ -86,6 +102,8 @@ impl TestApp {
             .expect("api key")
             .expose_secret()
             .to_owned();
+        hygiene::register(&api_key);
+        hygiene::register(GITHUB_TOKEN);
         customize(&mut platform, &aws);
         let app = App::new(platform.clone());
         let (stop, stopped) = oneshot::channel();
@@ -115,6 +133,7 @@ impl TestApp {
         .await
         .expect("organization");
         let key = stack::create_api_key(&store, org).await.expect("key");
+        hygiene::register(key.expose_secret());
         (org, key.expose_secret().to_owned())
     }
 
@@ -130,15 +149,18 @@ impl TestApp {
             .http
             .request(method, format!("{}{path}", self.base_url));
         if let Some(key) = key {
+            hygiene::register(key);
             req = req.header("x-api-key", key);
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         if let Some(body) = body {
+            hygiene::register_body(body);
             req = req.json(body);
         }
-        req.send().await.expect("request reaches the gateway")
+        let response = req.send().await.expect("request reaches the gateway");
+        scanned(response).await
     }
 
     pub async fn get(&self, path: &str) -> Response {

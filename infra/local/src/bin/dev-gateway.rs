@@ -3,7 +3,9 @@
 //! emulator's queue (as Lambda's SQS integration would) and the scheduler's tick every minute
 //! (as the EventBridge rule would; `SCHEDULER_TICK_SECONDS` changes the period) until
 //! interrupted. `OAUTH_<SHORT_NAME>_CLIENT_ID`/`_CLIENT_SECRET` become the platform's OAuth app
-//! for that source in the emulator's Secrets Manager.
+//! for that source in the emulator's Secrets Manager. `FAULT_RATE` (0..1, the soak benchmark)
+//! fails that share of the platform's AWS requests at random, in the ways the fault matrix
+//! does; the queue polling that stands in for Lambda's SQS integration is never failed.
 
 use aws_adapters::{AwsClients, DynamoStore, SqsQueue};
 use http_api::{telemetry, App};
@@ -24,7 +26,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let key_file = dev_dir.join("api-key");
     let key = ensure_dev_key(&store, &key_file).await?;
 
-    let app = App::from_parts(&config, &clients, wiring::Upstreams::from_env()?);
+    let platform_clients = local_stack::faults::with_faults_from_env(&clients)?;
+    let app = App::from_parts(&config, &platform_clients, wiring::Upstreams::from_env()?);
     let loaded = load_oauth_apps(
         app.platform.vault.as_ref(),
         app.platform.sources.as_ref(),

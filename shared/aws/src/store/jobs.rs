@@ -543,15 +543,23 @@ impl JobStore for DynamoStore {
         job: JobId,
         holder: &str,
         checkpoint: &Checkpoint,
+        keep_until: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(checkpoint).map_err(|e| StoreError::Backend(boxed(e)))?;
-        let mut values = HashMap::from([
-            (":checkpoint".to_owned(), s(json)),
-            (":released".to_owned(), n(0)),
-        ]);
+        let mut values = HashMap::from([(":checkpoint".to_owned(), s(json))]);
         let set = counts_update(&checkpoint.counts, &mut values);
-        let expression =
-            format!("SET {set}, checkpoint = :checkpoint, lease_until = :released REMOVE #holder");
+        let expression = match keep_until {
+            Some(until) => {
+                values.insert(":until".to_owned(), millis(until));
+                format!("SET {set}, checkpoint = :checkpoint, lease_until = :until")
+            }
+            None => {
+                values.insert(":released".to_owned(), n(0));
+                format!(
+                    "SET {set}, checkpoint = :checkpoint, lease_until = :released REMOVE #holder"
+                )
+            }
+        };
         self.update_held(
             connection,
             job,

@@ -958,12 +958,17 @@ impl JobStore for MemoryStore {
         job: JobId,
         holder: &str,
         checkpoint: &Checkpoint,
+        keep_until: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
         if !holds(&state, job, holder) {
             return Err(StoreError::LeaseLost);
         }
-        state.runs.insert(job, (None, Some(checkpoint.clone())));
+        let lease = keep_until.map(|until| Lease {
+            holder: holder.to_owned(),
+            until,
+        });
+        state.runs.insert(job, (lease, Some(checkpoint.clone())));
         if let Some(stored) = state.jobs.get_mut(&(connection, job)) {
             stored.set_counts(&checkpoint.counts);
         }

@@ -324,6 +324,60 @@ pub(crate) fn parse_schedule(
     }
 }
 
+/// After the create's transaction failed: `Ok` when it committed all the same (the failure was
+/// a timeout or a 5xx after it was applied, or the SDK's retry of it found our own write), else
+/// the error to answer. Nothing may point at a missing secret, so the secret is removed only
+/// when the transaction is known not to have committed; when that cannot be told, it is left
+/// for the scheduler's orphan sweep.
+async fn committed_anyway(
+    platform: &Platform,
+    org: OrganizationId,
+    connection_id: ConnectionId,
+    collection: &ReadableId,
+    error: StoreError,
+    has_secret: bool,
+    keyed: bool,
+) -> Result<(), DomainError> {
+    let taken_over = || {
+        DomainError::Conflict(
+            "a concurrent request created this connection; retry with the same Idempotency-Key to read it".into(),
+        )
+    };
+    let failed = match error {
+        StoreError::CollectionNotFound => {
+            DomainError::NotFound(format!("collection '{collection}' not found"))
+        }
+        // The key was taken over: the new holder writes (and may have committed) the same
+        // connection id with the same secret. Not ours to remove; the client's retry with the
+        // key reads the result.
+        StoreError::LeaseLost => return Err(taken_over()),
+        StoreError::AlreadyExists if keyed => return Err(taken_over()),
+        // A timeout or a 5xx, or (unkeyed, the id is fresh) the SDK's retry finding our own
+        // write: whether it committed is read back.
+        other => match platform.store.get_connection(org, connection_id).await {
+            Ok(Some(_)) => {
+                warn!(error = %other, "the create's transaction reported a failure but committed");
+                return Ok(());
+            }
+            Ok(None) => DomainError::internal(other),
+            Err(check) => {
+                warn!(error = %check, "could not tell whether the create committed; its secret is left to the orphan sweep");
+                return Err(DomainError::internal(other));
+            }
+        },
+    };
+    if has_secret {
+        if let Err(cleanup) = platform
+            .vault
+            .delete_connection_secret(org, connection_id)
+            .await
+        {
+            tracing::error!(error = %cleanup, "could not remove the secret of a failed create");
+        }
+    }
+    Err(failed)
+}
+
 /// Takes the key, or answers the stored result of the request that took it first.
 /// `Ok(Err(created))` is a replay.
 async fn claim(
@@ -351,13 +405,28 @@ async fn claim(
     };
     let deadline = tokio::time::Instant::now() + WAIT_FOR_CONCURRENT;
     loop {
-        let claim = platform
+        let claim = match platform
             .store
             .claim_key(&candidate, platform.clock.now())
             .await
-            .map_err(DomainError::internal)?;
+        {
+            Ok(claim) => claim,
+            Err(e) => {
+                // The write may have landed (a timeout after it was applied): free the key if
+                // it is ours, so that the client's retry is not told to wait out the lease.
+                if let Err(release) = platform.store.release_key(&candidate).await {
+                    warn!(error = %release, "could not release the idempotency key; it frees itself when its lease ends");
+                }
+                return Err(DomainError::internal(e));
+            }
+        };
         match claim {
             Claim::Acquired(reservation) => return Ok(Ok(reservation)),
+            // Our own claim, found by a retry of the write that had landed (a 5xx after it was
+            // applied): it is ours.
+            Claim::Held(KeyState::InProgress(r)) if r.lease_token == candidate.lease_token => {
+                return Ok(Ok(r))
+            }
             Claim::Held(KeyState::Completed { fingerprint: f, .. }) if f != fingerprint => {
                 return Err(reused())
             }
@@ -409,14 +478,14 @@ async fn write(
     reservation: Option<&Reservation>,
     now: DateTime<Utc>,
 ) -> Result<SourceConnection, DomainError> {
-    let collection_missing =
-        || DomainError::NotFound(format!("collection '{}' not found", plan.collection));
     platform
         .store
         .get_collection(org, &plan.collection)
         .await
         .map_err(DomainError::internal)?
-        .ok_or_else(collection_missing)?;
+        .ok_or_else(|| {
+            DomainError::NotFound(format!("collection '{}' not found", plan.collection))
+        })?;
 
     let resolved = match &plan.auth {
         AuthenticationRequest::OauthBrowser | AuthenticationRequest::OauthByoc { .. } => {
@@ -485,25 +554,16 @@ async fn write(
         })
         .await;
     if let Err(e) = inserted {
-        // Nothing may point at the secret: remove it before answering. Unless the key was taken
-        // over: the new holder writes (and may have committed) the same connection id's secret.
-        let taken_over = matches!(e, StoreError::AlreadyExists | StoreError::LeaseLost);
-        if !taken_over && resolved.secret.is_some() {
-            if let Err(cleanup) = platform
-                .vault
-                .delete_connection_secret(org, connection_id)
-                .await
-            {
-                tracing::error!(error = %cleanup, "could not remove the secret of a failed create");
-            }
-        }
-        return Err(match e {
-            StoreError::CollectionNotFound => collection_missing(),
-            StoreError::AlreadyExists | StoreError::LeaseLost => DomainError::Conflict(
-                "a concurrent request created this connection; retry with the same Idempotency-Key to read it".into(),
-            ),
-            other => DomainError::internal(other),
-        });
+        committed_anyway(
+            platform,
+            org,
+            connection_id,
+            &plan.collection,
+            e,
+            resolved.secret.is_some(),
+            reservation.is_some(),
+        )
+        .await?;
     }
     info!(
         method = plan.auth.method().as_str(),

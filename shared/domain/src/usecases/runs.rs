@@ -29,6 +29,9 @@ fn refusal(connection: &SourceConnection) -> Option<DomainError> {
     }
 }
 
+/// Writes of a new job tried while the connection changes under them.
+const START_ATTEMPTS: u32 = 3;
+
 fn already_active() -> DomainError {
     DomainError::Conflict(
         "the connection already has a sync job pending, running or cancelling".into(),
@@ -56,15 +59,27 @@ pub async fn run_connection(
         platform.clock.now(),
     );
     job.force_full_sync = force_full_sync;
-    match platform.store.start_job(&job).await {
-        Ok(()) => {}
-        Err(StoreError::JobActive) => return Err(already_active()),
-        Err(StoreError::NotRunnable) => {
-            // Paused or deleted between the read and the write: say which.
-            let now = get_connection(platform, org, connection_id).await?;
-            return Err(refusal(&now).unwrap_or_else(already_active));
+    let mut attempts = 0;
+    loop {
+        match platform.store.start_job(&job).await {
+            Ok(()) => break,
+            Err(StoreError::JobActive) => return Err(already_active()),
+            Err(StoreError::NotRunnable) => {
+                // Paused or deleted between the read and the write: say which. Runnable again
+                // (a change that came and went): the write is tried again.
+                let now = get_connection(platform, org, connection_id).await?;
+                if let Some(refused) = refusal(&now) {
+                    return Err(refused);
+                }
+                attempts += 1;
+                if attempts == START_ATTEMPTS {
+                    return Err(DomainError::Conflict(
+                        "the connection kept changing while the run was started; retry".into(),
+                    ));
+                }
+            }
+            Err(e) => return Err(DomainError::internal(e)),
         }
-        Err(e) => return Err(DomainError::internal(e)),
     }
     show_last_job(platform, org, connection.id, &job).await;
     if let Err(e) = platform.queue.enqueue(&job.message()).await {

@@ -262,10 +262,31 @@ async fn check_job(
                 }
             }
         }
-        (_, Some(until)) if until + STUCK_AFTER > now => {
-            // A live (or recently expired) run: look again once it could be dead.
-            store.postpone_job_check(check, until + STUCK_AFTER).await?;
+        (_, Some(until)) if until > now => {
+            // A live run: look again once it could be dead.
+            store
+                .postpone_job_check(check, until + LOST_MESSAGE_AFTER)
+                .await?;
         }
+        // The run's lease ran out and this is the first look since (the check was due before
+        // the lease plus STUCK_AFTER): its invocation died, or lost the lease without another
+        // taking it over. Its message is sent again; the worker's claim takes the expired
+        // lease over and resumes from the last checkpoint. A cancelling run is just ended.
+        (JobStatus::Running, Some(until)) if check.check_at < until + STUCK_AFTER => {
+            if !store.postpone_job_check(check, now + STUCK_AFTER).await? {
+                return Ok(());
+            }
+            match platform.queue.enqueue(&job.message()).await {
+                Ok(()) => {
+                    info!(source_connection_id = %connection, job_id = %job_id, lease_until = %until, "re-enqueued a run whose lease ran out");
+                    report.requeued.push(job_id);
+                }
+                Err(e) => {
+                    warn!(job_id = %job_id, error = %e, "could not re-enqueue a run whose lease ran out; the next look will fail it")
+                }
+            }
+        }
+        // Still the same dead lease after it was sent again: the run is failed.
         (_, Some(until)) => {
             if !store
                 .postpone_job_check(check, now + LOST_MESSAGE_AFTER)

@@ -22,6 +22,7 @@ use lambda_http::Request;
         (status = 400, description = "The provider refused the credentials", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The readable id is taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The provider rate-limited the credential check", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider could not be reached", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(app: &App, org: OrganizationId, req: &Request, request_id: &str) -> Answer {

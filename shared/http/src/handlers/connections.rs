@@ -99,6 +99,7 @@ pub async fn update(
     responses(
         (status = 200, description = "The connection as it was. Its running job was stopped; its jobs, entities and secret are gone, and its collection no longer counts it", body = SourceConnection),
         (status = 404, description = "Unknown (or already deleted) connection", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The connection kept changing while it was being deleted; retry", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete(app: &App, org: OrganizationId, id: &str, request_id: &str) -> Answer {
     let deleted = delete_connection(&app.platform, org, id)

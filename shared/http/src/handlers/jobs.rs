@@ -125,7 +125,7 @@ pub async fn get(
 #[utoipa::path(get, path = "/source-connections/{id}/entities", tag = "source-connections",
     params(
         ("id" = String, Path, description = "The connection id"),
-        ("type" = Option<String>, Query, description = "Only entities of this type"),
+        ("type" = Option<String>, Query, min_length = 1, max_length = 255, pattern = "^[^#]*$", description = "Only entities of this type (one of the source's `output_entity_definitions`; 1-255 bytes, no `#`)"),
         crate::paging::PageParams,
     ),
     responses(

@@ -155,6 +155,7 @@ fn escape(text: &str) -> String {
         (status = 200, description = "The connection with a fresh `auth.auth_url` (10 minutes); the previous link stops working", body = SourceConnection),
         (status = 400, description = "Not a browser OAuth connection, or authorized and healthy", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown connection", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The connection kept changing; retry", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn reinitiate(app: &App, org: OrganizationId, id: &str, request_id: &str) -> Answer {
     let connection: SourceConnection = reinitiate_oauth(&app.platform, org, id)

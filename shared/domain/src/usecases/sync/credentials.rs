@@ -401,8 +401,15 @@ fn failed(error: String) -> Credential {
     })
 }
 
-/// Whether the stored tokens are not the ones this run had.
+/// Whether the stored tokens are not the ones this run had. Not the access token alone: a
+/// provider may hand the same access token back on a refresh, with a new expiry or a rotated
+/// refresh token.
 fn changed(stored: &StoredCredential, had: &OauthToken) -> bool {
+    fn exposed(t: &OauthToken) -> Option<&str> {
+        t.refresh_token.as_ref().map(|r| r.expose_secret())
+    }
     matches!(stored, StoredCredential::Tokens { token, .. }
-        if token.access_token.expose_secret() != had.access_token.expose_secret())
+        if token.access_token.expose_secret() != had.access_token.expose_secret()
+            || exposed(token) != exposed(had)
+            || token.expires_at != had.expires_at)
 }

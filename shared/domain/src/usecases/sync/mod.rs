@@ -107,9 +107,10 @@ pub enum SyncError {
     Credentials(String),
 }
 
-/// The access token a run would start with (tests of the credential seam).
-#[cfg(test)]
-pub(crate) async fn credentials_for_tests(
+/// The access token a run would start with, refreshed first when it is near its expiry, as
+/// a run does (tests of the credential seam, against the in-memory fakes and the real stack).
+#[doc(hidden)]
+pub async fn credentials_for_tests(
     platform: &Platform,
     org: crate::ids::OrganizationId,
     connection: crate::ids::ConnectionId,
@@ -242,6 +243,9 @@ struct Run<'a> {
     pending: Vec<EntityWrite>,
     /// Unseen keys waiting for a full batch of deletes.
     doomed: Vec<EntityKey>,
+    /// Past the stream: fingerprints of the keys of the current page of stored keys that are
+    /// already counted as deleted (see `Checkpoint::counted_deletes`).
+    counted_deletes: HashSet<u128>,
     /// Fingerprints of the keys this invocation deleted because the source reported them
     /// removed: yielded again later, they are written back.
     removed: HashSet<u128>,
@@ -276,6 +280,7 @@ impl<'a> Run<'a> {
             remaining: BTreeMap::new(),
             pending: Vec::new(),
             doomed: Vec::new(),
+            counted_deletes: HashSet::new(),
             removed: HashSet::new(),
             pages: 0,
             last_progress: Instant::now(),
@@ -445,6 +450,12 @@ impl<'a> Run<'a> {
         self.stream_done = checkpoint.stream_done;
         self.deleting_after = checkpoint.deleting_after;
         self.remaining = checkpoint.remaining;
+        self.counted_deletes = checkpoint
+            .counted_deletes
+            .iter()
+            .map(|hex| u128::from_str_radix(hex, 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| SyncError::Checkpoint("a counted delete is malformed"))?;
         Ok(())
     }
 
@@ -696,6 +707,10 @@ impl<'a> Run<'a> {
 
     /// After a full sync: deletes every stored entity the run did not see, counting in
     /// `remaining` how many of each type stay. `Some` when the run handed over part-way.
+    ///
+    /// The deletes of a page are counted, and checkpointed at the page's start, before they are
+    /// made: a run that dies after them resumes at that page, where its deleted keys are gone
+    /// and the ones still there are deleted without being counted again.
     async fn delete_unseen(&mut self) -> Result<Option<Handled>, SyncError> {
         loop {
             if let Some(handled) = self.between_pages().await? {
@@ -706,18 +721,37 @@ impl<'a> Run<'a> {
                 .entities
                 .keys(self.connection_id(), self.deleting_after.as_deref())
                 .await?;
+            let mut kept: BTreeMap<String, u64> = BTreeMap::new();
+            let mut doomed = Vec::new();
+            let mut uncounted = false;
             for key in page.keys {
-                if self.seen.contains(key.fingerprint()) {
-                    *self
-                        .remaining
-                        .entry(key.entity_type().to_owned())
-                        .or_default() += 1;
-                } else {
-                    self.doomed.push(key);
-                    if self.doomed.len() == WRITE_BATCH {
-                        self.delete_doomed().await?;
-                    }
+                let fingerprint = key.fingerprint();
+                if self.seen.contains(fingerprint) {
+                    *kept.entry(key.entity_type().to_owned()).or_default() += 1;
+                    continue;
                 }
+                if self.counted_deletes.insert(fingerprint) {
+                    uncounted = true;
+                    self.counts.deleted += 1;
+                    self.tallies
+                        .entry(key.entity_type().to_owned())
+                        .or_default()
+                        .deleted += 1;
+                }
+                doomed.push(key);
+            }
+            if uncounted {
+                self.save_checkpoint(true).await?;
+            }
+            for batch in doomed.chunks(WRITE_BATCH) {
+                self.platform
+                    .entities
+                    .delete(self.connection_id(), batch)
+                    .await?;
+            }
+            self.counted_deletes.clear();
+            for (entity_type, n) in kept {
+                *self.remaining.entry(entity_type).or_default() += n;
             }
             self.pages += 1;
             match page.next {
@@ -725,21 +759,12 @@ impl<'a> Run<'a> {
                 None => break,
             }
         }
-        self.delete_doomed().await?;
         Ok(None)
     }
 
-    /// Checkpoints and sends a message that carries on, after `wait` when the source asked.
-    async fn hand_over(&mut self, wait: Option<Duration>) -> Result<Handled, SyncError> {
-        self.flush().await?;
-        for (index, chunk) in self.seen.unsaved_chunks() {
-            self.platform
-                .store
-                .put_seen_chunk(self.connection_id(), self.job.id, index, &chunk)
-                .await?;
-        }
-        self.seen.mark_saved();
-        let checkpoint = Checkpoint {
+    /// Where the run stands, for the next invocation to resume from.
+    fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
             resume: self.resume.clone(),
             stream_done: self.stream_done,
             deleting_after: self.deleting_after.clone(),
@@ -748,14 +773,46 @@ impl<'a> Run<'a> {
             tallies: self.tallies.clone(),
             seen_chunks: self.seen.chunks(),
             store_was_empty: self.store_was_empty,
-        };
-        match self
-            .platform
+            counted_deletes: self
+                .counted_deletes
+                .iter()
+                .map(|f| format!("{f:032x}"))
+                .collect(),
+        }
+    }
+
+    /// Stores the seen keys not stored yet, then the checkpoint; `keep`: the run goes on (its
+    /// lease extended), else it hands the job over.
+    async fn save_checkpoint(&mut self, keep: bool) -> Result<(), SyncError> {
+        let keep_until = keep.then(|| {
+            self.platform.clock.now()
+                + chrono::Duration::from_std(self.settings.lease).unwrap_or_default()
+        });
+        for (index, chunk) in self.seen.unsaved_chunks() {
+            self.platform
+                .store
+                .put_seen_chunk(self.connection_id(), self.job.id, index, &chunk)
+                .await?;
+        }
+        self.seen.mark_saved();
+        self.platform
             .store
-            .save_checkpoint(self.connection_id(), self.job.id, &self.holder, &checkpoint)
-            .await
-        {
-            Err(StoreError::LeaseLost) => {
+            .save_checkpoint(
+                self.connection_id(),
+                self.job.id,
+                &self.holder,
+                &self.checkpoint(),
+                keep_until,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Checkpoints and sends a message that carries on, after `wait` when the source asked.
+    async fn hand_over(&mut self, wait: Option<Duration>) -> Result<Handled, SyncError> {
+        self.flush().await?;
+        match self.save_checkpoint(false).await {
+            Err(SyncError::Store(StoreError::LeaseLost)) => {
                 warn!("another run took the job over before the checkpoint; this one stops");
                 return Ok(Handled::Dropped);
             }

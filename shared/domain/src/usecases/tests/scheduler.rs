@@ -128,8 +128,10 @@ async fn a_lost_message_is_sent_again_once() {
     assert_eq!(f.store.active_slot(c.id), Some(job.id));
 }
 
+/// A run whose lease ran out is sent again once (its worker died, or lost the lease to nobody);
+/// if it stays dead after that, it is failed.
 #[tokio::test]
-async fn a_run_whose_worker_died_is_failed_and_the_connection_shows_error() {
+async fn a_run_whose_worker_died_is_sent_again_then_failed_if_it_stays_dead() {
     let (f, org) = setup().await;
     let c = create(&f.platform, org, direct_body())
         .await
@@ -148,19 +150,34 @@ async fn a_run_whose_worker_died_is_failed_and_the_connection_shows_error() {
             until: lease_end,
         }),
     );
-    // A live (or recently expired) lease: left alone, looked at again later.
-    let report = tick_at(&f, now() + Duration::minutes(6)).await;
+    let sent_before = f.queue.messages().len();
+    // A live lease: left alone, looked at again once it could be dead.
+    let report = tick_at(&f, now() + Duration::minutes(1)).await;
     assert!(
         report.failed_stuck.is_empty() && report.requeued.is_empty(),
         "{report:?}"
     );
+
+    // Expired: its message is sent again, for a worker to take the lease over and resume.
+    let resend_at = lease_end + Duration::minutes(6);
+    let report = tick_at(&f, resend_at).await;
+    assert_eq!(report.requeued, [job.id], "{report:?}");
+    assert!(report.failed_stuck.is_empty());
+    assert_eq!(f.queue.messages().len(), sent_before + 1);
+    assert_eq!(f.queue.messages().last(), Some(&job.message()));
+    assert_eq!(
+        f.store.job(c.id, job.id).unwrap().status,
+        JobStatus::Running
+    );
     assert_eq!(
         f.store.slot_check(c.id),
-        Some(lease_end + Duration::minutes(15))
+        Some(resend_at + Duration::minutes(15)),
+        "looked at again once the re-sent run could be dead too"
     );
 
-    let report = tick_at(&f, lease_end + Duration::minutes(16)).await;
-    assert_eq!(report.failed_stuck, [job.id]);
+    // Nobody took it: still the same dead lease, so the run is failed.
+    let report = tick_at(&f, resend_at + Duration::minutes(16)).await;
+    assert_eq!(report.failed_stuck, [job.id], "{report:?}");
     let failed = f.store.job(c.id, job.id).unwrap();
     assert_eq!(failed.status, JobStatus::Failed);
     assert!(failed.error.unwrap().contains("stopped responding"));
