@@ -71,47 +71,25 @@ bench-coldstart:
 # binary's heaviest event against the 128 MB memory setting goes into BENCHMARKS.md.
 bench-memory:
 	cargo build --release -p create-connection -p api -p oauth-callback -p sync-worker -p scheduler -p bench
-	@started=false; \
-	trap 'if $$started; then bash infra/emulator.sh stop; fi' EXIT; \
-	trap 'exit 130' INT; trap 'exit 143' TERM; \
-	if ! bash infra/emulator.sh running; then \
-		bash infra/emulator.sh start || exit 1; started=true; \
-	fi; \
-	eval "$$(bash infra/emulator.sh env)"; \
-	mkdir -p .dev; \
 	LAMBDA_BINARY_DIR="$$(realpath "$${CARGO_TARGET_DIR:-target}")/release" \
 	BENCH_MEMORY_REPORT="$$PWD/.dev/memory.jsonl" \
-		cargo test -p e2e every_sample_event_drives_its_functions_binary || exit 1; \
+		bash infra/bench/with-emulator.sh \
+		cargo test -p e2e every_sample_event_drives_its_functions_binary
 	python3 infra/bench/memory.py .dev/memory.jsonl
 
 # The sync worker binary as its own process, fed SQS messages through a fake Runtime API, on a
 # stub connection of BENCH_ENTITIES entities: first sync, unchanged, 10% changed, full with
-# deletes, next to the emulator's raw write rate. Starts the emulator unless one answers, and
-# stops it afterwards only if it started it. Both benchmarks record their table in BENCHMARKS.md.
+# deletes, next to the emulator's raw write rate. infra/bench/with-emulator.sh starts the
+# emulator unless one answers, and stops it afterwards only if it started it.
 bench-sync:
 	cargo build --release -p sync-worker -p bench
-	@started=false; \
-	trap 'if $$started; then bash infra/emulator.sh stop; fi' EXIT; \
-	trap 'exit 130' INT; trap 'exit 143' TERM; \
-	if ! bash infra/emulator.sh running; then \
-		bash infra/emulator.sh start || exit 1; started=true; \
-	fi; \
-	eval "$$(bash infra/emulator.sh env)"; \
-	python="$$(bash infra/emulator.sh python)" || exit 1; \
-	"$$python" infra/bench/sync.py "$${CARGO_TARGET_DIR:-target}/release" "$${BENCH_ENTITIES:-100000}"
+	bash infra/bench/with-emulator.sh sh -c '"$$BENCH_PYTHON" infra/bench/sync.py \
+		"$${CARGO_TARGET_DIR:-target}/release" "$${BENCH_ENTITIES:-100000}"'
 
 # The dev gateway (debug build) on loopback under a bounded mixed load from several
 # organizations, with a share of its AWS requests failed at random; latency, 5xx and the
 # invariants once it settled go into BENCHMARKS.md. Not part of `make test`.
 bench-soak:
 	cargo build -p local-stack --bins
-	@started=false; \
-	trap 'if $$started; then bash infra/emulator.sh stop; fi' EXIT; \
-	trap 'exit 130' INT; trap 'exit 143' TERM; \
-	if ! bash infra/emulator.sh running; then \
-		bash infra/emulator.sh start || exit 1; started=true; \
-	fi; \
-	eval "$$(bash infra/emulator.sh env)"; \
-	mkdir -p .dev; \
-	python="$$(bash infra/emulator.sh python)" || exit 1; \
-	"$$python" infra/bench/soak.py "$${CARGO_TARGET_DIR:-target}/debug"
+	bash infra/bench/with-emulator.sh sh -c '"$$BENCH_PYTHON" infra/bench/soak.py \
+		"$${CARGO_TARGET_DIR:-target}/debug"'

@@ -8,15 +8,20 @@
 //! happen. The table of operations, requests, faults and violations is printed; every
 //! violation fails the test.
 
-use crate::helpers::app::TestApp;
+use crate::helpers::app::{TestApp, GITHUB_TOKEN};
 use crate::helpers::faults::{Call, Faults, Kind};
+use crate::helpers::github::FakeGithub;
 use aws_adapters::{DynamoEntities, DynamoStore, SecretsVault, SqsQueue};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Duration, Utc};
 use domain::clock::Clock;
+use domain::oauth::OAuthApp;
 use domain::usecases::scheduler::{tick, TickLimits};
 use domain::usecases::sync::SyncSettings;
+use fakes::composio::{ComposioAccount, FakeComposio};
+use fakes::oauth::{FakeClientAuth, FakeOAuthConfig, FakeOAuthProvider};
 use reqwest::Method;
+use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -42,6 +47,9 @@ impl Clock for TestClock {
 enum Op {
     CreateDirect,
     CreateOAuthBrowser,
+    CreateToken,
+    CreateAuthProvider,
+    OAuthCallback,
     SyncAgain,
     SyncFullWithDeletes,
     SyncContinuation,
@@ -53,9 +61,12 @@ enum Op {
 }
 
 impl Op {
-    const ALL: [Op; 10] = [
+    const ALL: [Op; 13] = [
         Op::CreateDirect,
         Op::CreateOAuthBrowser,
+        Op::CreateToken,
+        Op::CreateAuthProvider,
+        Op::OAuthCallback,
         Op::SyncAgain,
         Op::SyncFullWithDeletes,
         Op::SyncContinuation,
@@ -69,7 +80,10 @@ impl Op {
     fn name(self) -> &'static str {
         match self {
             Op::CreateDirect => "create (direct credentials)",
-            Op::CreateOAuthBrowser => "create (OAuth browser flow)",
+            Op::CreateOAuthBrowser => "create (OAuth browser flow, BYOC)",
+            Op::CreateToken => "create (OAuth token import)",
+            Op::CreateAuthProvider => "create (through Composio)",
+            Op::OAuthCallback => "OAuth callback",
             Op::SyncAgain => "sync: run again, unchanged",
             Op::SyncFullWithDeletes => "sync: full, with deletes",
             Op::SyncContinuation => "sync: first run, handed over between its pages",
@@ -91,6 +105,10 @@ struct World {
     /// The queue without the interceptor: SQS's own delivery to Lambda is not ours to fail.
     delivery: SqsQueue,
     mode: Delivery,
+    /// The upstreams: GitHub, its OAuth server (the platform's app in the vault), Composio.
+    _github: FakeGithub,
+    _oauth: FakeOAuthProvider,
+    composio: FakeComposio,
 }
 
 /// How SQS hands the messages over: at least once, in no promised order.
@@ -110,7 +128,35 @@ impl World {
         let faults = Faults::default();
         let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
         let (f, c) = (faults.clone(), Arc::clone(&clock));
+        let github = FakeGithub::start(GITHUB_TOKEN).await;
+        let mut config =
+            FakeOAuthConfig::new(PLATFORM_CLIENT, PLATFORM_SECRET, FakeClientAuth::Body);
+        config.issued_access_token = Some(GITHUB_TOKEN.to_owned());
+        let oauth = FakeOAuthProvider::start_with(config).await;
+        let composio = FakeComposio::start(COMPOSIO_KEY).await;
+        let catalog = {
+            let urls = [
+                ("SOURCE_GITHUB_AUTHORIZE_URL", oauth.authorize_url()),
+                ("SOURCE_GITHUB_TOKEN_URL", oauth.token_url()),
+                ("SOURCE_GITHUB_BASE_URL", github.base_url.clone()),
+            ];
+            sources::Catalog::from_lookup(|name| {
+                urls.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.clone())
+            })
+            .expect("catalog")
+        };
+        let providers = {
+            let url = composio.base_url.clone();
+            sources::ProviderClients::from_lookup(|name| {
+                (name == "AUTH_PROVIDER_COMPOSIO_BASE_URL").then(|| url.clone())
+            })
+            .expect("provider clients")
+        };
         let app = TestApp::spawn_customized(move |p, aws| {
+            p.sources = Arc::new(catalog);
+            p.auth_providers = Arc::new(providers);
             p.store = Arc::new(DynamoStore::new(
                 f.dynamodb(&aws.clients.dynamodb),
                 &aws.state_table,
@@ -128,6 +174,17 @@ impl World {
         })
         .await;
         app.create_collection("docs").await;
+        app.platform
+            .vault
+            .put_oauth_app(
+                "github",
+                &OAuthApp {
+                    client_id: PLATFORM_CLIENT.into(),
+                    client_secret: SecretString::from(PLATFORM_SECRET.to_owned()),
+                },
+            )
+            .await
+            .expect("the platform's GitHub app");
         let worker = Worker {
             platform: app.platform.clone(),
             settings: SyncSettings {
@@ -145,6 +202,9 @@ impl World {
             worker,
             delivery,
             mode,
+            _github: github,
+            _oauth: oauth,
+            composio,
         }
     }
 
@@ -320,6 +380,8 @@ impl World {
 struct Prepared {
     connection: Option<String>,
     job: Option<String>,
+    /// Where the provider sent the browser back (code and state), for the callback.
+    callback: Option<String>,
 }
 
 fn stub(entity_count: u32, extra: Value) -> Value {
@@ -338,6 +400,62 @@ fn stub(entity_count: u32, extra: Value) -> Value {
 }
 
 const IDEMPOTENCY_KEY: &str = "matrix-create-1";
+const PLATFORM_CLIENT: &str = "matrix-platform-app";
+const PLATFORM_SECRET: &str = "matrix-platform-secret-5c2d";
+const COMPOSIO_KEY: &str = "ak_matrixComposioKey_0001";
+
+/// A GitHub connection's create body with this authentication (a browser flow's with the
+/// URL to send the user back to).
+fn github(authentication: Value) -> Value {
+    let mut body = json!({
+        "name": "matrix",
+        "short_name": "github",
+        "readable_collection_id": "docs",
+        "config": {"repo_name": "octo-org/hello-world"},
+        "authentication": authentication,
+    });
+    let browser = authentication_is_browser(&body["authentication"]);
+    if browser {
+        body["redirect_url"] = json!("http://127.0.0.1:9/connected");
+    }
+    body
+}
+
+fn authentication_is_browser(authentication: &Value) -> bool {
+    authentication
+        .as_object()
+        .is_some_and(|a| a.is_empty() || a.contains_key("client_id"))
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The fake provider's answer to an authorize URL: the callback URL with code and state.
+async fn consent(auth_url: &str) -> String {
+    let answer = no_redirects().get(auth_url).send().await.unwrap();
+    assert_eq!(answer.status(), 302, "the fake consents");
+    answer.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// The callback's status; a redirect counts as 303 only when it says `status=success`.
+async fn callback(url: &str) -> u16 {
+    let answer = no_redirects().get(url).send().await.unwrap();
+    let location = answer
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    match answer.status().as_u16() {
+        303 if location.contains("status=success") => 303,
+        303 => 502,
+        other => other,
+    }
+}
 
 async fn create(w: &World, body: &Value) -> (u16, Value) {
     w.call(
@@ -353,16 +471,55 @@ fn id_of(body: &Value) -> String {
     body["id"].as_str().expect("an id").to_owned()
 }
 
+/// `POST .../run` during a setup; answers the job.
+async fn run(w: &World, id: &str, force_full_sync: bool) -> Value {
+    let (status, job) = w
+        .call(
+            Method::POST,
+            &format!("/source-connections/{id}/run?force_full_sync={force_full_sync}"),
+            Some(&json!({})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    job
+}
+
 async fn prepare(w: &World, op: Op) -> Prepared {
     let quiet = json!({"sync_immediately": false});
     match op {
-        Op::CreateDirect | Op::CreateOAuthBrowser => Prepared::default(),
+        Op::CreateDirect | Op::CreateOAuthBrowser | Op::CreateToken => Prepared::default(),
+        Op::CreateAuthProvider => {
+            w.composio
+                .add_account(ComposioAccount::oauth("ca_matrix", "github", GITHUB_TOKEN));
+            let (status, body) = w
+                .call(
+                    Method::POST,
+                    "/auth-providers/connections",
+                    Some(&json!({"name": "Matrix Composio", "readable_id": "matrix-composio",
+                                 "short_name": "composio", "auth_fields": {"api_key": COMPOSIO_KEY}})),
+                    &[],
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+            Prepared::default()
+        }
+        Op::OAuthCallback => {
+            let (status, c) = create(w, &github(json!({}))).await;
+            assert_eq!(status, 201, "{c}");
+            let callback = consent(c["auth"]["auth_url"].as_str().unwrap()).await;
+            Prepared {
+                connection: Some(id_of(&c)),
+                callback: Some(callback),
+                ..Prepared::default()
+            }
+        }
         Op::SyncContinuation => {
             // Two pages of the stub source: the continuation hands over between them.
             let (_, c) = create(w, &stub(20, json!({}))).await;
             Prepared {
                 connection: Some(id_of(&c)),
-                job: None,
+                ..Prepared::default()
             }
         }
         Op::SyncAgain | Op::SyncFullWithDeletes => {
@@ -380,19 +537,10 @@ async fn prepare(w: &World, op: Op) -> Prepared {
                     .await;
                 assert_eq!(status, 200, "{body}");
             }
-            let force = op == Op::SyncFullWithDeletes;
-            let (status, job) = w
-                .call(
-                    Method::POST,
-                    &format!("/source-connections/{id}/run?force_full_sync={force}"),
-                    Some(&json!({})),
-                    &[],
-                )
-                .await;
-            assert_eq!(status, 202, "{job}");
+            run(w, &id, op == Op::SyncFullWithDeletes).await;
             Prepared {
                 connection: Some(id),
-                job: None,
+                ..Prepared::default()
             }
         }
         Op::Run | Op::Patch | Op::Delete => {
@@ -401,24 +549,17 @@ async fn prepare(w: &World, op: Op) -> Prepared {
             w.deliver().await;
             Prepared {
                 connection: Some(id),
-                job: None,
+                ..Prepared::default()
             }
         }
         Op::Cancel => {
             let (_, c) = create(w, &stub(10, quiet)).await;
             let id = id_of(&c);
-            let (status, job) = w
-                .call(
-                    Method::POST,
-                    &format!("/source-connections/{id}/run"),
-                    Some(&json!({})),
-                    &[],
-                )
-                .await;
-            assert_eq!(status, 202, "{job}");
+            let job = run(w, &id, false).await;
             Prepared {
                 job: Some(id_of(&job)),
                 connection: Some(id),
+                ..Prepared::default()
             }
         }
         Op::SchedulerTick => {
@@ -435,7 +576,7 @@ async fn prepare(w: &World, op: Op) -> Prepared {
             *w.clock.0.lock().unwrap() = due;
             Prepared {
                 connection: Some(id_of(&c)),
-                job: None,
+                ..Prepared::default()
             }
         }
     }
@@ -454,14 +595,20 @@ fn request(op: Op, prepared: &Prepared) -> Option<(Method, String, Option<Value>
         Op::CreateOAuthBrowser => (
             Method::POST,
             "/source-connections".into(),
-            Some(json!({
-                "name": "matrix",
-                "short_name": "github",
-                "readable_collection_id": "docs",
-                "config": {"repo_name": "octo-org/hello-world"},
-                "authentication": {"client_id": "matrix-client", "client_secret": "matrix-secret"},
-                "redirect_url": "http://localhost:8080/done",
-            })),
+            Some(github(
+                json!({"client_id": "matrix-client", "client_secret": "matrix-secret"}),
+            )),
+        ),
+        Op::CreateToken => (
+            Method::POST,
+            "/source-connections".into(),
+            Some(github(json!({"access_token": GITHUB_TOKEN}))),
+        ),
+        Op::CreateAuthProvider => (
+            Method::POST,
+            "/source-connections".into(),
+            Some(github(json!({"provider_readable_id": "matrix-composio",
+                               "provider_config": {"account_id": "ca_matrix"}}))),
         ),
         Op::Run => (Method::POST, format!("{path}/run"), Some(json!({}))),
         Op::Cancel => (
@@ -489,6 +636,9 @@ async fn act(w: &World, op: Op, prepared: &Prepared) -> Option<u16> {
         return Some(status);
     }
     match op {
+        Op::OAuthCallback => {
+            return Some(callback(prepared.callback.as_deref().unwrap()).await);
+        }
         Op::SchedulerTick => w.tick().await,
         _ => {
             w.deliver().await;
@@ -530,16 +680,7 @@ async fn end_state(w: &World) -> Value {
             })
             .collect();
         let entities = crate::helpers::syncing::entities(&w.app, id).await;
-        let keys: Vec<String> = entities
-            .iter()
-            .map(|e| {
-                format!(
-                    "{}#{}",
-                    e["type"].as_str().unwrap(),
-                    e["entity_id"].as_str().unwrap()
-                )
-            })
-            .collect();
+        let keys = crate::helpers::syncing::key_list(&entities);
         out.insert(
             format!(
                 "{} {}",
@@ -570,8 +711,10 @@ async fn invariants(w: &World, state: &Value) -> Vec<String> {
         .iter()
         .map(|c| c["id"].as_str().unwrap().to_owned())
         .collect();
+    // The platform's OAuth app and the provider connection's secret are not connections'.
+    let secrets: Vec<&String> = secrets.iter().filter(|s| s.starts_with(&prefix)).collect();
     for secret in &secrets {
-        let owner = secret.strip_prefix(&prefix).unwrap_or(secret);
+        let owner = &secret[prefix.len()..];
         if !ids.iter().any(|id| id == owner) {
             violations.push(format!("orphan secret {secret}"));
         }
@@ -639,6 +782,29 @@ async fn delivered(
         w.tick().await;
     }
     let mut violations = Vec::new();
+    // The user whose callback failed starts again: a fresh link, consent, the callback.
+    if let (Op::OAuthCallback, Some(status)) = (op, status) {
+        if status != 303 {
+            let id = prepared.connection.as_deref().unwrap();
+            let (again, body) = w
+                .call(
+                    Method::POST,
+                    &format!("/source-connections/{id}/reinitiate-oauth"),
+                    Some(&json!({})),
+                    &[],
+                )
+                .await;
+            let redirected = match body["auth"]["auth_url"].as_str() {
+                Some(url) if again == 200 => callback(&consent(url).await).await,
+                _ => again,
+            };
+            if redirected != 303 {
+                violations.push(format!(
+                    "starting the flow again ended in {redirected}: {body}"
+                ));
+            }
+        }
+    }
     // The client sends again what it was not told had worked (the same Idempotency-Key).
     if let (Some(status), Some((method, path, body))) = (status, request(op, &prepared)) {
         if !settled(op, status) {

@@ -52,8 +52,9 @@ pub struct Call {
 struct State {
     calls: Vec<Call>,
     armed: Option<(usize, Kind)>,
-    /// Fail this share of all requests, drawn from this xorshift state.
+    /// Fail this share of all requests, drawn from this xorshift state, until then (if set).
     random: Option<(f64, u64)>,
+    random_until: Option<std::time::Instant>,
     injected_total: usize,
     injected: Option<(Call, Kind)>,
 }
@@ -191,6 +192,12 @@ impl Faults {
     fn plan(&self, call: Call) -> Option<Kind> {
         let mut state = self.0.lock().unwrap();
         let kind = if let Some((rate, seed)) = state.random {
+            if state
+                .random_until
+                .is_some_and(|until| std::time::Instant::now() >= until)
+            {
+                return None;
+            }
             let (draw, next) = xorshift(seed);
             let (pick, next) = xorshift(next);
             state.random = Some((rate, next));
@@ -347,7 +354,8 @@ impl Intercept for Faults {
 }
 
 /// The platform's clients, failing `FAULT_RATE` (0..1) of their requests at random when that
-/// variable is set (`make bench-soak`), else the clients as they are.
+/// variable is set (`make bench-soak`), for the first `FAULT_SECONDS` seconds if that is set
+/// too; else the clients as they are.
 pub fn with_faults_from_env(
     clients: &aws_adapters::AwsClients,
 ) -> Result<aws_adapters::AwsClients, String> {
@@ -360,6 +368,13 @@ pub fn with_faults_from_env(
         .filter(|r| (0.0..=1.0).contains(r))
         .ok_or("FAULT_RATE must be a number from 0 to 1")?;
     let faults = Faults::random(rate, 0x5eed);
+    if let Ok(seconds) = std::env::var("FAULT_SECONDS") {
+        let seconds: u64 = seconds
+            .parse()
+            .map_err(|_| "FAULT_SECONDS must be a number of seconds")?;
+        faults.0.lock().unwrap().random_until =
+            Some(std::time::Instant::now() + Duration::from_secs(seconds));
+    }
     println!(
         "failing {:.1}% of the platform's AWS requests",
         rate * 100.0

@@ -59,16 +59,7 @@ impl Modify for ApiKeyAuth {
             if path == "/health" || path == "/oauth/callback" {
                 continue;
             }
-            for operation in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-                &mut item.put,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for operation in operations(item) {
                 operation
                     .responses
                     .responses
@@ -90,23 +81,28 @@ impl Modify for BodyLimit {
         ));
         let not_json = problem_response("The body is not `application/json`");
         for item in openapi.paths.paths.values_mut() {
-            for operation in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-                &mut item.put,
-            ]
-            .into_iter()
-            .flatten()
-            .filter(|operation| operation.request_body.is_some())
-            {
+            for operation in operations(item).filter(|operation| operation.request_body.is_some()) {
                 let responses = &mut operation.responses.responses;
                 responses.insert("413".to_owned(), too_large.clone().into());
                 responses.insert("415".to_owned(), not_json.clone().into());
             }
         }
     }
+}
+
+/// The operations of a path.
+fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+        &mut item.put,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// A response whose body is a `Problem`.

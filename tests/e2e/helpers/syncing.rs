@@ -137,6 +137,11 @@ pub async fn create_and_sync(app: &TestApp, body: &Value) -> (String, Value) {
 
 /// The `type#entity_id` keys of listed entities.
 pub fn keys(entities: &[Value]) -> BTreeSet<String> {
+    key_list(entities).into_iter().collect()
+}
+
+/// The `type#entity_id` keys of listed entities, in listing order, repeats kept.
+pub fn key_list(entities: &[Value]) -> Vec<String> {
     entities
         .iter()
         .map(|e| {

@@ -561,6 +561,7 @@ async fn activate(
             .sync
             .get_or_insert_with(Default::default)
             .last_job = Some((&job).into());
+        let message = job.message();
         let started = platform
             .store
             .start_scheduled_job(&job, &connection, current.version)
@@ -594,7 +595,25 @@ async fn activate(
                     .await?
                     .ok_or(StoreError::VersionConflict)?;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                // A timeout or a 5xx after the write: whether it committed is read back (this
+                // callback's activation is the one authenticated at `now`).
+                let read = platform
+                    .store
+                    .get_versioned(flow.organization_id, flow.connection_id)
+                    .await;
+                let committed = matches!(&read, Ok(Some(c))
+                    if c.value.status == ConnectionStatus::Active
+                        && c.value.auth.authenticated_at == Some(now));
+                if !committed {
+                    return Err(e);
+                }
+                warn!(error = %e, "the activation reported a failure but committed");
+                if let Err(e) = platform.queue.enqueue(&message).await {
+                    warn!(error = %e, "could not enqueue the first sync; the sweep will");
+                }
+                return Ok(());
+            }
         }
     }
     Err(StoreError::VersionConflict)
