@@ -8,20 +8,18 @@
 //! happen. The table of operations, requests, faults and violations is printed; every
 //! violation fails the test.
 
-use crate::helpers::app::{TestApp, GITHUB_TOKEN};
+use crate::helpers::app::{composio_clients, TestApp, GITHUB_TOKEN};
 use crate::helpers::faults::{Call, Faults, Kind};
 use crate::helpers::github::FakeGithub;
 use aws_adapters::{DynamoEntities, DynamoStore, SecretsVault, SqsQueue};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Duration, Utc};
 use domain::clock::Clock;
-use domain::oauth::OAuthApp;
 use domain::usecases::scheduler::{tick, TickLimits};
 use domain::usecases::sync::SyncSettings;
 use fakes::composio::{ComposioAccount, FakeComposio};
 use fakes::oauth::{FakeClientAuth, FakeOAuthConfig, FakeOAuthProvider};
 use reqwest::Method;
-use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -147,13 +145,7 @@ impl World {
             })
             .expect("catalog")
         };
-        let providers = {
-            let url = composio.base_url.clone();
-            sources::ProviderClients::from_lookup(|name| {
-                (name == "AUTH_PROVIDER_COMPOSIO_BASE_URL").then(|| url.clone())
-            })
-            .expect("provider clients")
-        };
+        let providers = composio_clients(&composio.base_url);
         let app = TestApp::spawn_customized(move |p, aws| {
             p.sources = Arc::new(catalog);
             p.auth_providers = Arc::new(providers);
@@ -174,17 +166,8 @@ impl World {
         })
         .await;
         app.create_collection("docs").await;
-        app.platform
-            .vault
-            .put_oauth_app(
-                "github",
-                &OAuthApp {
-                    client_id: PLATFORM_CLIENT.into(),
-                    client_secret: SecretString::from(PLATFORM_SECRET.to_owned()),
-                },
-            )
-            .await
-            .expect("the platform's GitHub app");
+        app.put_oauth_app("github", PLATFORM_CLIENT, PLATFORM_SECRET)
+            .await;
         let worker = Worker {
             platform: app.platform.clone(),
             settings: SyncSettings {
@@ -222,6 +205,22 @@ impl World {
         let status = response.status().as_u16();
         let body = response.json().await.unwrap_or(Value::Null);
         (status, body)
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.call(Method::POST, path, Some(body), &[]).await
+    }
+
+    /// The operation's own request, as the client sends it (and sends again): with the
+    /// Idempotency-Key.
+    async fn send(&self, (method, path, body): &(Method, String, Option<Value>)) -> (u16, Value) {
+        self.call(
+            method.clone(),
+            path,
+            body.as_ref(),
+            &[("idempotency-key", IDEMPOTENCY_KEY)],
+        )
+        .await
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -474,11 +473,9 @@ fn id_of(body: &Value) -> String {
 /// `POST .../run` during a setup; answers the job.
 async fn run(w: &World, id: &str, force_full_sync: bool) -> Value {
     let (status, job) = w
-        .call(
-            Method::POST,
+        .post(
             &format!("/source-connections/{id}/run?force_full_sync={force_full_sync}"),
-            Some(&json!({})),
-            &[],
+            &json!({}),
         )
         .await;
     assert_eq!(status, 202, "{job}");
@@ -493,12 +490,10 @@ async fn prepare(w: &World, op: Op) -> Prepared {
             w.composio
                 .add_account(ComposioAccount::oauth("ca_matrix", "github", GITHUB_TOKEN));
             let (status, body) = w
-                .call(
-                    Method::POST,
+                .post(
                     "/auth-providers/connections",
-                    Some(&json!({"name": "Matrix Composio", "readable_id": "matrix-composio",
-                                 "short_name": "composio", "auth_fields": {"api_key": COMPOSIO_KEY}})),
-                    &[],
+                    &json!({"name": "Matrix Composio", "readable_id": "matrix-composio",
+                            "short_name": "composio", "auth_fields": {"api_key": COMPOSIO_KEY}}),
                 )
                 .await;
             assert_eq!(status, 201, "{body}");
@@ -624,16 +619,8 @@ fn request(op: Op, prepared: &Prepared) -> Option<(Method, String, Option<Value>
 
 /// Runs the operation: an API request (its status), the worker on what is queued, or a tick.
 async fn act(w: &World, op: Op, prepared: &Prepared) -> Option<u16> {
-    if let Some((method, path, body)) = request(op, prepared) {
-        let (status, _) = w
-            .call(
-                method,
-                &path,
-                body.as_ref(),
-                &[("idempotency-key", IDEMPOTENCY_KEY)],
-            )
-            .await;
-        return Some(status);
+    if let Some(request) = request(op, prepared) {
+        return Some(w.send(&request).await.0);
     }
     match op {
         Op::OAuthCallback => {
@@ -787,11 +774,9 @@ async fn delivered(
         if status != 303 {
             let id = prepared.connection.as_deref().unwrap();
             let (again, body) = w
-                .call(
-                    Method::POST,
+                .post(
                     &format!("/source-connections/{id}/reinitiate-oauth"),
-                    Some(&json!({})),
-                    &[],
+                    &json!({}),
                 )
                 .await;
             let redirected = match body["auth"]["auth_url"].as_str() {
@@ -806,16 +791,9 @@ async fn delivered(
         }
     }
     // The client sends again what it was not told had worked (the same Idempotency-Key).
-    if let (Some(status), Some((method, path, body))) = (status, request(op, &prepared)) {
+    if let (Some(status), Some(request)) = (status, request(op, &prepared)) {
         if !settled(op, status) {
-            let (again, body) = w
-                .call(
-                    method,
-                    &path,
-                    body.as_ref(),
-                    &[("idempotency-key", IDEMPOTENCY_KEY)],
-                )
-                .await;
+            let (again, body) = w.send(&request).await;
             if !settled(op, again) {
                 violations.push(format!("the client's retry answered {again}: {body}"));
             }

@@ -9,7 +9,7 @@
 //! is one of the refusals listed in `REFUSED`, each explained in the README (Reliability, API
 //! fuzzing); any other one fails the test too.
 
-use crate::helpers::app::{stub_body, TestApp, GITHUB_TOKEN};
+use crate::helpers::app::{composio_clients, stub_body, TestApp, GITHUB_TOKEN};
 use crate::helpers::syncing;
 use base64::Engine;
 use fakes::composio::{ComposioAccount, FakeComposio};
@@ -503,16 +503,8 @@ async fn run_pass(app: &TestApp, dir: &Path, pass: (&str, &str)) -> Pass {
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_schema_violation_or_undocumented_status() {
     let composio = FakeComposio::start(COMPOSIO_KEY).await;
-    let composio_url = composio.base_url.clone();
-    let app = TestApp::spawn_with(move |platform| {
-        platform.auth_providers = Arc::new(
-            sources::ProviderClients::from_lookup(|name| {
-                (name == "AUTH_PROVIDER_COMPOSIO_BASE_URL").then(|| composio_url.clone())
-            })
-            .expect("provider clients"),
-        );
-    })
-    .await;
+    let clients = Arc::new(composio_clients(&composio.base_url));
+    let app = TestApp::spawn_with(move |platform| platform.auth_providers = clients).await;
     let seeded = seed(&app, &composio).await;
     let dir = std::env::temp_dir().join(format!("fuzz-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();

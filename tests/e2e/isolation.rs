@@ -4,7 +4,7 @@
 //! never the owner's data), every list is empty, nothing of the owner's changes, and the
 //! owner still sees all of it.
 
-use crate::helpers::app::{stub_body, TestApp};
+use crate::helpers::app::{composio_clients, stub_body, TestApp};
 use crate::helpers::syncing::{drain, entities, jobs};
 use fakes::composio::FakeComposio;
 use reqwest::Method;
@@ -35,16 +35,8 @@ fn body_for(method: &Method, path: &str) -> Option<Value> {
 #[tokio::test]
 async fn another_organization_gets_404_on_every_route_with_the_owners_ids() {
     let composio = FakeComposio::start(COMPOSIO_KEY).await;
-    let url = composio.base_url.clone();
-    let app = TestApp::spawn_with(move |p| {
-        p.auth_providers = Arc::new(
-            sources::ProviderClients::from_lookup(|name| {
-                (name == "AUTH_PROVIDER_COMPOSIO_BASE_URL").then(|| url.clone())
-            })
-            .expect("provider clients"),
-        );
-    })
-    .await;
+    let clients = Arc::new(composio_clients(&composio.base_url));
+    let app = TestApp::spawn_with(move |p| p.auth_providers = clients).await;
     app.create_collection("owned-docs").await;
     let created: Value = app
         .create_connection(&stub_body("owned-docs", "k-owner-matrix"))

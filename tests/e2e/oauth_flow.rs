@@ -9,10 +9,10 @@ use crate::helpers::logs;
 use crate::helpers::syncing::{connection, drain, jobs};
 use chrono::Utc;
 use domain::ids::ConnectionId;
-use domain::oauth::{FlowState, OAuthApp, PendingFlow};
+use domain::oauth::{FlowState, PendingFlow};
 use fakes::oauth::{FakeClientAuth, FakeOAuthConfig, FakeOAuthProvider};
 use reqwest::redirect::Policy;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,17 +45,8 @@ async fn flow() -> Flow {
     })
     .expect("catalog");
     let app = TestApp::spawn_with(move |p| p.sources = Arc::new(catalog)).await;
-    app.platform
-        .vault
-        .put_oauth_app(
-            "github",
-            &OAuthApp {
-                client_id: PLATFORM_CLIENT.into(),
-                client_secret: SecretString::from(PLATFORM_SECRET.to_owned()),
-            },
-        )
-        .await
-        .unwrap();
+    app.put_oauth_app("github", PLATFORM_CLIENT, PLATFORM_SECRET)
+        .await;
     app.create_collection("docs").await;
     Flow {
         app,

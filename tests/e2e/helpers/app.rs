@@ -32,6 +32,15 @@ async fn scanned(response: Response) -> Response {
     Response::from(builder.body(body).expect("the same response"))
 }
 
+/// Auth provider clients that know Composio alone, at `base_url` (a fake).
+pub fn composio_clients(base_url: &str) -> sources::ProviderClients {
+    let base_url = base_url.to_owned();
+    sources::ProviderClients::from_lookup(|name| {
+        (name == "AUTH_PROVIDER_COMPOSIO_BASE_URL").then(|| base_url.clone())
+    })
+    .expect("provider clients")
+}
+
 /// The token the fake GitHub accepts.
 pub const GITHUB_TOKEN: &str = "ghp_e2eValidToken000000000000000000000000";
 
@@ -161,6 +170,21 @@ impl TestApp {
         }
         let response = req.send().await.expect("request reaches the gateway");
         scanned(response).await
+    }
+
+    /// The platform's OAuth app for `source`, in this stack's vault.
+    pub async fn put_oauth_app(&self, source: &str, client_id: &str, client_secret: &str) {
+        self.platform
+            .vault
+            .put_oauth_app(
+                source,
+                &domain::oauth::OAuthApp {
+                    client_id: client_id.into(),
+                    client_secret: secrecy::SecretString::from(client_secret.to_owned()),
+                },
+            )
+            .await
+            .expect("the platform's OAuth app");
     }
 
     pub async fn get(&self, path: &str) -> Response {

@@ -324,6 +324,10 @@ pub(crate) fn parse_schedule(
     }
 }
 
+fn collection_missing(collection: &ReadableId) -> DomainError {
+    DomainError::NotFound(format!("collection '{collection}' not found"))
+}
+
 /// After the create's transaction failed: `Ok` when it committed all the same (the failure was
 /// a timeout or a 5xx after it was applied, or the SDK's retry of it found our own write), else
 /// the error to answer. Nothing may point at a missing secret, so the secret is removed only
@@ -344,9 +348,7 @@ async fn committed_anyway(
         )
     };
     let failed = match error {
-        StoreError::CollectionNotFound => {
-            DomainError::NotFound(format!("collection '{collection}' not found"))
-        }
+        StoreError::CollectionNotFound => collection_missing(collection),
         // The key was taken over: the new holder writes (and may have committed) the same
         // connection id with the same secret. Not ours to remove; the client's retry with the
         // key reads the result.
@@ -483,9 +485,7 @@ async fn write(
         .get_collection(org, &plan.collection)
         .await
         .map_err(DomainError::internal)?
-        .ok_or_else(|| {
-            DomainError::NotFound(format!("collection '{}' not found", plan.collection))
-        })?;
+        .ok_or_else(|| collection_missing(&plan.collection))?;
 
     let resolved = match &plan.auth {
         AuthenticationRequest::OauthBrowser | AuthenticationRequest::OauthByoc { .. } => {

@@ -561,11 +561,12 @@ async fn activate(
             .sync
             .get_or_insert_with(Default::default)
             .last_job = Some((&job).into());
-        let message = job.message();
         let started = platform
             .store
             .start_scheduled_job(&job, &connection, current.version)
             .await;
+        // The first job goes with the activation, unless one of an earlier authorization runs.
+        let with_job = !matches!(started, Err(StoreError::JobActive));
         let result = match started {
             Err(StoreError::JobActive) => {
                 // A job of an earlier authorization still runs: it picks up the new tokens.
@@ -576,26 +577,10 @@ async fn activate(
                     .await
                     .map(|()| None)
             }
-            other => other.map(|()| Some(job)),
+            other => other.map(|()| Some(job.message())),
         };
-        match result {
-            Ok(job) => {
-                info!("OAuth flow completed; connection active");
-                if let Some(job) = job {
-                    if let Err(e) = platform.queue.enqueue(&job.message()).await {
-                        warn!(job_id = %job.id, error = %e, "could not enqueue the first sync; the sweep will");
-                    }
-                }
-                return Ok(());
-            }
-            Err(StoreError::VersionConflict) => {
-                current = platform
-                    .store
-                    .get_versioned(flow.organization_id, flow.connection_id)
-                    .await?
-                    .ok_or(StoreError::VersionConflict)?;
-            }
-            Err(e) => {
+        let result = match result {
+            Err(e) if !matches!(e, StoreError::VersionConflict) => {
                 // A timeout or a 5xx after the write: whether it committed is read back (this
                 // callback's activation is the one authenticated at `now`).
                 let read = platform
@@ -609,11 +594,28 @@ async fn activate(
                     return Err(e);
                 }
                 warn!(error = %e, "the activation reported a failure but committed");
-                if let Err(e) = platform.queue.enqueue(&message).await {
-                    warn!(error = %e, "could not enqueue the first sync; the sweep will");
+                Ok(with_job.then(|| job.message()))
+            }
+            other => other,
+        };
+        match result {
+            Ok(message) => {
+                info!("OAuth flow completed; connection active");
+                if let Some(message) = message {
+                    if let Err(e) = platform.queue.enqueue(&message).await {
+                        warn!(job_id = %message.job_id, error = %e, "could not enqueue the first sync; the sweep will");
+                    }
                 }
                 return Ok(());
             }
+            Err(StoreError::VersionConflict) => {
+                current = platform
+                    .store
+                    .get_versioned(flow.organization_id, flow.connection_id)
+                    .await?
+                    .ok_or(StoreError::VersionConflict)?;
+            }
+            Err(e) => return Err(e),
         }
     }
     Err(StoreError::VersionConflict)

@@ -784,10 +784,7 @@ impl<'a> Run<'a> {
     /// Stores the seen keys not stored yet, then the checkpoint; `keep`: the run goes on (its
     /// lease extended), else it hands the job over.
     async fn save_checkpoint(&mut self, keep: bool) -> Result<(), SyncError> {
-        let keep_until = keep.then(|| {
-            self.platform.clock.now()
-                + chrono::Duration::from_std(self.settings.lease).unwrap_or_default()
-        });
+        let keep_until = keep.then(|| self.platform.clock.now() + self.settings.lease);
         for (index, chunk) in self.seen.unsaved_chunks() {
             self.platform
                 .store
