@@ -197,7 +197,7 @@ def record(section, command, table, notes):
 
 def main():
     release = sys.argv[1]
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 30
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 60
     names = [BASELINE] + FUNCTIONS
     samples = {name: [] for name in names}
     for _ in range(rounds):

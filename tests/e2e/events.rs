@@ -7,7 +7,9 @@
 //! there, one JSON line per event (`make bench-memory`, run against the release binaries).
 
 use crate::helpers::app::TestApp;
-use crate::helpers::runtime::{binary, invoke, start_up_failure, Invocation, Outcome};
+use crate::helpers::runtime::{
+    binary, invoke, invoke_logged, start_up_failure, Invocation, Outcome,
+};
 use domain::ports::TenantStore;
 use domain::tenancy::ApiKeyHash;
 use fakes::composio::FakeComposio;
@@ -57,8 +59,9 @@ fn environment(app: &TestApp, composio: &FakeComposio) -> Vec<(String, String)> 
     env
 }
 
-#[tokio::test]
-async fn every_sample_event_drives_its_functions_binary() {
+/// A stack the sample events fit: the example API key's organization with its collection, and
+/// the fake Composio the auth provider event names; with the binaries' environment.
+async fn stack() -> (TestApp, FakeComposio, Vec<(String, String)>) {
     let app = TestApp::spawn().await;
     app.aws
         .store()
@@ -72,9 +75,16 @@ async fn every_sample_event_drives_its_functions_binary() {
     app.create_collection("my-collection").await;
     let composio = FakeComposio::start(EXAMPLE_COMPOSIO_KEY).await;
     let env = environment(&app, &composio);
+    (app, composio, env)
+}
 
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
+const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
+
+#[tokio::test]
+async fn every_sample_event_drives_its_functions_binary() {
+    let (_app, composio, env) = stack().await;
+
+    let mut files: Vec<_> = std::fs::read_dir(EVENTS)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
@@ -131,6 +141,39 @@ async fn every_sample_event_drives_its_functions_binary() {
     if let Some(report) = std::env::var_os("BENCH_MEMORY_REPORT") {
         std::fs::write(report, memory.join("\n") + "\n").unwrap();
     }
+}
+
+/// The most verbose level an operator can set writes debug lines, and never a secret: trace,
+/// where the Lambda runtime writes whole events and the SDK whole request and response bodies,
+/// is compiled out.
+#[tokio::test]
+async fn a_function_asked_to_log_everything_logs_no_secret() {
+    let (_app, _composio, mut env) = stack().await;
+    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "TRACE".into()));
+    let event = std::fs::read_to_string(format!("{EVENTS}/create-connection.json")).unwrap();
+    let secret = "stub-demo-api-key";
+    assert!(
+        event.contains(secret),
+        "the sample event carries the API key"
+    );
+
+    let (invocation, logs) = invoke_logged(binary("create-connection"), &env, &event).await;
+
+    let Outcome::Response(response) = invocation.outcome else {
+        panic!(
+            "create-connection answered an error: {:?}",
+            invocation.outcome
+        );
+    };
+    assert_eq!(response["statusCode"], 201, "{response}");
+    assert!(
+        logs.contains(r#""level":"DEBUG""#),
+        "debug lines are written at this level: {logs}"
+    );
+    assert!(
+        !logs.contains(secret),
+        "the stored API key is in the logs: {logs}"
+    );
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 use http_api::{telemetry, App, Function};
 use lambda_http::{run, service_fn, Error, Request};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let app = App::from_env().await?;

@@ -6,7 +6,7 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use worker::scheduler::{handle_tick, TickSummary};
 use worker::{telemetry, Worker};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let worker = Worker::from_env().await?;

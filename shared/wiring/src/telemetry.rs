@@ -31,7 +31,8 @@ pub fn init() {
 }
 
 /// `RUST_LOG` when set; else Lambda's application log level (`TRACE` .. `FATAL`, FATAL being
-/// our error); else `info`.
+/// our error, TRACE our debug: trace is compiled out, see the workspace's `tracing`); else
+/// `info`.
 fn filter_directives(rust_log: Option<String>, lambda_level: Option<String>) -> String {
     if let Some(directives) = rust_log.filter(|d| !d.trim().is_empty()) {
         return directives;
@@ -40,7 +41,8 @@ fn filter_directives(rust_log: Option<String>, lambda_level: Option<String>) -> 
         .map(|l| l.trim().to_ascii_lowercase())
         .as_deref()
     {
-        Some(level @ ("trace" | "debug" | "info" | "warn" | "error")) => level.to_owned(),
+        Some("trace") => "debug".to_owned(),
+        Some(level @ ("debug" | "info" | "warn" | "error")) => level.to_owned(),
         Some("fatal") => "error".to_owned(),
         _ => "info".to_owned(),
     }
@@ -70,6 +72,7 @@ mod tests {
             "debug,hyper=info"
         );
         assert_eq!(filter_directives(None, some("WARN")), "warn");
+        assert_eq!(filter_directives(None, some("TRACE")), "debug");
         assert_eq!(filter_directives(some(" "), some("FATAL")), "error");
         assert_eq!(filter_directives(None, some("LOUD")), "info");
         assert_eq!(filter_directives(None, None), "info");

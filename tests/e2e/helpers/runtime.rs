@@ -58,6 +58,31 @@ pub struct Invocation {
 /// Runs `binary` with `env` until it answers `event` (JSON text) through the Runtime API.
 /// Panics when it exits or stays silent instead.
 pub async fn invoke(binary: PathBuf, env: &[(String, String)], event: &str) -> Invocation {
+    invoke_writing_to(binary, env, event, Stdio::null).await
+}
+
+/// As [`invoke`], and everything the process wrote (its logs, standard output and error).
+pub async fn invoke_logged(
+    binary: PathBuf,
+    env: &[(String, String)],
+    event: &str,
+) -> (Invocation, String) {
+    let path = std::env::temp_dir().join(format!("e2e-output-{}.log", uuid::Uuid::new_v4()));
+    let file = std::fs::File::create(&path).expect("a file for the binary's output");
+    let output = move || Stdio::from(file.try_clone().expect("the output file"));
+    let invocation = invoke_writing_to(binary, env, event, output).await;
+    let written =
+        String::from_utf8_lossy(&std::fs::read(&path).expect("the binary's output")).into_owned();
+    let _ = std::fs::remove_file(&path);
+    (invocation, written)
+}
+
+async fn invoke_writing_to(
+    binary: PathBuf,
+    env: &[(String, String)],
+    event: &str,
+    output: impl Fn() -> Stdio,
+) -> Invocation {
     let state = Arc::new(Mutex::new(State {
         event: Some(event.to_owned()),
         ..State::default()
@@ -67,7 +92,7 @@ pub async fn invoke(binary: PathBuf, env: &[(String, String)], event: &str) -> I
         runtime_api(&handler_state, request)
     }))
     .await;
-    let mut child = spawn(&binary, env, &server.base_url, Stdio::null());
+    let mut child = spawn(&binary, env, &server.base_url, output(), output());
     state.lock().unwrap().pid = Some(child.id());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -107,7 +132,13 @@ fn peak_rss_kib(pid: u32) -> u64 {
 /// Starts `binary` with `env` and no Runtime API behind it; answers its exit status and what it
 /// wrote to standard error (for start-up failures).
 pub fn start_up_failure(binary: PathBuf, env: &[(String, String)]) -> (bool, String) {
-    let child = spawn(&binary, env, "http://127.0.0.1:9", Stdio::piped());
+    let child = spawn(
+        &binary,
+        env,
+        "http://127.0.0.1:9",
+        Stdio::null(),
+        Stdio::piped(),
+    );
     let output = child.wait_with_output().expect("the binary runs");
     (
         output.status.success(),
@@ -115,7 +146,13 @@ pub fn start_up_failure(binary: PathBuf, env: &[(String, String)]) -> (bool, Str
     )
 }
 
-fn spawn(binary: &PathBuf, env: &[(String, String)], runtime: &str, stderr: Stdio) -> Child {
+fn spawn(
+    binary: &PathBuf,
+    env: &[(String, String)],
+    runtime: &str,
+    stdout: Stdio,
+    stderr: Stdio,
+) -> Child {
     let runtime = runtime.trim_start_matches("http://");
     Command::new(binary)
         .env_clear()
@@ -128,7 +165,7 @@ fn spawn(binary: &PathBuf, env: &[(String, String)], runtime: &str, stderr: Stdi
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "e2e")
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(stderr)
         .spawn()
         .expect("the function binary starts")
