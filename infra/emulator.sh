@@ -114,33 +114,33 @@ make_venv() {
     "$python" -m venv "$venv" || die "could not create a venv with $python -m venv"
 }
 
-ensure_venv() {
-    make_venv "$VENV"
-    # The stamp records which requirement was installed, so later starts skip pip entirely.
-    local stamp="$VENV/.requirements"
-    if [[ "$(cat "$stamp" 2>/dev/null || true)" == "${REQUIREMENTS[*]}" ]] &&
-        "$VENV/bin/python" -c 'import moto.server, airweave, cfn_lint_serverless, samcli' >/dev/null 2>&1; then
+# Makes the venv at $1 hold the requirements after `--`, checked by the Python statement $2. A
+# stamp records which requirements were installed, so later starts skip pip entirely.
+install_requirements() {
+    local venv=$1 check=$2
+    shift 3
+    make_venv "$venv"
+    local stamp="$venv/.requirements"
+    if [[ "$(cat "$stamp" 2>/dev/null || true)" == "$*" ]] &&
+        "$venv/bin/python" -c "$check" >/dev/null 2>&1; then
         return 0
     fi
-    say "installing ${REQUIREMENTS[*]} into $VENV"
-    "$VENV/bin/python" -m pip install --quiet --no-input --disable-pip-version-check \
-        "${REQUIREMENTS[@]}" || die "pip install ${REQUIREMENTS[*]} failed"
-    printf '%s\n' "${REQUIREMENTS[*]}" >"$stamp"
+    say "installing $* into $venv"
+    "$venv/bin/python" -m pip install --quiet --no-input --disable-pip-version-check "$@" ||
+        die "pip install $* failed"
+    printf '%s\n' "$*" >"$stamp"
 }
 
-# The fuzzing venv, with the same stamp as the emulator's venv.
+ensure_venv() {
+    install_requirements "$VENV" 'import moto.server, airweave, cfn_lint_serverless, samcli' \
+        -- "${REQUIREMENTS[@]}"
+}
+
+# The fuzzing venv: the module and its command.
 ensure_fuzz_venv() {
-    make_venv "$FUZZ_VENV"
-    local stamp="$FUZZ_VENV/.requirements"
-    if [[ "$(cat "$stamp" 2>/dev/null || true)" == "${FUZZ_REQUIREMENTS[*]}" ]] &&
-        [[ -x $FUZZ_VENV/bin/schemathesis ]] &&
-        "$FUZZ_VENV/bin/python" -c 'import schemathesis' >/dev/null 2>&1; then
-        return 0
-    fi
-    say "installing ${FUZZ_REQUIREMENTS[*]} into $FUZZ_VENV"
-    "$FUZZ_VENV/bin/python" -m pip install --quiet --no-input --disable-pip-version-check \
-        "${FUZZ_REQUIREMENTS[@]}" || die "pip install ${FUZZ_REQUIREMENTS[*]} failed"
-    printf '%s\n' "${FUZZ_REQUIREMENTS[*]}" >"$stamp"
+    install_requirements "$FUZZ_VENV" 'import os, sys, schemathesis
+assert os.access(os.path.join(os.path.dirname(sys.executable), "schemathesis"), os.X_OK)' \
+        -- "${FUZZ_REQUIREMENTS[@]}"
 }
 
 # Installs @airweave/sdk@$TS_SDK_VERSION into $NODE_DIR/node_modules when missing or when the pin

@@ -66,6 +66,16 @@ fn stub(config: Value) -> Value {
     body
 }
 
+/// A GitHub connection in `fuzz-docs` with this authentication.
+fn github(authentication: Value) -> Value {
+    json!({
+        "short_name": "github",
+        "readable_collection_id": "fuzz-docs",
+        "config": {"repo_name": "octo-org/hello-world"},
+        "authentication": authentication,
+    })
+}
+
 /// Two collections (one with connections, one empty); stub connections in every state a run
 /// leaves (synced with entities, failed, needing re-authentication, paused, with a pending
 /// job); a browser-flow one waiting for authorization (BYOC); one through a Composio account,
@@ -103,12 +113,7 @@ async fn seed(app: &TestApp, composio: &FakeComposio) -> Seeded {
 
     let browser = syncing::create(
         app,
-        &json!({
-            "short_name": "github",
-            "readable_collection_id": "fuzz-docs",
-            "config": {"repo_name": "octo-org/hello-world"},
-            "authentication": {"client_id": "fuzz-app", "client_secret": "fuzz-app-secret"},
-        }),
+        &github(json!({"client_id": "fuzz-app", "client_secret": "fuzz-app-secret"})),
     )
     .await;
     assert_eq!(browser["status"], "pending_auth", "{browser}");
@@ -125,13 +130,8 @@ async fn seed(app: &TestApp, composio: &FakeComposio) -> Seeded {
     assert_eq!(provider.status(), 201, "{}", provider.text().await.unwrap());
     let through = syncing::create(
         app,
-        &json!({
-            "short_name": "github",
-            "readable_collection_id": "fuzz-docs",
-            "config": {"repo_name": "octo-org/hello-world"},
-            "authentication": {"provider_readable_id": "fuzz-composio",
-                               "provider_config": {"account_id": "ca_fuzz"}},
-        }),
+        &github(json!({"provider_readable_id": "fuzz-composio",
+                       "provider_config": {"account_id": "ca_fuzz"}})),
     )
     .await;
     connections.push(id(&through));
