@@ -16,7 +16,7 @@
 //!   window between the secret and the transaction of a create) is deleted, a page per tick.
 
 use super::delete_connection::{finish_delete, DeleteProgress};
-use super::sync::{connection_after, Outcome};
+use super::sync::summary::{connection_after, end_job, retry_on_version_conflict, Outcome};
 use super::Platform;
 use crate::connection::JobDetails;
 use crate::ids::JobId;
@@ -323,43 +323,41 @@ async fn fail_stuck(
             category: None,
         }
     };
-    job.status = outcome.status();
-    job.completed_at = Some(now);
-    job.duration_seconds = job
-        .started_at
-        .map(|s| (now - s).num_milliseconds().max(0) as f64 / 1000.0);
-    if let Outcome::Failed { error, .. } = &outcome {
-        job.error = Some(error.clone());
-    }
-    let store = &platform.store;
-    for _ in 0..3 {
-        let current = store
-            .get_versioned(job.organization_id, job.source_connection_id)
-            .await?;
-        let updated = current.map(|c| {
-            let after = connection_after(&c.value, &job, &outcome, &BTreeMap::new(), None, now);
-            (after, c.version)
-        });
-        let finished = store
-            .finish_job(FinishedRun {
-                job: &job,
-                holder: &lease.holder,
-                connection: updated.as_ref().map(|(c, v)| (c, *v)),
-                cursor: CursorUpdate::Keep,
-            })
-            .await;
-        match finished {
-            Ok(()) => {
-                warn!(source_connection_id = %job.source_connection_id, job_id = %job.id, status = job.status.as_str(), "ended a run whose worker stopped responding");
-                return Ok(true);
+    end_job(&mut job, &outcome, now);
+    let job = &job;
+    let finished = retry_on_version_conflict(
+        platform,
+        job.organization_id,
+        job.source_connection_id,
+        None,
+        |current| {
+            let updated = current.map(|c| {
+                let after = connection_after(&c.value, job, &outcome, &BTreeMap::new(), None, now);
+                (after, c.version)
+            });
+            async move {
+                let run = FinishedRun {
+                    job,
+                    holder: &lease.holder,
+                    connection: updated.as_ref().map(|(c, v)| (c, *v)),
+                    cursor: CursorUpdate::Keep,
+                };
+                platform.store.finish_job(run).await
             }
-            Err(StoreError::VersionConflict) => continue,
-            // Taken over by a new delivery in between: it is alive after all.
-            Err(StoreError::LeaseLost) => return Ok(false),
-            Err(e) => return Err(e),
+        },
+    )
+    .await;
+    match finished {
+        Ok(()) => {
+            warn!(source_connection_id = %job.source_connection_id, job_id = %job.id, status = job.status.as_str(), "ended a run whose worker stopped responding");
+            Ok(true)
         }
+        // Taken over by a new delivery in between: it is alive after all.
+        Err(StoreError::LeaseLost) => Ok(false),
+        // Still moving after every attempt: the next tick looks again.
+        Err(StoreError::VersionConflict) => Ok(false),
+        Err(e) => Err(e),
     }
-    Ok(false)
 }
 
 async fn finish_deletes(

@@ -2,9 +2,12 @@
 //! hand-over and resumption, deferral, failures, cancellation and leases.
 
 use super::*;
-use crate::entity::Entity;
+use crate::connection::{ConnectionStatus, ErrorCategory};
+use crate::entity::{Entity, EntityKey};
 use crate::ids::OrganizationId;
+use crate::job::Job;
 use crate::ports::JobStore;
+use crate::stream::StreamError;
 use crate::testing::{now, platform, Fakes, ScriptedStream};
 use crate::usecases::tests::{add_collection, create, direct_body};
 use serde_json::json;
