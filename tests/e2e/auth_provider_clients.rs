@@ -5,8 +5,9 @@
 
 use crate::helpers::logs;
 use domain::auth::AuthenticationRequest;
-use domain::auth_provider::{AccountRef, AuthProviders, ProviderCredentials, ProviderError};
+use domain::auth_provider::{AccountRef, ProviderCredentials, ProviderError};
 use domain::catalog::SourceSpec;
+use domain::ports::AuthProviders;
 use domain::ports::SourceDirectory;
 use fakes::composio::{ComposioAccount, FakeComposio};
 use fakes::pipedream::{FakePipedream, PipedreamAccount};

@@ -196,7 +196,7 @@ async fn new_credentials_clear_needs_reauth_and_replace_the_secret() {
         .unwrap();
     let mut rejected = current.value.clone();
     rejected.status = ConnectionStatus::NeedsReauth;
-    rejected.error_category = Some(domain::connection::ErrorCategory::ApiKeyInvalid);
+    rejected.error_category = Some(domain::error_category::ErrorCategory::ApiKeyInvalid);
     rejected.auth.authenticated = false;
     store
         .replace_connection(&rejected, current.version)

@@ -3,10 +3,7 @@
 //! `provider_readable_id` and find their account through `provider_config`. The provider owns
 //! the tokens: the platform fetches fresh credentials at every run and never refreshes them.
 
-use crate::auth::AuthenticationRequest;
-use crate::catalog::SourceSpec;
 use crate::error::FieldError;
-use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -305,25 +302,6 @@ pub enum ProviderError {
     /// 5xx, network, an unreadable answer: retryable.
     #[error("{0}")]
     Unavailable(String),
-}
-
-/// The auth providers' APIs.
-#[async_trait]
-pub trait AuthProviders: Send + Sync {
-    /// Whether the provider takes these credentials (Composio: an authenticated read;
-    /// Pipedream: a client-credentials token).
-    async fn verify(&self, credentials: &ProviderCredentials) -> Result<(), ProviderError>;
-
-    /// Fresh credentials of the account for this source: an OAuth account's access token as
-    /// [`AuthenticationRequest::OauthToken`] (no refresh token: the provider refreshes), an API
-    /// key account's key as [`AuthenticationRequest::Direct`] under the source's first auth
-    /// field. Checks that the account is alive and belongs to the source's app.
-    async fn fetch(
-        &self,
-        credentials: &ProviderCredentials,
-        source: &SourceSpec,
-        account: &AccountRef,
-    ) -> Result<AuthenticationRequest, ProviderError>;
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! (DESIGN section 4).
 
 use crate::catalog::AuthMethod;
+use crate::error_category::ErrorCategory;
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Job, JobStatus};
-use crate::schedule::ScheduleDetails;
+use crate::schedule::{CronSchedule, ScheduleDetails};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -30,28 +31,6 @@ impl ConnectionStatus {
             Self::Syncing => "syncing",
             Self::Error => "error",
             Self::NeedsReauth => "needs_reauth",
-        }
-    }
-}
-
-/// Why a connection needs re-authentication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCategory {
-    OauthCredentialsExpired,
-    ApiKeyInvalid,
-    AuthProviderAccountGone,
-    AuthProviderCredentialsInvalid,
-}
-
-impl ErrorCategory {
-    /// Why a connection whose credentials the source refused needs re-authentication, by how
-    /// it authenticates.
-    pub fn of_rejected(method: AuthMethod) -> Self {
-        match method {
-            AuthMethod::Direct => Self::ApiKeyInvalid,
-            AuthMethod::AuthProvider => Self::AuthProviderCredentialsInvalid,
-            _ => Self::OauthCredentialsExpired,
         }
     }
 }
@@ -152,6 +131,32 @@ pub struct SourceConnection {
 }
 
 impl SourceConnection {
+    /// A connection out of the schedule plans no run; one that comes back into it (resumed, new
+    /// credentials) plans its next run from now, not from when it left.
+    pub fn replan_schedule(&mut self, before: &SourceConnection, now: DateTime<Utc>) {
+        let scheduled = |c: &SourceConnection| {
+            !matches!(
+                c.status,
+                ConnectionStatus::Inactive
+                    | ConnectionStatus::PendingAuth
+                    | ConnectionStatus::NeedsReauth
+            )
+        };
+        let (now_in, was_in) = (scheduled(self), scheduled(before));
+        let Some(schedule) = self.schedule.as_mut() else {
+            return;
+        };
+        if !now_in {
+            schedule.next_run = None;
+        } else if !was_in || schedule.next_run.is_none() {
+            schedule.next_run = schedule
+                .cron
+                .as_deref()
+                .and_then(|text| CronSchedule::parse(text).ok())
+                .and_then(|cron| cron.next_after(now));
+        }
+    }
+
     /// When the scheduler should start its next run: only an active (or syncing, or failed)
     /// connection with a schedule has one. Paused connections and those waiting for
     /// authentication are out of the schedule until they come back.

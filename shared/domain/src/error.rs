@@ -18,6 +18,17 @@ impl FieldError {
     }
 }
 
+/// The value, or its error recorded against `field`.
+pub(crate) fn ok_or_record<T>(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    parsed: Result<T, String>,
+) -> Option<T> {
+    parsed
+        .map_err(|m| errors.push(FieldError::new(field, m)))
+        .ok()
+}
+
 /// Everything a use case can answer other than success.
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {

@@ -1,6 +1,6 @@
 //! Sync jobs and the message that asks the worker to run one.
 
-use crate::connection::ErrorCategory;
+use crate::error_category::ErrorCategory;
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

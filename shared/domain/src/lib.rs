@@ -12,6 +12,7 @@ pub mod collection;
 pub mod connection;
 pub mod entity;
 pub mod error;
+pub mod error_category;
 pub mod idempotency;
 pub mod ids;
 pub mod job;

@@ -48,13 +48,3 @@ impl<T> Page<T> {
         })
     }
 }
-
-/// A store error of a list call, as the caller sees it: a cursor we did not issue is bad input.
-pub fn list_error(e: crate::ports::StoreError) -> crate::DomainError {
-    match e {
-        crate::ports::StoreError::InvalidCursor => {
-            crate::DomainError::invalid_field("cursor", "is not a cursor this API issued")
-        }
-        other => crate::DomainError::internal(other),
-    }
-}

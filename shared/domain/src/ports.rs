@@ -2,7 +2,7 @@
 //! stores, the vault and the queue; `shared/sources` implements the source directory.
 
 use crate::auth::AuthenticationRequest;
-use crate::auth_provider::ProviderConnection;
+use crate::auth_provider::{AccountRef, ProviderConnection, ProviderCredentials, ProviderError};
 use crate::catalog::SourceSpec;
 use crate::collection::Collection;
 use crate::connection::SourceConnection;
@@ -348,7 +348,7 @@ pub trait JobStore: Send + Sync {
     /// `LeaseLost` when the run no longer holds the job (nothing is written);
     /// `VersionConflict` when the connection changed since it was read (nothing is written).
     async fn finish_job(&self, run: FinishedRun<'_>) -> Result<(), StoreError>;
-    /// One chunk of a checkpoint's seen keys (at most [`crate::usecases::sync::SEEN_CHUNK_BYTES`]).
+    /// One chunk of a checkpoint's seen keys (at most the sync use case's `SEEN_CHUNK_BYTES`).
     async fn put_seen_chunk(
         &self,
         connection: ConnectionId,
@@ -664,4 +664,23 @@ pub trait SourceDirectory: Send + Sync {
     /// Where the source's OAuth authorize and token endpoints are (its catalog settings, unless
     /// the operator overrode them); `None` for a source without OAuth.
     fn oauth_endpoints(&self, short_name: &str) -> Option<OAuthEndpoints>;
+}
+
+/// The auth providers' APIs.
+#[async_trait]
+pub trait AuthProviders: Send + Sync {
+    /// Whether the provider takes these credentials (Composio: an authenticated read;
+    /// Pipedream: a client-credentials token).
+    async fn verify(&self, credentials: &ProviderCredentials) -> Result<(), ProviderError>;
+
+    /// Fresh credentials of the account for this source: an OAuth account's access token as
+    /// [`AuthenticationRequest::OauthToken`] (no refresh token: the provider refreshes), an API
+    /// key account's key as [`AuthenticationRequest::Direct`] under the source's first auth
+    /// field. Checks that the account is alive and belongs to the source's app.
+    async fn fetch(
+        &self,
+        credentials: &ProviderCredentials,
+        source: &SourceSpec,
+        account: &AccountRef,
+    ) -> Result<AuthenticationRequest, ProviderError>;
 }

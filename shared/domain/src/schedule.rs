@@ -5,6 +5,7 @@ use crate::error::FieldError;
 use crate::ids::ConnectionId;
 use chrono::{DateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -154,6 +155,63 @@ pub struct ScheduleDetails {
 }
 
 impl ScheduleDetails {
+    /// `schedule` omitted or `null`: daily at the creation hour:minute UTC. `{"cron": null}`: none.
+    pub fn parse(schedule: Option<&Value>, now: DateTime<Utc>) -> Result<Self, Vec<FieldError>> {
+        let fields = match schedule {
+            None | Some(Value::Null) => {
+                return Ok(ScheduleDetails::from_cron(
+                    &CronSchedule::daily_at(now),
+                    now,
+                ))
+            }
+            Some(Value::Object(fields)) => fields,
+            Some(_) => return Err(vec![FieldError::new("schedule", "must be an object")]),
+        };
+        let mut errors = Vec::new();
+        for key in fields.keys() {
+            if !["cron", "continuous", "cursor_field"].contains(&key.as_str()) {
+                errors.push(FieldError::new(format!("schedule.{key}"), "unknown field"));
+            }
+        }
+        let mut details = match fields.get("cron") {
+            None | Some(Value::Null) => ScheduleDetails::none(),
+            Some(Value::String(s)) => match CronSchedule::parse(s) {
+                Ok(cron) => ScheduleDetails::from_cron(&cron, now),
+                Err(m) => {
+                    errors.push(FieldError::new("schedule.cron", m));
+                    ScheduleDetails::none()
+                }
+            },
+            Some(_) => {
+                errors.push(FieldError::new("schedule.cron", "must be a string or null"));
+                ScheduleDetails::none()
+            }
+        };
+        match fields.get("continuous") {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(b)) => details.continuous = *b,
+            Some(_) => errors.push(FieldError::new(
+                "schedule.continuous",
+                "must be true or false",
+            )),
+        }
+        match fields.get("cursor_field") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => {
+                details.cursor_field = Some(s.clone())
+            }
+            Some(_) => errors.push(FieldError::new(
+                "schedule.cursor_field",
+                "must be a non-empty string of at most 255 characters",
+            )),
+        }
+        if errors.is_empty() {
+            Ok(details)
+        } else {
+            Err(errors)
+        }
+    }
+
     pub fn none() -> Self {
         Self {
             cron: None,

@@ -16,11 +16,9 @@ use crate::upstream::{http_client, read_capped, retry_after, transport_error, An
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::auth::{AuthenticationRequest, Credentials, OauthToken};
-use domain::auth_provider::{
-    AccountRef, AuthProviders, ProviderCredentials, ProviderError, ProviderKind,
-};
+use domain::auth_provider::{AccountRef, ProviderCredentials, ProviderError, ProviderKind};
 use domain::catalog::{AuthMethod, SourceSpec};
-use domain::ports::CheckError;
+use domain::ports::{AuthProviders, CheckError};
 use reqwest::header::HeaderValue;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};

@@ -5,15 +5,15 @@
 
 use super::collections::CONNECTION_COUNT;
 use super::idempotency::{RecordState, LEASE_TOKEN, STATE};
-use super::jobs::active_slot;
-use super::jobs::failed_conditions;
 use super::keys::{
-    collection_sk, connection_pk, connection_sk, idempotency_pk, job_sk, organization_pk,
-    schedule_bucket, sweep_bucket, Sweep, CONNECTION_PREFIX, META, SWEEP_AT, SWEEP_BUCKET,
+    active_slot, collection_sk, connection_item, connection_pk, connection_sk, idempotency_pk,
+    job_sk, organization_pk, sweep_bucket, Sweep, CONNECTION_PREFIX, DELETING_AT, META,
+    NEXT_RUN_AT, SCHED_BUCKET, SWEEP_AT, SWEEP_BUCKET, VERSION,
 };
 use super::paging::Filter;
 use super::{
-    backend, build_error, from_item, is_condition_failure, n, s, to_item, DynamoStore, Item,
+    backend, build_error, failed_conditions, from_item, is_condition_failure, n, s, to_item,
+    DynamoStore, Item,
 };
 use crate::batch::{delete_all, MAX_WRITE_BATCH};
 use async_trait::async_trait;
@@ -27,12 +27,6 @@ use domain::page::{Page, PageRequest};
 use domain::ports::{ConnectionStore, NewConnection, StoreError, Versioned};
 use domain::schedule::bucket_of;
 use std::collections::HashMap;
-
-/// The optimistic-locking counter of a connection item; later updates condition on it.
-pub(crate) const VERSION: &str = "version";
-/// Attributes of the scheduler's index, present only while a next run is planned.
-pub(crate) const SCHED_BUCKET: &str = "sched_bucket";
-pub(crate) const NEXT_RUN_AT: &str = "next_run_at";
 
 /// What each write of the create transaction stands for, to read cancellation reasons by index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,26 +56,6 @@ impl Write {
             Self::FirstJob => 3,
         }
     }
-}
-
-/// Set on a connection whose delete has begun (epoch seconds): the item is a tombstone, hidden
-/// from every read of live connections.
-pub(crate) const DELETING_AT: &str = "deleting_at";
-
-/// The item of a connection: its fields, its key, a version, and the schedule index attributes
-/// while the connection is in the schedule (active and scheduled).
-pub(crate) fn connection_item(connection: &SourceConnection) -> Result<Item, StoreError> {
-    let mut item = to_item(
-        connection,
-        organization_pk(connection.organization_id),
-        &connection_sk(connection.id),
-    )?;
-    item.insert(VERSION.to_owned(), n(1));
-    if let Some(next_run) = connection.scheduled_run() {
-        item.insert(SCHED_BUCKET.to_owned(), s(schedule_bucket(connection.id)));
-        item.insert(NEXT_RUN_AT.to_owned(), n(next_run.timestamp()));
-    }
-    Ok(item)
 }
 
 /// The connection of a live (not deleting) connection item.

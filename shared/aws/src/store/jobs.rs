@@ -8,19 +8,18 @@
 //! transaction: the job (whole item, lease and checkpoint gone), the connection at the version
 //! the run read, and the cursor.
 
-use super::connections::{connection_item, DELETING_AT, VERSION};
 use super::keys::{
-    connection_pk, connection_sk, job_sk, organization_pk, sweep_bucket, Sweep, ACTIVE_SLOT,
-    SWEEP_AT, SWEEP_BUCKET,
+    active_slot, connection_item, connection_pk, connection_sk, job_sk, organization_pk,
+    ACTIVE_SLOT, DELETING_AT, JOB_ID, VERSION,
 };
 use super::paging::{list_items, Order};
 use super::{
-    backend, build_error, from_item, is_condition_failure, key, n, s, to_item, DynamoStore, Item,
+    backend, build_error, failed_conditions, from_item, is_condition_failure, key, n, s, to_item,
+    DynamoStore, Item,
 };
 use crate::batch::delete_all;
 use crate::error::{adapter, boxed};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
@@ -30,8 +29,6 @@ use domain::ids::{ConnectionId, JobId};
 use domain::job::{Checkpoint, Counts, Job, JobClaim, JobStatus, Lease};
 use domain::page::{Page, PageRequest};
 use domain::ports::{CursorUpdate, FinishedRun, JobStore, StoreError};
-use domain::schedule::bucket_of;
-use domain::usecases::scheduler::LOST_MESSAGE_AFTER;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -40,28 +37,9 @@ const LEASE_HOLDER: &str = "lease_holder";
 const LEASE_UNTIL: &str = "lease_until";
 const CHECKPOINT: &str = "checkpoint";
 const CURSOR: &str = "CURSOR";
-pub(crate) const JOB_ID: &str = "job_id";
-pub(crate) const ORGANIZATION_ID: &str = "organization_id";
 const JOB_PREFIX: &str = "JOB#";
 /// Attempts of a claim whose read went stale before its conditional write.
 const CLAIM_ATTEMPTS: usize = 3;
-
-/// The item of a connection's one active-job slot, held by `job`: whoever writes a job's start
-/// puts it on the condition it does not exist; whoever writes the job's end deletes it. It is in
-/// the sweep index, due for a first look once the job's message could have been lost.
-pub(crate) fn active_slot(job: &Job) -> Item {
-    let mut item = key(connection_pk(job.source_connection_id), ACTIVE_SLOT);
-    item.insert(JOB_ID.to_owned(), s(job.id.to_string()));
-    item.insert(
-        ORGANIZATION_ID.to_owned(),
-        s(job.organization_id.to_string()),
-    );
-    let bucket = sweep_bucket(Sweep::Job, bucket_of(job.source_connection_id));
-    item.insert(SWEEP_BUCKET.to_owned(), s(bucket));
-    let first_look = job.created_at + LOST_MESSAGE_AFTER;
-    item.insert(SWEEP_AT.to_owned(), n(first_look.timestamp()));
-    item
-}
 
 /// Frees the slot in the same transaction as the job's end, if `job` holds it (or nobody
 /// does: jobs written without one).
@@ -83,20 +61,6 @@ fn free_slot(
 
 fn connection_status(status: ConnectionStatus) -> AttributeValue {
     serde_dynamo::to_attribute_value(status).expect("a status serializes")
-}
-
-/// Which of a transaction's items failed their condition.
-pub(crate) fn failed_conditions<R>(
-    e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
-) -> Vec<bool> {
-    match e.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
-            .cancellation_reasons()
-            .iter()
-            .map(|r| r.code() == Some("ConditionalCheckFailed"))
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 fn checkpoint_prefix(job: JobId) -> String {

@@ -1,8 +1,16 @@
-//! Key layout of the state table (DESIGN section 7).
+//! Key layout of the state table (DESIGN section 7), the attributes more than one store reads
+//! or writes, and the items more than one store's transactions put: a connection and its
+//! active-job slot.
 
+use super::{key, n, s, to_item, Item};
+use domain::connection::SourceConnection;
 use domain::ids::{ConnectionId, JobId, OrganizationId};
+use domain::job::Job;
 use domain::names::ReadableId;
+use domain::ports::StoreError;
+use domain::schedule::bucket_of;
 use domain::tenancy::ApiKeyHash;
+use domain::usecases::scheduler::LOST_MESSAGE_AFTER;
 
 pub(crate) const META: &str = "META";
 pub(crate) const COLLECTION_PREFIX: &str = "COLL#";
@@ -83,4 +91,50 @@ pub(crate) const ACTIVE_SLOT: &str = "ACTIVE";
 /// The organization id has a fixed length, so the key after it needs no escaping.
 pub(crate) fn idempotency_pk(org: OrganizationId, key: &str) -> String {
     format!("IDEMP#{org}#{key}")
+}
+
+/// The optimistic-locking counter of a connection item; later updates condition on it.
+pub(crate) const VERSION: &str = "version";
+/// Attributes of the scheduler's index, present only while a next run is planned.
+pub(crate) const SCHED_BUCKET: &str = "sched_bucket";
+pub(crate) const NEXT_RUN_AT: &str = "next_run_at";
+
+/// Set on a connection whose delete has begun (epoch seconds): the item is a tombstone, hidden
+/// from every read of live connections.
+pub(crate) const DELETING_AT: &str = "deleting_at";
+
+pub(crate) const JOB_ID: &str = "job_id";
+pub(crate) const ORGANIZATION_ID: &str = "organization_id";
+
+/// The item of a connection: its fields, its key, a version, and the schedule index attributes
+/// while the connection is in the schedule (active and scheduled).
+pub(crate) fn connection_item(connection: &SourceConnection) -> Result<Item, StoreError> {
+    let mut item = to_item(
+        connection,
+        organization_pk(connection.organization_id),
+        &connection_sk(connection.id),
+    )?;
+    item.insert(VERSION.to_owned(), n(1));
+    if let Some(next_run) = connection.scheduled_run() {
+        item.insert(SCHED_BUCKET.to_owned(), s(schedule_bucket(connection.id)));
+        item.insert(NEXT_RUN_AT.to_owned(), n(next_run.timestamp()));
+    }
+    Ok(item)
+}
+
+/// The item of a connection's one active-job slot, held by `job`: whoever writes a job's start
+/// puts it on the condition it does not exist; whoever writes the job's end deletes it. It is in
+/// the sweep index, due for a first look once the job's message could have been lost.
+pub(crate) fn active_slot(job: &Job) -> Item {
+    let mut item = key(connection_pk(job.source_connection_id), ACTIVE_SLOT);
+    item.insert(JOB_ID.to_owned(), s(job.id.to_string()));
+    item.insert(
+        ORGANIZATION_ID.to_owned(),
+        s(job.organization_id.to_string()),
+    );
+    let bucket = sweep_bucket(Sweep::Job, bucket_of(job.source_connection_id));
+    item.insert(SWEEP_BUCKET.to_owned(), s(bucket));
+    let first_look = job.created_at + LOST_MESSAGE_AFTER;
+    item.insert(SWEEP_AT.to_owned(), n(first_look.timestamp()));
+    item
 }

@@ -18,6 +18,7 @@ pub use keys::{schedule_bucket, SCHEDULE_INDEX, SWEEP_INDEX};
 
 use crate::error::{boxed, service_code};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use domain::ports::StoreError;
@@ -84,6 +85,20 @@ where
     E: ProvideErrorMetadata,
 {
     service_code(e) == Some("ConditionalCheckFailedException")
+}
+
+/// Which of a transaction's items failed their condition.
+pub(crate) fn failed_conditions<R>(
+    e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
+) -> Vec<bool> {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code() == Some("ConditionalCheckFailed"))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 pub(crate) fn key(pk: String, sk: &str) -> Item {

@@ -4,12 +4,11 @@
 //! (`job#<b>`) and tombstones of deletes (`delete#<b>`). Both indexes hold keys (the sweep's
 //! also the slot's job and organization); every decision is then taken on the table itself.
 
-use super::connections::{NEXT_RUN_AT, SCHED_BUCKET};
-use super::jobs::{JOB_ID, ORGANIZATION_ID};
 use super::keys::{
     connection_pk, parse_connection_key, sweep_bucket, sweep_position_pk, Sweep, ACTIVE_SLOT, META,
     SCHEDULE_INDEX, SWEEP_AT, SWEEP_BUCKET, SWEEP_INDEX,
 };
+use super::keys::{JOB_ID, NEXT_RUN_AT, ORGANIZATION_ID, SCHED_BUCKET};
 use super::{backend, is_condition_failure, key, n, s, DynamoStore, Item};
 use crate::error::adapter;
 use async_trait::async_trait;

@@ -3,7 +3,7 @@
 //! listing entry per key (`ORG#o | APIKEY#<first 12 hex digits>`), written in the same
 //! transaction, for operators.
 
-use super::jobs::failed_conditions;
+use super::failed_conditions;
 use super::keys::{api_key_pk, organization_pk, META};
 use super::{backend, from_item, is_condition_failure, to_item, DynamoStore};
 use async_trait::async_trait;

@@ -2,9 +2,10 @@
 
 use super::lock;
 use crate::auth::{AuthenticationRequest, OauthToken};
-use crate::auth_provider::{AccountRef, AuthProviders, ProviderCredentials, ProviderError};
+use crate::auth_provider::{AccountRef, ProviderCredentials, ProviderError};
 use crate::catalog::{OAuthSettings, SourceSpec};
 use crate::oauth::{OAuthApp, OAuthEndpoints, PkceVerifier, TokenEndpoint, TokenError, TokenSet};
+use crate::ports::AuthProviders;
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};

@@ -2,10 +2,10 @@
 //! Pipedream. The provider credentials go to the vault and are checked with the provider before
 //! anything is stored; responses never carry them.
 
-use super::create_connection::keep;
+use super::upstream_errors::auth_provider_failed;
 use super::Platform;
-use crate::auth_provider::{ProviderConnection, ProviderCredentials, ProviderError, ProviderKind};
-use crate::error::{DomainError, FieldError};
+use crate::auth_provider::{ProviderConnection, ProviderCredentials, ProviderKind};
+use crate::error::{ok_or_record, DomainError, FieldError};
 use crate::ids::OrganizationId;
 use crate::names::{Description, ReadableId};
 use crate::page::{Page, PageRequest};
@@ -41,8 +41,8 @@ pub async fn create_provider_connection(
 ) -> Result<ProviderConnection, DomainError> {
     let mut errors: Vec<FieldError> = Vec::new();
     let kind = match input.short_name.as_deref() {
-        None => keep(&mut errors, "short_name", Err("is required".into())),
-        Some(s) => keep(
+        None => ok_or_record(&mut errors, "short_name", Err("is required".into())),
+        Some(s) => ok_or_record(
             &mut errors,
             "short_name",
             ProviderKind::parse(s).ok_or_else(|| "must be composio or pipedream".to_owned()),
@@ -50,7 +50,7 @@ pub async fn create_provider_connection(
     };
     let name = match input.name.as_deref().map(str::trim) {
         Some(n) if (4..=42).contains(&n.chars().count()) && !n.contains('\n') => Some(n.to_owned()),
-        Some(_) => keep(
+        Some(_) => ok_or_record(
             &mut errors,
             "name",
             Err("must be 4-42 characters on one line".into()),
@@ -58,14 +58,14 @@ pub async fn create_provider_connection(
         None => kind.map(|k| format!("{} Connection", k.display_name())),
     };
     let readable_id = match (input.readable_id.as_deref(), &name) {
-        (Some(id), _) => keep(&mut errors, "readable_id", ReadableId::parse(id)),
+        (Some(id), _) => ok_or_record(&mut errors, "readable_id", ReadableId::parse(id)),
         (None, Some(name)) => ReadableId::parse(&slug(name)).ok(),
         (None, None) => None,
     };
     let description = input
         .description
         .as_deref()
-        .and_then(|d| keep(&mut errors, "description", Description::parse(d)));
+        .and_then(|d| ok_or_record(&mut errors, "description", Description::parse(d)));
     let fields = match input.auth_fields {
         Some(Value::Object(map)) => map,
         None | Some(Value::Null) => {
@@ -104,7 +104,7 @@ pub async fn create_provider_connection(
         .auth_providers
         .verify(&credentials)
         .await
-        .map_err(|e| provider_failed(kind, e))?;
+        .map_err(|e| auth_provider_failed(kind, e))?;
 
     let now = platform.clock.now();
     let connection = ProviderConnection {
@@ -212,20 +212,4 @@ pub(crate) async fn provider_credentials(
             ))
         })?;
     Ok((kind, credentials))
-}
-
-/// A provider failure, as the API answers it.
-pub(crate) fn provider_failed(kind: ProviderKind, e: ProviderError) -> DomainError {
-    let name = kind.display_name();
-    match e {
-        ProviderError::CredentialsRejected(m)
-        | ProviderError::AccountGone(m)
-        | ProviderError::WrongApp(m)
-        | ProviderError::CredentialsUnusable(m) => DomainError::BadRequest(m),
-        ProviderError::RateLimited { retry_after } => DomainError::UpstreamRateLimited {
-            source_name: name.to_owned(),
-            retry_after,
-        },
-        ProviderError::Unavailable(m) => DomainError::UpstreamFailed(format!("{name}: {m}")),
-    }
 }

@@ -89,7 +89,7 @@ pub async fn list_collections(
         .store
         .list_collections(org, page)
         .await
-        .map_err(crate::page::list_error)
+        .map_err(super::list_error)
 }
 
 /// Deletes an empty collection; 409 while source connections still belong to it.

@@ -50,5 +50,5 @@ pub async fn list_connections(
         .store
         .list_connections(org, collection.as_ref(), page)
         .await
-        .map_err(crate::page::list_error)
+        .map_err(super::list_error)
 }

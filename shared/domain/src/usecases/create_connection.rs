@@ -3,6 +3,7 @@
 //! message. A failure after the secret is written removes it (DESIGN section 4).
 
 use super::oauth_flow;
+use super::upstream_errors::{auth_provider_failed, credential_check_failed};
 use super::Platform;
 use crate::auth::{self, AuthenticationRequest, StoredCredential};
 use crate::auth_provider::{AccountRef, ProviderKind};
@@ -10,14 +11,14 @@ use crate::catalog::{validate_fields, AuthMethod, SourceSpec};
 use crate::connection::{
     AuthDetails, ConnectionStatus, EntitySummary, JobDetails, SourceConnection, SyncDetails,
 };
-use crate::error::{DomainError, FieldError};
+use crate::error::{ok_or_record, DomainError, FieldError};
 use crate::idempotency::{self, Claim, IdempotencyKey, KeyState, Reservation};
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Job, Trigger};
 use crate::names::{ConnectionName, Description, ReadableId, RedirectUrl, ShortName};
 use crate::oauth::{OAuthApp, TokenError};
-use crate::ports::{CheckError, NewConnection, StoreError, VaultError};
-use crate::schedule::{check_interval, CronSchedule, ScheduleDetails};
+use crate::ports::{NewConnection, StoreError, VaultError};
+use crate::schedule::{check_interval, ScheduleDetails};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -150,26 +151,26 @@ fn plan(
 
     let mut errors: Vec<FieldError> = Vec::new();
     let collection = match input.readable_collection_id.as_deref() {
-        None => keep(
+        None => ok_or_record(
             &mut errors,
             "readable_collection_id",
             Err("is required".into()),
         ),
-        Some(id) => keep(&mut errors, "readable_collection_id", ReadableId::parse(id)),
+        Some(id) => ok_or_record(&mut errors, "readable_collection_id", ReadableId::parse(id)),
     };
     let name = match input.name.as_deref() {
         None => Some(ConnectionName::default_for(spec.name)),
-        Some(n) => keep(&mut errors, "name", ConnectionName::parse(n)),
+        Some(n) => ok_or_record(&mut errors, "name", ConnectionName::parse(n)),
     };
     let description = input
         .description
         .as_deref()
-        .and_then(|d| keep(&mut errors, "description", Description::parse(d)));
+        .and_then(|d| ok_or_record(&mut errors, "description", Description::parse(d)));
     let redirect_url = input
         .redirect_url
         .as_deref()
-        .and_then(|u| keep(&mut errors, "redirect_url", RedirectUrl::parse(u)));
-    let schedule = parse_schedule(input.schedule.as_ref(), now)
+        .and_then(|u| ok_or_record(&mut errors, "redirect_url", RedirectUrl::parse(u)));
+    let schedule = ScheduleDetails::parse(input.schedule.as_ref(), now)
         .map_err(|e| errors.extend(e))
         .ok();
     let config = match input.config {
@@ -251,77 +252,6 @@ fn plan(
         redirect_url,
         sync_immediately: input.sync_immediately.unwrap_or(!browser),
     })
-}
-
-/// The value, or its error recorded against `field`.
-pub(crate) fn keep<T>(
-    errors: &mut Vec<FieldError>,
-    field: &str,
-    parsed: Result<T, String>,
-) -> Option<T> {
-    parsed
-        .map_err(|m| errors.push(FieldError::new(field, m)))
-        .ok()
-}
-
-/// `schedule` omitted or `null`: daily at the creation hour:minute UTC. `{"cron": null}`: none.
-pub(crate) fn parse_schedule(
-    schedule: Option<&Value>,
-    now: DateTime<Utc>,
-) -> Result<ScheduleDetails, Vec<FieldError>> {
-    let fields = match schedule {
-        None | Some(Value::Null) => {
-            return Ok(ScheduleDetails::from_cron(
-                &CronSchedule::daily_at(now),
-                now,
-            ))
-        }
-        Some(Value::Object(fields)) => fields,
-        Some(_) => return Err(vec![FieldError::new("schedule", "must be an object")]),
-    };
-    let mut errors = Vec::new();
-    for key in fields.keys() {
-        if !["cron", "continuous", "cursor_field"].contains(&key.as_str()) {
-            errors.push(FieldError::new(format!("schedule.{key}"), "unknown field"));
-        }
-    }
-    let mut details = match fields.get("cron") {
-        None | Some(Value::Null) => ScheduleDetails::none(),
-        Some(Value::String(s)) => match CronSchedule::parse(s) {
-            Ok(cron) => ScheduleDetails::from_cron(&cron, now),
-            Err(m) => {
-                errors.push(FieldError::new("schedule.cron", m));
-                ScheduleDetails::none()
-            }
-        },
-        Some(_) => {
-            errors.push(FieldError::new("schedule.cron", "must be a string or null"));
-            ScheduleDetails::none()
-        }
-    };
-    match fields.get("continuous") {
-        None | Some(Value::Null) => {}
-        Some(Value::Bool(b)) => details.continuous = *b,
-        Some(_) => errors.push(FieldError::new(
-            "schedule.continuous",
-            "must be true or false",
-        )),
-    }
-    match fields.get("cursor_field") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => {
-            details.cursor_field = Some(s.clone())
-        }
-        Some(_) => errors.push(FieldError::new(
-            "schedule.cursor_field",
-            "must be a non-empty string of at most 255 characters",
-        )),
-    }
-    if errors.is_empty() {
-        Ok(details)
-    } else {
-        Err(errors)
-    }
 }
 
 fn collection_missing(collection: &ReadableId) -> DomainError {
@@ -639,7 +569,7 @@ async fn checked_credentials(
         .sources
         .check_credentials(plan.spec.short_name, &usable, &plan.config)
         .await
-        .map_err(|e| check_failed(plan.spec, e))?;
+        .map_err(|e| credential_check_failed(plan.spec, e))?;
     Ok(secret)
 }
 
@@ -786,12 +716,12 @@ async fn through_provider(
         .auth_providers
         .fetch(&credentials, plan.spec, &account)
         .await
-        .map_err(|e| super::auth_providers::provider_failed(kind, e))?;
+        .map_err(|e| auth_provider_failed(kind, e))?;
     platform
         .sources
         .check_credentials(plan.spec.short_name, &auth, &plan.config)
         .await
-        .map_err(|e| check_failed(plan.spec, e))?;
+        .map_err(|e| credential_check_failed(plan.spec, e))?;
     let mut details = authenticated(AuthMethod::AuthProvider, None, now);
     details.provider_readable_id = Some(provider_readable_id.as_str().to_owned());
     Ok(Resolved {
@@ -804,23 +734,6 @@ async fn through_provider(
         auth_url: None,
         provider: Some(kind),
     })
-}
-
-/// A failed upstream credential check, as the API answers it.
-pub(crate) fn check_failed(spec: &SourceSpec, e: CheckError) -> DomainError {
-    match e {
-        CheckError::Rejected(m) => {
-            DomainError::BadRequest(format!("{} rejected the credentials: {m}", spec.name))
-        }
-        CheckError::RateLimited { retry_after } => DomainError::UpstreamRateLimited {
-            source_name: spec.name.to_owned(),
-            retry_after,
-        },
-        CheckError::Unavailable(m) => DomainError::UpstreamFailed(format!(
-            "{} could not check the credentials: {m}",
-            spec.name
-        )),
-    }
 }
 
 fn build_connection(

@@ -3,12 +3,13 @@
 //! foreign connection answers 404 exactly as an unknown one does.
 
 use super::connections::get_connection;
+use super::list_error;
 use super::Platform;
 use crate::entity::EntityRecord;
 use crate::error::DomainError;
 use crate::ids::{JobId, OrganizationId};
 use crate::job::Job;
-use crate::page::{list_error, Page, PageRequest};
+use crate::page::{Page, PageRequest};
 
 /// A connection's jobs, newest first.
 pub async fn list_jobs(

@@ -12,11 +12,14 @@ pub mod scheduler;
 pub mod sync;
 pub mod tenancy;
 pub mod update_connection;
+mod upstream_errors;
 
-use crate::auth_provider::AuthProviders;
 use crate::clock::Clock;
+use crate::error::DomainError;
 use crate::oauth::TokenEndpoint;
-use crate::ports::{CredentialVault, EntityStore, SourceDirectory, Store, SyncQueue};
+use crate::ports::{
+    AuthProviders, CredentialVault, EntityStore, SourceDirectory, Store, StoreError, SyncQueue,
+};
 use std::sync::Arc;
 
 /// Everything a use case may touch, built once per cold start and shared by all requests.
@@ -37,6 +40,16 @@ pub struct Platform {
     pub oauth_redirect_uri: Option<String>,
     /// The redirect allowlist of organizations without their own.
     pub default_redirect_origins: Vec<crate::tenancy::RedirectOrigin>,
+}
+
+/// A store error of a list call, as the caller sees it: a cursor we did not issue is bad input.
+pub(crate) fn list_error(e: StoreError) -> DomainError {
+    match e {
+        StoreError::InvalidCursor => {
+            DomainError::invalid_field("cursor", "is not a cursor this API issued")
+        }
+        other => DomainError::internal(other),
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 //! retires the previous one.
 
 use super::connections::not_found;
-use super::update_connection::replan;
 use super::Platform;
 use crate::auth::StoredCredential;
 use crate::catalog::{AuthMethod, SourceSpec};
@@ -549,7 +548,7 @@ async fn activate(
         connection.error_category = None;
         connection.error_message = None;
         connection.modified_at = now;
-        replan(&mut connection, &before, now);
+        connection.replan_schedule(&before, now);
         let job = Job::pending(
             JobId::new(),
             flow.organization_id,

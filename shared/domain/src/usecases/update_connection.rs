@@ -7,16 +7,17 @@
 //! secret (new credentials only), then the connection, by read-modify-write on its version, so
 //! that concurrent PATCHes each apply their own fields to the latest state.
 
-use super::create_connection::{check_failed, keep, parse_schedule};
+use super::upstream_errors::credential_check_failed;
 use super::Platform;
 use crate::auth::{self, AuthenticationRequest};
 use crate::catalog::{validate_fields, AuthMethod, SourceSpec};
-use crate::connection::{ConnectionStatus, ErrorCategory, SourceConnection};
-use crate::error::{DomainError, FieldError};
+use crate::connection::{ConnectionStatus, SourceConnection};
+use crate::error::{ok_or_record, DomainError, FieldError};
+use crate::error_category::ErrorCategory;
 use crate::ids::{ConnectionId, OrganizationId};
 use crate::names::{ConnectionName, Description};
 use crate::ports::StoreError;
-use crate::schedule::{check_interval, CronSchedule, ScheduleDetails};
+use crate::schedule::{check_interval, ScheduleDetails};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -111,7 +112,7 @@ pub async fn update_connection(
                 .sources
                 .check_credentials(spec.short_name, &auth, config)
                 .await
-                .map_err(|e| check_failed(spec, e))?;
+                .map_err(|e| credential_check_failed(spec, e))?;
         }
     }
     if let Some(auth) = &changes.authentication {
@@ -124,7 +125,7 @@ pub async fn update_connection(
             .sources
             .check_credentials(spec.short_name, auth, &config)
             .await
-            .map_err(|e| check_failed(spec, e))?;
+            .map_err(|e| credential_check_failed(spec, e))?;
         let document = auth::credential_document(auth)
             .ok_or_else(|| DomainError::BadRequest("these credentials cannot be stored".into()))?;
         platform
@@ -187,9 +188,9 @@ fn parse(input: UpdateConnectionInput, now: DateTime<Utc>) -> Result<Changes, Do
     }
     let mut errors = Vec::new();
     let mut changes = Changes {
-        name: name.and_then(|n| keep(&mut errors, "name", ConnectionName::parse(&n))),
+        name: name.and_then(|n| ok_or_record(&mut errors, "name", ConnectionName::parse(&n))),
         description: description
-            .and_then(|d| keep(&mut errors, "description", Description::parse(&d))),
+            .and_then(|d| ok_or_record(&mut errors, "description", Description::parse(&d))),
         ..Changes::default()
     };
     match config {
@@ -199,7 +200,7 @@ fn parse(input: UpdateConnectionInput, now: DateTime<Utc>) -> Result<Changes, Do
     }
     match schedule {
         None => {}
-        Some(value @ Value::Object(_)) => match parse_schedule(Some(&value), now) {
+        Some(value @ Value::Object(_)) => match ScheduleDetails::parse(Some(&value), now) {
             Ok(details) => changes.schedule = Some(details),
             Err(e) => errors.extend(e),
         },
@@ -332,33 +333,7 @@ fn apply(before: &SourceConnection, changes: &Changes, now: DateTime<Utc>) -> So
         }
         Some(Switch::Resume) | None => {}
     }
-    replan(&mut c, before, now);
+    c.replan_schedule(before, now);
     c.modified_at = now;
     c
-}
-
-/// A connection out of the schedule plans no run; one that comes back into it (resumed, new
-/// credentials) plans its next run from now, not from when it left.
-pub(crate) fn replan(c: &mut SourceConnection, before: &SourceConnection, now: DateTime<Utc>) {
-    let scheduled = |c: &SourceConnection| {
-        !matches!(
-            c.status,
-            ConnectionStatus::Inactive
-                | ConnectionStatus::PendingAuth
-                | ConnectionStatus::NeedsReauth
-        )
-    };
-    let (now_in, was_in) = (scheduled(c), scheduled(before));
-    let Some(schedule) = c.schedule.as_mut() else {
-        return;
-    };
-    if !now_in {
-        schedule.next_run = None;
-    } else if !was_in || schedule.next_run.is_none() {
-        schedule.next_run = schedule
-            .cron
-            .as_deref()
-            .and_then(|text| CronSchedule::parse(text).ok())
-            .and_then(|cron| cron.next_after(now));
-    }
 }

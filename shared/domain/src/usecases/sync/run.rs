@@ -6,10 +6,11 @@ use super::credentials::{Credential, Credentials, Unusable};
 use super::deletes::AbsenceSweep;
 use super::seen::SeenKeys;
 use super::summary::{connection_after, end_job, retry_on_version_conflict, Outcome};
-use super::{Handled, SyncError, SyncSettings, MAX_RATE_LIMIT_WAIT};
+use super::{Handled, SyncError, SyncSettings, MAX_RATE_LIMIT_WAIT, WRITE_BATCH};
 use crate::auth::AuthenticationRequest;
 use crate::catalog::AuthMethod;
-use crate::connection::{ConnectionStatus, ErrorCategory, JobDetails, SourceConnection};
+use crate::connection::{ConnectionStatus, JobDetails, SourceConnection};
+use crate::error_category::ErrorCategory;
 use crate::ids::ConnectionId;
 use crate::job::{Checkpoint, Job, JobStatus, Lease, SyncMessage};
 use crate::ports::{CursorUpdate, FinishedRun, StoreError, Versioned, MAX_QUEUE_DELAY};
@@ -23,21 +24,21 @@ use tracing::{info, warn};
 
 /// One invocation's share of a run.
 pub(super) struct Run<'a> {
-    pub(super) platform: &'a Platform,
+    platform: &'a Platform,
     settings: &'a SyncSettings,
     message: &'a SyncMessage,
     job: Job,
     pub(super) holder: String,
     deadline: Instant,
-    pub(super) changes: ChangeSet,
+    changes: ChangeSet,
     /// The connection had no entity when the run began: nothing to compare against.
     store_was_empty: bool,
     resume: Option<Value>,
     stream_done: bool,
     /// Past the stream: delete-by-absence's progress.
-    pub(super) sweep: AbsenceSweep,
+    sweep: AbsenceSweep,
     /// Pages (of entities, then of stored keys) handled in this invocation.
-    pub(super) pages: u32,
+    pages: u32,
     last_progress: Instant,
 }
 
@@ -67,7 +68,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    pub(super) fn connection_id(&self) -> ConnectionId {
+    fn connection_id(&self) -> ConnectionId {
         self.job.source_connection_id
     }
 
@@ -295,7 +296,7 @@ impl<'a> Run<'a> {
     }
 
     /// Before each page: hand over near the deadline, write progress, stop when cancelled.
-    pub(super) async fn between_pages(&mut self) -> Result<Option<Handled>, SyncError> {
+    async fn between_pages(&mut self) -> Result<Option<Handled>, SyncError> {
         if self.pages > 0 && self.budget_spent() {
             return self.hand_over(None).await.map(Some);
         }
@@ -418,6 +419,35 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// After a full sync: deletes every stored entity the run did not see (see [`AbsenceSweep`]).
+    /// `Some` when the run handed over part-way.
+    async fn delete_unseen(&mut self) -> Result<Option<Handled>, SyncError> {
+        loop {
+            if let Some(handled) = self.between_pages().await? {
+                return Ok(Some(handled));
+            }
+            let stored = self
+                .platform
+                .entities
+                .keys(self.connection_id(), self.sweep.after.as_deref())
+                .await?;
+            let page = self.sweep.sort(stored.keys, &mut self.changes);
+            if page.newly_counted {
+                self.save_checkpoint(true).await?;
+            }
+            for batch in page.unseen.chunks(WRITE_BATCH) {
+                self.platform
+                    .entities
+                    .delete(self.connection_id(), batch)
+                    .await?;
+            }
+            self.pages += 1;
+            if !self.sweep.page_done(page, stored.next) {
+                return Ok(None);
+            }
+        }
+    }
+
     /// Where the run stands, for the next invocation to resume from.
     fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
@@ -440,7 +470,7 @@ impl<'a> Run<'a> {
 
     /// Stores the seen keys not stored yet, then the checkpoint; `keep`: the run goes on (its
     /// lease extended), else it hands the job over.
-    pub(super) async fn save_checkpoint(&mut self, keep: bool) -> Result<(), SyncError> {
+    async fn save_checkpoint(&mut self, keep: bool) -> Result<(), SyncError> {
         let keep_until = keep.then(|| self.platform.clock.now() + self.settings.lease);
         for (index, chunk) in self.changes.seen.unsaved_chunks() {
             self.platform

@@ -2,8 +2,9 @@
 //! versioned write that records them, read again and retried when the connection moved.
 
 use crate::connection::{
-    ConnectionStatus, EntitySummary, EntityTypeStats, ErrorCategory, JobDetails, SourceConnection,
+    ConnectionStatus, EntitySummary, EntityTypeStats, JobDetails, SourceConnection,
 };
+use crate::error_category::ErrorCategory;
 use crate::ids::{ConnectionId, OrganizationId};
 use crate::job::{Job, JobStatus, TypeTally};
 use crate::ports::{StoreError, Versioned};

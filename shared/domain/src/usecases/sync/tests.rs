@@ -2,8 +2,9 @@
 //! hand-over and resumption, deferral, failures, cancellation and leases.
 
 use super::*;
-use crate::connection::{ConnectionStatus, ErrorCategory};
+use crate::connection::ConnectionStatus;
 use crate::entity::{Entity, EntityKey};
+use crate::error_category::ErrorCategory;
 use crate::ids::OrganizationId;
 use crate::job::Job;
 use crate::ports::JobStore;

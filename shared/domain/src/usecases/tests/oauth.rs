@@ -4,8 +4,9 @@
 use super::{create, setup, with};
 use crate::auth::StoredCredential;
 use crate::auth_provider::ProviderError;
-use crate::connection::{ConnectionStatus, ErrorCategory};
+use crate::connection::ConnectionStatus;
 use crate::error::DomainError;
+use crate::error_category::ErrorCategory;
 use crate::ids::{ConnectionId, OrganizationId};
 use crate::job::{JobStatus, SyncMessage};
 use crate::oauth::{OAuthApp, TokenError};

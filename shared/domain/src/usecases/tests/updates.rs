@@ -1,8 +1,9 @@
 //! PATCH: field changes, re-validation, pause and resume, credential replacement.
 
 use super::{assert_invalid, create, direct_body, setup, with, STUB_KEY};
-use crate::connection::{ConnectionStatus, ErrorCategory};
+use crate::connection::ConnectionStatus;
 use crate::error::DomainError;
+use crate::error_category::ErrorCategory;
 use crate::ids::OrganizationId;
 use crate::ports::CheckError;
 use crate::testing::{now, Fakes};
