@@ -90,6 +90,6 @@ bench-sync:
 # organizations, with a share of its AWS requests failed at random; latency, 5xx and the
 # invariants once it settled go into BENCHMARKS.md. Not part of `make test`.
 bench-soak:
-	cargo build -p local-stack --bins
+	cargo build -p local-stack -p admin --bins
 	bash infra/bench/with-emulator.sh sh -c '"$$BENCH_PYTHON" infra/bench/soak.py \
 		"$${CARGO_TARGET_DIR:-target}/debug"'

@@ -1,6 +1,7 @@
-//! Admin CLI: resources, organizations, API keys, redirect allowlists and the platform's OAuth
-//! apps. Talks to whatever `AWS_ENDPOINT_URL` and the usual AWS variables point at, with the
-//! same table names and secret prefix the functions read. `admin --help` lists the commands;
+//! The operator's CLI: resources, organizations, API keys, redirect allowlists and the
+//! platform's OAuth apps. Talks to whatever `AWS_ENDPOINT_URL` and the usual AWS variables point
+//! at, with the same table names and secret prefix the functions read: the local emulator, or a
+//! deployed stack. `admin --help` lists the commands and says which are for the emulator only;
 //! `admin COMMAND --help` explains one.
 
 use aws_adapters::{AwsClients, DynamoStore};
@@ -10,38 +11,59 @@ use local_stack::stack::{bootstrap, create_api_key, create_organization, LocalSe
 use secrecy::{ExposeSecret, SecretString};
 use std::process::ExitCode;
 
-/// Each command: its name, its arguments, what it does.
-const COMMANDS: &[(&str, &str, &str)] = &[
-    ("bootstrap", "", "create the tables and the queue (+DLQ) if missing"),
+/// Where a command may be run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// Creates what a deployed stack gets from its template: only against the emulator.
+    EmulatorOnly,
+    /// Reads or changes the tenants' records: safe against a deployed stack.
+    Any,
+}
+
+/// Each command: its name, its arguments, where it may run, what it does.
+const COMMANDS: &[(&str, &str, Target, &str)] = &[
+    (
+        "bootstrap",
+        "",
+        Target::EmulatorOnly,
+        "create the tables and the queue (+DLQ) if missing (a deployed stack has them from its \
+         template)",
+    ),
     (
         "create-org",
         "NAME [ORIGIN...]",
+        Target::Any,
         "print the new organization's id; ORIGINs are its OAuth redirect allowlist \
          (https://app.example.com, or http://localhost:* for any port)",
     ),
     (
         "set-redirect-origins",
         "ORG_ID [ORIGIN...]",
+        Target::Any,
         "replace an organization's redirect allowlist (none: no redirect_url is accepted)",
     ),
     (
         "create-api-key",
         "ORG_ID",
+        Target::Any,
         "print a new API key (shown once; only its SHA-256 is stored)",
     ),
     (
         "list-api-keys",
         "ORG_ID",
+        Target::Any,
         "list the organization's keys: the start of each key's hash, when it was created and revoked",
     ),
     (
         "revoke-api-key",
         "",
+        Target::Any,
         "revoke the API key read from standard input (it stops working within 5 s)",
     ),
     (
         "put-oauth-app",
         "SHORT_NAME CLIENT_ID",
+        Target::Any,
         "store the platform's OAuth app for a source; the client secret is read from standard input",
     ),
 ];
@@ -50,11 +72,17 @@ fn usage(only: Option<&str>) -> String {
     let mut text = String::from(
         "usage: admin COMMAND [ARGS]   (AWS_ENDPOINT_URL, STATE_TABLE, SECRETS_PREFIX and the usual AWS variables say where)\n",
     );
-    for (name, args, what) in COMMANDS
+    for (name, args, target, what) in COMMANDS
         .iter()
         .filter(|(n, ..)| only.is_none_or(|o| o == *n))
     {
-        text.push_str(&format!("  admin {name} {args}\n      {what}\n"));
+        let target = match target {
+            Target::EmulatorOnly => "local emulator only",
+            Target::Any => "safe against a deployed stack",
+        };
+        text.push_str(&format!(
+            "  admin {name} {args}\n      {what}\n      [{target}]\n"
+        ));
     }
     text
 }
@@ -97,6 +125,14 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error + Send + S
         .as_slice()
     {
         ["bootstrap"] => {
+            if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+                return Err(
+                    "bootstrap creates resources on the local emulator only, and \
+                            AWS_ENDPOINT_URL is not set (a deployed stack has its tables and \
+                            queues from its template)"
+                        .into(),
+                );
+            }
             let config = bootstrap(&clients, &settings).await?;
             println!("state table     {}", config.state_table);
             println!("entities table  {}", config.entities_table);
