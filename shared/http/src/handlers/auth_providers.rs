@@ -2,7 +2,7 @@
 //! `GET /auth-providers/connections/{readable_id}`: the organization's Composio and Pipedream
 //! accounts. Their credentials are stored in the vault and never answered.
 
-use super::Answer;
+use super::HandlerResult;
 use crate::app::App;
 use crate::paging::{page_request, paged};
 use crate::problem::Problem;
@@ -25,7 +25,12 @@ use lambda_http::Request;
         (status = 429, description = "The provider rate-limited the credential check", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider could not be reached", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create(app: &App, org: OrganizationId, req: &Request, request_id: &str) -> Answer {
+pub async fn create(
+    app: &App,
+    org: OrganizationId,
+    req: &Request,
+    request_id: &str,
+) -> HandlerResult {
     let (_, input): (_, CreateProviderConnectionInput) = json_body(req, request_id)?;
     let created = usecase::create_provider_connection(&app.platform, org, input)
         .await
@@ -39,7 +44,12 @@ pub async fn create(app: &App, org: OrganizationId, req: &Request, request_id: &
         (status = 200, description = "One page; `Link: <...>; rel=\"next\"` when more follow", body = Vec<ProviderConnection>),
         (status = 422, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list(app: &App, org: OrganizationId, req: &Request, request_id: &str) -> Answer {
+pub async fn list(
+    app: &App,
+    org: OrganizationId,
+    req: &Request,
+    request_id: &str,
+) -> HandlerResult {
     let page = page_request(&query(req), request_id)?;
     let found = usecase::list_provider_connections(&app.platform, org, &page)
         .await
@@ -60,7 +70,7 @@ pub async fn list(app: &App, org: OrganizationId, req: &Request, request_id: &st
         (status = 200, body = ProviderConnection),
         (status = 404, description = "Unknown auth provider connection", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get(app: &App, org: OrganizationId, id: &str, request_id: &str) -> Answer {
+pub async fn get(app: &App, org: OrganizationId, id: &str, request_id: &str) -> HandlerResult {
     let found = usecase::get_provider_connection(&app.platform, org, id)
         .await
         .map_err(|e| Problem::from_domain(e, request_id))?;

@@ -1,6 +1,6 @@
 //! `POST/GET /collections`, `GET/DELETE /collections/{readable_id}`.
 
-use super::Answer;
+use super::HandlerResult;
 use crate::app::App;
 use crate::paging::{page_request, paged};
 use crate::problem::Problem;
@@ -23,7 +23,12 @@ fn problem(request_id: &str) -> impl Fn(domain::DomainError) -> Problem + '_ {
         (status = 409, description = "The readable_id is taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create(app: &App, org: OrganizationId, req: &Request, request_id: &str) -> Answer {
+pub async fn create(
+    app: &App,
+    org: OrganizationId,
+    req: &Request,
+    request_id: &str,
+) -> HandlerResult {
     let (_, input): (_, CreateCollectionInput) = json_body(req, request_id)?;
     let created = usecase::create_collection(&app.platform, org, input)
         .await
@@ -37,7 +42,7 @@ pub async fn create(app: &App, org: OrganizationId, req: &Request, request_id: &
         (status = 200, body = Collection),
         (status = 404, description = "Unknown collection", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get(app: &App, org: OrganizationId, id: &str, request_id: &str) -> Answer {
+pub async fn get(app: &App, org: OrganizationId, id: &str, request_id: &str) -> HandlerResult {
     let found = usecase::get_collection(&app.platform, org, id)
         .await
         .map_err(problem(request_id))?;
@@ -50,7 +55,12 @@ pub async fn get(app: &App, org: OrganizationId, id: &str, request_id: &str) -> 
         (status = 200, description = "One page; `Link: <...>; rel=\"next\"` when more follow", body = Vec<Collection>),
         (status = 422, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list(app: &App, org: OrganizationId, req: &Request, request_id: &str) -> Answer {
+pub async fn list(
+    app: &App,
+    org: OrganizationId,
+    req: &Request,
+    request_id: &str,
+) -> HandlerResult {
     let page = page_request(&query(req), request_id)?;
     let found = usecase::list_collections(&app.platform, org, &page)
         .await
@@ -72,7 +82,7 @@ pub async fn list(app: &App, org: OrganizationId, req: &Request, request_id: &st
         (status = 404, description = "Unknown collection", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Source connections still belong to it", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn delete(app: &App, org: OrganizationId, id: &str, request_id: &str) -> Answer {
+pub async fn delete(app: &App, org: OrganizationId, id: &str, request_id: &str) -> HandlerResult {
     let deleted = usecase::delete_collection(&app.platform, org, id)
         .await
         .map_err(problem(request_id))?;

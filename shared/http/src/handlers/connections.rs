@@ -1,7 +1,7 @@
 //! `POST /source-connections` (the create-connection function), `GET /source-connections`
 //! and `GET`, `PATCH`, `DELETE /source-connections/{id}`.
 
-use super::Answer;
+use super::HandlerResult;
 use crate::app::App;
 use crate::paging::{page_request, paged};
 use crate::problem::Problem;
@@ -30,7 +30,12 @@ use lambda_http::Request;
         (status = 429, description = "The source rate-limited the credential check", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The source failed during the credential check", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create(app: &App, org: OrganizationId, req: &Request, request_id: &str) -> Answer {
+pub async fn create(
+    app: &App,
+    org: OrganizationId,
+    req: &Request,
+    request_id: &str,
+) -> HandlerResult {
     let key = header(req, "idempotency-key")
         .map(|k| {
             IdempotencyKey::parse(k).map_err(|m| {
@@ -61,7 +66,7 @@ pub async fn create(app: &App, org: OrganizationId, req: &Request, request_id: &
         (status = 200, body = SourceConnection),
         (status = 404, description = "Unknown connection", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get(app: &App, org: OrganizationId, id: &str, request_id: &str) -> Answer {
+pub async fn get(app: &App, org: OrganizationId, id: &str, request_id: &str) -> HandlerResult {
     let found = read::get_connection(&app.platform, org, id)
         .await
         .map_err(|e| Problem::from_domain(e, request_id))?;
@@ -86,7 +91,7 @@ pub async fn update(
     id: &str,
     req: &Request,
     request_id: &str,
-) -> Answer {
+) -> HandlerResult {
     let (_, input): (_, UpdateConnectionInput) = json_body(req, request_id)?;
     let updated = update_connection(&app.platform, org, id, input)
         .await
@@ -101,7 +106,7 @@ pub async fn update(
         (status = 404, description = "Unknown (or already deleted) connection", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The connection kept changing while it was being deleted; retry", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn delete(app: &App, org: OrganizationId, id: &str, request_id: &str) -> Answer {
+pub async fn delete(app: &App, org: OrganizationId, id: &str, request_id: &str) -> HandlerResult {
     let deleted = delete_connection(&app.platform, org, id)
         .await
         .map_err(|e| Problem::from_domain(e, request_id))?;
@@ -117,7 +122,12 @@ pub async fn delete(app: &App, org: OrganizationId, id: &str, request_id: &str) 
         (status = 200, description = "One page; `Link: <...>; rel=\"next\"` when more follow", body = Vec<SourceConnectionListItem>),
         (status = 422, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list(app: &App, org: OrganizationId, req: &Request, request_id: &str) -> Answer {
+pub async fn list(
+    app: &App,
+    org: OrganizationId,
+    req: &Request,
+    request_id: &str,
+) -> HandlerResult {
     let params = query(req);
     let page = page_request(&params, request_id)?;
     let collection = params.get("collection").map(String::as_str);

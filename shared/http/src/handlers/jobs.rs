@@ -1,7 +1,7 @@
 //! Syncs: `POST /source-connections/{id}/run`, `GET .../jobs`, `GET .../jobs/{job_id}`,
 //! `POST .../jobs/{job_id}/cancel` and `GET .../entities`.
 
-use super::Answer;
+use super::HandlerResult;
 use crate::app::App;
 use crate::paging::{page_request, paged};
 use crate::problem::Problem;
@@ -33,7 +33,7 @@ pub async fn run(
     id: &str,
     req: &Request,
     request_id: &str,
-) -> Answer {
+) -> HandlerResult {
     let force_full_sync = match query(req).get("force_full_sync").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
@@ -64,7 +64,7 @@ pub async fn cancel(
     id: &str,
     job_id: &str,
     request_id: &str,
-) -> Answer {
+) -> HandlerResult {
     let job = runs::cancel_job(&app.platform, org, id, job_id)
         .await
         .map_err(|e| Problem::from_domain(e, request_id))?;
@@ -84,7 +84,7 @@ pub async fn list(
     id: &str,
     req: &Request,
     request_id: &str,
-) -> Answer {
+) -> HandlerResult {
     let page = page_request(&query(req), request_id)?;
     let found = jobs::list_jobs(&app.platform, org, id, &page)
         .await
@@ -115,7 +115,7 @@ pub async fn get(
     id: &str,
     job_id: &str,
     request_id: &str,
-) -> Answer {
+) -> HandlerResult {
     let job = jobs::get_job(&app.platform, org, id, job_id)
         .await
         .map_err(|e| Problem::from_domain(e, request_id))?;
@@ -139,7 +139,7 @@ pub async fn entities(
     id: &str,
     req: &Request,
     request_id: &str,
-) -> Answer {
+) -> HandlerResult {
     let params = query(req);
     let page = page_request(&params, request_id)?;
     let entity_type = params.get("type").map(String::as_str);

@@ -11,4 +11,5 @@ pub mod sources;
 use crate::problem::Problem;
 use lambda_http::{Body, Response};
 
-pub type Answer = Result<Response<Body>, Problem>;
+/// What a handler returns: a response, or a problem the router turns into problem+json.
+pub type HandlerResult = Result<Response<Body>, Problem>;

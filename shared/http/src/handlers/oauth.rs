@@ -5,7 +5,7 @@
 //! `status=success|error`; without a redirect_url, or with an invalid state, a small
 //! self-contained page. Never a token, a code or the state in what it answers or logs.
 
-use super::Answer;
+use super::HandlerResult;
 use crate::app::App;
 use crate::problem::Problem;
 use crate::request::query;
@@ -157,7 +157,12 @@ fn escape(text: &str) -> String {
         (status = 404, description = "Unknown connection", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The connection kept changing; retry", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn reinitiate(app: &App, org: OrganizationId, id: &str, request_id: &str) -> Answer {
+pub async fn reinitiate(
+    app: &App,
+    org: OrganizationId,
+    id: &str,
+    request_id: &str,
+) -> HandlerResult {
     let connection: SourceConnection = reinitiate_oauth(&app.platform, org, id)
         .await
         .map_err(|e| Problem::from_domain(e, request_id))?;

@@ -1,6 +1,6 @@
 //! `GET /sources`, `GET /sources/{short_name}` in the shape of Airweave's `Source` model.
 
-use super::Answer;
+use super::HandlerResult;
 use crate::app::App;
 use crate::problem::Problem;
 use crate::response::json;
@@ -86,7 +86,7 @@ impl<'a> From<&'a SourceSpec> for SourceView<'a> {
 
 #[utoipa::path(get, path = "/sources", tag = "sources",
     responses((status = 200, body = Vec<SourceView>)))]
-pub fn list(app: &App, request_id: &str) -> Answer {
+pub fn list(app: &App, request_id: &str) -> HandlerResult {
     let views: Vec<SourceView> = app
         .platform
         .sources
@@ -103,7 +103,7 @@ pub fn list(app: &App, request_id: &str) -> Answer {
         (status = 200, body = SourceView),
         (status = 404, description = "Unknown source", body = Problem, content_type = "application/problem+json"),
     ))]
-pub fn get(app: &App, short_name: &str, request_id: &str) -> Answer {
+pub fn get(app: &App, short_name: &str, request_id: &str) -> HandlerResult {
     let spec = app.platform.sources.spec(short_name).ok_or_else(|| {
         Problem::new(
             StatusCode::NOT_FOUND,
