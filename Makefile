@@ -3,7 +3,7 @@
 
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart bench-sync bench-memory bench-soak fakes openapi package
+.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart bench-sync bench-memory bench-soak bench-faults fakes openapi package
 
 help:
 	@echo "make dev             run the API locally against the emulator (Ctrl-C stops it)"
@@ -21,6 +21,8 @@ help:
 	@echo "make bench-memory    release builds, then each function's peak RSS on its sample events"
 	@echo "make bench-soak      the dev stack under mixed load from several organizations, 1% of AWS"
 	@echo "                     requests failed, then the invariants (SOAK_SECONDS=180 by default)"
+	@echo "make bench-faults    the whole fault matrix: every AWS request of every operation failed"
+	@echo "                     with every kind of fault (make test fails each once, one kind)"
 	@echo "make bench-sync      release builds, then the sync worker on 100,000 stub entities"
 	@echo "                     (BENCH_ENTITIES=5000 for a quick run) against the emulator"
 
@@ -93,3 +95,11 @@ bench-soak:
 	cargo build -p local-stack -p admin --bins
 	bash infra/bench/with-emulator.sh sh -c '"$$BENCH_PYTHON" infra/bench/soak.py \
 		"$${CARGO_TARGET_DIR:-target}/debug"'
+
+# The fault matrix with every kind of fault at every AWS request of every operation (make test
+# runs one kind per request, the kinds in turn); its table goes into BENCHMARKS.md.
+bench-faults:
+	FAULT_MATRIX=full BENCH_FAULTS_REPORT="$$PWD/.dev/faults.md" \
+		bash infra/bench/with-emulator.sh \
+		cargo test -p e2e fault_matrix::every_aws_request_of_every_operation_failed_once_loses_nothing
+	python3 infra/bench/faults.py .dev/faults.md

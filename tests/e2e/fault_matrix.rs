@@ -7,6 +7,11 @@
 //! duplicated, the same end state as the fault-free run, and no 2xx for work that did not
 //! happen. The table of operations, requests, faults and violations is printed; every
 //! violation fails the test.
+//!
+//! `make test` fails every request once, with one kind of fault each, the kinds taken in turn
+//! along the operation's requests (so every kind that applies meets every operation of four
+//! requests or more). `make bench-faults` (`FAULT_MATRIX=full`) fails every request once with
+//! every kind and records the table in BENCHMARKS.md.
 
 use crate::helpers::app::{composio_clients, TestApp, GITHUB_TOKEN};
 use crate::helpers::faults::{Call, Faults, Kind};
@@ -833,11 +838,26 @@ struct Row {
 /// Faulted cases run at once: each has its own stack, so they only share the emulator.
 const PARALLEL: usize = 6;
 
+/// The faults a request gets: every kind that applies to it (`full`), or one of them, the
+/// kinds taken in turn along the operation's requests.
+fn kinds_for(index: usize, call: &Call, full: bool) -> Vec<Kind> {
+    let applicable: Vec<Kind> = Kind::ALL
+        .into_iter()
+        .filter(|kind| *kind != Kind::ConditionFailed || call.conditional)
+        .collect();
+    if full {
+        applicable
+    } else {
+        vec![applicable[index % applicable.len()]]
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_aws_request_of_every_operation_failed_once_loses_nothing() {
     let mut rows: BTreeMap<Op, Row> = BTreeMap::new();
     // FAULT_MATRIX_ONLY=sync runs only the operations whose name holds it (while debugging).
     let only = std::env::var("FAULT_MATRIX_ONLY").unwrap_or_default();
+    let full = std::env::var("FAULT_MATRIX").is_ok_and(|mode| mode == "full");
     for op in Op::ALL
         .into_iter()
         .filter(|op| op.name().contains(only.as_str()))
@@ -852,10 +872,7 @@ async fn every_aws_request_of_every_operation_failed_once_loses_nothing() {
         let slots = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
         let mut cases = tokio::task::JoinSet::new();
         for (index, call) in clean.calls.iter().enumerate() {
-            for kind in Kind::ALL {
-                if kind == Kind::ConditionFailed && !call.conditional {
-                    continue;
-                }
+            for kind in kinds_for(index, call, full) {
                 let slot = Arc::clone(&slots).acquire_owned().await.unwrap();
                 let expected = Arc::clone(&expected);
                 cases.spawn(async move {
@@ -890,8 +907,13 @@ async fn every_aws_request_of_every_operation_failed_once_loses_nothing() {
             );
         }
     }
-    let mut table = String::from(
-        "fault matrix:\n| operation | AWS requests | faults injected | invariant violations |\n| --- | ---: | ---: | ---: |\n",
+    let mode = if full {
+        "every kind of fault at every request"
+    } else {
+        "one kind of fault at every request, kinds in turn"
+    };
+    let mut table = format!(
+        "fault matrix ({mode}):\n| operation | AWS requests | faults injected | invariant violations |\n| --- | ---: | ---: | ---: |\n",
     );
     let (mut faults, mut violations) = (0, 0);
     for (op, row) in &rows {
@@ -909,6 +931,9 @@ async fn every_aws_request_of_every_operation_failed_once_loses_nothing() {
     }
     writeln!(table, "| total | | {faults} | {violations} |").unwrap();
     crate::helpers::figures(&table);
+    if let Some(report) = std::env::var_os("BENCH_FAULTS_REPORT") {
+        std::fs::write(report, &table).expect("the fault matrix report is writable");
+    }
     let details: Vec<String> = rows
         .iter()
         .flat_map(|(op, row)| {
