@@ -14,8 +14,9 @@
 #                               set up .dev/fuzz-venv with schemathesis if needed and print its
 #                               `schemathesis` executable (the API fuzzing test runs it)
 #
-# Environment: EMULATOR_PORT (default 4566), DEV_DIR (default <repo>/.dev; holds the venvs, the
-# log and the pid file), PYTHON (default python3; used only to create the venvs).
+# Environment: EMULATOR_PORT (default 4566), DEV_DIR (default <repo>/.dev; holds the log and the
+# pid file, and the venvs unless TOOLS_DIR says where they go), TOOLS_DIR (default DEV_DIR),
+# PYTHON (default python3; used only to create the venvs).
 # Needs only bash, curl and python3 (and npm for `ts-sdk`; `start` skips the TypeScript SDK
 # without it).
 set -euo pipefail
@@ -25,9 +26,13 @@ DEV_DIR="${DEV_DIR:-$ROOT/.dev}"
 PORT="${EMULATOR_PORT:-4566}"
 HOST=127.0.0.1
 URL="http://$HOST:$PORT"
-VENV="$DEV_DIR/venv"
-FUZZ_VENV="$DEV_DIR/fuzz-venv"
-NODE_DIR="$DEV_DIR/node"
+# The Python venvs and the Node SDK: in DEV_DIR unless TOOLS_DIR puts them elsewhere (CI keeps
+# them outside the clone, as it does the cargo target dir, so a fresh clone reuses them; the
+# requirement stamps below still reinstall whatever changed).
+TOOLS_DIR="${TOOLS_DIR:-$DEV_DIR}"
+VENV="$TOOLS_DIR/venv"
+FUZZ_VENV="$TOOLS_DIR/fuzz-venv"
+NODE_DIR="$TOOLS_DIR/node"
 PID_FILE="$DEV_DIR/emulator.pid"
 PORT_FILE="$DEV_DIR/emulator.port"
 LOG_FILE="$DEV_DIR/emulator.log"
