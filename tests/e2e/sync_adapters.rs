@@ -7,7 +7,7 @@ use aws_adapters::DynamoStore;
 use chrono::Duration;
 use domain::entity::{Change, Entity, EntityKey, EntityWrite};
 use domain::ids::{ConnectionId, JobId, OrganizationId};
-use domain::job::{Checkpoint, Counts, JobClaim, JobStatus, Lease};
+use domain::job::{Counts, JobClaim, JobStatus, Lease, RunState};
 use domain::ports::{
     CollectionStore, ConnectionStore, CursorUpdate, EntityStore, FinishedRun, JobStore,
     NewConnection, StoreError,
@@ -51,7 +51,7 @@ async fn a_job_is_held_by_one_run_at_a_time_until_it_ends() {
 
     let JobClaim::Claimed {
         job: claimed,
-        checkpoint,
+        state: checkpoint,
     } = store
         .claim_job(c.id, job.id, &lease("a", 60), now())
         .await
@@ -96,21 +96,21 @@ async fn a_job_is_held_by_one_run_at_a_time_until_it_ends() {
     );
 
     // A hand-over: the checkpoint is saved and the lease released for the next delivery.
-    let checkpoint = Checkpoint {
-        resume: Some(json!({"next": 3, "since": {"etag": "x"}})),
+    let checkpoint = RunState {
+        stream_checkpoint: Some(json!({"next": 3, "since": {"etag": "x"}})),
         counts,
         tallies: BTreeMap::new(),
         seen_chunks: 2,
         store_was_empty: true,
-        ..Checkpoint::default()
+        ..RunState::default()
     };
     store
-        .save_checkpoint(c.id, job.id, "a", &checkpoint, None)
+        .save_run_state(c.id, job.id, "a", &checkpoint, None)
         .await
         .unwrap();
     let JobClaim::Claimed {
         job: resumed,
-        checkpoint: restored,
+        state: restored,
     } = store
         .claim_job(c.id, job.id, &lease("b", 60), now())
         .await

@@ -161,12 +161,16 @@ pub struct Lease {
     pub until: DateTime<Utc>,
 }
 
-/// Where a run stopped when it handed over to another invocation (deadline, rate limit): the
-/// next one resumes from here and ends exactly as one long run would.
+/// The worker's own record of a run, saved on its job when it hands over to another invocation
+/// (deadline, rate limit) or before a page of deletes: the next invocation resumes from here and
+/// ends exactly as one long run would. Not to be confused with the source's checkpoint (its
+/// position within the run, one field of this) or the source's cursor (where the next run
+/// starts, saved when a run completes).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// The stream's checkpoint after the last processed page; `None` before the first.
-    pub resume: Option<Value>,
+pub struct RunState {
+    /// The source's checkpoint after the last processed page; `None` before the first.
+    #[serde(rename = "resume")]
+    pub stream_checkpoint: Option<Value>,
     /// Whether the stream has ended (the run was past it, deleting what it did not see).
     pub stream_done: bool,
     /// Past the stream: the stored keys were compared up to this page position.
@@ -175,7 +179,7 @@ pub struct Checkpoint {
     pub remaining: BTreeMap<String, u64>,
     pub counts: Counts,
     pub tallies: BTreeMap<String, TypeTally>,
-    /// How many chunks of seen keys are stored with the checkpoint.
+    /// How many chunks of seen keys are stored with the run state.
     pub seen_chunks: u32,
     /// The connection had no entity when the run began: nothing to compare against.
     pub store_was_empty: bool,
@@ -193,7 +197,7 @@ pub enum JobClaim {
     /// stopped, if one did.
     Claimed {
         job: Box<Job>,
-        checkpoint: Option<Checkpoint>,
+        state: Option<RunState>,
     },
     /// Another invocation holds the job until then.
     Busy { until: DateTime<Utc> },

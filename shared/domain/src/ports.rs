@@ -9,7 +9,7 @@ use crate::connection::SourceConnection;
 use crate::entity::{EntityKey, EntityRecord, EntityWrite, StoredEntity};
 use crate::idempotency::{Claim, KeyState, Reservation};
 use crate::ids::{ConnectionId, JobId, OrganizationId};
-use crate::job::{Checkpoint, Counts, Job, JobClaim, JobStatus, Lease, SyncMessage};
+use crate::job::{Counts, Job, JobClaim, JobStatus, Lease, RunState, SyncMessage};
 use crate::names::ReadableId;
 use crate::oauth::{OAuthApp, OAuthEndpoints, PendingFlow, StateHash};
 use crate::page::{Page, PageRequest};
@@ -330,12 +330,12 @@ pub trait JobStore: Send + Sync {
     /// holding the job, its lease extended to then; without, the lease is released, so that
     /// the next delivery resumes at once (a hand-over). `LeaseLost` when the run no longer
     /// holds the job.
-    async fn save_checkpoint(
+    async fn save_run_state(
         &self,
         connection: ConnectionId,
         job: JobId,
         holder: &str,
-        checkpoint: &Checkpoint,
+        checkpoint: &RunState,
         keep_until: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError>;
     /// Releases the lease without a checkpoint; the next delivery resumes from the last one.

@@ -26,7 +26,7 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 use domain::connection::{ConnectionStatus, SourceConnection};
 use domain::ids::{ConnectionId, JobId};
-use domain::job::{Checkpoint, Counts, Job, JobClaim, JobStatus, Lease};
+use domain::job::{Counts, Job, JobClaim, JobStatus, Lease, RunState};
 use domain::page::{Page, PageRequest};
 use domain::ports::{CursorUpdate, FinishedRun, JobStore, StoreError};
 use serde_json::Value;
@@ -110,11 +110,11 @@ fn counts_update(counts: &Counts, values: &mut HashMap<String, AttributeValue>) 
         .join(", ")
 }
 
-fn checkpoint_of(item: &Item) -> Result<Option<Checkpoint>, StoreError> {
+fn run_state_of(item: &Item) -> Result<Option<RunState>, StoreError> {
     text(item, CHECKPOINT)
         .map(|json| {
             serde_json::from_str(json)
-                .map_err(|_| StoreError::Backend(adapter("unreadable job checkpoint")))
+                .map_err(|_| StoreError::Backend(adapter("unreadable saved run state of a job")))
         })
         .transpose()
 }
@@ -462,10 +462,10 @@ impl JobStore for DynamoStore {
                     let item = out.attributes.ok_or_else(|| {
                         StoreError::Backend(adapter("UpdateItem answered no item"))
                     })?;
-                    let checkpoint = checkpoint_of(&item)?;
+                    let state = run_state_of(&item)?;
                     return Ok(JobClaim::Claimed {
                         job: Box::new(from_item(item)?),
-                        checkpoint,
+                        state,
                     });
                 }
                 Err(e) if is_condition_failure(&e) => continue,
@@ -501,12 +501,12 @@ impl JobStore for DynamoStore {
         Ok(job.status)
     }
 
-    async fn save_checkpoint(
+    async fn save_run_state(
         &self,
         connection: ConnectionId,
         job: JobId,
         holder: &str,
-        checkpoint: &Checkpoint,
+        checkpoint: &RunState,
         keep_until: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(checkpoint).map_err(|e| StoreError::Backend(boxed(e)))?;

@@ -6,7 +6,7 @@ use crate::collection::Collection;
 use crate::connection::{ConnectionStatus, SourceConnection};
 use crate::idempotency::{Claim, KeyState, Reservation};
 use crate::ids::{ConnectionId, JobId, OrganizationId};
-use crate::job::{Checkpoint, Counts, Job, JobClaim, JobStatus, Lease};
+use crate::job::{Counts, Job, JobClaim, JobStatus, Lease, RunState};
 use crate::names::ReadableId;
 use crate::oauth::{PendingFlow, StateHash};
 use crate::page::{Page, PageRequest};
@@ -57,7 +57,7 @@ struct State {
     versions: BTreeMap<ConnectionId, u64>,
     jobs: BTreeMap<(ConnectionId, JobId), Job>,
     /// A job's run: its lease (holder, until) and its checkpoint.
-    runs: BTreeMap<JobId, (Option<Lease>, Option<Checkpoint>)>,
+    runs: BTreeMap<JobId, (Option<Lease>, Option<RunState>)>,
     seen: BTreeMap<(JobId, u32), Vec<u8>>,
     /// Each connection's one active (pending, running or cancelling) job.
     active: BTreeMap<ConnectionId, JobId>,
@@ -176,7 +176,7 @@ impl MemoryStore {
     }
 
     /// Forgets a job's checkpoint, as if its run died before writing one.
-    pub fn clear_checkpoint(&self, job: JobId) {
+    pub fn clear_run_state(&self, job: JobId) {
         if let Some(run) = lock(&self.state).runs.get_mut(&job) {
             run.1 = None;
         }
@@ -928,7 +928,7 @@ impl JobStore for MemoryStore {
             .insert(job, (Some(lease.clone()), checkpoint.clone()));
         Ok(JobClaim::Claimed {
             job: Box::new(claimed),
-            checkpoint,
+            state: checkpoint,
         })
     }
 
@@ -952,12 +952,12 @@ impl JobStore for MemoryStore {
         Ok(stored.status)
     }
 
-    async fn save_checkpoint(
+    async fn save_run_state(
         &self,
         connection: ConnectionId,
         job: JobId,
         holder: &str,
-        checkpoint: &Checkpoint,
+        checkpoint: &RunState,
         keep_until: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         let mut state = lock(&self.state);

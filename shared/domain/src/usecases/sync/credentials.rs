@@ -1,4 +1,4 @@
-//! The worker's credential seam (DESIGN section 6): what a run calls its source with.
+//! A run's credentials (DESIGN section 6): what a run calls its source with.
 //!
 //! - Direct credentials and tokens come from the vault.
 //! - OAuth tokens with a refresh token are refreshed ahead of their expiry (max(5 min, 20% of
@@ -55,7 +55,7 @@ pub(crate) enum Unusable {
     Wait(Duration),
 }
 
-/// The seam of one connection.
+/// The credentials of one connection's run.
 pub(crate) struct Credentials<'a> {
     pub platform: &'a Platform,
     pub org: OrganizationId,

@@ -5,7 +5,7 @@
 //! hash with what is stored (one batched read per page, none when the connection had nothing),
 //! writes only what changed in full 25-item batches, and after a full sync deletes what the
 //! source no longer has. Before the invocation's deadline, or when the source asks to wait, it
-//! checkpoints (cursor, counts, seen keys) and hands over to a new message; the next delivery
+//! saves its run state (the source's checkpoint, counts, seen keys) and hands over to a new message; the next delivery
 //! resumes exactly there. Entities carry the job that wrote them, so a run that replays pages
 //! after a crash counts them as what they were, not as kept.
 
@@ -83,7 +83,7 @@ impl Handled {
 }
 
 /// A failure of our own infrastructure: the message is retried and the next delivery resumes
-/// from the last checkpoint. Upstream failures are job outcomes, not this.
+/// from the last saved run state. Upstream failures are job outcomes, not this.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error("state or entity store failed")]
@@ -92,14 +92,14 @@ pub enum SyncError {
     Vault(#[from] VaultError),
     #[error("sync queue failed")]
     Queue(#[from] QueueError),
-    #[error("the job's checkpoint is unreadable: {0}")]
-    Checkpoint(&'static str),
+    #[error("the job's saved run state is unreadable: {0}")]
+    RunState(&'static str),
     #[error("the connection's credentials could not be resolved: {0}")]
     Credentials(String),
 }
 
 /// The access token a run would start with, refreshed first when it is near its expiry, as
-/// a run does (tests of the credential seam, against the in-memory fakes and the real stack).
+/// a run does (tests of a run's credentials, against the in-memory fakes and the real stack).
 #[doc(hidden)]
 pub async fn credentials_for_tests(
     platform: &Platform,
@@ -107,13 +107,13 @@ pub async fn credentials_for_tests(
     connection: crate::ids::ConnectionId,
     spec: &crate::catalog::SourceSpec,
 ) -> Option<String> {
-    let seam = Credentials {
+    let credentials = Credentials {
         platform,
         org,
         connection,
         spec,
     };
-    match seam.for_run().await.ok()? {
+    match credentials.for_run().await.ok()? {
         Credential::Ready {
             auth: AuthenticationRequest::OauthToken(t),
             ..
@@ -156,8 +156,8 @@ pub async fn run_sync(
         .store
         .claim_job(message.connection_id, message.job_id, &lease, now)
         .await?;
-    let (job, checkpoint) = match claim {
-        JobClaim::Claimed { job, checkpoint } => (*job, checkpoint),
+    let (job, saved) = match claim {
+        JobClaim::Claimed { job, state } => (*job, state),
         JobClaim::Busy { until } => {
             info!(lease_until = %until, "sync job is being run by another invocation; message kept for later");
             return Ok(Handled::Busy);
@@ -179,7 +179,7 @@ pub async fn run_sync(
     }
 
     let mut run = Run::new(platform, settings, message, job, lease.holder, deadline);
-    let result = run.execute(checkpoint).await;
+    let result = run.execute(saved).await;
     if result.is_err() {
         // Let the next delivery resume at once rather than after the lease runs out.
         if let Err(e) = platform

@@ -12,7 +12,7 @@ use crate::catalog::AuthMethod;
 use crate::connection::{ConnectionStatus, JobDetails, SourceConnection};
 use crate::error_category::ErrorCategory;
 use crate::ids::ConnectionId;
-use crate::job::{Checkpoint, Job, JobStatus, Lease, SyncMessage};
+use crate::job::{Job, JobStatus, Lease, RunState, SyncMessage};
 use crate::ports::{CursorUpdate, FinishedRun, StoreError, Versioned, MAX_QUEUE_DELAY};
 use crate::stream::{EntityPage, StreamError, StreamRequest};
 use crate::usecases::Platform;
@@ -33,7 +33,8 @@ pub(super) struct Run<'a> {
     changes: ChangeSet,
     /// The connection had no entity when the run began: nothing to compare against.
     store_was_empty: bool,
-    resume: Option<Value>,
+    /// The source's checkpoint after the last page processed (where its stream resumes).
+    stream_checkpoint: Option<Value>,
     stream_done: bool,
     /// Past the stream: delete-by-absence's progress.
     sweep: AbsenceSweep,
@@ -60,7 +61,7 @@ impl<'a> Run<'a> {
             deadline,
             changes: ChangeSet::default(),
             store_was_empty: false,
-            resume: None,
+            stream_checkpoint: None,
             stream_done: false,
             sweep: AbsenceSweep::default(),
             pages: 0,
@@ -72,10 +73,7 @@ impl<'a> Run<'a> {
         self.job.source_connection_id
     }
 
-    pub(super) async fn execute(
-        &mut self,
-        checkpoint: Option<Checkpoint>,
-    ) -> Result<Handled, SyncError> {
+    pub(super) async fn execute(&mut self, saved: Option<RunState>) -> Result<Handled, SyncError> {
         let org = self.job.organization_id;
         let Some(current) = self
             .platform
@@ -87,9 +85,9 @@ impl<'a> Run<'a> {
             return self.fail(error).await;
         };
         let connection = current.value.clone();
-        let resumed = checkpoint.is_some();
-        match checkpoint {
-            Some(checkpoint) => self.restore(checkpoint).await?,
+        let resumed = saved.is_some();
+        match saved {
+            Some(saved) => self.restore(saved).await?,
             None => {
                 self.store_was_empty = !self
                     .platform
@@ -118,13 +116,13 @@ impl<'a> Run<'a> {
             return self.fail(error).await;
         };
         let spec_name = spec.name;
-        let seam = Credentials {
+        let credentials = Credentials {
             platform,
             org,
             connection: self.connection_id(),
             spec,
         };
-        let (mut auth, mut refreshable) = match seam.for_run().await? {
+        let (mut auth, mut refreshable) = match credentials.for_run().await? {
             Credential::Ready { auth, refreshable } => (auth, refreshable),
             Credential::Unusable(why) => return self.credential_failed(why).await,
         };
@@ -140,18 +138,18 @@ impl<'a> Run<'a> {
                 .sync_cursor(self.connection_id())
                 .await?
         };
-        let open = |auth: AuthenticationRequest, resume: Option<Value>| {
+        let open = |auth: AuthenticationRequest, checkpoint: Option<Value>| {
             platform.sources.open_stream(
                 &connection.short_name,
                 StreamRequest {
                     auth,
                     config: connection.config.clone().unwrap_or_default(),
                     since: since.clone(),
-                    resume,
+                    resume: checkpoint,
                 },
             )
         };
-        let mut stream = match open(auth.clone(), self.resume.clone()) {
+        let mut stream = match open(auth.clone(), self.stream_checkpoint.clone()) {
             Ok(stream) => stream,
             Err(e) => return self.stream_failed(e, spec_name, method).await,
         };
@@ -169,7 +167,7 @@ impl<'a> Run<'a> {
                         // last processed one ended.
                         info!(reason = %m, "the source refused the token; refreshing once");
                         refreshable = false;
-                        auth = match seam.after_rejection(&auth).await? {
+                        auth = match credentials.after_rejection(&auth).await? {
                             Credential::Ready { auth, .. } => auth,
                             Credential::Unusable(Unusable::Failed { error, category }) => {
                                 let error =
@@ -181,7 +179,7 @@ impl<'a> Run<'a> {
                                 return self.credential_failed(wait).await
                             }
                         };
-                        stream = match open(auth.clone(), self.resume.clone()) {
+                        stream = match open(auth.clone(), self.stream_checkpoint.clone()) {
                             Ok(stream) => stream,
                             Err(e) => return self.stream_failed(e, spec_name, method).await,
                         };
@@ -217,29 +215,29 @@ impl<'a> Run<'a> {
             .await
     }
 
-    async fn restore(&mut self, checkpoint: Checkpoint) -> Result<(), SyncError> {
+    async fn restore(&mut self, saved: RunState) -> Result<(), SyncError> {
         let chunks = self
             .platform
             .store
-            .seen_chunks(self.connection_id(), self.job.id, checkpoint.seen_chunks)
+            .seen_chunks(self.connection_id(), self.job.id, saved.seen_chunks)
             .await?;
-        if chunks.len() != checkpoint.seen_chunks as usize {
-            return Err(SyncError::Checkpoint("a chunk of seen keys is missing"));
+        if chunks.len() != saved.seen_chunks as usize {
+            return Err(SyncError::RunState("a chunk of seen keys is missing"));
         }
         let seen = SeenKeys::restore(&chunks)
-            .ok_or(SyncError::Checkpoint("a chunk of seen keys is malformed"))?;
-        self.changes = ChangeSet::resumed(seen, checkpoint.counts, checkpoint.tallies);
-        self.store_was_empty = checkpoint.store_was_empty;
-        self.resume = checkpoint.resume;
-        self.stream_done = checkpoint.stream_done;
-        self.sweep.after = checkpoint.deleting_after;
-        self.sweep.remaining = checkpoint.remaining;
-        self.sweep.counted = checkpoint
+            .ok_or(SyncError::RunState("a chunk of seen keys is malformed"))?;
+        self.changes = ChangeSet::resumed(seen, saved.counts, saved.tallies);
+        self.store_was_empty = saved.store_was_empty;
+        self.stream_checkpoint = saved.stream_checkpoint;
+        self.stream_done = saved.stream_done;
+        self.sweep.after = saved.deleting_after;
+        self.sweep.remaining = saved.remaining;
+        self.sweep.counted = saved
             .counted_deletes
             .iter()
             .map(|hex| u128::from_str_radix(hex, 16))
             .collect::<Result<_, _>>()
-            .map_err(|_| SyncError::Checkpoint("a counted delete is malformed"))?;
+            .map_err(|_| SyncError::RunState("a counted delete is malformed"))?;
         Ok(())
     }
 
@@ -358,7 +356,7 @@ impl<'a> Run<'a> {
             self.changes.record(key, entity, before, self.job.id);
         }
         self.remove(page.removed).await?;
-        self.resume = Some(page.checkpoint);
+        self.stream_checkpoint = Some(page.checkpoint);
         self.pages += 1;
         for batch in self.changes.full_write_batches() {
             self.platform
@@ -433,7 +431,7 @@ impl<'a> Run<'a> {
                 .await?;
             let page = self.sweep.sort(stored.keys, &mut self.changes);
             if page.newly_counted {
-                self.save_checkpoint(true).await?;
+                self.save_run_state(true).await?;
             }
             for batch in page.unseen.chunks(WRITE_BATCH) {
                 self.platform
@@ -449,9 +447,9 @@ impl<'a> Run<'a> {
     }
 
     /// Where the run stands, for the next invocation to resume from.
-    fn checkpoint(&self) -> Checkpoint {
-        Checkpoint {
-            resume: self.resume.clone(),
+    fn run_state(&self) -> RunState {
+        RunState {
+            stream_checkpoint: self.stream_checkpoint.clone(),
             stream_done: self.stream_done,
             deleting_after: self.sweep.after.clone(),
             remaining: self.sweep.remaining.clone(),
@@ -468,9 +466,9 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Stores the seen keys not stored yet, then the checkpoint; `keep`: the run goes on (its
+    /// Stores the seen keys not stored yet, then the run state; `keep`: the run goes on (its
     /// lease extended), else it hands the job over.
-    async fn save_checkpoint(&mut self, keep: bool) -> Result<(), SyncError> {
+    async fn save_run_state(&mut self, keep: bool) -> Result<(), SyncError> {
         let keep_until = keep.then(|| self.platform.clock.now() + self.settings.lease);
         for (index, chunk) in self.changes.seen.unsaved_chunks() {
             self.platform
@@ -481,23 +479,25 @@ impl<'a> Run<'a> {
         self.changes.seen.mark_saved();
         self.platform
             .store
-            .save_checkpoint(
+            .save_run_state(
                 self.connection_id(),
                 self.job.id,
                 &self.holder,
-                &self.checkpoint(),
+                &self.run_state(),
                 keep_until,
             )
             .await?;
         Ok(())
     }
 
-    /// Checkpoints and sends a message that carries on, after `wait` when the source asked.
+    /// Saves the run state and sends a message that carries on, after `wait` when the source asked.
     async fn hand_over(&mut self, wait: Option<Duration>) -> Result<Handled, SyncError> {
         self.flush().await?;
-        match self.save_checkpoint(false).await {
+        match self.save_run_state(false).await {
             Err(SyncError::Store(StoreError::LeaseLost)) => {
-                warn!("another run took the job over before the checkpoint; this one stops");
+                warn!(
+                    "another run took the job over before the run state was saved; this one stops"
+                );
                 return Ok(Handled::Dropped);
             }
             other => other?,
@@ -617,7 +617,7 @@ impl<'a> Run<'a> {
                 .delete_seen_chunks(self.connection_id(), self.job.id)
                 .await
             {
-                warn!(error = %e, "could not delete the job's checkpoint chunks");
+                warn!(error = %e, "could not delete the job's saved seen-key chunks");
             }
         }
         let c = self.changes.counts;

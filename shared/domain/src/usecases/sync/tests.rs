@@ -403,7 +403,7 @@ async fn a_crashed_run_is_taken_over_and_counts_what_it_already_wrote() {
             until: now() - chrono::Duration::seconds(1),
         }),
     );
-    f.store.clear_checkpoint(second.job_id);
+    f.store.clear_run_state(second.job_id);
 
     assert_eq!(
         run(&f, &second).await,
