@@ -29,7 +29,7 @@ mod stream;
 
 use crate::base_url::BaseUrl;
 use crate::source::Source;
-use crate::upstream::check_exchange;
+use crate::upstream::{bearer, check_exchange, CHECK_BODY_LIMIT};
 use api::refusal;
 use async_trait::async_trait;
 use chrono::Utc;
@@ -47,8 +47,6 @@ use stream::{DriveStream, Position, Step, PAGE_TIME_BUDGET};
 const NAME: &str = "Google Drive";
 /// How other messages name it.
 const API: &str = "the Drive API";
-/// An `about` answer is small; more is not needed to tell its shape.
-const CHECK_BODY_LIMIT: usize = 64 * 1024;
 
 /// Google Drive (files, Google Docs text, shared drives).
 #[derive(Debug, Clone)]
@@ -121,10 +119,7 @@ fn authorization(auth: &AuthenticationRequest) -> Result<HeaderValue, String> {
             ))
         }
     };
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.trim()))
-        .map_err(|_| "the access token contains characters a token cannot have".to_owned())?;
-    value.set_sensitive(true);
-    Ok(value)
+    bearer(token).map_err(|_| "the access token contains characters a token cannot have".to_owned())
 }
 
 /// Whether an `about?fields=user` body names a user.

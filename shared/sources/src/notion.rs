@@ -30,7 +30,7 @@ mod stream;
 
 use crate::base_url::BaseUrl;
 use crate::source::Source;
-use crate::upstream::check_exchange;
+use crate::upstream::{bearer, check_exchange, CHECK_BODY_LIMIT};
 use api::{rate_limit_wait, status_text};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -49,8 +49,6 @@ use stream::{Listing, NotionStream, Position, Since, PAGE_TIME_BUDGET};
 /// The API version every request pins (the `Notion-Version` header).
 const NOTION_VERSION: &str = "2022-06-28";
 const NAME: &str = "Notion";
-/// A `/v1/users/me` answer is well under a KiB.
-const CHECK_BODY_LIMIT: usize = 64 * 1024;
 /// The credential field of the direct method: an internal integration's secret.
 const TOKEN_FIELD: &str = "access_token";
 
@@ -139,10 +137,7 @@ fn authorization(auth: &AuthenticationRequest) -> Result<HeaderValue, String> {
             ))
         }
     };
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.trim()))
-        .map_err(|_| "the token contains characters a token cannot have".to_owned())?;
-    value.set_sensitive(true);
-    Ok(value)
+    bearer(token).map_err(|_| "the token contains characters a token cannot have".to_owned())
 }
 
 /// What Notion's answer to `GET /v1/users/me` means for the credential.

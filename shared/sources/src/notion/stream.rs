@@ -7,6 +7,7 @@ use super::entities::{
     malformed_item, page_entity, Content, Kind,
 };
 use crate::base_url::BaseUrl;
+use crate::listing::ListedPage;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::entity::{Entity, EntityKey};
@@ -46,73 +47,64 @@ pub(super) struct Place {
     pub end: bool,
 }
 
-/// A listing's place and, between `next_page` calls of one stream, its page in memory.
+/// A listing's place and, between `next_page` calls of one stream, its page in memory (kept
+/// once used up, so that its last item can be put back).
 #[derive(Debug, Default)]
 pub(super) struct Listing {
     pub place: Place,
-    buffer: Option<VecDeque<Value>>,
-    next_cursor: Option<String>,
+    /// The page being handed out, and the `next_cursor` of the page after it.
+    held: Option<ListedPage<Option<String>>>,
 }
 
 impl Listing {
     pub fn at(place: Place) -> Self {
-        Self {
-            place,
-            buffer: None,
-            next_cursor: None,
-        }
+        Self { place, held: None }
     }
 
     fn needs_fetch(&self) -> bool {
-        self.buffer.is_none() && !self.place.end
+        !self.place.end && self.held.as_ref().is_none_or(ListedPage::is_used_up)
     }
 
     /// Holds a fetched page, past what the place says is done.
     pub fn load(&mut self, page: ListPage) {
-        let mut results: VecDeque<Value> = page.results.into();
-        if self.place.consumed > 0 {
-            let skip = self
-                .place
-                .last
-                .as_deref()
-                .and_then(|last| results.iter().position(|r| id_of(r) == Some(last)))
-                .map_or(0, |i| i + 1);
-            results.drain(..skip);
-        }
-        self.next_cursor = page.next_cursor;
-        self.buffer = Some(results);
+        let last = self
+            .place
+            .last
+            .as_deref()
+            .filter(|_| self.place.consumed > 0);
+        let held = ListedPage::new(page.results, page.next_cursor, item_id).resume_after(last);
+        self.held = Some(held);
         self.settle();
     }
 
     /// What [`Listing::untake`] needs to put back the next item.
-    fn snapshot(&self) -> (Place, Option<String>) {
-        (self.place.clone(), self.next_cursor.clone())
+    fn snapshot(&self) -> Place {
+        self.place.clone()
     }
 
-    /// Puts back an item taken after `snapshot`, as if it had not been taken.
-    fn untake(&mut self, item: Value, (place, next_cursor): (Place, Option<String>)) {
+    /// Puts back the item taken after `snapshot`, as if it had not been taken.
+    fn untake(&mut self, place: Place) {
         self.place = place;
-        self.next_cursor = next_cursor;
-        self.buffer
-            .get_or_insert_with(VecDeque::new)
-            .push_front(item);
+        if let Some(held) = &mut self.held {
+            held.untake();
+        }
     }
 
     pub fn take(&mut self) -> Option<Value> {
-        let item = self.buffer.as_mut()?.pop_front()?;
+        let held = self.held.as_mut()?;
+        let item = held.take()?.clone();
         self.place.consumed += 1;
-        self.place.last = id_of(&item).map(str::to_owned);
+        self.place.last = held.last_key();
         self.settle();
         Some(item)
     }
 
     /// Once the page in memory is used up, the place moves to the next page (or the end).
     fn settle(&mut self) {
-        if self.buffer.as_ref().is_some_and(VecDeque::is_empty) {
-            self.buffer = None;
-            self.place = match self.next_cursor.take() {
+        if let Some(held) = self.held.as_ref().filter(|held| held.is_used_up()) {
+            self.place = match held.next() {
                 Some(cursor) => Place {
-                    page: Some(cursor),
+                    page: Some(cursor.clone()),
                     ..Place::default()
                 },
                 None => Place {
@@ -124,13 +116,17 @@ impl Listing {
     }
 
     fn finish(&mut self) {
-        self.buffer = None;
-        self.next_cursor = None;
+        self.held = None;
         self.place = Place {
             end: true,
             ..Place::default()
         };
     }
+}
+
+/// What names a listed item: its id.
+fn item_id(item: &Value) -> Option<String> {
+    id_of(item).map(str::to_owned)
 }
 
 /// The checkpoint: where the search is, the database whose rows a full run is reading, and the
@@ -442,7 +438,7 @@ impl EntityStream for NotionStream {
                             Read::Done(entity) => page.entities.extend(entity),
                             Read::OutOfTime => {
                                 if let Some((_, rows)) = &mut self.rows {
-                                    rows.untake(row, before);
+                                    rows.untake(before);
                                 }
                                 break;
                             }
@@ -462,7 +458,7 @@ impl EntityStream for NotionStream {
                 Some(item) => match self.take_search_result(&item, &mut page).await? {
                     Read::Done(()) => self.progressed = true,
                     Read::OutOfTime => {
-                        self.search.untake(item, before);
+                        self.search.untake(before);
                         break;
                     }
                 },
