@@ -408,7 +408,12 @@ impl Source for GitHubSource {
             .transpose()?;
         let api = api::Api::new(self.client.clone(), self.base_url.clone(), authorization);
         Ok(Box::new(GitHubStream::new(
-            api, repo, branch, since, resume,
+            api,
+            repo,
+            branch,
+            since,
+            resume,
+            request.page_budget,
         )))
     }
 }

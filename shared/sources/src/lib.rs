@@ -6,6 +6,7 @@
 
 mod auth;
 mod base_url;
+mod budget;
 mod catalog;
 mod github;
 mod google_drive;
@@ -30,4 +31,4 @@ pub use notion::NotionSource;
 pub use slack::SlackSource;
 pub use source::Source;
 pub use stub::{StubConfig, StubFailure, StubSource, STUB_PAGE_SIZE, STUB_RATE_LIMIT_WAIT};
-pub use upstream::http_client;
+pub use upstream::{http_client, REQUEST_TIMEOUT};

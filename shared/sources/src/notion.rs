@@ -16,8 +16,8 @@
 //! unshared from it (neither changes `last_edited_time`); a forced full sync picks both up.
 //!
 //! One `next_page` works through at most about [`CALLS_PER_PAGE`] upstream calls and starts no
-//! call once [`PAGE_TIME_BUDGET`] has passed (an item whose content is half read then is read
-//! again by the next page); a listing page stays in memory between `next_page` calls and is
+//! call once the request's page budget has passed (an item whose content is half read then is
+//! read again by the next page); a listing page stays in memory between `next_page` calls and is
 //! fetched again only when a new stream resumes from a checkpoint: it goes on after the last
 //! item handed out, or hands out the whole page again if that item left it.
 //!
@@ -29,6 +29,7 @@ mod entities;
 mod stream;
 
 use crate::base_url::BaseUrl;
+use crate::budget::PageBudget;
 use crate::source::Source;
 use crate::upstream::{bearer, check_exchange, CHECK_BODY_LIMIT};
 use api::{rate_limit_wait, status_text};
@@ -43,8 +44,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
-use std::time::Instant;
-use stream::{Listing, NotionStream, Position, Since, PAGE_TIME_BUDGET};
+use stream::{Listing, NotionStream, Position, Since};
 
 /// The API version every request pins (the `Notion-Version` header).
 const NOTION_VERSION: &str = "2022-06-28";
@@ -239,9 +239,9 @@ impl NotionSource {
             newest: position.newest,
             done: position.done,
             calls: 0,
-            started: Instant::now(),
+            page_budget: request.page_budget,
+            page: PageBudget::start(request.page_budget),
             progressed: false,
-            budget: PAGE_TIME_BUDGET,
         })
     }
 }

@@ -8,6 +8,7 @@ use super::entities::{
 };
 use super::API;
 use crate::base_url::BaseUrl;
+use crate::budget::PageBudget;
 use crate::listing::ListedPage;
 use crate::upstream::PAGE_BODY_LIMIT;
 use async_trait::async_trait;
@@ -18,7 +19,7 @@ use reqwest::header::HeaderValue;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Files per `files.list` page (Drive allows up to 1000; it may answer fewer).
 const FILES_PAGE_SIZE: u32 = 100;
@@ -29,10 +30,6 @@ const CHANGES_PAGE_SIZE: u32 = 100;
 /// The most file contents one `next_page` downloads: keeps a page well inside the worker's
 /// time budget whatever the listing holds.
 pub(super) const CONTENT_FETCHES_PER_PAGE: usize = 10;
-/// Once this much time has passed since a `next_page` began, it starts no more content
-/// downloads and returns what it has (each call may take up to 15 s, and the worker hands over
-/// only between pages).
-pub(super) const PAGE_TIME_BUDGET: Duration = Duration::from_secs(20);
 /// What a payload keeps of a file. Volatile fields (`viewedByMeTime`, `thumbnailLink`,
 /// `version`, …) are not asked for, so an unchanged file hashes the same on every run.
 const FILE_FIELDS: &str = "id,name,mimeType,description,starred,trashed,parents,webViewLink,\
@@ -151,8 +148,11 @@ pub(super) struct DriveStream {
     pub position: Position,
     /// The listed page of files or changes being handed out in slices.
     pub listing: Option<ListedPage<After>>,
-    /// [`PAGE_TIME_BUDGET`]; tests shorten it.
-    pub budget: Duration,
+    /// The time a `next_page` may take ([`StreamRequest::page_budget`]): once it has passed, a
+    /// page starts no more content downloads and returns what it has.
+    ///
+    /// [`StreamRequest::page_budget`]: domain::stream::StreamRequest::page_budget
+    pub page_budget: Duration,
 }
 
 impl DriveStream {
@@ -318,13 +318,13 @@ impl DriveStream {
     }
 
     /// Hands out the next slice of the held listing: entities and removals, fetching at most
-    /// [`CONTENT_FETCHES_PER_PAGE`] contents and starting none once the page's time budget
-    /// (counted from `started`) is spent, as long as the slice hands out something.
+    /// [`CONTENT_FETCHES_PER_PAGE`] contents and starting none once the page's budget is spent,
+    /// as long as the slice hands out something.
     async fn slice(
         &self,
         listing: &mut ListedPage<After>,
         changes: bool,
-        started: Instant,
+        page: &PageBudget,
     ) -> Result<(Vec<Entity>, Vec<EntityKey>), StreamError> {
         let mut entities = Vec::new();
         let mut removed = Vec::new();
@@ -353,7 +353,7 @@ impl DriveStream {
                 item
             };
             let needs_content = content_kind(file).is_some();
-            let out_of_time = handed_out > 0 && started.elapsed() >= self.budget;
+            let out_of_time = handed_out > 0 && page.spent();
             if needs_content && (fetches == CONTENT_FETCHES_PER_PAGE || out_of_time) {
                 break;
             }
@@ -419,7 +419,7 @@ fn next_page(body: &Value, new_start: Option<&str>) -> After {
 #[async_trait]
 impl EntityStream for DriveStream {
     async fn next_page(&mut self) -> Result<Option<EntityPage>, StreamError> {
-        let started = Instant::now();
+        let page = PageBudget::start(self.page_budget);
         loop {
             let (entities, removed) = match self.position.step.clone() {
                 Step::Done => return Ok(None),
@@ -485,7 +485,7 @@ impl EntityStream for DriveStream {
                             }
                         },
                     };
-                    let (entities, removed) = self.slice(&mut listing, false, started).await?;
+                    let (entities, removed) = self.slice(&mut listing, false, &page).await?;
                     self.position.step = if !listing.is_used_up() {
                         let last = listing.last_key().or(last);
                         self.listing = Some(listing);
@@ -514,7 +514,7 @@ impl EntityStream for DriveStream {
                             .await?
                             .resume_after(last.as_deref()),
                     };
-                    let (entities, removed) = self.slice(&mut listing, true, started).await?;
+                    let (entities, removed) = self.slice(&mut listing, true, &page).await?;
                     self.position.step = if !listing.is_used_up() {
                         let last = listing.last_key().or(last);
                         self.listing = Some(listing);

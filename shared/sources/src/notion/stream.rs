@@ -7,6 +7,7 @@ use super::entities::{
     malformed_item, page_entity, Content, Kind,
 };
 use crate::base_url::BaseUrl;
+use crate::budget::PageBudget;
 use crate::listing::ListedPage;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,7 +17,7 @@ use reqwest::header::HeaderValue;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The most Notion returns per listing call.
 pub(super) const LIST_PAGE_SIZE: u32 = 100;
@@ -28,10 +29,6 @@ pub(super) const CONTENT_CALLS_PER_ITEM: usize = 8;
 /// The calls after which a `next_page` returns what it has (it may go over by one item's
 /// content calls): short enough to keep a redone page cheap after a rate limit.
 pub(super) const CALLS_PER_PAGE: usize = 24;
-/// Once this much time has passed since a `next_page` began, it starts no more calls and
-/// returns what it has (each call may take up to 15 s, and the worker hands over only between
-/// pages).
-pub(super) const PAGE_TIME_BUDGET: Duration = Duration::from_secs(20);
 
 /// Where a run is in one listing: the page being worked through and how much of it is done.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -164,12 +161,14 @@ pub(super) struct NotionStream {
     pub done: bool,
     /// Upstream calls made by the current `next_page`.
     pub calls: usize,
-    /// When the current `next_page` began, and whether it has done an item yet (until then it
+    /// The time a `next_page` may take ([`StreamRequest::page_budget`]).
+    ///
+    /// [`StreamRequest::page_budget`]: domain::stream::StreamRequest::page_budget
+    pub page_budget: Duration,
+    /// The current `next_page`'s budget, and whether it has done an item yet (until then it
     /// goes on whatever the time, so every page moves on).
-    pub started: Instant,
+    pub page: PageBudget,
     pub progressed: bool,
-    /// [`PAGE_TIME_BUDGET`]; tests shorten it.
-    pub budget: Duration,
 }
 
 /// An item's read, or `OutOfTime` when the page's time budget ran out before it was done.
@@ -193,7 +192,7 @@ impl NotionStream {
 
     /// Whether the current `next_page` should start no more calls.
     fn out_of_time(&self) -> bool {
-        self.progressed && self.started.elapsed() >= self.budget
+        self.progressed && self.page.spent()
     }
 
     fn saw(&mut self, item: &Value) {
@@ -414,7 +413,7 @@ impl EntityStream for NotionStream {
             return Ok(None);
         }
         self.calls = 0;
-        self.started = Instant::now();
+        self.page = PageBudget::start(self.page_budget);
         self.progressed = false;
         let mut page = EntityPage {
             entities: Vec::new(),
