@@ -21,6 +21,12 @@ pub struct StreamRequest {
     /// Where an interrupted run of the same job stopped ([`EntityPage::checkpoint`] of its last
     /// processed page); `None` starts at the beginning.
     pub resume: Option<Value>,
+    /// How long one [`EntityStream::next_page`] may take, set by the worker (its hand-over
+    /// margin allows for this and one upstream call more). A page that makes several upstream
+    /// calls starts none once this much time has passed since it began, as long as it has
+    /// handed out something (every page moves the run on); a page of one call obeys anyway,
+    /// that call being bounded by the client's request timeout.
+    pub page_budget: Duration,
 }
 
 /// One page of entities and the checkpoint after it.

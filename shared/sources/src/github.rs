@@ -10,7 +10,8 @@ mod stream;
 use crate::base_url::BaseUrl;
 use crate::source::Source;
 use crate::upstream::{
-    rate_limit_remaining, rate_limit_reset, read_capped, retry_after, transport_error,
+    bearer, rate_limit_remaining, rate_limit_reset, read_capped, retry_after, transport_error,
+    CHECK_BODY_LIMIT,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,9 +30,6 @@ use stream::{Checkpoint, Cursor, GitHubStream};
 const API_VERSION: &str = "2022-11-28";
 /// GitHub's advice when a rate-limit answer says nothing about when to retry.
 const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
-/// A `/user` or `/repos/{owner}/{repo}` answer is a few KiB; more is not needed to tell its
-/// shape.
-const BODY_LIMIT: usize = 64 * 1024;
 const REJECTED: &str = "invalid or revoked token";
 
 /// GitHub (github.com, or GitHub Enterprise Server through its `/api/v3` base URL).
@@ -189,11 +187,9 @@ fn authorization(auth: &AuthenticationRequest) -> Result<HeaderValue, CheckError
                 )))
             }
         };
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.trim())).map_err(|_| {
+    bearer(token).map_err(|_| {
         CheckError::Rejected("the token contains characters a token cannot have".into())
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
+    })
 }
 
 /// What GitHub's answer to `GET /user` means for the credential.
@@ -329,7 +325,7 @@ impl GitHubSource {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        match read_capped(response, BODY_LIMIT).await {
+        match read_capped(response, CHECK_BODY_LIMIT).await {
             Ok(body) => Ok((status, headers, body)),
             Err(err) => {
                 let err = err.without_url();
@@ -412,7 +408,12 @@ impl Source for GitHubSource {
             .transpose()?;
         let api = api::Api::new(self.client.clone(), self.base_url.clone(), authorization);
         Ok(Box::new(GitHubStream::new(
-            api, repo, branch, since, resume,
+            api,
+            repo,
+            branch,
+            since,
+            resume,
+            request.page_budget,
         )))
     }
 }

@@ -14,8 +14,8 @@
 //! reported removed or trashed are the page's `removed`.
 //!
 //! A listed page of files is handed out in slices that fetch at most
-//! [`CONTENT_FETCHES_PER_PAGE`] contents each and start no download once [`PAGE_TIME_BUDGET`]
-//! has passed, so no `next_page` runs long; a slice's checkpoint names the listing (user or
+//! [`CONTENT_FETCHES_PER_PAGE`] contents each and start no download once the request's page
+//! budget has passed, so no `next_page` runs long; a slice's checkpoint names the listing (user or
 //! which shared drive), the listing page and the id of the last item handed out. A resumed
 //! stream lists that page again and goes on after that id; if the id is no longer in the page
 //! (Drive's answer for a token may change as files come and go), it hands out the whole page
@@ -29,7 +29,7 @@ mod stream;
 
 use crate::base_url::BaseUrl;
 use crate::source::Source;
-use crate::upstream::check_exchange;
+use crate::upstream::{bearer, check_exchange, CHECK_BODY_LIMIT};
 use api::refusal;
 use async_trait::async_trait;
 use chrono::Utc;
@@ -41,14 +41,12 @@ use entities::{DRIVE_TYPE, FILE_TYPE};
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
-use stream::{DriveStream, Position, Step, PAGE_TIME_BUDGET};
+use stream::{DriveStream, Position, Step};
 
 /// How transport errors name the upstream.
 const NAME: &str = "Google Drive";
 /// How other messages name it.
 const API: &str = "the Drive API";
-/// An `about` answer is small; more is not needed to tell its shape.
-const CHECK_BODY_LIMIT: usize = 64 * 1024;
 
 /// Google Drive (files, Google Docs text, shared drives).
 #[derive(Debug, Clone)]
@@ -121,10 +119,7 @@ fn authorization(auth: &AuthenticationRequest) -> Result<HeaderValue, String> {
             ))
         }
     };
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.trim()))
-        .map_err(|_| "the access token contains characters a token cannot have".to_owned())?;
-    value.set_sensitive(true);
-    Ok(value)
+    bearer(token).map_err(|_| "the access token contains characters a token cannot have".to_owned())
 }
 
 /// Whether an `about?fields=user` body names a user.
@@ -195,7 +190,7 @@ impl Source for GoogleDriveSource {
             incremental: since.is_some(),
             position,
             listing: None,
-            budget: PAGE_TIME_BUDGET,
+            page_budget: request.page_budget,
         }))
     }
 }

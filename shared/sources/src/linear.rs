@@ -19,7 +19,7 @@ mod stream;
 
 use crate::base_url::BaseUrl;
 use crate::source::Source;
-use crate::upstream::check_exchange;
+use crate::upstream::{bearer, check_exchange, secret_header, CHECK_BODY_LIMIT};
 use api::{classify, Refusal};
 use async_trait::async_trait;
 use chrono::Utc;
@@ -33,8 +33,6 @@ use serde_json::{json, Map, Value};
 use stream::{Cursor, Kind, LinearStream, Progress};
 
 const NAME: &str = "Linear";
-/// A `viewer` answer is tiny.
-const CHECK_BODY_LIMIT: usize = 64 * 1024;
 
 /// Linear (linear.app).
 #[derive(Debug, Clone)]
@@ -107,11 +105,9 @@ fn authorization(auth: &AuthenticationRequest) -> Result<HeaderValue, String> {
     let value = match auth {
         AuthenticationRequest::Direct(credentials) => credentials
             .string("api_key")
-            .map(|key| key.trim().to_owned())
+            .map(|key| secret_header(key.trim()))
             .ok_or("api_key is required")?,
-        AuthenticationRequest::OauthToken(token) => {
-            format!("Bearer {}", token.access_token.expose_secret().trim())
-        }
+        AuthenticationRequest::OauthToken(token) => bearer(token.access_token.expose_secret()),
         other => {
             return Err(format!(
                 "Linear does not take {} authentication here",
@@ -119,10 +115,7 @@ fn authorization(auth: &AuthenticationRequest) -> Result<HeaderValue, String> {
             ))
         }
     };
-    let mut value = HeaderValue::try_from(value)
-        .map_err(|_| "the key contains characters a key cannot have".to_owned())?;
-    value.set_sensitive(true);
-    Ok(value)
+    value.map_err(|_| "the key contains characters a key cannot have".to_owned())
 }
 
 const VIEWER_QUERY: &str = "query Viewer { viewer { id name } }";

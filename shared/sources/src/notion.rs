@@ -16,8 +16,8 @@
 //! unshared from it (neither changes `last_edited_time`); a forced full sync picks both up.
 //!
 //! One `next_page` works through at most about [`CALLS_PER_PAGE`] upstream calls and starts no
-//! call once [`PAGE_TIME_BUDGET`] has passed (an item whose content is half read then is read
-//! again by the next page); a listing page stays in memory between `next_page` calls and is
+//! call once the request's page budget has passed (an item whose content is half read then is
+//! read again by the next page); a listing page stays in memory between `next_page` calls and is
 //! fetched again only when a new stream resumes from a checkpoint: it goes on after the last
 //! item handed out, or hands out the whole page again if that item left it.
 //!
@@ -29,8 +29,9 @@ mod entities;
 mod stream;
 
 use crate::base_url::BaseUrl;
+use crate::budget::PageBudget;
 use crate::source::Source;
-use crate::upstream::check_exchange;
+use crate::upstream::{bearer, check_exchange, CHECK_BODY_LIMIT};
 use api::{rate_limit_wait, status_text};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -43,14 +44,11 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
-use std::time::Instant;
-use stream::{Listing, NotionStream, Position, Since, PAGE_TIME_BUDGET};
+use stream::{Listing, NotionStream, Position, Since};
 
 /// The API version every request pins (the `Notion-Version` header).
 const NOTION_VERSION: &str = "2022-06-28";
 const NAME: &str = "Notion";
-/// A `/v1/users/me` answer is well under a KiB.
-const CHECK_BODY_LIMIT: usize = 64 * 1024;
 /// The credential field of the direct method: an internal integration's secret.
 const TOKEN_FIELD: &str = "access_token";
 
@@ -139,10 +137,7 @@ fn authorization(auth: &AuthenticationRequest) -> Result<HeaderValue, String> {
             ))
         }
     };
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.trim()))
-        .map_err(|_| "the token contains characters a token cannot have".to_owned())?;
-    value.set_sensitive(true);
-    Ok(value)
+    bearer(token).map_err(|_| "the token contains characters a token cannot have".to_owned())
 }
 
 /// What Notion's answer to `GET /v1/users/me` means for the credential.
@@ -244,9 +239,9 @@ impl NotionSource {
             newest: position.newest,
             done: position.done,
             calls: 0,
-            started: Instant::now(),
+            page_budget: request.page_budget,
+            page: PageBudget::start(request.page_budget),
             progressed: false,
-            budget: PAGE_TIME_BUDGET,
         })
     }
 }

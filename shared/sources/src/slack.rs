@@ -26,7 +26,7 @@ mod stream;
 
 use crate::base_url::BaseUrl;
 use crate::source::Source;
-use crate::upstream::fetch;
+use crate::upstream::{bearer, fetch, CHECK_BODY_LIMIT};
 use api::classify;
 use async_trait::async_trait;
 use chrono::Utc;
@@ -39,8 +39,6 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use stream::{Cursor, Position, SlackStream};
 
-/// An `auth.test` answer is a few hundred bytes.
-const CHECK_BODY_LIMIT: usize = 64 * 1024;
 const DEFAULT_LOOKBACK_DAYS: i64 = 7;
 const MAX_LOOKBACK_DAYS: i64 = 365;
 
@@ -128,13 +126,8 @@ fn authorization(auth: &AuthenticationRequest) -> Result<HeaderValue, String> {
             auth.method().as_str()
         ));
     };
-    let mut value = HeaderValue::try_from(format!(
-        "Bearer {}",
-        token.access_token.expose_secret().trim()
-    ))
-    .map_err(|_| "the token contains characters a token cannot have".to_owned())?;
-    value.set_sensitive(true);
-    Ok(value)
+    bearer(token.access_token.expose_secret())
+        .map_err(|_| "the token contains characters a token cannot have".to_owned())
 }
 
 #[async_trait]

@@ -466,6 +466,7 @@ mod tests {
             config: object(config),
             since,
             resume,
+            page_budget: crate::testing::PAGE_BUDGET,
         }
     }
 

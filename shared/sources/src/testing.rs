@@ -9,6 +9,7 @@ use hyper::{HeaderMap, Request, Response};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -63,6 +64,8 @@ impl Reply {
 pub(crate) struct FakeUpstream {
     pub base_url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// How long every answer waits before it is sent (a slow upstream).
+    delay: Arc<Mutex<Duration>>,
     task: JoinHandle<()>,
 }
 
@@ -71,8 +74,10 @@ impl FakeUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base_url = format!("http://{}", listener.local_addr().expect("address"));
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let delay = Arc::new(Mutex::new(Duration::ZERO));
         let reply = Arc::new(reply);
         let recorded = Arc::clone(&seen);
+        let delayed = Arc::clone(&delay);
         let task = tokio::spawn(async move {
             // Dropping the set (when the task is aborted) closes kept-alive connections too.
             let mut connections = JoinSet::new();
@@ -83,6 +88,7 @@ impl FakeUpstream {
                 while connections.try_join_next().is_some() {}
                 let reply = Arc::clone(&reply);
                 let recorded = Arc::clone(&recorded);
+                let delayed = Arc::clone(&delayed);
                 connections.spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| {
                         let seen = Seen {
@@ -92,7 +98,13 @@ impl FakeUpstream {
                         };
                         recorded.lock().expect("lock").push(seen.clone());
                         let answer = reply(&seen);
-                        async move { Ok::<_, Infallible>(respond(answer)) }
+                        let delay = *delayed.lock().expect("lock");
+                        async move {
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
+                            Ok::<_, Infallible>(respond(answer))
+                        }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -103,8 +115,14 @@ impl FakeUpstream {
         Self {
             base_url,
             seen,
+            delay,
             task,
         }
+    }
+
+    /// Every later answer is sent this long after its request comes in.
+    pub fn answer_after(&self, delay: Duration) {
+        *self.delay.lock().expect("lock") = delay;
     }
 
     /// Accepts connections and never answers: for timeouts.
@@ -120,6 +138,7 @@ impl FakeUpstream {
         Self {
             base_url,
             seen: Arc::default(),
+            delay: Arc::default(),
             task,
         }
     }
@@ -171,4 +190,20 @@ pub(crate) fn header_map(pairs: &[(&'static str, &str)]) -> reqwest::header::Hea
         );
     }
     map
+}
+
+/// The page budget the sources' tests open streams with: the worker's default, so that only the
+/// tests about the budget feel it.
+pub(crate) const PAGE_BUDGET: Duration = Duration::from_secs(20);
+
+/// How long a slow upstream takes over each call in the tests of a page's time.
+pub(crate) const SLOW_CALL: Duration = Duration::from_millis(50);
+/// The page budget of those tests: a few slow calls fit in it, and a page that went on past it
+/// would take many times as long (a source allows itself 10 or more calls a page).
+pub(crate) const SHORT_BUDGET: Duration = Duration::from_millis(120);
+
+/// The most one `next_page` may take: its budget and the one call it may have started just
+/// before the budget ran out, plus room for a machine busy with the other tests.
+pub(crate) fn page_time_limit(budget: Duration) -> Duration {
+    budget + SLOW_CALL + Duration::from_millis(150)
 }

@@ -3,13 +3,17 @@
 use chrono::{DateTime, Utc};
 use domain::ports::CheckError;
 use domain::stream::StreamError;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, InvalidHeaderValue, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
 
 /// The most a stream reads of one upstream answer: a page of any provider's API fits easily.
 pub const PAGE_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The most read of an answer that is one small object: a credential check's user or repository,
+/// a token endpoint's token (a few KiB at most; more is not needed to tell its shape).
+pub const CHECK_BODY_LIMIT: usize = 64 * 1024;
 
 /// Connect timeout of every upstream call.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,6 +33,21 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(USER_AGENT)
         .build()
+}
+
+/// The `Authorization` value of a bearer token (an OAuth access token, or a key an API takes the
+/// same way): `Bearer {token}`, the token trimmed, marked sensitive so that no log or debug
+/// print shows it. An error when the token has characters a header cannot carry; the caller
+/// says so in its own words, naming nothing of the token.
+pub(crate) fn bearer(token: &str) -> Result<HeaderValue, InvalidHeaderValue> {
+    secret_header(format!("Bearer {}", token.trim()))
+}
+
+/// A secret (a key sent as it is, a bearer value) as a header value marked sensitive.
+pub(crate) fn secret_header(value: impl AsRef<str>) -> Result<HeaderValue, InvalidHeaderValue> {
+    let mut value = HeaderValue::from_str(value.as_ref())?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// `Retry-After` as delta-seconds or an HTTP-date (RFC 9110 section 10.2.3); a date in the past
@@ -213,6 +232,18 @@ mod tests {
         assert_eq!(at("99999999999999"), Some(MAX_WAIT), "capped at a day");
         assert_eq!(at("-5"), None);
         assert_eq!(retry_after(&HeaderMap::new(), now()), None);
+    }
+
+    #[test]
+    fn a_bearer_value_is_the_trimmed_token_and_never_shown() {
+        let value = bearer("  gho_abc\n").unwrap();
+        assert_eq!(value.to_str().unwrap(), "Bearer gho_abc");
+        assert!(value.is_sensitive());
+        assert!(!format!("{value:?}").contains("gho_abc"));
+        assert!(bearer("tok\u{0}en").is_err());
+        let key = secret_header("lin_api_x").unwrap();
+        assert_eq!(key.to_str().unwrap(), "lin_api_x");
+        assert!(key.is_sensitive());
     }
 
     #[test]

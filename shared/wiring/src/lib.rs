@@ -8,6 +8,7 @@ pub use config::{Config, ConfigError};
 
 use aws_adapters::{AwsClients, DynamoEntities, DynamoStore, SecretsVault, SqsQueue};
 use domain::clock::SystemClock;
+use domain::usecases::sync::SyncSettings;
 use domain::usecases::Platform;
 use sources::{env_var, http_client, Catalog, CatalogError, OAuthTokens, ProviderClients};
 use std::sync::Arc;
@@ -38,6 +39,17 @@ impl Upstreams {
             tokens: OAuthTokens::new(client.clone()),
             providers: ProviderClients::from_lookup_with(client, env_var)?,
         })
+    }
+}
+
+/// The sync worker's settings: the domain's defaults, with the sources' own request timeout, so
+/// that the hand-over margin ([`SyncSettings::deadline_margin`]) allows for the page budget the
+/// worker gives each stream, one upstream call of the client the sources really use, and the
+/// hand-over.
+pub fn sync_settings() -> SyncSettings {
+    SyncSettings {
+        request_timeout: sources::REQUEST_TIMEOUT,
+        ..SyncSettings::default()
     }
 }
 
@@ -80,5 +92,27 @@ pub fn platform(config: &Config, clients: &AwsClients, upstreams: Upstreams) -> 
         auth_providers: Arc::new(providers),
         oauth_redirect_uri: config.oauth_redirect_uri(),
         default_redirect_origins: config.default_redirect_origins.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_worker_allows_for_the_sources_request_timeout() {
+        let settings = sync_settings();
+        assert_eq!(settings.request_timeout, sources::REQUEST_TIMEOUT);
+        assert_eq!(
+            settings.deadline_margin(),
+            settings.page_budget + sources::REQUEST_TIMEOUT + settings.hand_over
+        );
+        assert_eq!(settings.deadline_margin(), Duration::from_secs(45));
+        // The domain's default (tests, the dev gateway) names the same timeout.
+        assert_eq!(
+            SyncSettings::default().request_timeout,
+            sources::REQUEST_TIMEOUT
+        );
     }
 }

@@ -26,7 +26,7 @@ impl Worker {
     pub async fn from_env() -> Result<Self, StartupError> {
         Ok(Self {
             platform: wiring::platform_from_env().await?,
-            settings: SyncSettings::default(),
+            settings: wiring::sync_settings(),
         })
     }
 }

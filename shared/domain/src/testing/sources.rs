@@ -30,6 +30,8 @@ pub struct FakeSources {
     opened: Mutex<Vec<(Option<Value>, Option<Value>)>>,
     /// The access token of every stream opened with one.
     tokens: Mutex<Vec<String>>,
+    /// The page budget of every stream opened.
+    page_budgets: Mutex<Vec<std::time::Duration>>,
 }
 
 /// What every stream the fake opens yields: `pages` in order (the checkpoint after page `i` is
@@ -107,6 +109,7 @@ impl FakeSources {
             script: Mutex::default(),
             opened: Mutex::default(),
             tokens: Mutex::default(),
+            page_budgets: Mutex::default(),
         }
     }
 
@@ -118,6 +121,11 @@ impl FakeSources {
     /// `(since, resume)` of every stream opened.
     pub fn opened(&self) -> Vec<(Option<Value>, Option<Value>)> {
         lock(&self.opened).clone()
+    }
+
+    /// The page budget of every stream opened, in order.
+    pub fn page_budgets(&self) -> Vec<std::time::Duration> {
+        lock(&self.page_budgets).clone()
     }
 
     /// The access tokens streams were opened with, in order.
@@ -256,6 +264,7 @@ impl SourceDirectory for FakeSources {
         request: StreamRequest,
     ) -> Result<Box<dyn EntityStream>, StreamError> {
         lock(&self.opened).push((request.since.clone(), request.resume.clone()));
+        lock(&self.page_budgets).push(request.page_budget);
         if let AuthenticationRequest::OauthToken(t) = &request.auth {
             lock(&self.tokens)
                 .push(secrecy::ExposeSecret::expose_secret(&t.access_token).to_owned());

@@ -19,6 +19,7 @@
 use super::api::{success, Api, SOURCE_NAME};
 use super::entities::{self, FileFacts};
 use super::files::{self, FileItem, TreeFile};
+use crate::budget::PageBudget;
 use crate::upstream::Answer;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -27,14 +28,12 @@ use domain::stream::{EntityPage, EntityStream, StreamError};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::time::Duration;
 
 /// Items per list page: GitHub's largest `per_page`.
 pub(super) const PER_PAGE: u32 = 100;
 /// Files per page of the files phase: each with content is one blob request.
 pub(super) const FILES_PER_PAGE: usize = 20;
-/// A files page stops fetching contents after this long, so a slow GitHub cannot stretch a page
-/// past the worker's deadline margin (which allows for about one slow call per page).
-pub(super) const FILES_PAGE_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where a run is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +128,12 @@ pub(super) struct GitHubStream {
     /// The files phase's steps, listed again after a resume (the same commits give the same
     /// list). Paths and shas only: contents are fetched a page at a time.
     files: Option<Vec<FileItem>>,
+    /// The time a page may take ([`StreamRequest::page_budget`]): a files page stops fetching
+    /// contents once it has passed, so a slow GitHub cannot stretch a page past the worker's
+    /// hand-over margin.
+    ///
+    /// [`StreamRequest::page_budget`]: domain::stream::StreamRequest::page_budget
+    page_budget: Duration,
 }
 
 impl GitHubStream {
@@ -138,6 +143,7 @@ impl GitHubStream {
         configured_branch: Option<String>,
         since: Option<Cursor>,
         resume: Option<Checkpoint>,
+        page_budget: Duration,
     ) -> Self {
         let at = resume.unwrap_or_else(|| Checkpoint {
             issues_seen: since.as_ref().and_then(|c| c.issues_since),
@@ -151,6 +157,7 @@ impl GitHubStream {
             since,
             at,
             files: None,
+            page_budget,
         }
     }
 
@@ -317,10 +324,10 @@ impl GitHubStream {
     /// The next page of the files phase; `None` once all were yielded. Each call does one of:
     /// fix the branch's head (one request), decide how to list (at most one comparison), list
     /// the steps (at most two requests, again after every resume), or fetch contents within
-    /// [`FILES_PAGE_BUDGET`]. The first three answer a page without entities, so no page runs
+    /// the page budget. The first three answer a page without entities, so no page runs
     /// several slow requests and then fetches contents on top.
     async fn files(&mut self) -> Result<Option<EntityPage>, StreamError> {
-        let started = std::time::Instant::now();
+        let page = PageBudget::start(self.page_budget);
         let Some(branch) = self.at.branch.clone() else {
             self.at.phase = Phase::Done;
             return Ok(None);
@@ -353,9 +360,9 @@ impl GitHubStream {
             .collect();
         let (mut entities, mut removed, mut done) = (Vec::new(), Vec::new(), 0);
         for item in &batch {
-            // Before every content, the first included: a page never starts a request past
-            // its budget.
-            if started.elapsed() >= FILES_PAGE_BUDGET {
+            // Before every content but the first (every page moves the run on): a page starts
+            // no request past its budget.
+            if done > 0 && page.spent() {
                 break;
             }
             done += 1;

@@ -4,7 +4,7 @@
 use super::api::next_link;
 use super::files::{compared, decode_base64, diff, not_fetched, Changes, TreeFile};
 use super::*;
-use crate::testing::header_map;
+use crate::testing::{header_map, page_time_limit, SHORT_BUDGET, SLOW_CALL};
 use crate::upstream::http_client;
 use domain::auth::Credentials;
 use domain::entity::{Entity, EntityKey};
@@ -19,6 +19,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -69,6 +70,8 @@ struct World {
     compares: BTreeMap<String, Answer>,
     /// Answers a request whose path and query contain the key instead, once.
     faults: Vec<(String, Answer)>,
+    /// Every answer is sent this long after its request (a slow GitHub).
+    delay: Duration,
 }
 
 struct Github {
@@ -110,12 +113,18 @@ impl Github {
                             .and_then(|v| v.to_str().ok())
                             .map(str::to_owned);
                         s.lock().unwrap().push(url.clone());
+                        let mut world = w.lock().unwrap();
+                        let delay = world.delay;
                         let answer = if bearer.as_deref() == Some(&format!("Bearer {PAT}")) {
-                            route(&mut w.lock().unwrap(), &root, &url)
+                            route(&mut world, &root, &url)
                         } else {
                             status(401, json!({"message": "Bad credentials"}))
                         };
-                        async move { Ok::<_, Infallible>(respond(answer)) }
+                        drop(world);
+                        async move {
+                            tokio::time::sleep(delay).await;
+                            Ok::<_, Infallible>(respond(answer))
+                        }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -372,6 +381,7 @@ fn world() -> World {
         trees: BTreeMap::from([("t1".to_owned(), files.clone()), ("c1".to_owned(), files)]),
         compares: BTreeMap::new(),
         faults: Vec::new(),
+        delay: Duration::ZERO,
     }
 }
 
@@ -382,6 +392,7 @@ fn request(config: Value, since: Option<Value>, resume: Option<Value>) -> Stream
         config: config.as_object().unwrap().clone(),
         since,
         resume,
+        page_budget: crate::testing::PAGE_BUDGET,
     }
 }
 
@@ -879,6 +890,52 @@ async fn the_files_are_listed_on_pages_of_their_own_before_any_content() {
     assert_eq!(asked, [format!("/repos/{REPO}/git/trees/t1?recursive=1")]);
     let page = resumed.next_page().await.unwrap().unwrap();
     assert_eq!(page.entities.len(), 4);
+}
+
+#[tokio::test]
+async fn a_files_page_of_a_slow_github_returns_within_its_budget_and_one_call() {
+    let mut world = world();
+    let files: Vec<_> = (0..24)
+        .map(|i| {
+            let content = format!("# Note {i}\n").into_bytes();
+            (format!("notes/{i:02}.md"), format!("n{i:02}"), content)
+        })
+        .collect();
+    world.trees = BTreeMap::from([("t1".to_owned(), files.clone()), ("c1".to_owned(), files)]);
+    world.delay = SLOW_CALL;
+    let github = Github::start(world).await;
+    let short = StreamRequest {
+        page_budget: SHORT_BUDGET,
+        ..request(config(), None, None)
+    };
+    let mut stream = github.source().open_stream(short).unwrap();
+    let (mut yielded, mut content_pages) = (Vec::new(), 0);
+    loop {
+        let began = Instant::now();
+        let Some(page) = stream.next_page().await.unwrap() else {
+            break;
+        };
+        let took = began.elapsed();
+        assert!(
+            took <= page_time_limit(SHORT_BUDGET),
+            "a page of phase {} took {took:?}",
+            page.checkpoint["phase"]
+        );
+        let files: Vec<String> = page
+            .entities
+            .iter()
+            .filter(|e| e.entity_type == "github_file")
+            .map(|e| e.entity_id.clone())
+            .collect();
+        // From the first page of contents on, every page moves the run on.
+        if content_pages > 0 || !files.is_empty() {
+            assert!(!files.is_empty(), "a files page without a file");
+            content_pages += 1;
+        }
+        yielded.extend(files);
+    }
+    assert_eq!(yielded.len(), 24);
+    assert!(content_pages >= 4, "{content_pages} pages of contents");
 }
 
 #[tokio::test]

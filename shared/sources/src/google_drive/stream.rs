@@ -1,5 +1,5 @@
 //! The entity stream: where a run is (`Position`, its `Step`: the checkpoint), the listing page
-//! it holds while handing it out in slices (`Listing`), and the pages it yields.
+//! it holds while handing it out in slices (a [`ListedPage`]), and the pages it yields.
 
 use super::api::{json_of, malformed, refusal, Refusal};
 use super::entities::{
@@ -8,6 +8,8 @@ use super::entities::{
 };
 use super::API;
 use crate::base_url::BaseUrl;
+use crate::budget::PageBudget;
+use crate::listing::ListedPage;
 use crate::upstream::PAGE_BODY_LIMIT;
 use async_trait::async_trait;
 use chrono::Utc;
@@ -17,7 +19,7 @@ use reqwest::header::HeaderValue;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Files per `files.list` page (Drive allows up to 1000; it may answer fewer).
 const FILES_PAGE_SIZE: u32 = 100;
@@ -28,10 +30,6 @@ const CHANGES_PAGE_SIZE: u32 = 100;
 /// The most file contents one `next_page` downloads: keeps a page well inside the worker's
 /// time budget whatever the listing holds.
 pub(super) const CONTENT_FETCHES_PER_PAGE: usize = 10;
-/// Once this much time has passed since a `next_page` began, it starts no more content
-/// downloads and returns what it has (each call may take up to 15 s, and the worker hands over
-/// only between pages).
-pub(super) const PAGE_TIME_BUDGET: Duration = Duration::from_secs(20);
 /// What a payload keeps of a file. Volatile fields (`viewedByMeTime`, `thumbnailLink`,
 /// `version`, …) are not asked for, so an unchanged file hashes the same on every run.
 const FILE_FIELDS: &str = "id,name,mimeType,description,starred,trashed,parents,webViewLink,\
@@ -116,30 +114,6 @@ impl Position {
     }
 }
 
-/// One listed page of files or changes, held while it is handed out in slices.
-pub(super) struct Listing {
-    items: Vec<Value>,
-    next: After,
-    /// How many of `items` were handed out.
-    at: usize,
-}
-
-impl Listing {
-    /// A page listed again by a resumed stream: what follows the last item handed out, or the
-    /// whole page when that item is no longer in it (its answer changed as items came and
-    /// went; handing an item out twice is harmless, skipping one is not).
-    fn resume_after(mut self, last: Option<&str>, key: fn(&Value) -> Option<String>) -> Self {
-        self.at = last
-            .and_then(|last| {
-                self.items
-                    .iter()
-                    .position(|item| key(item).as_deref() == Some(last))
-            })
-            .map_or(0, |i| i + 1);
-        self
-    }
-}
-
 /// What names a listed file.
 fn file_key(file: &Value) -> Option<String> {
     file.get("id").and_then(Value::as_str).map(str::to_owned)
@@ -159,7 +133,8 @@ fn change_key(change: &Value) -> Option<String> {
 }
 
 /// What follows a listed page.
-enum After {
+#[derive(Debug)]
+pub(super) enum After {
     Page(String),
     /// The last page; a changes listing ends with the next start token.
     End(Option<String>),
@@ -171,9 +146,13 @@ pub(super) struct DriveStream {
     pub authorization: HeaderValue,
     pub incremental: bool,
     pub position: Position,
-    pub listing: Option<Listing>,
-    /// [`PAGE_TIME_BUDGET`]; tests shorten it.
-    pub budget: Duration,
+    /// The listed page of files or changes being handed out in slices.
+    pub listing: Option<ListedPage<After>>,
+    /// The time a `next_page` may take ([`StreamRequest::page_budget`]): once it has passed, a
+    /// page starts no more content downloads and returns what it has.
+    ///
+    /// [`StreamRequest::page_budget`]: domain::stream::StreamRequest::page_budget
+    pub page_budget: Duration,
 }
 
 impl DriveStream {
@@ -218,7 +197,7 @@ impl DriveStream {
         &self,
         drive: Option<&str>,
         page_token: Option<&str>,
-    ) -> Result<Option<Listing>, StreamError> {
+    ) -> Result<Option<ListedPage<After>>, StreamError> {
         let path = "drive/v3/files";
         let size = FILES_PAGE_SIZE.to_string();
         let fields = format!("nextPageToken,incompleteSearch,files({FILE_FIELDS})");
@@ -264,14 +243,14 @@ impl DriveStream {
             .get("files")
             .map_or(Some(Vec::new()), |f| f.as_array().cloned())
             .ok_or_else(|| malformed(path))?;
-        Ok(Some(Listing {
+        Ok(Some(ListedPage::new(
             items,
-            next: next_page(&body, None),
-            at: 0,
-        }))
+            next_page(&body, None),
+            file_key,
+        )))
     }
 
-    async fn changes_listing(&self, page_token: &str) -> Result<Listing, StreamError> {
+    async fn changes_listing(&self, page_token: &str) -> Result<ListedPage<After>, StreamError> {
         let path = "drive/v3/changes";
         let size = CHANGES_PAGE_SIZE.to_string();
         let fields = format!(
@@ -302,7 +281,7 @@ impl DriveStream {
                 "{API} ended the changes without a new start token"
             )));
         }
-        Ok(Listing { items, next, at: 0 })
+        Ok(ListedPage::new(items, next, change_key))
     }
 
     /// The text of a Google Doc (exported as plain text) or of a small text file; none for
@@ -339,34 +318,33 @@ impl DriveStream {
     }
 
     /// Hands out the next slice of the held listing: entities and removals, fetching at most
-    /// [`CONTENT_FETCHES_PER_PAGE`] contents and starting none once the page's time budget
-    /// (counted from `started`) is spent, as long as the slice hands out something. Answers the
-    /// new offset.
+    /// [`CONTENT_FETCHES_PER_PAGE`] contents and starting none once the page's budget is spent,
+    /// as long as the slice hands out something.
     async fn slice(
         &self,
-        items: &[Value],
-        offset: usize,
+        listing: &mut ListedPage<After>,
         changes: bool,
-        started: Instant,
-    ) -> Result<(Vec<Entity>, Vec<EntityKey>, usize), StreamError> {
+        page: &PageBudget,
+    ) -> Result<(Vec<Entity>, Vec<EntityKey>), StreamError> {
         let mut entities = Vec::new();
         let mut removed = Vec::new();
         let mut fetches = 0;
-        let mut at = offset;
-        while at < items.len() {
-            let item = &items[at];
+        let mut handed_out = 0;
+        while let Some(item) = listing.peek() {
             let file = if changes {
                 match change_target(item).ok_or_else(|| malformed("drive/v3/changes"))? {
                     Target::Gone(key) => {
                         removed.push(key);
-                        at += 1;
+                        listing.take();
+                        handed_out += 1;
                         continue;
                     }
                     Target::Drive(drive) => {
                         entities.push(
                             drive_entity(drive).ok_or_else(|| malformed("drive/v3/changes"))?,
                         );
-                        at += 1;
+                        listing.take();
+                        handed_out += 1;
                         continue;
                     }
                     Target::File(file) => file,
@@ -375,7 +353,7 @@ impl DriveStream {
                 item
             };
             let needs_content = content_kind(file).is_some();
-            let out_of_time = at > offset && started.elapsed() >= self.budget;
+            let out_of_time = handed_out > 0 && page.spent();
             if needs_content && (fetches == CONTENT_FETCHES_PER_PAGE || out_of_time) {
                 break;
             }
@@ -391,9 +369,10 @@ impl DriveStream {
                 "drive/v3/files"
             };
             entities.push(file_entity(file, content).ok_or_else(|| malformed(path))?);
-            at += 1;
+            listing.take();
+            handed_out += 1;
         }
-        Ok((entities, removed, at))
+        Ok((entities, removed))
     }
 }
 
@@ -440,7 +419,7 @@ fn next_page(body: &Value, new_start: Option<&str>) -> After {
 #[async_trait]
 impl EntityStream for DriveStream {
     async fn next_page(&mut self) -> Result<Option<EntityPage>, StreamError> {
-        let started = Instant::now();
+        let page = PageBudget::start(self.page_budget);
         loop {
             let (entities, removed) = match self.position.step.clone() {
                 Step::Done => return Ok(None),
@@ -493,35 +472,33 @@ impl EntityStream for DriveStream {
                             }
                         },
                     };
-                    let listing = match self.listing.take() {
+                    let mut listing = match self.listing.take() {
                         Some(listing) => listing,
                         None => match self
                             .files_listing(drive_id.as_deref(), page_token.as_deref())
                             .await?
                         {
-                            Some(listing) => listing.resume_after(last.as_deref(), file_key),
+                            Some(listing) => listing.resume_after(last.as_deref()),
                             None => {
                                 self.position.step = self.after_corpus(drive);
                                 continue;
                             }
                         },
                     };
-                    let (entities, removed, at) = self
-                        .slice(&listing.items, listing.at, false, started)
-                        .await?;
-                    self.position.step = if at < listing.items.len() {
-                        let last = listing.items[..at].last().and_then(file_key).or(last);
-                        self.listing = Some(Listing { at, ..listing });
+                    let (entities, removed) = self.slice(&mut listing, false, &page).await?;
+                    self.position.step = if !listing.is_used_up() {
+                        let last = listing.last_key().or(last);
+                        self.listing = Some(listing);
                         Step::Files {
                             drive,
                             page_token,
                             last,
                         }
                     } else {
-                        match listing.next {
+                        match listing.next() {
                             After::Page(token) => Step::Files {
                                 drive,
-                                page_token: Some(token),
+                                page_token: Some(token.clone()),
                                 last: None,
                             },
                             After::End(_) => self.after_corpus(drive),
@@ -530,28 +507,26 @@ impl EntityStream for DriveStream {
                     (entities, removed)
                 }
                 Step::Changes { page_token, last } => {
-                    let listing = match self.listing.take() {
+                    let mut listing = match self.listing.take() {
                         Some(listing) => listing,
                         None => self
                             .changes_listing(&page_token)
                             .await?
-                            .resume_after(last.as_deref(), change_key),
+                            .resume_after(last.as_deref()),
                     };
-                    let (entities, removed, at) = self
-                        .slice(&listing.items, listing.at, true, started)
-                        .await?;
-                    self.position.step = if at < listing.items.len() {
-                        let last = listing.items[..at].last().and_then(change_key).or(last);
-                        self.listing = Some(Listing { at, ..listing });
+                    let (entities, removed) = self.slice(&mut listing, true, &page).await?;
+                    self.position.step = if !listing.is_used_up() {
+                        let last = listing.last_key().or(last);
+                        self.listing = Some(listing);
                         Step::Changes { page_token, last }
                     } else {
-                        match listing.next {
+                        match listing.next() {
                             After::Page(token) => Step::Changes {
-                                page_token: token,
+                                page_token: token.clone(),
                                 last: None,
                             },
                             After::End(new_start) => {
-                                self.position.next_start = new_start;
+                                self.position.next_start = new_start.clone();
                                 Step::Done
                             }
                         }

@@ -8,13 +8,12 @@ use super::entities::{
 use super::stream::CONTENT_FETCHES_PER_PAGE;
 use super::tests::{error_body, google_error, oauth, ok, scripted, source_at, source_for, TOKEN};
 use super::*;
-use crate::testing::{FakeUpstream, Reply, Seen};
-use crate::upstream::http_client;
+use crate::testing::{page_time_limit, FakeUpstream, Reply, Seen, SHORT_BUDGET, SLOW_CALL};
 use domain::entity::EntityKey;
 use domain::stream::EntityPage;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn request(since: Option<Value>, resume: Option<Value>) -> StreamRequest {
     StreamRequest {
@@ -22,6 +21,7 @@ fn request(since: Option<Value>, resume: Option<Value>) -> StreamRequest {
         config: Map::new(),
         since,
         resume,
+        page_budget: crate::testing::PAGE_BUDGET,
     }
 }
 
@@ -312,15 +312,11 @@ async fn a_resumed_changes_listing_goes_on_after_the_last_change_handed_out() {
 #[tokio::test]
 async fn a_page_starts_no_download_once_its_time_budget_is_spent() {
     let fake = changing(docs(3)).await;
-    let mut stream = DriveStream {
-        client: http_client().unwrap(),
-        base_url: BaseUrl::parse(&fake.base_url).unwrap(),
-        authorization: authorization(&oauth(TOKEN)).unwrap(),
-        incremental: false,
-        position: serde_json::from_value(at_files().unwrap()).unwrap(),
-        listing: None,
-        budget: Duration::ZERO,
+    let spent = StreamRequest {
+        page_budget: Duration::ZERO,
+        ..request(None, at_files())
     };
+    let mut stream = source_for(&fake).open_stream(spent).unwrap();
     let mut pages = Vec::new();
     while let Some(page) = stream.next_page().await.unwrap() {
         pages.push(page);
@@ -337,7 +333,41 @@ async fn a_page_starts_no_download_once_its_time_budget_is_spent() {
     );
     assert_eq!(pages[0].checkpoint["step"]["last"], "d00");
     assert_eq!(fake.seen().len(), 4, "listed once, three downloads");
-    assert_eq!(PAGE_TIME_BUDGET, Duration::from_secs(20));
+    // The budget a stream is opened with in production: the worker's.
+    assert_eq!(
+        domain::usecases::sync::SyncSettings::default().page_budget,
+        Duration::from_secs(20)
+    );
+}
+
+#[tokio::test]
+async fn a_page_of_a_slow_drive_returns_within_its_budget_and_one_call() {
+    let fake = changing(docs(12)).await;
+    fake.answer_after(SLOW_CALL);
+    let short = StreamRequest {
+        page_budget: SHORT_BUDGET,
+        ..request(None, at_files())
+    };
+    let mut stream = source_for(&fake).open_stream(short).unwrap();
+    let mut pages = Vec::new();
+    loop {
+        let began = Instant::now();
+        let Some(page) = stream.next_page().await.unwrap() else {
+            break;
+        };
+        let took = began.elapsed();
+        assert!(
+            took <= page_time_limit(SHORT_BUDGET),
+            "page {} took {took:?}",
+            pages.len()
+        );
+        assert!(!page.entities.is_empty(), "every page moves the run on");
+        pages.push(ids(&page));
+    }
+    let mut all = pages.concat();
+    all.dedup();
+    assert_eq!(all.len(), 12, "{all:?}");
+    assert!(pages.len() >= 4, "{pages:?}");
 }
 
 #[tokio::test]

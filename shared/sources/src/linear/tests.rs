@@ -500,6 +500,7 @@ fn request(since: Option<Value>, resume: Option<Value>) -> StreamRequest {
         config: Map::new(),
         since,
         resume,
+        page_budget: crate::testing::PAGE_BUDGET,
     }
 }
 

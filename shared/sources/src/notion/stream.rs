@@ -7,6 +7,8 @@ use super::entities::{
     malformed_item, page_entity, Content, Kind,
 };
 use crate::base_url::BaseUrl;
+use crate::budget::PageBudget;
+use crate::listing::ListedPage;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::entity::{Entity, EntityKey};
@@ -15,7 +17,7 @@ use reqwest::header::HeaderValue;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The most Notion returns per listing call.
 pub(super) const LIST_PAGE_SIZE: u32 = 100;
@@ -27,10 +29,6 @@ pub(super) const CONTENT_CALLS_PER_ITEM: usize = 8;
 /// The calls after which a `next_page` returns what it has (it may go over by one item's
 /// content calls): short enough to keep a redone page cheap after a rate limit.
 pub(super) const CALLS_PER_PAGE: usize = 24;
-/// Once this much time has passed since a `next_page` began, it starts no more calls and
-/// returns what it has (each call may take up to 15 s, and the worker hands over only between
-/// pages).
-pub(super) const PAGE_TIME_BUDGET: Duration = Duration::from_secs(20);
 
 /// Where a run is in one listing: the page being worked through and how much of it is done.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -46,73 +44,64 @@ pub(super) struct Place {
     pub end: bool,
 }
 
-/// A listing's place and, between `next_page` calls of one stream, its page in memory.
+/// A listing's place and, between `next_page` calls of one stream, its page in memory (kept
+/// once used up, so that its last item can be put back).
 #[derive(Debug, Default)]
 pub(super) struct Listing {
     pub place: Place,
-    buffer: Option<VecDeque<Value>>,
-    next_cursor: Option<String>,
+    /// The page being handed out, and the `next_cursor` of the page after it.
+    held: Option<ListedPage<Option<String>>>,
 }
 
 impl Listing {
     pub fn at(place: Place) -> Self {
-        Self {
-            place,
-            buffer: None,
-            next_cursor: None,
-        }
+        Self { place, held: None }
     }
 
     fn needs_fetch(&self) -> bool {
-        self.buffer.is_none() && !self.place.end
+        !self.place.end && self.held.as_ref().is_none_or(ListedPage::is_used_up)
     }
 
     /// Holds a fetched page, past what the place says is done.
     pub fn load(&mut self, page: ListPage) {
-        let mut results: VecDeque<Value> = page.results.into();
-        if self.place.consumed > 0 {
-            let skip = self
-                .place
-                .last
-                .as_deref()
-                .and_then(|last| results.iter().position(|r| id_of(r) == Some(last)))
-                .map_or(0, |i| i + 1);
-            results.drain(..skip);
-        }
-        self.next_cursor = page.next_cursor;
-        self.buffer = Some(results);
+        let last = self
+            .place
+            .last
+            .as_deref()
+            .filter(|_| self.place.consumed > 0);
+        let held = ListedPage::new(page.results, page.next_cursor, item_id).resume_after(last);
+        self.held = Some(held);
         self.settle();
     }
 
     /// What [`Listing::untake`] needs to put back the next item.
-    fn snapshot(&self) -> (Place, Option<String>) {
-        (self.place.clone(), self.next_cursor.clone())
+    fn snapshot(&self) -> Place {
+        self.place.clone()
     }
 
-    /// Puts back an item taken after `snapshot`, as if it had not been taken.
-    fn untake(&mut self, item: Value, (place, next_cursor): (Place, Option<String>)) {
+    /// Puts back the item taken after `snapshot`, as if it had not been taken.
+    fn untake(&mut self, place: Place) {
         self.place = place;
-        self.next_cursor = next_cursor;
-        self.buffer
-            .get_or_insert_with(VecDeque::new)
-            .push_front(item);
+        if let Some(held) = &mut self.held {
+            held.untake();
+        }
     }
 
     pub fn take(&mut self) -> Option<Value> {
-        let item = self.buffer.as_mut()?.pop_front()?;
+        let held = self.held.as_mut()?;
+        let item = held.take()?.clone();
         self.place.consumed += 1;
-        self.place.last = id_of(&item).map(str::to_owned);
+        self.place.last = held.last_key();
         self.settle();
         Some(item)
     }
 
     /// Once the page in memory is used up, the place moves to the next page (or the end).
     fn settle(&mut self) {
-        if self.buffer.as_ref().is_some_and(VecDeque::is_empty) {
-            self.buffer = None;
-            self.place = match self.next_cursor.take() {
+        if let Some(held) = self.held.as_ref().filter(|held| held.is_used_up()) {
+            self.place = match held.next() {
                 Some(cursor) => Place {
-                    page: Some(cursor),
+                    page: Some(cursor.clone()),
                     ..Place::default()
                 },
                 None => Place {
@@ -124,13 +113,17 @@ impl Listing {
     }
 
     fn finish(&mut self) {
-        self.buffer = None;
-        self.next_cursor = None;
+        self.held = None;
         self.place = Place {
             end: true,
             ..Place::default()
         };
     }
+}
+
+/// What names a listed item: its id.
+fn item_id(item: &Value) -> Option<String> {
+    id_of(item).map(str::to_owned)
 }
 
 /// The checkpoint: where the search is, the database whose rows a full run is reading, and the
@@ -168,12 +161,14 @@ pub(super) struct NotionStream {
     pub done: bool,
     /// Upstream calls made by the current `next_page`.
     pub calls: usize,
-    /// When the current `next_page` began, and whether it has done an item yet (until then it
+    /// The time a `next_page` may take ([`StreamRequest::page_budget`]).
+    ///
+    /// [`StreamRequest::page_budget`]: domain::stream::StreamRequest::page_budget
+    pub page_budget: Duration,
+    /// The current `next_page`'s budget, and whether it has done an item yet (until then it
     /// goes on whatever the time, so every page moves on).
-    pub started: Instant,
+    pub page: PageBudget,
     pub progressed: bool,
-    /// [`PAGE_TIME_BUDGET`]; tests shorten it.
-    pub budget: Duration,
 }
 
 /// An item's read, or `OutOfTime` when the page's time budget ran out before it was done.
@@ -197,7 +192,7 @@ impl NotionStream {
 
     /// Whether the current `next_page` should start no more calls.
     fn out_of_time(&self) -> bool {
-        self.progressed && self.started.elapsed() >= self.budget
+        self.progressed && self.page.spent()
     }
 
     fn saw(&mut self, item: &Value) {
@@ -418,7 +413,7 @@ impl EntityStream for NotionStream {
             return Ok(None);
         }
         self.calls = 0;
-        self.started = Instant::now();
+        self.page = PageBudget::start(self.page_budget);
         self.progressed = false;
         let mut page = EntityPage {
             entities: Vec::new(),
@@ -442,7 +437,7 @@ impl EntityStream for NotionStream {
                             Read::Done(entity) => page.entities.extend(entity),
                             Read::OutOfTime => {
                                 if let Some((_, rows)) = &mut self.rows {
-                                    rows.untake(row, before);
+                                    rows.untake(before);
                                 }
                                 break;
                             }
@@ -462,7 +457,7 @@ impl EntityStream for NotionStream {
                 Some(item) => match self.take_search_result(&item, &mut page).await? {
                     Read::Done(()) => self.progressed = true,
                     Read::OutOfTime => {
-                        self.search.untake(item, before);
+                        self.search.untake(before);
                         break;
                     }
                 },

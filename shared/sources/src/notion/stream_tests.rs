@@ -6,6 +6,7 @@ use super::entities::id_of;
 use super::stream::{Listing, Place, CALLS_PER_PAGE, CONTENT_CALLS_PER_ITEM};
 use super::tests::{block, database, direct, id, page, row, time, TOKEN};
 use super::*;
+use crate::testing::{page_time_limit, SHORT_BUDGET, SLOW_CALL};
 use crate::upstream::http_client;
 use domain::entity::Entity;
 use domain::stream::EntityPage;
@@ -19,7 +20,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -38,6 +39,8 @@ struct MiniState {
     refuse: BTreeMap<String, (u16, &'static str)>,
     /// Calls whose path holds this id answer after this delay.
     slow: Option<(String, Duration)>,
+    /// Every call answers after this delay (a slow Notion), on top of `slow`.
+    delay: Duration,
     rows: BTreeMap<String, Vec<Value>>,
     blocks: BTreeMap<String, Vec<Value>>,
     /// Results per list call, whatever was asked: small, so few items take many pages.
@@ -80,10 +83,11 @@ impl MiniNotion {
                                     .slow
                                     .as_ref()
                                     .filter(|(id, _)| parts.uri.path().contains(id.as_str()))
-                                    .map(|(_, delay)| *delay);
+                                    .map_or(Duration::ZERO, |(_, delay)| *delay)
+                                    + state.delay;
                                 (answer(&mut state, &parts, &body), delay)
                             };
-                            if let Some(delay) = delay {
+                            if !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
                             }
                             Ok::<_, Infallible>(reply)
@@ -244,6 +248,7 @@ fn request(since: Option<Value>, resume: Option<Value>) -> StreamRequest {
         config: Map::new(),
         since,
         resume,
+        page_budget: crate::testing::PAGE_BUDGET,
     }
 }
 
@@ -489,9 +494,11 @@ fn stream_with_budget(
     resume: Option<Value>,
     budget: Duration,
 ) -> Box<dyn EntityStream> {
-    let mut stream = notion.source().stream(request(None, resume)).unwrap();
-    stream.budget = budget;
-    Box::new(stream)
+    let request = StreamRequest {
+        page_budget: budget,
+        ..request(None, resume)
+    };
+    notion.source().open_stream(request).unwrap()
 }
 
 #[tokio::test]
@@ -562,6 +569,42 @@ async fn a_page_starts_no_call_once_its_time_budget_is_spent() {
         seen.sort();
         assert_eq!(seen, expected, "resumed after page {i}");
     }
+}
+
+#[tokio::test]
+async fn a_page_of_a_slow_notion_returns_within_its_budget_and_one_call() {
+    let mut state = MiniState {
+        page_size: 100,
+        delay: SLOW_CALL,
+        ..MiniState::default()
+    };
+    for n in 0..12 {
+        state
+            .search
+            .push(page(1000 + n, &format!("Page {n}"), 59 - n));
+        state
+            .blocks
+            .insert(id(1000 + n), vec![block(5000 + n, "paragraph", "x", false)]);
+    }
+    let notion = MiniNotion::start(state).await;
+    let mut stream = stream_with_budget(&notion, None, SHORT_BUDGET);
+    let mut pages = Vec::new();
+    loop {
+        let began = Instant::now();
+        let Some(page) = stream.next_page().await.unwrap() else {
+            break;
+        };
+        let took = began.elapsed();
+        assert!(
+            took <= page_time_limit(SHORT_BUDGET),
+            "page {} took {took:?}",
+            pages.len()
+        );
+        assert!(!page.entities.is_empty(), "every page moves the run on");
+        pages.push(page);
+    }
+    assert_eq!(keys(&pages).len(), 12);
+    assert!(pages.len() >= 4, "{} pages", pages.len());
 }
 
 #[tokio::test]

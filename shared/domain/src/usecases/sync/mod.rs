@@ -36,16 +36,46 @@ pub const WRITE_BATCH: usize = 25;
 pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// How the worker paces a run.
+///
+/// The hand-over margin is derived here, once, from the times it must cover
+/// ([`SyncSettings::deadline_margin`]): the last page of an invocation starts with at least the
+/// margin left, runs for at most its page budget plus one upstream call (a source starts no call
+/// once the budget is spent, and a call is cut at the request timeout), and the hand-over
+/// follows.
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
     /// How long a claim or a progress write holds the job: a crashed run is taken over after.
     pub lease: Duration,
     /// Progress counts are written (and cancellation checked) at most this often.
     pub progress_interval: Duration,
-    /// A run hands over when the invocation has less than this left.
-    pub deadline_margin: Duration,
+    /// How long one page of a source may take ([`StreamRequest::page_budget`]).
+    ///
+    /// [`StreamRequest::page_budget`]: crate::stream::StreamRequest::page_budget
+    pub page_budget: Duration,
+    /// The longest one upstream call of a source may take: the sources' client's whole-request
+    /// timeout (`sources::REQUEST_TIMEOUT`; the wiring passes it).
+    pub request_timeout: Duration,
+    /// What the hand-over itself needs: a token refresh, flushing the waiting writes, storing
+    /// the seen-key chunks and the checkpoint, and the continuation message.
+    pub hand_over: Duration,
     /// Hand over after this many pages per invocation, whatever the time (tests; 0 = no limit).
     pub max_pages_per_invocation: u32,
+}
+
+impl SyncSettings {
+    /// A run hands over when the invocation has less than this left: a page, the call it may
+    /// have started just before its budget ran out, and the hand-over.
+    pub fn deadline_margin(&self) -> Duration {
+        self.page_budget + self.request_timeout + self.hand_over
+    }
+
+    /// The page budget of a stream opened with `left` of the invocation remaining: the
+    /// configured one, or less when the invocation's end leaves less once a call's timeout and
+    /// the hand-over are set aside (an invocation that starts short of its margin).
+    pub fn page_budget_within(&self, left: Duration) -> Duration {
+        self.page_budget
+            .min(left.saturating_sub(self.request_timeout + self.hand_over))
+    }
 }
 
 impl Default for SyncSettings {
@@ -53,8 +83,12 @@ impl Default for SyncSettings {
         Self {
             lease: Duration::from_secs(120),
             progress_interval: Duration::from_secs(3),
-            // One upstream call may take 15 s; the hand-over writes need a few more.
-            deadline_margin: Duration::from_secs(45),
+            // With the two below, a 45 s hand-over margin.
+            page_budget: Duration::from_secs(20),
+            // `sources::REQUEST_TIMEOUT`, which the domain cannot name; the worker's wiring sets
+            // it from there (and its tests check the two agree).
+            request_timeout: Duration::from_secs(15),
+            hand_over: Duration::from_secs(10),
             max_pages_per_invocation: 0,
         }
     }

@@ -138,7 +138,9 @@ impl<'a> Run<'a> {
                 .sync_cursor(self.connection_id())
                 .await?
         };
+        let (settings, deadline) = (self.settings, self.deadline);
         let open = |auth: AuthenticationRequest, checkpoint: Option<Value>| {
+            let left = deadline.saturating_duration_since(Instant::now());
             platform.sources.open_stream(
                 &connection.short_name,
                 StreamRequest {
@@ -146,6 +148,7 @@ impl<'a> Run<'a> {
                     config: connection.config.clone().unwrap_or_default(),
                     since: since.clone(),
                     resume: checkpoint,
+                    page_budget: settings.page_budget_within(left),
                 },
             )
         };
@@ -336,7 +339,7 @@ impl<'a> Run<'a> {
     fn budget_spent(&self) -> bool {
         let max = self.settings.max_pages_per_invocation;
         (max > 0 && self.pages >= max)
-            || Instant::now() + self.settings.deadline_margin >= self.deadline
+            || Instant::now() + self.settings.deadline_margin() >= self.deadline
     }
 
     /// Compares the page with what is stored and queues what changed.

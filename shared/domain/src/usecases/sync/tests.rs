@@ -626,3 +626,69 @@ async fn near_the_deadline_a_run_hands_over_after_at_least_one_page() {
     );
     assert_eq!(job(&f, &message).entities_inserted, 30);
 }
+
+#[test]
+fn the_hand_over_margin_is_a_page_a_call_and_the_hand_over() {
+    let settings = SyncSettings {
+        page_budget: Duration::from_secs(7),
+        request_timeout: Duration::from_secs(5),
+        hand_over: Duration::from_secs(3),
+        ..SyncSettings::default()
+    };
+    assert_eq!(settings.deadline_margin(), Duration::from_secs(7 + 5 + 3));
+    let default = SyncSettings::default();
+    assert_eq!(
+        default.deadline_margin(),
+        default.page_budget + default.request_timeout + default.hand_over
+    );
+    assert_eq!(
+        (
+            default.page_budget,
+            default.request_timeout,
+            default.hand_over
+        ),
+        (
+            Duration::from_secs(20),
+            Duration::from_secs(15),
+            Duration::from_secs(10)
+        )
+    );
+    assert_eq!(default.deadline_margin(), Duration::from_secs(45));
+}
+
+#[test]
+fn a_page_budget_never_outlasts_what_the_invocation_leaves() {
+    let settings = SyncSettings::default();
+    let within = |seconds| settings.page_budget_within(Duration::from_secs(seconds));
+    assert_eq!(within(900), Duration::from_secs(20));
+    assert_eq!(within(45), Duration::from_secs(20), "exactly the margin");
+    // Less than the margin: what is left once a call's timeout and the hand-over are set aside.
+    assert_eq!(within(30), Duration::from_secs(5));
+    assert_eq!(within(25), Duration::ZERO);
+    assert_eq!(within(3), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn a_stream_is_opened_with_the_page_budget_the_deadline_leaves() {
+    let (f, _, message) = connection().await;
+    f.sources
+        .stream(ScriptedStream::pages(pages(30, 10, |_| false)));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let handled = run_sync(&f.platform, &settings(), &message, deadline)
+        .await
+        .unwrap();
+    assert_eq!(handled, Handled::Continued);
+    let next = f.queue.drain().pop().unwrap();
+    run(&f, &next).await;
+    let budgets = f.sources.page_budgets();
+    assert_eq!(budgets.len(), 2, "{budgets:?}");
+    assert!(
+        budgets[0] <= Duration::from_secs(5) && budgets[0] > Duration::from_secs(4),
+        "30 s left: 5 s for the page, then a call's timeout and the hand-over: {budgets:?}"
+    );
+    assert_eq!(
+        budgets[1],
+        settings().page_budget,
+        "a whole invocation left"
+    );
+}

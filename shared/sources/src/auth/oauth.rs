@@ -12,7 +12,7 @@
 //! No error, and no log line, ever holds a code, a token, a verifier or a client secret: at most
 //! the provider's error code, and only when it looks like one.
 
-use crate::upstream::{read_capped, retry_after, Answer};
+use crate::upstream::{read_capped, retry_after, Answer, CHECK_BODY_LIMIT};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::catalog::{ClientAuth, OAuthSettings};
@@ -28,9 +28,6 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
-
-/// The most read of a token endpoint's answer: a token response is a few kilobytes at most.
-const TOKEN_BODY_LIMIT: usize = 64 * 1024;
 
 /// The longest `expires_in` taken as given (ten years); beyond it the value is nonsense.
 const MAX_EXPIRES_IN: i64 = 10 * 365 * 24 * 3600;
@@ -149,7 +146,7 @@ async fn exchange(client: &reqwest::Client, request: HttpRequest) -> Result<Answ
     })?;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = read_capped(response, TOKEN_BODY_LIMIT).await.map_err(|e| {
+    let body = read_capped(response, CHECK_BODY_LIMIT).await.map_err(|e| {
         let e = e.without_url();
         tracing::warn!(status = status.as_u16(), error = %e, "the token endpoint's answer could not be read");
         transport_error(&e)
