@@ -15,12 +15,12 @@ pub struct StreamRequest {
     pub auth: AuthenticationRequest,
     /// The connection's config, validated against the source's schema at create time.
     pub config: Map<String, Value>,
-    /// The cursor the last completed run left ([`EntityStream::cursor`]); `None` asks for a
-    /// full sync.
-    pub since: Option<Value>,
-    /// Where an interrupted run of the same job stopped ([`EntityPage::checkpoint`] of its last
-    /// processed page); `None` starts at the beginning.
-    pub resume: Option<Value>,
+    /// The source's cursor: where the last completed run left off ([`EntityStream::cursor`]),
+    /// so this run asks only for what changed since; `None` asks for a full sync.
+    pub cursor: Option<Value>,
+    /// The source's checkpoint: where an interrupted run of the same job stopped
+    /// ([`EntityPage::checkpoint`] of its last processed page); `None` starts at the beginning.
+    pub checkpoint: Option<Value>,
     /// How long one [`EntityStream::next_page`] may take, set by the worker (its hand-over
     /// margin allows for this and one upstream call more). A page that makes several upstream
     /// calls starts none once this much time has passed since it began, as long as it has
@@ -37,7 +37,7 @@ pub struct EntityPage {
     /// whose API says what was deleted, e.g. Google Drive's changes); the worker deletes those
     /// it has stored. Full runs leave this empty: what they do not yield is gone anyway.
     pub removed: Vec<EntityKey>,
-    /// Opaque to the worker; given back as [`StreamRequest::resume`] it continues after this
+    /// Opaque to the worker; given back as [`StreamRequest::checkpoint`] it continues after this
     /// page, with everything the source needs for its final cursor.
     pub checkpoint: Value,
 }
@@ -68,7 +68,7 @@ pub trait EntityStream: Send {
     /// The next page, or `None` once the stream has ended.
     async fn next_page(&mut self) -> Result<Option<EntityPage>, StreamError>;
 
-    /// Whether this run yields only what changed since [`StreamRequest::since`]: then entities
+    /// Whether this run yields only what changed since [`StreamRequest::cursor`]: then entities
     /// it does not yield are not gone, and the worker deletes nothing by absence.
     fn incremental(&self) -> bool;
 

@@ -395,11 +395,11 @@ impl Source for GitHubSource {
             .map(str::to_owned);
         // A cursor of another repository (the config changed) says nothing about this one.
         let since = request
-            .since
+            .cursor
             .and_then(|v| serde_json::from_value::<Cursor>(v).ok())
             .filter(|cursor| cursor.repo == repo);
         let resume = request
-            .resume
+            .checkpoint
             .map(|v| {
                 serde_json::from_value::<Checkpoint>(v).map_err(|_| {
                     StreamError::Malformed("the GitHub sync's checkpoint is unreadable".into())

@@ -41,7 +41,7 @@ use entities::{DRIVE_TYPE, FILE_TYPE};
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
-use stream::{DriveStream, Position, Step};
+use stream::{Checkpoint, DriveStream, Step};
 
 /// How transport errors name the upstream.
 const NAME: &str = "Google Drive";
@@ -163,23 +163,23 @@ impl Source for GoogleDriveSource {
     fn open_stream(&self, request: StreamRequest) -> Result<Box<dyn EntityStream>, StreamError> {
         let authorization = authorization(&request.auth).map_err(StreamError::Unsupported)?;
         let since = request
-            .since
+            .cursor
             .as_ref()
             .and_then(|v| v.get("start_page_token")?.as_str())
             .filter(|token| !token.is_empty())
             .map(str::to_owned);
-        let position = match request.resume {
-            Some(checkpoint) => serde_json::from_value::<Position>(checkpoint).map_err(|_| {
+        let position = match request.checkpoint {
+            Some(checkpoint) => serde_json::from_value::<Checkpoint>(checkpoint).map_err(|_| {
                 StreamError::Malformed("the Google Drive checkpoint is unreadable".into())
             })?,
-            None => Position::start(since.as_deref()),
+            None => Checkpoint::start(since.as_deref()),
         };
         // A checkpoint of a full run from before drives were listed one by one (it listed
         // `allDrives`), or one that was still listing every page of drives before any file,
         // cannot tell which drives are left: that run starts over.
         let position = match (&position.step, &position.drives) {
             (Step::Files { .. }, None) | (Step::Drives { .. }, _) => {
-                Position::start(since.as_deref())
+                Checkpoint::start(since.as_deref())
             }
             _ => position,
         };

@@ -30,7 +30,7 @@ use domain::stream::{EntityStream, StreamError, StreamRequest};
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use secrecy::ExposeSecret;
 use serde_json::{json, Map, Value};
-use stream::{Cursor, Kind, LinearStream, Progress};
+use stream::{Checkpoint, Cursor, Kind, LinearStream};
 
 const NAME: &str = "Linear";
 
@@ -158,17 +158,17 @@ impl Source for LinearSource {
 
     fn open_stream(&self, request: StreamRequest) -> Result<Box<dyn EntityStream>, StreamError> {
         let authorization = authorization(&request.auth).map_err(StreamError::Rejected)?;
-        let progress = match request.resume {
+        let progress = match request.checkpoint {
             Some(checkpoint) => serde_json::from_value(checkpoint).map_err(|_| {
                 StreamError::Malformed(format!("the {NAME} checkpoint is unreadable"))
             })?,
             None => {
                 // A cursor this source cannot read (another version's) means a full run.
                 let since = request
-                    .since
+                    .cursor
                     .and_then(|v| serde_json::from_value::<Cursor>(v).ok())
                     .map(|c| c.updated_after);
-                Progress::start(since, Utc::now())
+                Checkpoint::start(since, Utc::now())
             }
         };
         Ok(Box::new(LinearStream {

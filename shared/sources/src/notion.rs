@@ -44,7 +44,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
-use stream::{Listing, NotionStream, Position, Since};
+use stream::{Checkpoint, Cursor, Listing, NotionStream};
 
 /// The API version every request pins (the `Notion-Version` header).
 const NOTION_VERSION: &str = "2022-06-28";
@@ -216,14 +216,14 @@ impl NotionSource {
         let authorization = authorization(&request.auth).map_err(StreamError::Rejected)?;
         // An unreadable cursor (another format) means a full run, which is always correct.
         let since = request
-            .since
-            .and_then(|v| serde_json::from_value::<Since>(v).ok())
+            .cursor
+            .and_then(|v| serde_json::from_value::<Cursor>(v).ok())
             .map(|s| s.last_edited_time);
-        let position = match request.resume {
-            Some(v) => serde_json::from_value::<Position>(v).map_err(|_| {
+        let position = match request.checkpoint {
+            Some(v) => serde_json::from_value::<Checkpoint>(v).map_err(|_| {
                 StreamError::Malformed("the Notion checkpoint is unreadable".into())
             })?,
-            None => Position::default(),
+            None => Checkpoint::default(),
         };
         let rows = position
             .rows

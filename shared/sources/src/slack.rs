@@ -37,7 +37,7 @@ use domain::stream::{EntityStream, StreamError, StreamRequest};
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
-use stream::{Cursor, Position, SlackStream};
+use stream::{Checkpoint, Cursor, SlackStream};
 
 const DEFAULT_LOOKBACK_DAYS: i64 = 7;
 const MAX_LOOKBACK_DAYS: i64 = 365;
@@ -189,18 +189,18 @@ impl Source for SlackSource {
             .filter(|d| (0..=MAX_LOOKBACK_DAYS).contains(d))
             .unwrap_or(DEFAULT_LOOKBACK_DAYS);
         // A cursor this source cannot read (another version's) asks for a full run.
-        let since = request.since.and_then(|v| {
+        let since = request.cursor.and_then(|v| {
             let cursor = serde_json::from_value::<Cursor>(v).ok();
             if cursor.is_none() {
                 tracing::warn!("Slack cursor unreadable; running a full sync");
             }
             cursor
         });
-        let position = match request.resume {
+        let position = match request.checkpoint {
             Some(v) => serde_json::from_value(v).map_err(|_| {
                 StreamError::Malformed("the Slack sync's checkpoint is unreadable".into())
             })?,
-            None => Position::start(),
+            None => Checkpoint::start(),
         };
         Ok(Box::new(SlackStream {
             client: self.client.clone(),

@@ -194,14 +194,14 @@ impl Rng {
 
 /// Where the stub's run is: the next index to look at and how many entities it yielded.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
-struct Position {
+struct Checkpoint {
     next: u32,
     yielded: u32,
 }
 
 /// What a completed run leaves for the next incremental one.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-struct Since {
+struct Cursor {
     seed: u32,
     revision: u32,
     entity_count: u32,
@@ -210,8 +210,8 @@ struct Since {
 struct StubStream {
     config: StubConfig,
     /// Set for an incremental run: what the last completed run had seen.
-    since: Option<Since>,
-    position: Position,
+    since: Option<Cursor>,
+    position: Checkpoint,
     resumed: bool,
 }
 
@@ -273,7 +273,7 @@ impl EntityStream for StubStream {
 
     fn cursor(&self) -> Option<Value> {
         self.config.incremental.then(|| {
-            json!(Since {
+            json!(Cursor {
                 seed: self.config.seed,
                 revision: self.config.revision,
                 entity_count: self.config.entity_count,
@@ -367,17 +367,17 @@ impl Source for StubSource {
     fn open_stream(&self, request: StreamRequest) -> Result<Box<dyn EntityStream>, StreamError> {
         let config = StubConfig::from_config(&request.config);
         let since = request
-            .since
-            .and_then(|v| serde_json::from_value::<Since>(v).ok())
+            .cursor
+            .and_then(|v| serde_json::from_value::<Cursor>(v).ok())
             .filter(|since| config.incremental && since.seed == config.seed);
-        let (position, resumed) = match request.resume {
+        let (position, resumed) = match request.checkpoint {
             Some(v) => (
                 serde_json::from_value(v).map_err(|_| {
                     StreamError::Malformed("the stub's checkpoint is unreadable".into())
                 })?,
                 true,
             ),
-            None => (Position::default(), false),
+            None => (Checkpoint::default(), false),
         };
         Ok(Box::new(StubStream {
             config,
@@ -464,8 +464,8 @@ mod tests {
         StreamRequest {
             auth: AuthenticationRequest::Direct(Credentials::new(object(json!({"api_key": "k"})))),
             config: object(config),
-            since,
-            resume,
+            cursor: since,
+            checkpoint: resume,
             page_budget: crate::testing::PAGE_BUDGET,
         }
     }

@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     let worker = worker::Worker {
         platform: app.platform.clone(),
-        settings: Default::default(),
+        settings: wiring::sync_settings(),
     };
     let queue = SqsQueue::new(clients.sqs.clone(), config.sync_queue_url.clone());
     // Both end with the process: the gateway returning ends `main`.

@@ -263,7 +263,7 @@ impl SourceDirectory for FakeSources {
         _short_name: &str,
         request: StreamRequest,
     ) -> Result<Box<dyn EntityStream>, StreamError> {
-        lock(&self.opened).push((request.since.clone(), request.resume.clone()));
+        lock(&self.opened).push((request.cursor.clone(), request.checkpoint.clone()));
         lock(&self.page_budgets).push(request.page_budget);
         if let AuthenticationRequest::OauthToken(t) = &request.auth {
             lock(&self.tokens)
@@ -271,12 +271,12 @@ impl SourceDirectory for FakeSources {
         }
         let script = lock(&self.script).clone();
         let next = request
-            .resume
+            .checkpoint
             .as_ref()
             .and_then(|r| r["next"].as_u64())
             .unwrap_or(0) as usize;
         Ok(Box::new(Playing {
-            incremental: script.incremental && request.since.is_some(),
+            incremental: script.incremental && request.cursor.is_some(),
             script,
             next,
         }))

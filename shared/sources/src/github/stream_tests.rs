@@ -390,8 +390,8 @@ fn request(config: Value, since: Option<Value>, resume: Option<Value>) -> Stream
     StreamRequest {
         auth: AuthenticationRequest::Direct(Credentials::new(fields.as_object().unwrap().clone())),
         config: config.as_object().unwrap().clone(),
-        since,
-        resume,
+        cursor: since,
+        checkpoint: resume,
         page_budget: crate::testing::PAGE_BUDGET,
     }
 }

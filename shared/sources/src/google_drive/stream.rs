@@ -1,4 +1,4 @@
-//! The entity stream: where a run is (`Position`, its `Step`: the checkpoint), the listing page
+//! The entity stream: where a run is (its `Checkpoint` and the `Step` in it), the listing page
 //! it holds while handing it out in slices (a [`ListedPage`]), and the pages it yields.
 
 use super::api::{json_of, malformed, refusal, Refusal};
@@ -40,7 +40,7 @@ const DRIVE_FIELDS: &str = "id,name,createdTime,hidden";
 
 /// Where a run is; the checkpoint after each page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct Position {
+pub(super) struct Checkpoint {
     pub step: Step,
     /// The changes token the next run starts from: asked at the start of a full run, or the
     /// `newStartPageToken` that ends an incremental one.
@@ -92,7 +92,7 @@ pub(super) enum Step {
     Done,
 }
 
-impl Position {
+impl Checkpoint {
     pub fn start(since: Option<&str>) -> Self {
         match since {
             Some(token) => Self {
@@ -145,7 +145,7 @@ pub(super) struct DriveStream {
     pub base_url: BaseUrl,
     pub authorization: HeaderValue,
     pub incremental: bool,
-    pub position: Position,
+    pub position: Checkpoint,
     /// The listed page of files or changes being handed out in slices.
     pub listing: Option<ListedPage<After>>,
     /// The time a `next_page` may take ([`StreamRequest::page_budget`]): once it has passed, a

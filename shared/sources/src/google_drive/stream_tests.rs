@@ -19,8 +19,8 @@ fn request(since: Option<Value>, resume: Option<Value>) -> StreamRequest {
     StreamRequest {
         auth: oauth(TOKEN),
         config: Map::new(),
-        since,
-        resume,
+        cursor: since,
+        checkpoint: resume,
         page_budget: crate::testing::PAGE_BUDGET,
     }
 }

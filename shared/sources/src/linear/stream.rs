@@ -1,5 +1,5 @@
-//! The entity stream: the kinds a run lists and their queries, the checkpoint (`Progress`) and
-//! the cursor, and a `next_page` that lists one GraphQL page.
+//! The entity stream: the kinds a run lists and their queries, its `Checkpoint` and
+//! `Cursor`, and a `next_page` that lists one GraphQL page.
 
 use super::api::{classify, read_page};
 use super::entities::to_entity;
@@ -125,7 +125,7 @@ pub(super) struct Cursor {
 
 /// Where a run is, and what it needs for its final cursor: the checkpoint after each page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Progress {
+pub(super) struct Checkpoint {
     /// The kind the next page lists; `None` once the run has listed everything.
     pub next: Option<Kind>,
     /// The page cursor within `next`.
@@ -138,7 +138,7 @@ pub(super) struct Progress {
     pub newest: Option<DateTime<Utc>>,
 }
 
-impl Progress {
+impl Checkpoint {
     pub fn start(updated_after: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Self {
         Self {
             next: Some(Kind::ORDER[0]),
@@ -165,7 +165,7 @@ pub(super) struct LinearStream {
     pub client: reqwest::Client,
     pub endpoint: String,
     pub authorization: HeaderValue,
-    pub progress: Progress,
+    pub progress: Checkpoint,
 }
 
 impl LinearStream {

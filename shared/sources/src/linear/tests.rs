@@ -343,7 +343,7 @@ fn issue(id: &str, updated_at: &str, labels: &[&str]) -> Value {
         "priority": 2, "priorityLabel": "High", "estimate": 3, "dueDate": null,
         "createdAt": "2026-10-01T09:00:00.000Z", "updatedAt": updated_at,
         "archivedAt": null, "completedAt": null, "canceledAt": null,
-        "state": {"id": "s1", "name": "In Progress", "type": "started"},
+        "state": {"id": "s1", "name": "In Checkpoint", "type": "started"},
         "assignee": {"id": "u1", "name": "Ada Lovelace", "email": "ada@example.com"},
         "creator": {"id": "u2", "name": "Grace Hopper"},
         "team": {"id": "t1", "key": "ENG", "name": "Engineering"},
@@ -369,7 +369,7 @@ fn an_issue_keeps_what_a_user_searches_for() {
         Some("2026-10-02T10:00:00Z".parse().unwrap())
     );
     let p = &entity.payload;
-    assert_eq!(p["state"], "In Progress");
+    assert_eq!(p["state"], "In Checkpoint");
     assert_eq!(p["assignee"]["name"], "Ada Lovelace");
     assert_eq!(p["team"]["key"], "ENG");
     assert_eq!(p["labels"], json!(["bug", "ui"]));
@@ -418,7 +418,7 @@ fn at_time(s: &str) -> DateTime<Utc> {
 #[test]
 fn the_cursor_is_the_newest_update_but_never_past_the_start_less_the_overlap() {
     let start = at_time("2026-11-25T12:00:00Z");
-    let mut full = Progress::start(None, start);
+    let mut full = Checkpoint::start(None, start);
     full.next = None;
     assert_eq!(
         full.cursor().updated_after,
@@ -430,7 +430,7 @@ fn the_cursor_is_the_newest_update_but_never_past_the_start_less_the_overlap() {
     full.newest = Some(at_time("2026-11-25T11:59:00Z"));
     assert_eq!(full.cursor().updated_after, start - CURSOR_OVERLAP);
 
-    let mut quiet = Progress::start(Some(at_time("2026-11-24T00:00:00Z")), start);
+    let mut quiet = Checkpoint::start(Some(at_time("2026-11-24T00:00:00Z")), start);
     quiet.next = None;
     assert_eq!(
         quiet.cursor().updated_after,
@@ -439,7 +439,7 @@ fn the_cursor_is_the_newest_update_but_never_past_the_start_less_the_overlap() {
     );
 }
 
-fn stream(progress: Progress) -> LinearStream {
+fn stream(progress: Checkpoint) -> LinearStream {
     LinearStream {
         client: http_client().unwrap(),
         endpoint: "http://127.0.0.1:9/graphql".into(),
@@ -451,7 +451,7 @@ fn stream(progress: Progress) -> LinearStream {
 #[test]
 fn only_an_incremental_run_filters_by_update_and_asks_for_archived_items() {
     let since = at_time("2026-11-24T00:00:00Z");
-    let mut incremental = stream(Progress::start(Some(since), now()));
+    let mut incremental = stream(Checkpoint::start(Some(since), now()));
     incremental.progress.after = Some("cursor-9".into());
     let issues = incremental.variables(Kind::Issues);
     assert_eq!(
@@ -465,7 +465,7 @@ fn only_an_incremental_run_filters_by_update_and_asks_for_archived_items() {
         incremental.variables(Kind::Teams),
         json!({"first": PAGE_SIZE, "after": "cursor-9"})
     );
-    let full = stream(Progress::start(None, now()));
+    let full = stream(Checkpoint::start(None, now()));
     assert_eq!(
         full.variables(Kind::Comments),
         json!({"first": PAGE_SIZE, "after": null, "includeArchived": false})
@@ -498,8 +498,8 @@ fn request(since: Option<Value>, resume: Option<Value>) -> StreamRequest {
     StreamRequest {
         auth: api_key(KEY),
         config: Map::new(),
-        since,
-        resume,
+        cursor: since,
+        checkpoint: resume,
         page_budget: crate::testing::PAGE_BUDGET,
     }
 }

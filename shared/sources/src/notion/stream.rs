@@ -129,7 +129,7 @@ fn item_id(item: &Value) -> Option<String> {
 /// The checkpoint: where the search is, the database whose rows a full run is reading, and the
 /// newest edit seen (the cursor-to-be).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(super) struct Position {
+pub(super) struct Checkpoint {
     pub search: Place,
     pub rows: Option<RowsPlace>,
     pub newest: Option<DateTime<Utc>>,
@@ -144,7 +144,7 @@ pub(super) struct RowsPlace {
 
 /// What the last completed run leaves for the next one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct Since {
+pub(super) struct Cursor {
     pub last_edited_time: DateTime<Utc>,
 }
 
@@ -178,8 +178,8 @@ enum Read<T> {
 }
 
 impl NotionStream {
-    fn position(&self) -> Position {
-        Position {
+    fn position(&self) -> Checkpoint {
+        Checkpoint {
             search: self.search.place.clone(),
             rows: self.rows.as_ref().map(|(id, listing)| RowsPlace {
                 database_id: id.clone(),
@@ -483,7 +483,7 @@ impl EntityStream for NotionStream {
             (Some(a), Some(b)) => a.max(b),
             (a, b) => a.or(b)?,
         };
-        Some(json!(Since {
+        Some(json!(Cursor {
             last_edited_time: newest
         }))
     }

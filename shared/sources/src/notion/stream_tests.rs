@@ -246,8 +246,8 @@ fn request(since: Option<Value>, resume: Option<Value>) -> StreamRequest {
     StreamRequest {
         auth: direct(TOKEN),
         config: Map::new(),
-        since,
-        resume,
+        cursor: since,
+        checkpoint: resume,
         page_budget: crate::testing::PAGE_BUDGET,
     }
 }

@@ -1,4 +1,4 @@
-//! The entity stream: where a run is (`Position`, its `Step`: the checkpoint), the next run's
+//! The entity stream: where a run is (its `Checkpoint` and the `Step` in it), the next run's
 //! `Cursor` and its bounds, the call each step makes and what its answer yields.
 
 use super::api::{Call, Failure};
@@ -43,11 +43,11 @@ pub(super) enum Step {
     Channels {
         cursor: Option<String>,
     },
-    /// The history of the first of [`Position::channels`].
+    /// The history of the first of [`Checkpoint::channels`].
     History {
         cursor: Option<String>,
     },
-    /// The replies of the first of [`Position::threads`].
+    /// The replies of the first of [`Checkpoint::threads`].
     Replies {
         cursor: Option<String>,
     },
@@ -58,7 +58,7 @@ pub(super) enum Step {
 /// workspace's: at most one list page of channels, one history page of threads, and the next
 /// cursor so far (bounded by [`trim_latest`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Position {
+pub(super) struct Checkpoint {
     pub step: Step,
     /// `https://<workspace>.slack.com/`, from `auth.test`, for links.
     pub team_url: Option<String>,
@@ -80,7 +80,7 @@ pub(super) struct Position {
     pub latest: BTreeMap<String, String>,
 }
 
-impl Position {
+impl Checkpoint {
     pub fn start() -> Self {
         Self {
             step: Step::Identity,
@@ -172,7 +172,7 @@ pub(super) struct SlackStream {
     /// The last completed run's cursor; `None` for a full run.
     pub since: Option<Cursor>,
     pub lookback_days: i64,
-    pub position: Position,
+    pub position: Checkpoint,
 }
 
 impl SlackStream {

@@ -33,8 +33,8 @@ fn request(since: Option<Value>, resume: Option<Value>) -> StreamRequest {
     StreamRequest {
         auth: token(TOKEN),
         config: Map::new(),
-        since,
-        resume,
+        cursor: since,
+        checkpoint: resume,
         page_budget: crate::testing::PAGE_BUDGET,
     }
 }
@@ -64,7 +64,7 @@ fn every_id() -> Vec<String> {
 
 // --- the calls ---
 
-fn stream_at(position: Position, since: Option<Cursor>, lookback_days: i64) -> SlackStream {
+fn stream_at(position: Checkpoint, since: Option<Cursor>, lookback_days: i64) -> SlackStream {
     SlackStream {
         client: http_client().unwrap(),
         base_url: BaseUrl::parse("https://slack.com/api").unwrap(),
@@ -81,7 +81,7 @@ fn params(call: &Call) -> Vec<(&str, &str)> {
 
 #[test]
 fn each_step_asks_its_method_with_limit_cursor_and_window() {
-    let mut position = Position::start();
+    let mut position = Checkpoint::start();
     position.step = Step::Users {
         cursor: Some("dXNlcjpVMg==".into()),
     };
@@ -205,7 +205,7 @@ fn big_run(ids: &[String], since: Option<Cursor>, resume_every: usize) -> BigRun
             other => panic!("unexpected {other}"),
         }
     };
-    let mut stream = stream_at(Position::start(), since.clone(), 7);
+    let mut stream = stream_at(Checkpoint::start(), since.clone(), 7);
     let mut largest_checkpoint = 0;
     let mut calls = 0;
     let long_ids = ids[0].len() > 20;

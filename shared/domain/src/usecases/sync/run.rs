@@ -130,7 +130,7 @@ impl<'a> Run<'a> {
             AuthMethod::AuthProvider => AuthMethod::AuthProvider,
             _ => auth.method(),
         };
-        let since = if self.job.force_full_sync {
+        let cursor = if self.job.force_full_sync {
             None
         } else {
             self.platform
@@ -146,8 +146,8 @@ impl<'a> Run<'a> {
                 StreamRequest {
                     auth,
                     config: connection.config.clone().unwrap_or_default(),
-                    since: since.clone(),
-                    resume: checkpoint,
+                    cursor: cursor.clone(),
+                    checkpoint,
                     page_budget: settings.page_budget_within(left),
                 },
             )
