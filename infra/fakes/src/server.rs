@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -92,6 +93,8 @@ pub struct FakeServer {
     /// e.g. `http://127.0.0.1:54321`, the value for `SOURCE_<NAME>_BASE_URL`.
     pub base_url: String,
     log: Arc<Mutex<Vec<String>>>,
+    /// How long every answer waits before it is sent (a slow upstream).
+    delay: Arc<Mutex<Duration>>,
     task: JoinHandle<()>,
 }
 
@@ -108,12 +111,44 @@ impl FakeServer {
         let listener = TcpListener::bind(addr).await?;
         let base_url = format!("http://{}", listener.local_addr()?);
         let log = Arc::new(Mutex::new(Vec::new()));
-        let task = tokio::spawn(serve(listener, handler, Arc::clone(&log)));
+        let delay = Arc::new(Mutex::new(Duration::ZERO));
+        let task = tokio::spawn(serve(
+            listener,
+            handler,
+            Arc::clone(&log),
+            Arc::clone(&delay),
+        ));
         Ok(Self {
             base_url,
             log,
+            delay,
             task,
         })
+    }
+
+    /// Accepts connections on a random port of 127.0.0.1 and never answers (timeouts).
+    pub async fn silent() -> Self {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind a fake on 127.0.0.1");
+        let base_url = format!("http://{}", listener.local_addr().expect("an address"));
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        Self {
+            base_url,
+            log: Arc::default(),
+            delay: Arc::default(),
+            task,
+        }
+    }
+
+    /// Every later answer is sent this long after its request came in.
+    pub fn answer_after(&self, delay: Duration) {
+        *self.delay.lock().expect("delay lock") = delay;
     }
 
     /// `"GET /path"` lines of the requests received, in order.
@@ -128,7 +163,12 @@ impl Drop for FakeServer {
     }
 }
 
-async fn serve(listener: TcpListener, handler: Handler, log: Arc<Mutex<Vec<String>>>) {
+async fn serve(
+    listener: TcpListener,
+    handler: Handler,
+    log: Arc<Mutex<Vec<String>>>,
+    delay: Arc<Mutex<Duration>>,
+) {
     let mut connections = JoinSet::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -137,16 +177,22 @@ async fn serve(listener: TcpListener, handler: Handler, log: Arc<Mutex<Vec<Strin
         while connections.try_join_next().is_some() {}
         let handler = Arc::clone(&handler);
         let log = Arc::clone(&log);
+        let delay = Arc::clone(&delay);
         connections.spawn(async move {
             let service = service_fn(move |request: Request<Incoming>| {
                 let handler = Arc::clone(&handler);
                 let log = Arc::clone(&log);
+                let delay = *delay.lock().expect("delay lock");
                 async move {
                     let request = read(request).await;
                     log.lock()
                         .expect("log lock")
                         .push(format!("{} {}", request.method, request.path));
-                    Ok::<_, Infallible>(respond(handler(&request)))
+                    let answer = handler(&request);
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    Ok::<_, Infallible>(respond(answer))
                 }
             });
             let _ = http1::Builder::new()

@@ -1,167 +1,86 @@
-//! A scripted upstream on 127.0.0.1 for the sources' unit tests: it answers every request with
-//! what the test's closure returns and remembers what it was sent.
+//! What the sources' unit tests share: a scripted upstream (the fakes crate's server, answering
+//! every request with what the test's closure returns and remembering what it was sent), fixed
+//! instants and headers, and the page budgets the tests open streams with.
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{HeaderMap, Request, Response};
-use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
+use fakes::{FakeRequest, FakeResponse, FakeServer};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
 
 /// A request as the fake saw it.
-#[derive(Debug, Clone)]
-pub(crate) struct Seen {
-    pub method: String,
-    pub path: String,
-    pub headers: HeaderMap,
-}
-
-impl Seen {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
+pub(crate) type Seen = FakeRequest;
 
 /// What the fake answers.
 #[derive(Debug, Clone)]
-pub(crate) struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
+pub(crate) struct Reply(FakeResponse);
 
 impl Reply {
     pub fn status(status: u16) -> Self {
-        Self {
+        Self(FakeResponse {
             status,
             headers: Vec::new(),
-            body: String::new(),
-        }
+            body: Vec::new(),
+        })
     }
 
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.push((name.to_owned(), value.into()));
-        self
+    pub fn header(self, name: &str, value: impl Into<String>) -> Self {
+        Self(self.0.with_header(name, value.into()))
     }
 
     pub fn json(self, body: serde_json::Value) -> Self {
         let mut reply = self.header("content-type", "application/json; charset=utf-8");
-        reply.body = body.to_string();
+        reply.0.body = body.to_string().into_bytes();
         reply
     }
 
     pub fn text(mut self, body: &str) -> Self {
-        self.body = body.to_owned();
+        self.0.body = body.as_bytes().to_vec();
         self
     }
 }
 
+/// A scripted upstream on 127.0.0.1: the fakes crate's server with the test's closure as its
+/// handler, keeping every request it was sent.
 pub(crate) struct FakeUpstream {
     pub base_url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
-    /// How long every answer waits before it is sent (a slow upstream).
-    delay: Arc<Mutex<Duration>>,
-    task: JoinHandle<()>,
+    server: FakeServer,
 }
 
 impl FakeUpstream {
     pub async fn start(reply: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base_url = format!("http://{}", listener.local_addr().expect("address"));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let delay = Arc::new(Mutex::new(Duration::ZERO));
-        let reply = Arc::new(reply);
         let recorded = Arc::clone(&seen);
-        let delayed = Arc::clone(&delay);
-        let task = tokio::spawn(async move {
-            // Dropping the set (when the task is aborted) closes kept-alive connections too.
-            let mut connections = JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                while connections.try_join_next().is_some() {}
-                let reply = Arc::clone(&reply);
-                let recorded = Arc::clone(&recorded);
-                let delayed = Arc::clone(&delayed);
-                connections.spawn(async move {
-                    let service = service_fn(move |request: Request<Incoming>| {
-                        let seen = Seen {
-                            method: request.method().to_string(),
-                            path: request.uri().path().to_owned(),
-                            headers: request.headers().clone(),
-                        };
-                        recorded.lock().expect("lock").push(seen.clone());
-                        let answer = reply(&seen);
-                        let delay = *delayed.lock().expect("lock");
-                        async move {
-                            if !delay.is_zero() {
-                                tokio::time::sleep(delay).await;
-                            }
-                            Ok::<_, Infallible>(respond(answer))
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let server = FakeServer::start(Arc::new(move |request: &FakeRequest| {
+            recorded.lock().expect("lock").push(request.clone());
+            reply(request).0
+        }))
+        .await;
         Self {
-            base_url,
+            base_url: server.base_url.clone(),
             seen,
-            delay,
-            task,
+            server,
         }
     }
 
     /// Every later answer is sent this long after its request comes in.
     pub fn answer_after(&self, delay: Duration) {
-        *self.delay.lock().expect("lock") = delay;
+        self.server.answer_after(delay);
     }
 
     /// Accepts connections and never answers: for timeouts.
     pub async fn silent() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base_url = format!("http://{}", listener.local_addr().expect("address"));
-        let task = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                held.push(stream);
-            }
-        });
+        let server = FakeServer::silent().await;
         Self {
-            base_url,
+            base_url: server.base_url.clone(),
             seen: Arc::default(),
-            delay: Arc::default(),
-            task,
+            server,
         }
     }
 
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("lock").clone()
     }
-}
-
-impl Drop for FakeUpstream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn respond(reply: Reply) -> Response<Full<Bytes>> {
-    let mut response = Response::builder().status(reply.status);
-    for (name, value) in reply.headers {
-        response = response.header(name, value);
-    }
-    response
-        .body(Full::new(Bytes::from(reply.body)))
-        .expect("a valid scripted response")
 }
 
 /// An address nothing listens on: bound, then released.
