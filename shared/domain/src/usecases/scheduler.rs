@@ -16,12 +16,12 @@
 //!   window between the secret and the transaction of a create) is deleted, a page per tick.
 
 use super::delete_connection::{finish_delete, DeleteProgress};
-use super::sync::summary::{connection_after, end_job, retry_on_version_conflict, Outcome};
+use super::sync::summary::{end_job, record_ending, Ending, Outcome};
 use super::Platform;
 use crate::connection::JobDetails;
 use crate::ids::JobId;
 use crate::job::{Job, JobStatus, Lease, Trigger};
-use crate::ports::{ConnectionRef, CursorUpdate, FinishedRun, JobCheck, StoreError};
+use crate::ports::{ConnectionRef, CursorUpdate, JobCheck, StoreError};
 use crate::schedule::{CronSchedule, BUCKETS};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
@@ -324,29 +324,16 @@ async fn fail_stuck(
         }
     };
     end_job(&mut job, &outcome, now);
-    let job = &job;
-    let finished = retry_on_version_conflict(
-        platform,
-        job.organization_id,
-        job.source_connection_id,
-        None,
-        |current| {
-            let updated = current.map(|c| {
-                let after = connection_after(&c.value, job, &outcome, &BTreeMap::new(), None, now);
-                (after, c.version)
-            });
-            async move {
-                let run = FinishedRun {
-                    job,
-                    holder: &lease.holder,
-                    connection: updated.as_ref().map(|(c, v)| (c, *v)),
-                    cursor: CursorUpdate::Keep,
-                };
-                platform.store.finish_job(run).await
-            }
-        },
-    )
-    .await;
+    let ending = Ending {
+        job: &job,
+        holder: &lease.holder,
+        outcome: &outcome,
+        tallies: &BTreeMap::new(),
+        remaining: None,
+        cursor: CursorUpdate::Keep,
+        now,
+    };
+    let finished = record_ending(platform, ending).await;
     match finished {
         Ok(()) => {
             warn!(source_connection_id = %job.source_connection_id, job_id = %job.id, status = job.status.as_str(), "ended a run whose worker stopped responding");

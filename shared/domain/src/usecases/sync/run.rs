@@ -5,7 +5,7 @@ use super::changes::ChangeSet;
 use super::credentials::{Credential, Credentials, Unusable};
 use super::deletes::AbsenceSweep;
 use super::seen::SeenKeys;
-use super::summary::{connection_after, end_job, retry_on_version_conflict, Outcome};
+use super::summary::{end_job, record_ending, retry_on_version_conflict, Ending, Outcome};
 use super::{Handled, SyncError, SyncSettings, MAX_RATE_LIMIT_WAIT, WRITE_BATCH};
 use crate::auth::AuthenticationRequest;
 use crate::catalog::AuthMethod;
@@ -13,7 +13,7 @@ use crate::connection::{ConnectionStatus, JobDetails, SourceConnection};
 use crate::error_category::ErrorCategory;
 use crate::ids::ConnectionId;
 use crate::job::{Job, JobStatus, Lease, RunState, SyncMessage};
-use crate::ports::{CursorUpdate, FinishedRun, StoreError, Versioned, MAX_QUEUE_DELAY};
+use crate::ports::{CursorUpdate, StoreError, Versioned, MAX_QUEUE_DELAY};
 use crate::stream::{EntityPage, StreamError, StreamRequest};
 use crate::usecases::Platform;
 use serde_json::Value;
@@ -582,30 +582,16 @@ impl<'a> Run<'a> {
         let now = self.platform.clock.now();
         end_job(&mut self.job, &outcome, now);
         self.job.set_counts(&self.changes.counts);
-        let (platform, job, holder) = (self.platform, &self.job, self.holder.as_str());
-        let tallies = &self.changes.tallies;
-        let finished = retry_on_version_conflict(
-            platform,
-            job.organization_id,
-            job.source_connection_id,
-            None,
-            |current| {
-                let updated = current.map(|c| {
-                    let after = connection_after(&c.value, job, &outcome, tallies, remaining, now);
-                    (after, c.version)
-                });
-                async move {
-                    let run = FinishedRun {
-                        job,
-                        holder,
-                        connection: updated.as_ref().map(|(c, v)| (c, *v)),
-                        cursor,
-                    };
-                    platform.store.finish_job(run).await
-                }
-            },
-        )
-        .await;
+        let ending = Ending {
+            job: &self.job,
+            holder: &self.holder,
+            outcome: &outcome,
+            tallies: &self.changes.tallies,
+            remaining,
+            cursor,
+            now,
+        };
+        let finished = record_ending(self.platform, ending).await;
         match finished {
             Ok(()) => {}
             Err(StoreError::LeaseLost) => {

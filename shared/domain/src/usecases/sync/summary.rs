@@ -7,7 +7,7 @@ use crate::connection::{
 use crate::error_category::ErrorCategory;
 use crate::ids::{ConnectionId, OrganizationId};
 use crate::job::{Job, JobStatus, TypeTally};
-use crate::ports::{StoreError, Versioned};
+use crate::ports::{CursorUpdate, FinishedRun, StoreError, Versioned};
 use crate::usecases::Platform;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -47,6 +47,57 @@ pub(crate) fn end_job(job: &mut Job, outcome: &Outcome, now: DateTime<Utc>) {
         job.error = Some(error.clone());
         job.error_category = *category;
     }
+}
+
+/// What a finished run writes: the job's end, and the connection as the outcome leaves it.
+pub(crate) struct Ending<'a> {
+    pub job: &'a Job,
+    pub holder: &'a str,
+    pub outcome: &'a Outcome,
+    pub tallies: &'a BTreeMap<String, TypeTally>,
+    /// After a full sync, how many entities of each type stay.
+    pub remaining: Option<&'a BTreeMap<String, u64>>,
+    pub cursor: CursorUpdate<'a>,
+    pub now: DateTime<Utc>,
+}
+
+/// Writes the job's end and the connection after it in the job's finishing transaction, on the
+/// version of the connection it read; read again and retried when the connection moved.
+pub(crate) async fn record_ending(
+    platform: &Platform,
+    ending: Ending<'_>,
+) -> Result<(), StoreError> {
+    let Ending {
+        job,
+        holder,
+        outcome,
+        tallies,
+        remaining,
+        cursor,
+        now,
+    } = ending;
+    retry_on_version_conflict(
+        platform,
+        job.organization_id,
+        job.source_connection_id,
+        None,
+        |current| {
+            let updated = current.map(|c| {
+                let after = connection_after(&c.value, job, outcome, tallies, remaining, now);
+                (after, c.version)
+            });
+            async move {
+                let run = FinishedRun {
+                    job,
+                    holder,
+                    connection: updated.as_ref().map(|(c, v)| (c, *v)),
+                    cursor,
+                };
+                platform.store.finish_job(run).await
+            }
+        },
+    )
+    .await
 }
 
 /// Runs `write` on the connection as it now stands (`first`, when the caller has just read it)
