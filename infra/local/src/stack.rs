@@ -150,6 +150,7 @@ pub async fn ensure_dev_key(
                 .await?
                 .is_some()
         {
+            keep_private(path)?;
             return Ok(key);
         }
     }
@@ -168,6 +169,8 @@ pub async fn ensure_dev_key(
     Ok(key)
 }
 
+/// Writes the key readable by its owner only. The mode given at open applies only to a file it
+/// creates, so an existing file's permissions are narrowed first, before the key is written.
 #[cfg(unix)]
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -178,11 +181,52 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(path)?;
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     file.write_all(contents.as_bytes())?;
     file.write_all(b"\n")
+}
+
+/// A key file that is kept is made readable by its owner only, whatever it was.
+#[cfg(unix)]
+fn keep_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn keep_private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(not(unix))]
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, format!("{contents}\n"))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_dev_key_file_is_private_even_when_it_existed_with_other_permissions() {
+        let dir = std::env::temp_dir().join(format!("dev-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("api-key");
+        std::fs::write(&path, "old\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+        write_private(&path, "new-key").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new-key\n");
+        assert_eq!(mode(&path), 0o600, "rewritten: readable by its owner only");
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        keep_private(&path).unwrap();
+        assert_eq!(mode(&path), 0o600, "re-used: readable by its owner only");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
