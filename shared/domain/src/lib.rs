@@ -20,6 +20,7 @@ pub mod names;
 pub mod oauth;
 pub mod page;
 pub mod ports;
+mod redact;
 pub mod schedule;
 pub mod stream;
 pub mod tenancy;

@@ -10,12 +10,14 @@ use crate::ids::OrganizationId;
 use crate::names::{Description, ReadableId};
 use crate::page::{Page, PageRequest};
 use crate::ports::{StoreError, VaultError};
+use crate::redact::Redacted;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tracing::{info, instrument};
 
-/// The body of `POST /auth-providers/connections`, as Airweave takes it.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+/// The body of `POST /auth-providers/connections`, as Airweave takes it. `Debug` never shows
+/// `auth_fields`.
+#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProviderConnectionInput {
     /// 4-42 characters.
@@ -31,6 +33,18 @@ pub struct CreateProviderConnectionInput {
     /// "environment"}` (environment `production` (default) or `development`).
     #[schema(value_type = Object)]
     pub auth_fields: Option<Value>,
+}
+
+impl std::fmt::Debug for CreateProviderConnectionInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateProviderConnectionInput")
+            .field("name", &self.name)
+            .field("readable_id", &self.readable_id)
+            .field("short_name", &self.short_name)
+            .field("description", &self.description)
+            .field("auth_fields", &Redacted(&self.auth_fields))
+            .finish()
+    }
 }
 
 #[instrument(skip_all, fields(organization_id = %org))]

@@ -18,6 +18,7 @@ use crate::job::{Job, Trigger};
 use crate::names::{ConnectionName, Description, ReadableId, RedirectUrl, ShortName};
 use crate::oauth::{OAuthApp, TokenError};
 use crate::ports::{NewConnection, StoreError, VaultError};
+use crate::redact::Redacted;
 use crate::schedule::{check_interval, ScheduleDetails};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -25,8 +26,9 @@ use serde_json::{Map, Value};
 use std::time::Duration;
 use tracing::{info, instrument, warn};
 
-/// The body of `POST /source-connections`, exactly Airweave's request schema.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+/// The body of `POST /source-connections`, exactly Airweave's request schema. `Debug` never
+/// shows `authentication`.
+#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConnectionInput {
     /// Source type identifier, e.g. `github` or `stub`.
@@ -58,6 +60,22 @@ pub struct CreateConnectionInput {
     pub authentication: Option<Value>,
     /// Where the browser returns after an OAuth flow.
     pub redirect_url: Option<String>,
+}
+
+impl std::fmt::Debug for CreateConnectionInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateConnectionInput")
+            .field("short_name", &self.short_name)
+            .field("readable_collection_id", &self.readable_collection_id)
+            .field("name", &self.name)
+            .field("description", &self.description)
+            .field("config", &self.config)
+            .field("schedule", &self.schedule)
+            .field("sync_immediately", &self.sync_immediately)
+            .field("authentication", &Redacted(&self.authentication))
+            .field("redirect_url", &self.redirect_url)
+            .finish()
+    }
 }
 
 /// A request that passed every check that needs no I/O.

@@ -20,6 +20,7 @@ use crate::oauth::{
     STATE_LIFETIME,
 };
 use crate::ports::{CheckError, StoreError};
+use crate::redact::Redacted;
 use chrono::{DateTime, DurationRound, Utc};
 use tracing::{error, info, instrument, warn};
 
@@ -243,12 +244,22 @@ pub async fn reinitiate_oauth(
     ))
 }
 
-/// What arrived at `GET /oauth/callback`, untrusted.
-#[derive(Debug, Default, Clone)]
+/// What arrived at `GET /oauth/callback`, untrusted. `Debug` never shows the state or the code.
+#[derive(Default, Clone)]
 pub struct CallbackInput {
     pub state: Option<String>,
     pub code: Option<String>,
     pub error: Option<String>,
+}
+
+impl std::fmt::Debug for CallbackInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackInput")
+            .field("state", &Redacted(&self.state))
+            .field("code", &Redacted(&self.code))
+            .field("error", &self.error)
+            .finish()
+    }
 }
 
 /// How a callback ended.

@@ -17,6 +17,7 @@ use crate::error_category::ErrorCategory;
 use crate::ids::{ConnectionId, OrganizationId};
 use crate::names::{ConnectionName, Description};
 use crate::ports::StoreError;
+use crate::redact::Redacted;
 use crate::schedule::{check_interval, ScheduleDetails};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -26,8 +27,9 @@ use tracing::{info, instrument};
 /// Read-modify-write attempts before a PATCH gives up on a connection that keeps changing.
 const ATTEMPTS: usize = 8;
 
-/// The body of `PATCH /source-connections/{id}`: only the fields to change.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+/// The body of `PATCH /source-connections/{id}`: only the fields to change. `Debug` never shows
+/// `authentication`.
+#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateConnectionInput {
     /// 4-42 characters.
@@ -50,6 +52,19 @@ pub struct UpdateConnectionInput {
     /// resumes it.
     #[schema(value_type = Option<String>, pattern = "^(active|inactive)$")]
     pub status: Option<String>,
+}
+
+impl std::fmt::Debug for UpdateConnectionInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateConnectionInput")
+            .field("name", &self.name)
+            .field("description", &self.description)
+            .field("config", &self.config)
+            .field("schedule", &self.schedule)
+            .field("authentication", &Redacted(&self.authentication))
+            .field("status", &self.status)
+            .finish()
+    }
 }
 
 /// A pause or a resume.

@@ -197,14 +197,27 @@ impl AuthProviders for ProviderClients {
     }
 }
 
-/// What an account's credentials hold.
-#[derive(Debug, PartialEq)]
+/// What an account's credentials hold. `Debug` never shows the token or the key.
+#[derive(PartialEq)]
 pub(super) enum Found {
     Token {
         access_token: String,
         expires_at: Option<DateTime<Utc>>,
     },
     Key(String),
+}
+
+impl fmt::Debug for Found {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Token { expires_at, .. } => f
+                .debug_struct("Token")
+                .field("access_token", &"<redacted>")
+                .field("expires_at", expires_at)
+                .finish(),
+            Self::Key(_) => f.write_str("Key(<redacted>)"),
+        }
+    }
 }
 
 pub(super) fn has_any(fields: &Map<String, Value>, keys: &CredentialKeys) -> bool {
@@ -451,6 +464,21 @@ mod tests {
     use crate::testing::test_now as now;
     use domain::ports::SourceDirectory;
     use serde_json::json;
+
+    #[test]
+    fn debug_of_found_credentials_never_shows_the_token_or_the_key() {
+        let token = Found::Token {
+            access_token: "at-provider-secret-1".into(),
+            expires_at: Some(now()),
+        };
+        let key = Found::Key("ak-provider-secret-2".into());
+        let shown = format!("{token:?} {token:#?} {key:?} {key:#?}");
+        assert!(!shown.contains("at-provider-secret-1") && !shown.contains("ak-provider-secret-2"));
+        assert!(
+            shown.contains("expires_at"),
+            "what is not secret still shows"
+        );
+    }
 
     #[test]
     fn every_source_with_an_app_is_in_the_catalog_and_the_stub_has_none() {

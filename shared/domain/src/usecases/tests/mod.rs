@@ -7,6 +7,7 @@ mod deletes;
 mod faults;
 mod idempotency;
 mod oauth;
+mod redaction;
 mod rejections;
 mod runs;
 mod scheduler;
