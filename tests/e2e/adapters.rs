@@ -18,7 +18,7 @@ use domain::names::{CollectionName, ReadableId};
 use domain::page::{Page, PageRequest};
 use domain::ports::{
     CollectionStore, ConnectionStore, CredentialVault, IdempotencyStore, NewConnection, StoreError,
-    SyncQueue, TenantStore, VaultError,
+    SyncQueue, TenantStore, VaultError, SECRET_VALUE_LIMIT,
 };
 use domain::schedule::{CronSchedule, ScheduleDetails};
 use domain::tenancy::{ApiKeyHash, Organization};
@@ -926,6 +926,44 @@ async fn a_token_reused_with_another_value_is_refused() {
 
     let kept = vault.get_connection_secret(org, id).await.unwrap().unwrap();
     assert_eq!(kept.expose_secret(), "first-secret-value");
+}
+
+/// Secrets Manager refuses values over 64 KiB; the emulator stores them. The adapter refuses
+/// them itself, before sending anything, so both answer alike.
+#[tokio::test]
+async fn a_secret_over_the_service_limit_is_refused_before_it_is_sent() {
+    let aws = TestAws::fresh().await;
+    let vault = aws.vault();
+    let (org, id) = (OrganizationId::new(), ConnectionId::new());
+    let huge = SecretString::from("k".repeat(SECRET_VALUE_LIMIT + 1));
+    let put = vault
+        .put_connection_secret(org, id, &huge, &id.to_string())
+        .await;
+    assert!(
+        matches!(put, Err(VaultError::TooLarge { bytes }) if bytes == SECRET_VALUE_LIMIT + 1),
+        "{put:?}"
+    );
+    assert!(
+        aws.secret_names_under_prefix().await.is_empty(),
+        "nothing stored"
+    );
+
+    let fits = SecretString::from("k".repeat(SECRET_VALUE_LIMIT));
+    vault
+        .put_connection_secret(org, id, &fits, &id.to_string())
+        .await
+        .unwrap();
+    let replaced = vault.replace_connection_secret(org, id, &huge).await;
+    assert!(
+        matches!(replaced, Err(VaultError::TooLarge { .. })),
+        "{replaced:?}"
+    );
+    let kept = vault.get_connection_secret(org, id).await.unwrap().unwrap();
+    assert_eq!(
+        kept.expose_secret().len(),
+        SECRET_VALUE_LIMIT,
+        "the stored one stays"
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! method follows from which fields are present (DESIGN section 4).
 
 use crate::auth_provider::{AccountRef, ProviderKind};
-use crate::catalog::AuthMethod;
+use crate::catalog::{AuthMethod, MAX_STRING_CHARS};
 use crate::error::FieldError;
 use crate::names::ReadableId;
 use crate::oauth::OAuthApp;
@@ -190,6 +190,13 @@ fn non_empty_string(
 ) -> Option<String> {
     match present.get(field) {
         None => None,
+        Some(Value::String(s)) if s.chars().count() > MAX_STRING_CHARS => {
+            errors.push(FieldError::new(
+                path(field),
+                format!("must be at most {MAX_STRING_CHARS} characters"),
+            ));
+            None
+        }
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
         Some(_) => {
             errors.push(FieldError::new(path(field), "must be a non-empty string"));

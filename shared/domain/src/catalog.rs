@@ -43,6 +43,11 @@ pub enum FieldType {
 /// A source-specific rule beyond the type and bounds, e.g. `owner/repo`.
 pub type FieldCheck = fn(&Value) -> Result<(), String>;
 
+/// The longest a string field may be, in characters (API keys, tokens, client secrets and
+/// config values alike): far more than any real one, and inside the 64 KiB a secret in
+/// Secrets Manager holds (the whole stored document is checked against that too).
+pub const MAX_STRING_CHARS: usize = 16 * 1024;
+
 /// One authentication or configuration field of a source.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FieldSpec {
@@ -54,6 +59,9 @@ pub struct FieldSpec {
     pub required: bool,
     pub is_secret: bool,
     pub enum_values: Option<Vec<&'static str>>,
+    /// The most characters a string field takes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<usize>,
     #[serde(skip)]
     pub min: Option<i64>,
     #[serde(skip)]
@@ -72,6 +80,7 @@ impl FieldSpec {
             required: false,
             is_secret: false,
             enum_values: None,
+            max_length: matches!(field_type, FieldType::String).then_some(MAX_STRING_CHARS),
             min: None,
             max: None,
             check: None,
@@ -113,6 +122,9 @@ impl FieldSpec {
                 };
                 if s.trim().is_empty() {
                     return err("must not be empty".into());
+                }
+                if let Some(max) = self.max_length.filter(|max| s.chars().count() > *max) {
+                    return err(format!("must be at most {max} characters"));
                 }
                 if let Some(allowed) = &self.enum_values {
                     if !allowed.contains(&s) {

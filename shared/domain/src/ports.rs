@@ -533,8 +533,30 @@ pub trait EntityStore: Send + Sync {
 pub enum VaultError {
     #[error("a different secret was already written with this request token")]
     TokenReused,
+    /// Over [`SECRET_VALUE_LIMIT`]: refused before it was sent.
+    #[error("the secret takes {bytes} bytes; at most {SECRET_VALUE_LIMIT} fit")]
+    TooLarge { bytes: usize },
     #[error("secret store failed")]
     Backend(#[source] BoxError),
+}
+
+/// The most bytes one secret value holds in Secrets Manager (the emulator does not enforce it:
+/// both the use cases and the vault adapter check it themselves).
+pub const SECRET_VALUE_LIMIT: usize = 65_536;
+
+/// Whether a secret document fits the vault; if not, the error for `field`, the input it came
+/// from.
+pub fn check_secret_size(document: &SecretString, field: &str) -> Result<(), crate::FieldError> {
+    let bytes = secrecy::ExposeSecret::expose_secret(document).len();
+    if bytes <= SECRET_VALUE_LIMIT {
+        return Ok(());
+    }
+    Err(crate::FieldError::new(
+        field,
+        format!(
+            "takes {bytes} bytes once stored; the secret store holds at most {SECRET_VALUE_LIMIT}"
+        ),
+    ))
 }
 
 /// One secret per connection, named from the organization and connection ids.

@@ -15,8 +15,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use tracing::{info, instrument};
 
-/// The body of `POST /auth-providers/connections`, as Airweave takes it. `Debug` never shows
-/// `auth_fields`.
+/// The body of `POST /auth-providers/connections`, as Airweave takes it.
 #[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProviderConnectionInput {
@@ -35,6 +34,7 @@ pub struct CreateProviderConnectionInput {
     pub auth_fields: Option<Value>,
 }
 
+/// Never shows `auth_fields`: a `?input` in a log line must not leak credentials.
 impl std::fmt::Debug for CreateProviderConnectionInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateProviderConnectionInput")

@@ -17,7 +17,7 @@ use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Job, Trigger};
 use crate::names::{ConnectionName, Description, ReadableId, RedirectUrl, ShortName};
 use crate::oauth::{OAuthApp, TokenError};
-use crate::ports::{NewConnection, StoreError, VaultError};
+use crate::ports::{check_secret_size, NewConnection, StoreError, VaultError};
 use crate::redact::Redacted;
 use crate::schedule::{check_interval, ScheduleDetails};
 use chrono::{DateTime, Utc};
@@ -26,8 +26,7 @@ use serde_json::{Map, Value};
 use std::time::Duration;
 use tracing::{info, instrument, warn};
 
-/// The body of `POST /source-connections`, exactly Airweave's request schema. `Debug` never
-/// shows `authentication`.
+/// The body of `POST /source-connections`, exactly Airweave's request schema.
 #[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConnectionInput {
@@ -62,6 +61,7 @@ pub struct CreateConnectionInput {
     pub redirect_url: Option<String>,
 }
 
+/// Never shows `authentication`: a `?input` in a log line must not leak credentials.
 impl std::fmt::Debug for CreateConnectionInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateConnectionInput")
@@ -228,6 +228,27 @@ fn plan(
                 "redirect_url",
                 "is only used by oauth_browser and oauth_byoc authentication",
             ));
+        }
+    }
+    if let (Some(auth), true) = (&auth, errors.is_empty()) {
+        // Each field within its bound, yet together more than a secret holds.
+        let stored = match auth {
+            AuthenticationRequest::OauthByoc {
+                client_id,
+                client_secret,
+            } => Some(
+                StoredCredential::AwaitingAuthorization {
+                    client: OAuthApp {
+                        client_id: client_id.clone(),
+                        client_secret: client_secret.clone(),
+                    },
+                }
+                .document(),
+            ),
+            other => auth::credential_document(other),
+        };
+        if let Some(Err(e)) = stored.map(|d| check_secret_size(&d, "authentication")) {
+            errors.push(e);
         }
     }
     let (Some(collection), Some(name), Some(schedule), Some(auth), true) =
@@ -488,6 +509,16 @@ async fn write(
                 VaultError::TokenReused => DomainError::Conflict(
                     "the credentials differ from an earlier attempt of this request".into(),
                 ),
+                // Only tokens the provider issued at a refresh can get here: the request's own
+                // were checked when it was parsed.
+                VaultError::TooLarge { bytes } => DomainError::invalid(vec![FieldError::new(
+                    "authentication",
+                    format!(
+                        "the provider's tokens take {bytes} bytes once stored; the secret store \
+                         holds at most {}",
+                        crate::ports::SECRET_VALUE_LIMIT
+                    ),
+                )]),
                 other => DomainError::internal(other),
             })?;
     }

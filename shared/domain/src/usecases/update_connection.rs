@@ -16,7 +16,7 @@ use crate::error::{ok_or_record, DomainError, FieldError};
 use crate::error_category::ErrorCategory;
 use crate::ids::{ConnectionId, OrganizationId};
 use crate::names::{ConnectionName, Description};
-use crate::ports::StoreError;
+use crate::ports::{check_secret_size, StoreError};
 use crate::redact::Redacted;
 use crate::schedule::{check_interval, ScheduleDetails};
 use chrono::{DateTime, Utc};
@@ -27,8 +27,7 @@ use tracing::{info, instrument};
 /// Read-modify-write attempts before a PATCH gives up on a connection that keeps changing.
 const ATTEMPTS: usize = 8;
 
-/// The body of `PATCH /source-connections/{id}`: only the fields to change. `Debug` never shows
-/// `authentication`.
+/// The body of `PATCH /source-connections/{id}`: only the fields to change.
 #[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateConnectionInput {
@@ -54,6 +53,7 @@ pub struct UpdateConnectionInput {
     pub status: Option<String>,
 }
 
+/// Never shows `authentication`: a `?input` in a log line must not leak credentials.
 impl std::fmt::Debug for UpdateConnectionInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpdateConnectionInput")
@@ -266,13 +266,19 @@ fn check(
             errors.push(e);
         }
     }
-    if let Some(AuthenticationRequest::Direct(credentials)) = &changes.authentication {
+    if let Some(auth @ AuthenticationRequest::Direct(credentials)) = &changes.authentication {
         if connection.auth.method == AuthMethod::Direct {
+            let before = errors.len();
             errors.extend(validate_fields(
                 &spec.auth_fields,
                 credentials.expose(),
                 "authentication.credentials",
             ));
+            // Each field within its bound, yet together more than a secret holds.
+            let document = auth::credential_document(auth).expect("direct credentials");
+            if errors.len() == before {
+                errors.extend(check_secret_size(&document, "authentication.credentials").err());
+            }
         }
     }
     if !errors.is_empty() {

@@ -18,6 +18,7 @@ use crate::error::DomainError;
 use crate::error_category::ErrorCategory;
 use crate::ids::{ConnectionId, OrganizationId};
 use crate::oauth::TokenError;
+use crate::ports::{VaultError, SECRET_VALUE_LIMIT};
 use crate::usecases::{auth_providers, oauth_flow, Platform};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -312,10 +313,21 @@ impl Credentials<'_> {
             warn!("the refresh lease ran out before the new tokens were stored; not writing them");
             return Ok(Credential::Unusable(Unusable::Wait(POLL * 8)));
         }
-        self.platform
+        let stored = self
+            .platform
             .vault
             .replace_connection_secret(self.org, self.connection, &fresh.document())
-            .await?;
+            .await;
+        if let Err(VaultError::TooLarge { bytes }) = stored {
+            return Ok(Credential::Unusable(Unusable::Failed {
+                error: format!(
+                    "the provider's new tokens take {bytes} bytes; the secret store holds at \
+                     most {SECRET_VALUE_LIMIT}"
+                ),
+                category: None,
+            }));
+        }
+        stored?;
         info!("OAuth token refreshed");
         Ok(ready(&fresh, false))
     }

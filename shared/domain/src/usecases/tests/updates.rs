@@ -110,6 +110,11 @@ async fn refused_patches_change_nothing() {
             json!({"authentication": {"access_token": "t"}}),
             "authentication",
         ),
+        // Secrets Manager holds at most 64 KiB: a credential that could never be stored.
+        (
+            json!({"authentication": {"credentials": {"api_key": "k".repeat(70_000)}}}),
+            "authentication.credentials.api_key",
+        ),
     ];
     for (body, field) in cases {
         assert_invalid(patch(&f, org, &id, body).await, field);

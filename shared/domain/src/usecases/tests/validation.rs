@@ -269,3 +269,76 @@ fn fields_outside_the_request_schema_do_not_parse() {
     let typo = with(direct_body(), json!({"nmae": "Reports"}));
     assert!(serde_json::from_value::<CreateConnectionInput>(typo).is_err());
 }
+
+/// Secrets Manager holds at most 64 KiB a secret: every credential field has a bound far inside
+/// it, for direct credentials, imported tokens and a customer's OAuth app alike.
+#[tokio::test]
+async fn oversized_credentials_are_refused_naming_the_field() {
+    let huge = "k".repeat(70_000);
+    rejects(
+        with(
+            direct_body(),
+            json!({"authentication": {"credentials": {"api_key": huge}}}),
+        ),
+        "authentication.credentials.api_key",
+    )
+    .await;
+    rejects(
+        with(
+            direct_body(),
+            json!({"authentication": {"access_token": huge}}),
+        ),
+        "authentication.access_token",
+    )
+    .await;
+    rejects(
+        with(
+            direct_body(),
+            json!({"authentication": {"access_token": "t", "refresh_token": huge}}),
+        ),
+        "authentication.refresh_token",
+    )
+    .await;
+    rejects(
+        with(
+            direct_body(),
+            json!({"authentication": {"client_id": "id", "client_secret": huge}}),
+        ),
+        "authentication.client_secret",
+    )
+    .await;
+
+    // Each field within its bound, together more than a secret holds (4-byte characters).
+    rejects(
+        with(
+            direct_body(),
+            json!({"authentication": {"client_id": "😀".repeat(16_000), "client_secret": "😀".repeat(1_000)}}),
+        ),
+        "authentication",
+    )
+    .await;
+
+    // The bound itself is accepted.
+    let longest = "k".repeat(crate::catalog::MAX_STRING_CHARS);
+    accepts(with(
+        direct_body(),
+        json!({"authentication": {"credentials": {"api_key": longest}}}),
+    ))
+    .await;
+}
+
+#[test]
+fn a_secret_document_over_the_vault_limit_is_refused_naming_the_field() {
+    use crate::ports::{check_secret_size, SECRET_VALUE_LIMIT};
+    use secrecy::SecretString;
+    let fits = SecretString::from("x".repeat(SECRET_VALUE_LIMIT));
+    assert!(check_secret_size(&fits, "authentication").is_ok());
+    let over = SecretString::from("x".repeat(SECRET_VALUE_LIMIT + 1));
+    let error = check_secret_size(&over, "authentication").unwrap_err();
+    assert_eq!(error.field, "authentication");
+    assert!(error.message.contains("65537 bytes"), "{}", error.message);
+    assert!(
+        !error.message.contains("xxx"),
+        "the value itself is never quoted"
+    );
+}
