@@ -568,9 +568,13 @@ pub struct Asked {
 struct State {
     /// `None` once the key was revoked: every request is then unauthenticated.
     valid_key: Mutex<Option<String>>,
+    /// OAuth access tokens accepted besides the key, each only as `Bearer <token>`.
+    oauth_tokens: Mutex<Vec<String>>,
     workspace: Arc<Mutex<Workspace>>,
     /// A trouble due after this many more list answers.
     trouble: Mutex<Option<(usize, Trouble)>>,
+    /// The next `viewer` query is rate-limited for this many seconds.
+    viewer_limited: Mutex<Option<u64>>,
     asked: Mutex<Vec<Asked>>,
     requests: Mutex<u64>,
 }
@@ -579,7 +583,7 @@ pub struct FakeLinear {
     /// e.g. `http://127.0.0.1:54321`: the value for `SOURCE_LINEAR_BASE_URL`.
     pub base_url: String,
     state: Arc<State>,
-    _server: FakeServer,
+    server: FakeServer,
 }
 
 impl FakeLinear {
@@ -604,8 +608,10 @@ impl FakeLinear {
     ) -> std::io::Result<Self> {
         let state = Arc::new(State {
             valid_key: Mutex::new(Some(valid_key.to_owned())),
+            oauth_tokens: Mutex::new(Vec::new()),
             workspace: Arc::new(Mutex::new(workspace)),
             trouble: Mutex::new(None),
+            viewer_limited: Mutex::new(None),
             asked: Mutex::new(Vec::new()),
             requests: Mutex::new(0),
         });
@@ -618,7 +624,7 @@ impl FakeLinear {
         Ok(Self {
             base_url: server.base_url.clone(),
             state,
-            _server: server,
+            server,
         })
     }
 
@@ -642,6 +648,27 @@ impl FakeLinear {
     /// After `answered` more list answers, one answer whose body is cut off mid-JSON.
     pub fn malform_once_after(&self, answered: usize) {
         *self.state.trouble.lock().expect("trouble lock") = Some((answered, Trouble::Malformed));
+    }
+
+    /// Accepts this OAuth access token too, as Linear does: only as `Bearer <token>` (until the
+    /// key is revoked, which makes every request unauthenticated).
+    pub fn accept_oauth_token(&self, token: &str) {
+        self.state
+            .oauth_tokens
+            .lock()
+            .expect("tokens lock")
+            .push(token.to_owned());
+    }
+
+    /// The next `viewer` query (the credential check) answers `RATELIMITED`, the requests
+    /// budget spent for `wait_secs`; list answers are not counted for it, nor it for them.
+    pub fn rate_limit_viewer_once(&self, wait_secs: u64) {
+        *self.state.viewer_limited.lock().expect("viewer lock") = Some(wait_secs);
+    }
+
+    /// `"POST /graphql"`-style lines of every request received, `viewer` checks included.
+    pub fn requests(&self) -> Vec<String> {
+        self.server.requests()
     }
 
     /// Revokes the key: every request from now on is unauthenticated.
@@ -697,6 +724,9 @@ fn answer(state: &State, request: &FakeRequest) -> FakeResponse {
         .cloned()
         .unwrap_or_default();
     if field == "viewer" {
+        if let Some(wait_secs) = state.viewer_limited.lock().expect("viewer lock").take() {
+            return rate_limited(wait_secs);
+        }
         let workspace = state.workspace.lock().expect("workspace lock");
         let viewer = workspace
             .users
@@ -726,20 +756,7 @@ fn answer(state: &State, request: &FakeRequest) -> FakeResponse {
     });
     if let Some(trouble) = due_trouble(state) {
         return match trouble {
-            Trouble::RateLimited { wait_secs } => {
-                let reset = Utc::now().timestamp_millis() + (wait_secs * 1000) as i64;
-                with_rate_limit(
-                    error(
-                        400,
-                        "Rate limit exceeded",
-                        "RATELIMITED",
-                        "ratelimited",
-                        "You have exceeded the API rate limit, please try again later.",
-                    ),
-                    0,
-                    reset,
-                )
-            }
+            Trouble::RateLimited { wait_secs } => rate_limited(wait_secs),
             Trouble::Malformed => respond(FakeResponse::text(
                 200,
                 "application/json; charset=utf-8",
@@ -760,12 +777,35 @@ fn answer(state: &State, request: &FakeRequest) -> FakeResponse {
     }
 }
 
+/// `RATELIMITED`, the requests budget spent until `wait_secs` from now.
+fn rate_limited(wait_secs: u64) -> FakeResponse {
+    let reset = Utc::now().timestamp_millis() + (wait_secs * 1000) as i64;
+    with_rate_limit(
+        error(
+            400,
+            "Rate limit exceeded",
+            "RATELIMITED",
+            "ratelimited",
+            "You have exceeded the API rate limit, please try again later.",
+        ),
+        0,
+        reset,
+    )
+}
+
 /// A personal API key is the whole `Authorization` value; `Bearer <token>` is how OAuth
 /// tokens go, and Linear refuses a personal key sent that way.
 fn authenticated(state: &State, request: &FakeRequest) -> bool {
     let Some(valid) = state.valid_key.lock().expect("key lock").clone() else {
         return false;
     };
+    let oauth = state.oauth_tokens.lock().expect("tokens lock");
+    if request
+        .bearer()
+        .is_some_and(|token| oauth.iter().any(|t| t == token))
+    {
+        return true;
+    }
     let Some(sent) = request.header("authorization").map(str::trim) else {
         return false;
     };
@@ -1016,6 +1056,26 @@ mod tests {
 
         fake.revoke_key();
         assert_eq!(post(&fake, KEY, teams).await.0, 400);
+    }
+
+    #[tokio::test]
+    async fn checks_can_be_rate_limited_once_and_oauth_tokens_go_as_bearer_tokens() {
+        let fake = FakeLinear::start(KEY).await;
+        fake.rate_limit_viewer_once(20);
+        let viewer = json!({"query": "query { viewer { id } }"});
+        let (status, body) = post(&fake, KEY, viewer.clone()).await;
+        assert_eq!(
+            (status, &body["errors"][0]["extensions"]["code"]),
+            (400, &json!("RATELIMITED"))
+        );
+        assert_eq!(post(&fake, KEY, viewer.clone()).await.0, 200, "once");
+        fake.accept_oauth_token("lin_oauth_fakeToken");
+        let bearer = post(&fake, "Bearer lin_oauth_fakeToken", viewer.clone()).await;
+        assert_eq!(bearer.0, 200, "an OAuth token as a bearer token");
+        let raw = post(&fake, "lin_oauth_fakeToken", viewer).await;
+        assert_eq!(raw.0, 400, "an OAuth token is no key");
+        assert!(fake.asked().is_empty(), "checks are not list queries");
+        assert_eq!(fake.requests().len(), 4);
     }
 
     /// A minimal HTTP/1.1 client: the fakes crate has no HTTP client dependency.

@@ -6,9 +6,10 @@
 //!
 //! The workspace (pages, databases and their rows, each page's blocks) sits behind a lock a test
 //! changes between syncs; every change is an edit at the next minute of the fake's clock, as
-//! Notion rounds edit times to the minute. Switches make later answers rate-limited, failing or
-//! malformed, or revoke the token. Files Notion hosts come with signed URLs that change on every
-//! read, as Notion's do, so a source that stores them sees a change where there is none.
+//! Notion rounds edit times to the minute. Switches make later answers rate-limited, failing,
+//! malformed, short or slow, refuse some blocks' children, or revoke the token. Files Notion
+//! hosts come with signed URLs that change on every read, as Notion's do, so a source that
+//! stores them sees a change where there is none.
 
 use crate::server::{FakeRequest, FakeResponse, FakeServer, Handler};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -16,6 +17,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration as Delay;
 
 /// The token the fake accepts under `make fakes`.
 pub const DEMO_TOKEN: &str = "ntn_fakeDemoIntegrationSecret0000000000000000000";
@@ -62,6 +64,23 @@ impl Block {
         }
     }
 
+    pub fn toggle(text: &str) -> Self {
+        Self::new("toggle", text)
+    }
+
+    /// A block the API cannot serve (`"type": "unsupported"`); give it children to make its
+    /// `has_children` true, as Notion reports it for such a block that holds others.
+    pub fn unsupported() -> Self {
+        Self::new("unsupported", "")
+    }
+
+    /// A page inside the page (or block) whose content this is, with this content: a
+    /// `child_page` block there whose id is the page's, and a page of its own, listed by the
+    /// search with the page as its parent.
+    pub fn child_page(title: &str, content: Vec<Block>) -> Self {
+        Self::new("child_page", title).with_children(content)
+    }
+
     pub fn with_children(mut self, children: Vec<Block>) -> Self {
         self.children = children;
         self
@@ -77,6 +96,32 @@ pub enum Glitch {
     Unavailable,
     /// 200 with a body cut short: not JSON.
     Malformed,
+    /// The normal answer, but its first result's id is a path (`../../v1/users/me`): what a
+    /// tampering proxy could send, never Notion.
+    PathAsId,
+}
+
+/// Why Notion refuses to list a block's children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 400 `validation_error`: a block type the API does not serve.
+    Unsupported,
+    /// 403 `restricted_resource`: content the integration may not read (a synced block whose
+    /// original is in a page not shared with it).
+    Restricted,
+}
+
+/// A request as the fake logs it: what a list call asked for (never a header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    pub method: String,
+    pub path: String,
+    /// `start_cursor`, from the body or the query string.
+    pub start_cursor: Option<String>,
+    /// `page_size`, from the body or the query string.
+    pub page_size: Option<u64>,
+    /// The search's `sort.direction`.
+    pub direction: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +134,9 @@ enum Object {
 enum Parent {
     Workspace,
     Database(String),
+    /// A child page's page, or the block it sits in.
+    Page(String),
+    Block(String),
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +152,8 @@ struct Item {
     status: Option<String>,
     /// A row's attached file name, served with a signed URL.
     attachment: Option<String>,
+    /// Moved to the trash: still listed, with `archived` and `in_trash` true.
+    trashed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +205,7 @@ impl Workspace {
             edited: now,
             status: None,
             attachment: None,
+            trashed: false,
         });
         id
     }
@@ -163,7 +214,16 @@ impl Workspace {
         self.drop_blocks(parent);
         let mut stored = Vec::new();
         for block in blocks {
-            let id = self.new_id();
+            let id = if block.kind == "child_page" {
+                let home = if self.items.iter().any(|i| i.id == parent) {
+                    Parent::Page(parent.to_owned())
+                } else {
+                    Parent::Block(parent.to_owned())
+                };
+                self.add(Object::Page, &block.text, home)
+            } else {
+                self.new_id()
+            };
             self.set_blocks(&id, &block.children);
             stored.push(StoredBlock {
                 id,
@@ -178,6 +238,9 @@ impl Workspace {
 
     fn drop_blocks(&mut self, parent: &str) {
         for block in self.blocks.remove(parent).unwrap_or_default() {
+            if block.kind == "child_page" {
+                self.items.retain(|i| i.id != block.id);
+            }
             self.drop_blocks(&block.id);
         }
     }
@@ -191,6 +254,13 @@ struct Switches {
     glitch: Option<(usize, Glitch)>,
     /// Answers served: feeds request ids and the signatures of file URLs.
     served: u64,
+    /// Blocks (or pages) whose children Notion refuses, and how.
+    refused: BTreeMap<String, Refusal>,
+    /// Blocks (or pages) whose children are answered this late.
+    slow: BTreeMap<String, Delay>,
+    /// The most results a list answer holds, whatever `page_size` asks (`None`: as asked).
+    at_most: Option<usize>,
+    asked: Vec<Asked>,
 }
 
 struct State {
@@ -288,7 +358,8 @@ impl FakeNotion {
         workspace.set_blocks(id, &content);
     }
 
-    /// Deletes a page, a row or a database (with its rows) for good.
+    /// Deletes a page, a row or a database (with its rows) for good; a page's child pages go
+    /// with its content.
     pub fn remove(&self, id: &str) {
         let mut workspace = self.workspace();
         let gone: Vec<String> = workspace
@@ -301,6 +372,62 @@ impl FakeNotion {
         for id in &gone {
             workspace.drop_blocks(id);
         }
+    }
+
+    /// Moves a page, a row or a database to the trash: an edit now. The fake keeps listing it
+    /// (search, database query), marked as Notion marks a trashed object: `archived` and
+    /// `in_trash` true. [`FakeNotion::remove`] deletes it for good.
+    pub fn trash(&self, id: &str) {
+        let mut workspace = self.workspace();
+        let now = workspace.tick();
+        let item = workspace.item_mut(id);
+        item.trashed = true;
+        item.edited = now;
+    }
+
+    /// The `last_edited_time` Notion gives a page, row or database.
+    pub fn last_edited(&self, id: &str) -> DateTime<Utc> {
+        let mut workspace = self.workspace();
+        at_minute(workspace.item_mut(id).edited)
+    }
+
+    /// The ids of the blocks right under a page or a block, in order (a child page's block
+    /// has the child page's id).
+    pub fn block_ids(&self, parent: &str) -> Vec<String> {
+        self.workspace()
+            .blocks
+            .get(parent)
+            .map(|blocks| blocks.iter().map(|b| b.id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// From now on the children of this block (or page) are refused.
+    pub fn refuse_children(&self, block: &str, refusal: Refusal) {
+        self.switches().refused.insert(block.to_owned(), refusal);
+    }
+
+    /// From now on the children of this block (or page) are answered `delay` late. The wait
+    /// holds the server's thread (the fake's handler is synchronous): meant for a test whose
+    /// client waits for that answer anyway.
+    pub fn slow_children(&self, block: &str, delay: Delay) {
+        self.switches().slow.insert(block.to_owned(), delay);
+    }
+
+    /// Every later answer is sent `delay` after its request came in: a slow Notion.
+    pub fn answer_after(&self, delay: Delay) {
+        self.server.answer_after(delay);
+    }
+
+    /// From now on a list answer (search, database query, block children) holds at most `n`
+    /// results, whatever `page_size` asked: Notion may answer fewer than asked, and a test
+    /// can so page through a few items.
+    pub fn list_at_most(&self, n: usize) {
+        self.switches().at_most = Some(n.max(1));
+    }
+
+    /// What the requests received asked for, in order.
+    pub fn asked(&self) -> Vec<Asked> {
+        self.switches().asked.clone()
     }
 
     /// The ids of every page, row and database, in creation order.
@@ -383,11 +510,13 @@ impl FakeNotion {
 
 // --- answers ---
 
-fn minute(m: i64) -> String {
+fn at_minute(m: i64) -> DateTime<Utc> {
     let base: DateTime<Utc> = Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
-    (base + Duration::minutes(m))
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    base + Duration::minutes(m)
+}
+
+fn minute(m: i64) -> String {
+    at_minute(m).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 fn request_id(served: u64) -> String {
@@ -440,6 +569,8 @@ fn item_json(item: &Item, served: u64) -> Value {
     let parent = match &item.parent {
         Parent::Workspace => json!({"type": "workspace", "workspace": true}),
         Parent::Database(id) => json!({"type": "database_id", "database_id": id}),
+        Parent::Page(id) => json!({"type": "page_id", "page_id": id}),
+        Parent::Block(id) => json!({"type": "block_id", "block_id": id}),
     };
     let common = json!({
         "id": item.id,
@@ -450,8 +581,8 @@ fn item_json(item: &Item, served: u64) -> Value {
         "cover": null,
         "icon": null,
         "parent": parent,
-        "archived": false,
-        "in_trash": false,
+        "archived": item.trashed,
+        "in_trash": item.trashed,
         "url": notion_url(&item.title, &item.id),
         "public_url": null,
     });
@@ -499,7 +630,7 @@ fn item_json(item: &Item, served: u64) -> Value {
                                 "last_edited_time": minute(item.edited)},
             });
         }
-        (Object::Page, Parent::Workspace) => {
+        (Object::Page, Parent::Workspace | Parent::Page(_) | Parent::Block(_)) => {
             value["object"] = json!("page");
             value["properties"] = json!({
                 "title": {"id": "title", "type": "title", "title": rich_text(&item.title)},
@@ -515,7 +646,11 @@ fn block_json(block: &StoredBlock, parent_id: &str, is_page: bool, item: &Item) 
     } else {
         json!({"type": "block_id", "block_id": parent_id})
     };
-    let mut body = json!({"rich_text": rich_text(&block.text), "color": "default"});
+    let mut body = match block.kind {
+        "child_page" => json!({"title": block.text}),
+        "unsupported" => json!({}),
+        _ => json!({"rich_text": rich_text(&block.text), "color": "default"}),
+    };
     if block.kind == "to_do" {
         body["checked"] = json!(block.checked);
     }
@@ -588,10 +723,56 @@ fn page_size(value: Option<&Value>, served: u64) -> Result<usize, FakeResponse> 
     }
 }
 
+/// What a request asked for: its cursor and page size (in the body of a `POST`, in the query
+/// string of a `GET`) and the search's sort direction.
+fn asked(request: &FakeRequest) -> Asked {
+    let body = request.json();
+    let start_cursor = body["start_cursor"]
+        .as_str()
+        .or(request.query.get("start_cursor").map(String::as_str))
+        .map(str::to_owned);
+    let page_size = body["page_size"]
+        .as_u64()
+        .or_else(|| request.query.get("page_size")?.parse().ok());
+    Asked {
+        method: request.method.clone(),
+        path: request.path.clone(),
+        start_cursor,
+        page_size,
+        direction: body
+            .pointer("/sort/direction")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    }
+}
+
+/// The block whose children a request asks for.
+fn children_of(request: &FakeRequest) -> Option<&str> {
+    request
+        .path
+        .strip_prefix("/v1/blocks/")
+        .and_then(|p| p.strip_suffix("/children"))
+        .filter(|_| request.method == "GET")
+}
+
 fn answer(state: &State, request: &FakeRequest) -> FakeResponse {
-    let (served, glitch, valid_token) = {
+    let delay = {
+        let switches = state.switches.lock().expect("switches lock");
+        children_of(request).and_then(|block| switches.slow.get(block).copied())
+    };
+    let response = answer_now(state, request);
+    if let Some(delay) = delay {
+        std::thread::sleep(delay);
+    }
+    response
+}
+
+fn answer_now(state: &State, request: &FakeRequest) -> FakeResponse {
+    let (served, glitch, valid_token, refused, cap) = {
         let mut switches = state.switches.lock().expect("switches lock");
         switches.served += 1;
+        switches.asked.push(asked(request));
+        let refused = children_of(request).and_then(|block| switches.refused.get(block).copied());
         let glitch = match switches.glitch {
             Some((0, glitch)) => {
                 switches.glitch = None;
@@ -603,7 +784,14 @@ fn answer(state: &State, request: &FakeRequest) -> FakeResponse {
             }
             None => None,
         };
-        (switches.served, glitch, switches.valid_token.clone())
+        let cap = switches.at_most.unwrap_or(MAX_PAGE_SIZE);
+        (
+            switches.served,
+            glitch,
+            switches.valid_token.clone(),
+            refused,
+            cap,
+        )
     };
     match glitch {
         Some(Glitch::RateLimited { retry_after_secs }) => {
@@ -630,8 +818,30 @@ fn answer(state: &State, request: &FakeRequest) -> FakeResponse {
                 r#"{"object":"list","results":[{"object":"page","id":"#,
             )
         }
+        Some(Glitch::PathAsId) => {
+            let mut response = normal_answer(state, request, served, valid_token, refused, cap);
+            if let Ok(mut body) = serde_json::from_slice::<Value>(&response.body) {
+                if let Some(first) = body.pointer_mut("/results/0/id") {
+                    *first = json!("../../v1/users/me");
+                }
+                response.body = body.to_string().into_bytes();
+            }
+            return response;
+        }
         None => {}
     }
+    normal_answer(state, request, served, valid_token, refused, cap)
+}
+
+/// The answer Notion gives, glitches aside.
+fn normal_answer(
+    state: &State,
+    request: &FakeRequest,
+    served: u64,
+    valid_token: Option<String>,
+    refused: Option<Refusal>,
+    cap: usize,
+) -> FakeResponse {
     if request.bearer().is_none() || request.bearer() != valid_token.as_deref() {
         return error(401, "unauthorized", "API token is invalid.", served);
     }
@@ -671,14 +881,14 @@ fn answer(state: &State, request: &FakeRequest) -> FakeResponse {
     }
     let workspace = state.workspace.lock().expect("workspace lock");
     if route == ("POST", "/v1/search") {
-        return search(&workspace, &request.json(), served);
+        return search(&workspace, &request.json(), served, cap);
     }
     if let Some(id) = path
         .strip_prefix("/v1/databases/")
         .and_then(|p| p.strip_suffix("/query"))
     {
         if request.method == "POST" {
-            return query(&workspace, id, &request.json(), served);
+            return query(&workspace, id, &request.json(), served, cap);
         }
     }
     if let Some(id) = path
@@ -686,7 +896,21 @@ fn answer(state: &State, request: &FakeRequest) -> FakeResponse {
         .and_then(|p| p.strip_suffix("/children"))
     {
         if request.method == "GET" {
-            return children(&workspace, id, request, served);
+            return match refused {
+                Some(Refusal::Unsupported) => error(
+                    400,
+                    "validation_error",
+                    "Block type is not supported via the API.",
+                    served,
+                ),
+                Some(Refusal::Restricted) => error(
+                    403,
+                    "restricted_resource",
+                    "API token does not have access to this resource.",
+                    served,
+                ),
+                None => children(&workspace, id, request, served, cap),
+            };
         }
     }
     error(400, "invalid_request_url", "Invalid request URL.", served)
@@ -705,12 +929,12 @@ fn body_json(body: &Value, served: u64) -> Result<(), FakeResponse> {
     }
 }
 
-fn search(workspace: &Workspace, body: &Value, served: u64) -> FakeResponse {
+fn search(workspace: &Workspace, body: &Value, served: u64, cap: usize) -> FakeResponse {
     if let Err(e) = body_json(body, served) {
         return e;
     }
     let size = match page_size(body.get("page_size"), served) {
-        Ok(size) => size,
+        Ok(size) => size.min(cap),
         Err(e) => return e,
     };
     let query = body["query"].as_str().unwrap_or_default().to_lowercase();
@@ -744,7 +968,7 @@ fn search(workspace: &Workspace, body: &Value, served: u64) -> FakeResponse {
     )
 }
 
-fn query(workspace: &Workspace, id: &str, body: &Value, served: u64) -> FakeResponse {
+fn query(workspace: &Workspace, id: &str, body: &Value, served: u64, cap: usize) -> FakeResponse {
     let exists = workspace
         .items
         .iter()
@@ -759,7 +983,7 @@ fn query(workspace: &Workspace, id: &str, body: &Value, served: u64) -> FakeResp
         return e;
     }
     let size = match page_size(body.get("page_size"), served) {
-        Ok(size) => size,
+        Ok(size) => size.min(cap),
         Err(e) => return e,
     };
     let parent = Parent::Database(id.to_owned());
@@ -790,7 +1014,13 @@ fn query(workspace: &Workspace, id: &str, body: &Value, served: u64) -> FakeResp
     )
 }
 
-fn children(workspace: &Workspace, id: &str, request: &FakeRequest, served: u64) -> FakeResponse {
+fn children(
+    workspace: &Workspace,
+    id: &str,
+    request: &FakeRequest,
+    served: u64,
+    cap: usize,
+) -> FakeResponse {
     let size = match request.query.get("page_size") {
         None => MAX_PAGE_SIZE,
         Some(s) => match s.parse::<usize>() {
@@ -838,7 +1068,7 @@ fn children(workspace: &Workspace, id: &str, request: &FakeRequest, served: u64)
     list(
         all,
         request.query.get("start_cursor").map(String::as_str),
-        size,
+        size.min(cap),
         "block",
         served,
     )
@@ -1040,6 +1270,86 @@ mod tests {
             (status, revoked["code"].as_str()),
             (401, Some("unauthorized"))
         );
+    }
+
+    #[tokio::test]
+    async fn child_pages_trash_refusals_and_short_pages_answer_as_notion_does() {
+        let fake = FakeNotion::start(TOKEN).await;
+        let parent = fake.add_page(
+            "Roadmap",
+            vec![
+                Block::toggle("Plans").with_children(vec![Block::paragraph("Q1")]),
+                Block::child_page("Sub page", vec![Block::paragraph("Inside")]),
+                Block::unsupported(),
+            ],
+        );
+        let blocks = fake.block_ids(&parent);
+        let sub = blocks[1].clone();
+        let (_, _, listed) = call(
+            &fake,
+            "GET",
+            &format!("/v1/blocks/{parent}/children"),
+            None,
+            TOKEN,
+        )
+        .await;
+        let child = &listed["results"][1];
+        assert_eq!(child["id"], sub.as_str());
+        assert_eq!(child["child_page"], json!({"title": "Sub page"}));
+        assert_eq!(child["has_children"], true);
+        assert_eq!(listed["results"][2]["unsupported"], json!({}));
+        let (_, _, found) = call(&fake, "POST", "/v1/search", Some(json!({})), TOKEN).await;
+        let found_sub = found["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == sub.as_str())
+            .unwrap();
+        assert_eq!(found_sub["parent"]["page_id"], parent.as_str());
+
+        fake.refuse_children(&blocks[0], Refusal::Unsupported);
+        fake.refuse_children(&sub, Refusal::Restricted);
+        let children = |id: &str| format!("/v1/blocks/{id}/children");
+        let (status, _, refused) = call(&fake, "GET", &children(&blocks[0]), None, TOKEN).await;
+        assert_eq!(
+            (status, refused["code"].as_str()),
+            (400, Some("validation_error"))
+        );
+        let (status, _, refused) = call(&fake, "GET", &children(&sub), None, TOKEN).await;
+        assert_eq!(
+            (status, refused["code"].as_str()),
+            (403, Some("restricted_resource"))
+        );
+
+        let before = fake.last_edited(&parent);
+        fake.trash(&parent);
+        assert!(fake.last_edited(&parent) > before, "trashing is an edit");
+        fake.list_at_most(1);
+        let body = json!({"page_size": 100, "sort": {"direction": "descending", "timestamp": "last_edited_time"}});
+        let (_, _, newest) = call(&fake, "POST", "/v1/search", Some(body), TOKEN).await;
+        assert_eq!(newest["results"].as_array().unwrap().len(), 1);
+        assert_eq!(newest["has_more"], true);
+        assert_eq!(
+            (
+                &newest["results"][0]["id"],
+                &newest["results"][0]["in_trash"]
+            ),
+            (&json!(parent), &json!(true))
+        );
+        let last = fake.asked().pop().unwrap();
+        assert_eq!(
+            (
+                last.path.as_str(),
+                last.page_size,
+                last.direction.as_deref()
+            ),
+            ("/v1/search", Some(100), Some("descending"))
+        );
+
+        fake.glitch_after(0, Glitch::PathAsId);
+        let (status, _, tampered) = call(&fake, "POST", "/v1/search", None, TOKEN).await;
+        assert_eq!(status, 200);
+        assert_eq!(tampered["results"][0]["id"], "../../v1/users/me");
     }
 
     #[tokio::test]

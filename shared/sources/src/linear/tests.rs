@@ -1,5 +1,6 @@
 //! The catalog entry and authorization, what an answer means, pages and entities, the cursor,
-//! runs against a scripted Linear, and the credential check.
+//! runs against the fake Linear (the fakes crate's, built from Linear's API reference), and the
+//! credential check.
 
 use super::api::{
     classify, read_page, until, Refusal, DEFAULT_RATE_LIMIT_WAIT, MIN_RATE_LIMIT_WAIT, REJECTED,
@@ -7,17 +8,14 @@ use super::api::{
 use super::entities::to_entity;
 use super::stream::{CURSOR_OVERLAP, PAGE_SIZE};
 use super::*;
-use crate::testing::{
-    closed_port_url, header_map as headers, test_now as now, FakeUpstream, Reply, Seen,
-};
+use crate::testing::{closed_port_url, header_map as headers, test_now as now};
 use crate::upstream::{http_client, Answer};
 use chrono::DateTime;
 use domain::auth::{Credentials, OauthToken};
 use domain::entity::{Entity, EntityKey};
+use fakes::linear::{FakeLinear, Workspace};
 use reqwest::StatusCode;
 use secrecy::SecretString;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 const KEY: &str = "lin_api_unitTest0secret0never0shown";
@@ -472,26 +470,14 @@ fn only_an_incremental_run_filters_by_update_and_asks_for_archived_items() {
     );
 }
 
-// --- a run against a scripted Linear ---
+// --- runs against the fake Linear ---
 
-/// Answers each request with the next body of the script (Linear's pages in run order).
-async fn scripted(script: Vec<Reply>) -> FakeUpstream {
-    let calls = Arc::new(AtomicUsize::new(0));
-    FakeUpstream::start(move |_: &Seen| {
-        let n = calls.fetch_add(1, Ordering::SeqCst);
-        script
-            .get(n)
-            .cloned()
-            .unwrap_or_else(|| Reply::status(500).text("script exhausted"))
-    })
-    .await
+fn source_at(base_url: &str) -> LinearSource {
+    LinearSource::new(http_client().unwrap(), BaseUrl::parse(base_url).unwrap())
 }
 
-fn source_for(fake: &FakeUpstream) -> LinearSource {
-    LinearSource::new(
-        http_client().unwrap(),
-        BaseUrl::parse(&fake.base_url).unwrap(),
-    )
+fn source_for(fake: &FakeLinear) -> LinearSource {
+    source_at(&fake.base_url)
 }
 
 fn request(since: Option<Value>, resume: Option<Value>) -> StreamRequest {
@@ -504,54 +490,10 @@ fn request(since: Option<Value>, resume: Option<Value>) -> StreamRequest {
     }
 }
 
-fn node(id: &str, updated_at: &str) -> Value {
-    json!({"id": id, "name": id, "updatedAt": updated_at, "archivedAt": null})
-}
-
-fn ok(body: Value) -> Reply {
-    Reply::status(200).json(body)
-}
-
-/// Teams, users, projects: one page each; issues: two; comments: one.
-fn workspace_pages() -> Vec<Reply> {
-    vec![
-        ok(connection(
-            "teams",
-            json!([node("t1", "2026-01-01T00:00:00Z")]),
-            None,
-        )),
-        ok(connection(
-            "users",
-            json!([
-                node("u1", "2026-01-01T00:00:00Z"),
-                node("u2", "2026-01-01T00:00:00Z")
-            ]),
-            None,
-        )),
-        ok(connection(
-            "projects",
-            json!([node("p1", "2026-03-01T00:00:00Z")]),
-            None,
-        )),
-        ok(connection(
-            "issues",
-            json!([
-                issue("i1", "2026-04-01T00:00:00Z", &[]),
-                issue("i2", "2026-05-01T00:00:00Z", &[])
-            ]),
-            Some("after-i2"),
-        )),
-        ok(connection(
-            "issues",
-            json!([issue("i3", "2026-02-01T00:00:00Z", &[])]),
-            None,
-        )),
-        ok(connection(
-            "comments",
-            json!([node("c1", "2026-04-15T00:00:00Z")]),
-            None,
-        )),
-    ]
+/// Two teams, three users, two projects, 60 issues (two pages of 50) and 30 comments, every
+/// timestamp fixed in the past.
+async fn seeded() -> FakeLinear {
+    FakeLinear::start_with(KEY, Workspace::seeded(60)).await
 }
 
 async fn drain(
@@ -575,125 +517,184 @@ fn ids(entities: &[Entity]) -> Vec<&str> {
     entities.iter().map(|e| e.entity_id.as_str()).collect()
 }
 
+/// The entity types in the order they came, each with how many in a row.
+fn runs_of_types(entities: &[Entity]) -> Vec<(&str, usize)> {
+    let mut runs: Vec<(&str, usize)> = Vec::new();
+    for entity in entities {
+        match runs.last_mut() {
+            Some((kind, n)) if *kind == entity.entity_type => *n += 1,
+            _ => runs.push((&entity.entity_type, 1)),
+        }
+    }
+    runs
+}
+
+/// The fields the fake was asked for, in order.
+fn fields(fake: &FakeLinear) -> Vec<String> {
+    fake.asked().into_iter().map(|a| a.field).collect()
+}
+
+/// The newest `updatedAt` among the projects, issues and comments of the fake's workspace.
+fn newest_filtered_update(fake: &FakeLinear) -> DateTime<Utc> {
+    let w = fake.workspace();
+    let projects = w.projects.iter().map(|p| p.updated_at);
+    let issues = w.issues.iter().map(|i| i.updated_at);
+    let comments = w.comments.iter().map(|c| c.updated_at);
+    projects.chain(issues).chain(comments).max().unwrap()
+}
+
 #[tokio::test]
 async fn a_run_walks_every_kind_page_by_page_and_ends_with_a_cursor() {
-    let fake = scripted(workspace_pages()).await;
+    let fake = seeded().await;
+    // A user edited after everything else: teams and users are listed whole and do not move
+    // the cursor.
+    fake.workspace().users[0].updated_at = at_time("2026-11-01T00:00:00Z");
     let mut stream = source_for(&fake).open_stream(request(None, None)).unwrap();
-    assert!(fake.seen().is_empty(), "opening does no I/O");
+    assert!(fake.requests().is_empty(), "opening does no I/O");
     assert!(!stream.incremental());
     let (entities, removed, checkpoints, error) = drain(&mut stream).await;
     assert_eq!(error, None);
     assert!(removed.is_empty());
     assert_eq!(
-        ids(&entities),
-        ["t1", "u1", "u2", "p1", "i1", "i2", "i3", "c1"]
+        runs_of_types(&entities),
+        [
+            ("linear_team", 2),
+            ("linear_user", 3),
+            ("linear_project", 2),
+            ("linear_issue", 60),
+            ("linear_comment", 30)
+        ]
     );
     assert_eq!(checkpoints.len(), 6, "one page per GraphQL page");
-    let types: Vec<&str> = entities.iter().map(|e| e.entity_type.as_str()).collect();
-    assert_eq!(types[0], "linear_team");
-    assert_eq!(types[7], "linear_comment");
 
-    let seen = fake.seen();
-    assert_eq!(seen.len(), 6);
-    assert!(seen
-        .iter()
-        .all(|s| s.method == "POST" && s.path == "/graphql"));
+    // The fake refuses a personal key sent as a bearer token: the run went with the raw key.
+    assert!(fake.requests().iter().all(|r| r == "POST /graphql"));
     assert_eq!(
-        seen[0].header("authorization"),
-        Some(KEY),
-        "the raw key, no Bearer"
+        fields(&fake),
+        ["teams", "users", "projects", "issues", "issues", "comments"]
     );
+    let asked = fake.asked();
+    assert!(
+        asked[4].after.is_some(),
+        "the second issues page follows the first"
+    );
+    assert!(asked
+        .iter()
+        .all(|a| a.updated_after.is_none() && !a.include_archived));
 
     // The newest update among projects, issues and comments, not the teams' or users'.
     assert_eq!(
         stream.cursor(),
-        Some(json!({"updated_after": "2026-05-01T00:00:00Z"}))
+        Some(json!({"updated_after": newest_filtered_update(&fake)}))
     );
 }
 
 #[tokio::test]
 async fn a_resumed_run_continues_after_its_checkpoint() {
-    let fake = scripted(workspace_pages()).await;
-    let mut first = source_for(&fake).open_stream(request(None, None)).unwrap();
-    let (_, _, checkpoints, _) = drain(&mut first).await;
+    let fake = seeded().await;
+    let source = source_for(&fake);
+    let mut first = source.open_stream(request(None, None)).unwrap();
+    let (all, _, checkpoints, _) = drain(&mut first).await;
     // After the first issues page: the issues' next page, then the comments.
     let after_first_issue_page = checkpoints[3].clone();
     assert_eq!(after_first_issue_page["next"], "issues");
-    assert_eq!(after_first_issue_page["after"], "after-i2");
+    let page_cursor = fake.asked()[4].after.clone().unwrap();
+    assert_eq!(after_first_issue_page["after"], page_cursor.as_str());
 
-    let rest = scripted(workspace_pages()[4..].to_vec()).await;
-    let mut resumed = source_for(&rest)
+    let asked_before = fake.asked().len();
+    let mut resumed = source
         .open_stream(request(None, Some(after_first_issue_page)))
         .unwrap();
     let (entities, _, _, error) = drain(&mut resumed).await;
     assert_eq!(error, None);
-    assert_eq!(ids(&entities), ["i3", "c1"]);
-    // What the pages before the checkpoint saw still counts for the cursor.
+    // Teams, users, projects and the first 50 issues came before the checkpoint.
+    assert_eq!(ids(&entities), ids(&all[2 + 3 + 2 + 50..]));
+    let asked: Vec<_> = fake.asked().split_off(asked_before);
     assert_eq!(
-        resumed.cursor(),
-        Some(json!({"updated_after": "2026-05-01T00:00:00Z"}))
+        asked
+            .iter()
+            .map(|a| (a.field.as_str(), a.after.as_deref()))
+            .collect::<Vec<_>>(),
+        [("issues", Some(page_cursor.as_str())), ("comments", None)]
     );
+    // What the pages before the checkpoint saw still counts for the cursor.
+    assert_eq!(resumed.cursor(), first.cursor());
 
-    let unreadable = source_for(&rest).open_stream(request(None, Some(json!("page 3"))));
+    let unreadable = source.open_stream(request(None, Some(json!("page 3"))));
     assert!(matches!(unreadable, Err(StreamError::Malformed(_))));
 }
 
 #[tokio::test]
 async fn an_incremental_run_reports_archived_items_removed() {
-    let mut archived = issue("i2", "2026-11-24T10:00:00Z", &[]);
-    archived["archivedAt"] = json!("2026-11-24T10:00:00Z");
-    let mut pages = workspace_pages();
-    pages[3] = ok(connection(
-        "issues",
-        json!([issue("i1", "2026-11-24T09:00:00Z", &[]), archived]),
-        None,
-    ));
-    pages.remove(4);
-    let fake = scripted(pages.clone()).await;
-    let since = json!({"updated_after": "2026-11-24T00:00:00Z"});
-    let mut stream = source_for(&fake)
-        .open_stream(request(Some(since), None))
+    let fake = FakeLinear::start_with(KEY, Workspace::seeded(4)).await;
+    let source = source_for(&fake);
+    let mut full = source.open_stream(request(None, None)).unwrap();
+    drain(&mut full).await;
+    let since = full.cursor().unwrap();
+    let (edited, archived) = {
+        let mut w = fake.workspace();
+        let (edited, archived) = (w.issues[0].id.clone(), w.issues[1].id.clone());
+        w.edit_issue(&edited, "Login fails on Safari");
+        w.archive_issue(&archived);
+        (edited, archived)
+    };
+
+    let asked_before = fake.asked().len();
+    let mut stream = source
+        .open_stream(request(Some(since.clone()), None))
         .unwrap();
     assert!(stream.incremental());
     let (entities, removed, _, error) = drain(&mut stream).await;
     assert_eq!(error, None);
-    assert!(ids(&entities).contains(&"i1") && !ids(&entities).contains(&"i2"));
-    assert_eq!(removed, [EntityKey::new("linear_issue", "i2").unwrap()]);
+    assert!(ids(&entities).contains(&edited.as_str()));
+    assert!(!ids(&entities).contains(&archived.as_str()));
+    assert_eq!(
+        removed,
+        [EntityKey::new("linear_issue", &archived).unwrap()]
+    );
+    let asked = fake.asked().split_off(asked_before);
+    let since: DateTime<Utc> = serde_json::from_value(since["updated_after"].clone()).unwrap();
+    let filter = since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    for a in &asked {
+        let filtered = ["projects", "issues", "comments"].contains(&a.field.as_str());
+        assert_eq!(
+            (a.updated_after.as_deref(), a.include_archived),
+            if filtered {
+                (Some(filter.as_str()), true)
+            } else {
+                (None, false)
+            },
+            "{a:?}"
+        );
+    }
 
     // A full run drops an archived item by not yielding it; nothing is "removed".
-    let fake = scripted(pages).await;
-    let mut full = source_for(&fake)
+    let mut full = source
         .open_stream(request(Some(json!("from an older version")), None))
         .unwrap();
     assert!(!full.incremental(), "an unreadable cursor means a full run");
     let (entities, removed, _, _) = drain(&mut full).await;
-    assert!(removed.is_empty() && !ids(&entities).contains(&"i2"));
+    assert!(removed.is_empty() && !ids(&entities).contains(&archived.as_str()));
+    assert!(ids(&entities).contains(&edited.as_str()));
 }
 
 #[tokio::test]
 async fn refusals_end_the_stream_as_the_worker_expects() {
-    let mut pages = workspace_pages();
-    pages[1] = Reply::status(400)
-        .json(serde_json::from_str(&graphql_error("AUTHENTICATION_ERROR")).unwrap());
-    let fake = scripted(pages).await;
+    let fake = seeded().await;
     let mut stream = source_for(&fake).open_stream(request(None, None)).unwrap();
+    let teams = stream.next_page().await.unwrap().unwrap();
+    assert_eq!(teams.entities.len(), 2);
+    fake.revoke_key();
     let (entities, _, _, error) = drain(&mut stream).await;
-    assert_eq!(ids(&entities), ["t1"]);
+    assert!(entities.is_empty());
     let Some(StreamError::Rejected(message)) = error else {
         panic!("rejected, got {error:?}");
     };
     assert!(!message.contains(KEY));
     assert_eq!(stream.cursor(), None, "no cursor before the end");
 
-    let mut pages = workspace_pages();
-    pages[2] = Reply::status(400)
-        .header("x-ratelimit-requests-remaining", "0")
-        .header(
-            "x-ratelimit-requests-reset",
-            (Utc::now().timestamp_millis() + 1_000).to_string(),
-        )
-        .json(serde_json::from_str(&graphql_error("RATELIMITED")).unwrap());
-    let fake = scripted(pages).await;
+    let fake = seeded().await;
+    fake.rate_limit_once_after(2, 1);
     let mut stream = source_for(&fake).open_stream(request(None, None)).unwrap();
     let (_, _, checkpoints, error) = drain(&mut stream).await;
     assert_eq!(checkpoints.len(), 2);
@@ -704,9 +705,8 @@ async fn refusals_end_the_stream_as_the_worker_expects() {
         })
     );
 
-    let mut pages = workspace_pages();
-    pages[0] = Reply::status(200).text(r#"{"data": {"teams": {"nodes": [{"id": "#);
-    let fake = scripted(pages).await;
+    let fake = seeded().await;
+    fake.malform_once_after(0);
     let mut stream = source_for(&fake).open_stream(request(None, None)).unwrap();
     let (_, _, _, error) = drain(&mut stream).await;
     assert_eq!(
@@ -716,10 +716,7 @@ async fn refusals_end_the_stream_as_the_worker_expects() {
         ))
     );
 
-    let unreachable = LinearSource::new(
-        http_client().unwrap(),
-        BaseUrl::parse(&closed_port_url().await).unwrap(),
-    );
+    let unreachable = source_at(&closed_port_url().await);
     let mut stream = unreachable.open_stream(request(None, None)).unwrap();
     assert!(matches!(
         stream.next_page().await,
@@ -729,52 +726,47 @@ async fn refusals_end_the_stream_as_the_worker_expects() {
 
 // --- the credential check ---
 
-async fn check(reply: Reply, auth: &AuthenticationRequest) -> (Result<(), CheckError>, Vec<Seen>) {
-    let fake = FakeUpstream::start(move |_: &Seen| reply.clone()).await;
-    let outcome = source_for(&fake).check_credentials(auth, &Map::new()).await;
-    (outcome, fake.seen())
-}
-
 #[tokio::test]
 async fn the_viewer_query_checks_the_credentials() {
-    let viewer = ok(json!({"data": {"viewer": {"id": "u1", "name": "Ada"}}}));
-    let (outcome, seen) = check(viewer.clone(), &api_key(KEY)).await;
-    assert_eq!(outcome, Ok(()));
-    assert_eq!(
-        (seen[0].method.as_str(), seen[0].path.as_str()),
-        ("POST", "/graphql")
-    );
-    assert_eq!(seen[0].header("authorization"), Some(KEY));
-    let (outcome, seen) = check(viewer, &oauth("lin_oauth_token")).await;
-    assert_eq!(outcome, Ok(()));
-    assert_eq!(
-        seen[0].header("authorization"),
-        Some("Bearer lin_oauth_token")
-    );
+    // The fake takes a personal key only as the raw `Authorization` value, and an OAuth token
+    // only as a bearer token, as Linear does.
+    let fake = FakeLinear::start(KEY).await;
+    fake.accept_oauth_token("lin_oauth_token");
+    let source = source_for(&fake);
+    let check = |auth: AuthenticationRequest| {
+        let source = source.clone();
+        async move { source.check_credentials(&auth, &Map::new()).await }
+    };
+    assert_eq!(check(api_key(KEY)).await, Ok(()));
+    assert_eq!(fake.requests(), ["POST /graphql"]);
+    assert_eq!(check(oauth("lin_oauth_token")).await, Ok(()));
+    assert!(fake.asked().is_empty(), "a check lists nothing");
 
-    let refused = Reply::status(400)
-        .json(serde_json::from_str(&graphql_error("AUTHENTICATION_ERROR")).unwrap());
-    let (outcome, _) = check(refused, &api_key(KEY)).await;
-    assert_eq!(outcome, Err(CheckError::Rejected(REJECTED.into())));
-
-    let limited = Reply::status(429)
-        .header("retry-after", "20")
-        .text("slow down");
-    let (outcome, _) = check(limited, &api_key(KEY)).await;
+    fake.rate_limit_viewer_once(20);
     assert_eq!(
-        outcome,
+        check(api_key(KEY)).await,
         Err(CheckError::RateLimited {
             retry_after: Some(Duration::from_secs(20))
         })
     );
 
-    let (outcome, _) = check(ok(json!({"data": {"viewer": null}})), &api_key(KEY)).await;
-    assert!(matches!(outcome, Err(CheckError::Unavailable(_))));
-
-    let unreachable = LinearSource::new(
-        http_client().unwrap(),
-        BaseUrl::parse(&closed_port_url().await).unwrap(),
+    fake.revoke_key();
+    assert_eq!(
+        check(api_key(KEY)).await,
+        Err(CheckError::Rejected(REJECTED.into()))
     );
+
+    // A workspace without a member: Linear's answer names no viewer.
+    let empty = FakeLinear::start_with(KEY, Workspace::default()).await;
+    let outcome = source_for(&empty)
+        .check_credentials(&api_key(KEY), &Map::new())
+        .await;
+    assert!(
+        matches!(outcome, Err(CheckError::Unavailable(_))),
+        "{outcome:?}"
+    );
+
+    let unreachable = source_at(&closed_port_url().await);
     assert_eq!(
         unreachable
             .check_credentials(&api_key(KEY), &Map::new())

@@ -4,10 +4,11 @@
 use super::api::{classify_list, DEFAULT_RATE_LIMIT_WAIT};
 use super::entities::{block_line, is_notion_id, page_entity, Content, Kind};
 use super::*;
-use crate::testing::{header_map, FakeUpstream, Reply, Seen};
+use crate::testing::header_map;
 use crate::upstream::{http_client, Answer};
 use domain::auth::{Credentials, OauthToken};
 use domain::catalog::validate_fields;
+use fakes::notion::FakeNotion;
 use secrecy::SecretString;
 use serde_json::json;
 use std::time::Duration;
@@ -27,7 +28,7 @@ fn oauth(token: &str) -> AuthenticationRequest {
     })
 }
 
-// --- Notion's JSON as the tests build it (the stream tests' small Notion serves it too) ---
+// --- Notion's JSON as the unit tests build it ---
 
 pub(super) fn id(n: u32) -> String {
     format!("00000000-0000-4000-8000-{n:012x}")
@@ -36,12 +37,6 @@ pub(super) fn id(n: u32) -> String {
 /// Minute `m` of the test day, as Notion writes times.
 pub(super) fn at(minute: u32) -> String {
     format!("2026-03-01T10:{minute:02}:00.000Z")
-}
-
-pub(super) fn time(minute: u32) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(&at(minute))
-        .unwrap()
-        .with_timezone(&Utc)
 }
 
 pub(super) fn text(t: &str) -> Value {
@@ -57,22 +52,6 @@ pub(super) fn page(n: u32, title: &str, minute: u32) -> Value {
         "parent": {"type": "workspace", "workspace": true},
         "archived": false, "in_trash": false,
         "properties": {"title": {"id": "title", "type": "title", "title": text(title)}},
-        "url": format!("https://www.notion.so/{}", id(n).replace('-', "")),
-    })
-}
-
-pub(super) fn database(n: u32, title: &str, minute: u32) -> Value {
-    json!({
-        "object": "database", "id": id(n),
-        "created_time": at(0), "last_edited_time": at(minute),
-        "title": text(title), "description": text("what we plan"),
-        "parent": {"type": "page_id", "page_id": id(1)},
-        "is_inline": false, "archived": false, "in_trash": false,
-        "properties": {
-            "Name": {"id": "title", "name": "Name", "type": "title", "title": {}},
-            "Status": {"id": "s", "name": "Status", "type": "select",
-                       "select": {"options": [{"id": "o1", "name": "Done", "color": "green"}]}},
-        },
         "url": format!("https://www.notion.so/{}", id(n).replace('-', "")),
     })
 }
@@ -140,44 +119,35 @@ fn the_catalog_entry_reads_as_documented() {
 
 // --- the credential check ---
 
-#[tokio::test]
-async fn a_check_asks_users_me_with_the_token_and_the_pinned_version() {
-    let fake = FakeUpstream::start(|_: &Seen| {
-        Reply::status(200).json(json!({"object": "user", "id": "u", "type": "bot"}))
-    })
-    .await;
-    let source = NotionSource::new(
+fn source_for(fake: &FakeNotion) -> NotionSource {
+    NotionSource::new(
         http_client().unwrap(),
         BaseUrl::parse(&fake.base_url).unwrap(),
-    );
+    )
+}
+
+#[tokio::test]
+async fn a_check_asks_users_me_with_the_token_and_the_pinned_version() {
+    // The fake refuses a request without `Bearer <its token>` (401) or without the
+    // `Notion-Version` it serves (400), as Notion does.
+    assert_eq!(NOTION_VERSION, fakes::notion::NOTION_VERSION);
+    let fake = FakeNotion::start(TOKEN).await;
+    let source = source_for(&fake);
     for auth in [direct(TOKEN), oauth(TOKEN)] {
         assert_eq!(source.check_credentials(&auth, &Map::new()).await, Ok(()));
     }
-    for seen in fake.seen() {
-        assert_eq!(
-            (seen.method.as_str(), seen.path.as_str()),
-            ("GET", "/v1/users/me")
-        );
-        assert_eq!(
-            seen.header("authorization"),
-            Some(format!("Bearer {TOKEN}").as_str())
-        );
-        assert_eq!(seen.header("notion-version"), Some("2022-06-28"));
-    }
-    assert_eq!(fake.seen().len(), 2);
+    assert_eq!(fake.requests(), ["GET /v1/users/me", "GET /v1/users/me"]);
+    let wrong = source
+        .check_credentials(&direct("ntn_another0token"), &Map::new())
+        .await;
+    assert!(matches!(wrong, Err(CheckError::Rejected(_))), "{wrong:?}");
 }
 
 #[tokio::test]
 async fn a_refused_token_is_rejected_without_repeating_it() {
-    let fake = FakeUpstream::start(|_: &Seen| {
-        Reply::status(401).json(json!({"object": "error", "status": 401,
-            "code": "unauthorized", "message": format!("API token {TOKEN} is invalid.")}))
-    })
-    .await;
-    let source = NotionSource::new(
-        http_client().unwrap(),
-        BaseUrl::parse(&fake.base_url).unwrap(),
-    );
+    let fake = FakeNotion::start(TOKEN).await;
+    fake.revoke_token();
+    let source = source_for(&fake);
     let err = source
         .check_credentials(&direct(TOKEN), &Map::new())
         .await
@@ -189,7 +159,11 @@ async fn a_refused_token_is_rejected_without_repeating_it() {
         source.check_credentials(&other, &Map::new()).await,
         Err(CheckError::Rejected(_))
     ));
-    assert_eq!(fake.seen().len(), 1, "an unsupported method asks nothing");
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "an unsupported method asks nothing"
+    );
 }
 
 #[test]
@@ -213,6 +187,10 @@ fn check_answers_are_classified() {
         check(401, &none, &body("unauthorized")),
         Err(CheckError::Rejected(_))
     ));
+    let quoting = json!({"object": "error", "status": 401, "code": "unauthorized",
+        "message": format!("API token {TOKEN} is invalid.")});
+    let refused = check(401, &none, quoting.to_string().as_bytes()).unwrap_err();
+    assert!(!refused.to_string().contains(TOKEN), "{refused}");
     assert!(matches!(
         check(403, &none, &body("restricted_resource")),
         Err(CheckError::Rejected(_))
