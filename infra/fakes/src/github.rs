@@ -6,11 +6,13 @@
 //! answer carries the `x-ratelimit-*` headers, and errors have GitHub's JSON shape.
 //!
 //! A test changes the [`Workspace`] between syncs (issues opened, edited, closed or deleted,
-//! comments, commits that add, edit and remove files) and flips switches for the next answers:
-//! a rate limit, a revoked token, a malformed page.
+//! comments, commits that add, edit and remove files, force-pushes) and flips switches for the
+//! next answers: a rate limit, a revoked token, a malformed page, a slow GitHub, an API served
+//! below `/api/v3` as GitHub Enterprise Server does.
 //!
-//! It counts requests and remembers their method and path, never a header or a body, so a test
-//! can assert on it without the fake ever holding a secret it could leak.
+//! It counts requests and remembers their method, path, query and the headers that carry no
+//! credential (of `Authorization` only its scheme), never a body, so a test can assert on what
+//! a client sent without the fake ever holding a secret it could leak.
 
 use crate::server::{FakeRequest, FakeResponse, FakeServer, Handler};
 use base64::Engine;
@@ -59,6 +61,87 @@ pub enum Fault {
     Malformed,
     /// 502, as GitHub answers when a request took too long.
     BadGateway,
+    /// 500 with GitHub's JSON error body.
+    ServerError,
+    /// 403 after a secondary rate limit (GitHub answers those with 403 or 429), with
+    /// `Retry-After` in seconds when given.
+    SecondaryLimitForbidden { retry_after_secs: Option<u64> },
+    /// 429 with the primary limit spent (GitHub answers that with 403 or 429):
+    /// `x-ratelimit-remaining: 0` and the reset this many seconds from now.
+    PrimaryLimitTooManyRequests { reset_in_secs: u64 },
+    /// 403 for a token an organization's SAML single sign-on has not authorized (no rate
+    /// limit: requests remain).
+    SamlEnforced,
+    /// 403 for a fine-grained token without the permission (no rate limit: requests remain).
+    NotAccessible,
+    /// 200 with a JSON object that is not what was asked for (`{"message": "OK"}`): no user, no
+    /// repository, no list, as a misrouted proxy or a changed API would answer.
+    WrongShape,
+    /// The normal answer, its `Link` pointing to another host (as a proxy in front of GitHub
+    /// Enterprise with the wrong public URL would send).
+    LinkOffHost,
+    /// 301 with a `Location`, as GitHub answers for a renamed or transferred repository: a
+    /// repository's paths move to `/repositories/{id}/...`, any other path to itself.
+    MovedPermanently,
+}
+
+/// A request as the fake received it, without its credential: see [`FakeGithub::received`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub method: String,
+    /// As sent, percent-encoding kept.
+    pub path: String,
+    /// Decoded query parameters (`access_token` and `client_secret` left out).
+    pub query: BTreeMap<String, String>,
+    /// Lowercase names; `Authorization`, `Proxy-Authorization` and `Cookie` left out.
+    pub headers: BTreeMap<String, String>,
+    /// The scheme of `Authorization` (`Bearer`, `token`), never the credential.
+    pub auth_scheme: Option<String>,
+}
+
+impl Received {
+    fn of(request: &FakeRequest) -> Self {
+        const CREDENTIALS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+        let mut headers: BTreeMap<String, String> = BTreeMap::new();
+        for (name, value) in &request.headers {
+            if CREDENTIALS.contains(&name.as_str()) {
+                continue;
+            }
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            headers
+                .entry(name.as_str().to_owned())
+                .and_modify(|v| {
+                    v.push_str(", ");
+                    v.push_str(&value);
+                })
+                .or_insert(value);
+        }
+        Self {
+            method: request.method.clone(),
+            path: request.path.clone(),
+            query: request
+                .query
+                .iter()
+                .filter(|(k, _)| k.as_str() != "access_token" && k.as_str() != "client_secret")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            headers,
+            auth_scheme: request
+                .header("authorization")
+                .map(|v| v.split(' ').next().unwrap_or_default().to_owned()),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// A query parameter's decoded value.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
 }
 
 struct Armed {
@@ -74,6 +157,9 @@ struct Shared {
     mode: Mutex<Mode>,
     faults: Mutex<VecDeque<Armed>>,
     requests: AtomicUsize,
+    received: Mutex<Vec<Received>>,
+    /// Where the API is rooted below the host (`""`, or e.g. `/api/v3`).
+    prefix: Mutex<String>,
     workspace: Arc<Mutex<Workspace>>,
 }
 
@@ -116,6 +202,8 @@ impl FakeGithub {
             mode: Mutex::new(Mode::Normal),
             faults: Mutex::new(VecDeque::new()),
             requests: AtomicUsize::new(0),
+            received: Mutex::new(Vec::new()),
+            prefix: Mutex::new(String::new()),
             workspace: Arc::new(Mutex::new(workspace)),
         });
         let handling = Arc::clone(&shared);
@@ -177,6 +265,23 @@ impl FakeGithub {
         *self.shared.revoked.lock().expect("revoked lock") = true;
     }
 
+    /// From now on `token` is the one token accepted (the one before is refused), as after the
+    /// user issued a new token.
+    pub fn set_valid_token(&self, token: &str) {
+        *self.shared.valid_token.lock().expect("token lock") = token.to_owned();
+    }
+
+    /// Every later answer is sent this long after its request came in (a slow GitHub).
+    pub fn answer_after(&self, delay: std::time::Duration) {
+        self.server.answer_after(delay);
+    }
+
+    /// From now on the API is served below `prefix` (e.g. `/api/v3`, as GitHub Enterprise
+    /// Server roots it), its links too; a path outside it is a 404.
+    pub fn serve_under(&self, prefix: &str) {
+        *self.shared.prefix.lock().expect("prefix lock") = prefix.trim_end_matches('/').to_owned();
+    }
+
     /// The next request whose path ends with `path_suffix` (e.g. `/issues`) gets `fault`
     /// instead of its answer, once. A suffix ending in `/` (e.g. `/git/blobs/`) matches the
     /// paths below it.
@@ -205,6 +310,11 @@ impl FakeGithub {
     /// `"GET /user"`-style lines of the requests received, in order.
     pub fn paths(&self) -> Vec<String> {
         self.server.requests()
+    }
+
+    /// The requests received, in order, with their query and headers but no credential.
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.received.lock().expect("received lock").clone()
     }
 }
 
@@ -237,6 +347,9 @@ impl std::ops::DerefMut for RepoGuard<'_> {
 pub struct Workspace {
     /// The largest `per_page` honoured (GitHub's is 100); tests lower it to get many pages.
     pub max_per_page: usize,
+    /// Page links name the repository by id (`/repositories/{id}/issues?...`), as github.com's
+    /// do; `false` (the default) links below the path asked.
+    pub link_by_repository_id: bool,
     pub repos: BTreeMap<String, Repo>,
 }
 
@@ -244,6 +357,7 @@ impl Default for Workspace {
     fn default() -> Self {
         Self {
             max_per_page: MAX_PER_PAGE,
+            link_by_repository_id: false,
             repos: BTreeMap::new(),
         }
     }
@@ -506,6 +620,40 @@ impl Repo {
         sha
     }
 
+    /// Rewrites `branch` as a force-push does: a new commit on top of the head's parent (or a
+    /// new root commit), `changes` applied to the parent's files, takes the head's place. The
+    /// old head still answers by its sha until [`Repo::garbage_collect`]. Answers the new sha.
+    pub fn force_push(
+        &mut self,
+        branch: &str,
+        message: &str,
+        changes: &[(&str, Option<&[u8]>)],
+    ) -> String {
+        match self.head(branch).and_then(|c| c.parent.clone()) {
+            Some(parent) => {
+                self.branches.insert(branch.to_owned(), parent);
+            }
+            None => {
+                self.branches.remove(branch);
+            }
+        }
+        self.commit(branch, message, changes)
+    }
+
+    /// Drops the commits no branch reaches (what GitHub does, some time after a force-push):
+    /// their shas, trees and comparisons answer 404 from then on.
+    pub fn garbage_collect(&mut self) {
+        let mut reachable = BTreeSet::new();
+        for head in self.branches.values() {
+            let mut at = Some(head.clone());
+            while let Some(sha) = at {
+                at = self.commits.get(&sha).and_then(|c| c.parent.clone());
+                reachable.insert(sha);
+            }
+        }
+        self.commits.retain(|sha, _| reachable.contains(sha));
+    }
+
     /// The head commit of a branch.
     pub fn head(&self, branch: &str) -> Option<&Commit> {
         self.commits.get(self.branches.get(branch)?)
@@ -558,8 +706,16 @@ fn sha_of(parts: &[&[u8]]) -> String {
     format!("{a:016x}{b:016x}{:08x}", c >> 32)
 }
 
-fn blob_sha(content: &[u8]) -> String {
+/// The sha the fake gives a file's content (its blob), as the tree and blob answers name it.
+pub fn blob_sha(content: &[u8]) -> String {
     sha_of(&[b"blob", content])
+}
+
+impl Commit {
+    /// The sha of the commit's tree, as the branch and tree answers name it.
+    pub fn tree_sha(&self) -> String {
+        tree_sha(&self.files)
+    }
 }
 
 fn tree_sha(files: &BTreeMap<String, Vec<u8>>) -> String {
@@ -589,6 +745,11 @@ fn directories(files: &BTreeMap<String, Vec<u8>>) -> BTreeSet<String> {
 fn answer(shared: &Shared, request: &FakeRequest) -> FakeResponse {
     let count = shared.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let remaining = HOURLY_LIMIT.saturating_sub(count);
+    shared
+        .received
+        .lock()
+        .expect("received lock")
+        .push(Received::of(request));
     match *shared.mode.lock().expect("mode lock") {
         Mode::Normal => {}
         Mode::TooManyRequests { retry_after_secs } => {
@@ -599,38 +760,142 @@ fn answer(shared: &Shared, request: &FakeRequest) -> FakeResponse {
             return FakeResponse::text(503, "text/plain", "Service Unavailable");
         }
     }
-    if let Some(fault) = take_fault(shared, &request.path) {
-        return match fault {
-            Fault::SecondaryLimit { retry_after_secs } => secondary_limit(Some(retry_after_secs)),
-            Fault::PrimaryLimit { reset_in_secs } => primary_limit(reset_in_secs),
-            Fault::Malformed => with_rate_limit(
-                FakeResponse::text(
-                    200,
-                    "application/json; charset=utf-8",
-                    "[{\"id\": 1, \"title\": \"cut off",
-                ),
-                remaining,
-                3600,
-            ),
-            Fault::BadGateway => FakeResponse::text(
-                502,
-                "text/html",
-                "<html><body>502 Bad Gateway</body></html>",
-            ),
-        };
+    let prefix = shared.prefix.lock().expect("prefix lock").clone();
+    let fault = take_fault(shared, &request.path);
+    if let Some(fault) = fault.filter(|f| *f != Fault::LinkOffHost) {
+        return faulty(shared, request, &prefix, fault, remaining);
     }
     let token_ok = !*shared.revoked.lock().expect("revoked lock")
         && is_valid(request, &shared.valid_token.lock().expect("token lock"));
     if !token_ok {
         return with_rate_limit(error(401, "Bad credentials", DOCS), remaining, 3600);
     }
-    let response = if request.method != "GET" {
-        error(404, "Not Found", DOCS)
-    } else {
-        let workspace = shared.workspace.lock().expect("workspace lock");
-        route(&workspace, request)
+    // The path below the API root; `None` outside it.
+    let below_root = request
+        .path
+        .strip_prefix(prefix.as_str())
+        .filter(|rest| rest.starts_with('/'));
+    let mut response = match below_root {
+        Some(path) if request.method == "GET" => {
+            let workspace = shared.workspace.lock().expect("workspace lock");
+            route(&workspace, request, path, &prefix)
+        }
+        _ => error(404, "Not Found", DOCS),
     };
+    if fault == Some(Fault::LinkOffHost) {
+        let root = root_of(request, "");
+        for (name, value) in &mut response.headers {
+            if name.eq_ignore_ascii_case("link") {
+                *value = value.replace(&root, "https://elsewhere.example");
+            }
+        }
+    }
     with_rate_limit(response, remaining, 3600)
+}
+
+/// `http://127.0.0.1:port` and the API's prefix, from the request's `Host` (as GitHub's links
+/// use its own host).
+fn root_of(request: &FakeRequest, prefix: &str) -> String {
+    let host = request.header("host").unwrap_or("127.0.0.1");
+    format!("http://{host}{prefix}")
+}
+
+/// The answer of an armed fault, in place of the request's own.
+fn faulty(
+    shared: &Shared,
+    request: &FakeRequest,
+    prefix: &str,
+    fault: Fault,
+    remaining: usize,
+) -> FakeResponse {
+    match fault {
+        Fault::SecondaryLimit { retry_after_secs } => secondary_limit(Some(retry_after_secs)),
+        Fault::PrimaryLimit { reset_in_secs } => primary_limit(reset_in_secs),
+        Fault::Malformed => with_rate_limit(
+            FakeResponse::text(
+                200,
+                "application/json; charset=utf-8",
+                "[{\"id\": 1, \"title\": \"cut off",
+            ),
+            remaining,
+            3600,
+        ),
+        Fault::BadGateway => FakeResponse::text(
+            502,
+            "text/html",
+            "<html><body>502 Bad Gateway</body></html>",
+        ),
+        Fault::ServerError => with_rate_limit(error(500, "Server Error", DOCS), remaining, 3600),
+        Fault::SecondaryLimitForbidden { retry_after_secs } => {
+            let mut response = error(
+                403,
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you \
+                 try again.",
+                RATE_LIMIT_DOCS,
+            );
+            if let Some(seconds) = retry_after_secs {
+                response = response.with_header("retry-after", seconds);
+            }
+            with_rate_limit(response, remaining, 3600)
+        }
+        Fault::PrimaryLimitTooManyRequests { reset_in_secs } => {
+            let response = error(
+                429,
+                "API rate limit exceeded for user ID 583231.",
+                RATE_LIMIT_DOCS,
+            );
+            with_rate_limit(response, 0, reset_in_secs)
+        }
+        Fault::SamlEnforced => with_rate_limit(
+            error(
+                403,
+                "Resource protected by organization SAML enforcement. You must grant your \
+                 Personal Access token access to this organization.",
+                "https://docs.github.com/articles/authenticating-to-a-github-organization-with-saml-single-sign-on/",
+            ),
+            remaining,
+            3600,
+        ),
+        Fault::NotAccessible => with_rate_limit(
+            error(
+                403,
+                "Resource not accessible by personal access token",
+                "https://docs.github.com/rest/repos/repos#get-a-repository",
+            ),
+            remaining,
+            3600,
+        ),
+        Fault::WrongShape => {
+            with_rate_limit(json_response(200, &json!({"message": "OK"})), remaining, 3600)
+        }
+        Fault::MovedPermanently => {
+            let path = request.path.strip_prefix(prefix).unwrap_or(&request.path);
+            let moved = path.strip_prefix("/repos/").and_then(|rest| {
+                let mut parts = rest.splitn(3, '/');
+                let full_name = format!("{}/{}", parts.next()?, parts.next()?);
+                let rest = parts.next().map_or(String::new(), |r| format!("/{r}"));
+                let workspace = shared.workspace.lock().expect("workspace lock");
+                let id = workspace.repos.get(&full_name)?.id;
+                Some(format!("/repositories/{id}{rest}"))
+            });
+            let location = format!(
+                "{}{}",
+                root_of(request, prefix),
+                moved.as_deref().unwrap_or(path)
+            );
+            let body = json!({
+                "message": "Moved Permanently",
+                "url": location,
+                "documentation_url": DOCS,
+            });
+            with_rate_limit(
+                json_response(301, &body).with_header("location", &location),
+                remaining,
+                3600,
+            )
+        }
+        Fault::LinkOffHost => unreachable!("answered with the normal answer"),
+    }
 }
 
 fn take_fault(shared: &Shared, path: &str) -> Option<Fault> {
@@ -682,29 +947,49 @@ fn is_valid(request: &FakeRequest, valid_token: &str) -> bool {
     }
 }
 
-fn route(workspace: &Workspace, request: &FakeRequest) -> FakeResponse {
-    let path = request.path.as_str();
+/// Answers `path`, the request's path below the API root (`prefix`).
+fn route(workspace: &Workspace, request: &FakeRequest, path: &str, prefix: &str) -> FakeResponse {
     if path == "/user" {
         return json_response(200, &user()).with_header("x-oauth-scopes", "repo, read:user");
     }
-    let Some(rest) = path.strip_prefix("/repos/") else {
+    // `/repos/{owner}/{name}/...`, or `/repositories/{id}/...` as GitHub's links name it.
+    let (repo, sub) = if let Some(rest) = path.strip_prefix("/repos/") {
+        let mut segments = rest.splitn(3, '/');
+        let (Some(owner), Some(name)) = (segments.next(), segments.next()) else {
+            return error(404, "Not Found", DOCS);
+        };
+        (
+            workspace.repos.get(&format!("{owner}/{name}")),
+            segments.next(),
+        )
+    } else if let Some(rest) = path.strip_prefix("/repositories/") {
+        let mut segments = rest.splitn(2, '/');
+        let id = segments.next().and_then(|id| id.parse::<u64>().ok());
+        (
+            workspace.repos.values().find(|r| Some(r.id) == id),
+            segments.next(),
+        )
+    } else {
         return error(404, "Not Found", DOCS);
     };
-    let mut segments = rest.splitn(3, '/');
-    let (Some(owner), Some(name)) = (segments.next(), segments.next()) else {
-        return error(404, "Not Found", DOCS);
-    };
-    let full_name = format!("{owner}/{name}");
     // A repository the token cannot see is a 404, exactly like one that does not exist.
-    let Some(repo) = workspace.repos.get(&full_name) else {
+    let Some(repo) = repo else {
         return error(
             404,
             "Not Found",
             "https://docs.github.com/rest/repos/repos#get-a-repository",
         );
     };
-    let api = Api::new(request, repo);
-    match segments.next() {
+    let link_path = if workspace.link_by_repository_id {
+        match sub {
+            Some(sub) if !sub.is_empty() => format!("/repositories/{}/{sub}", repo.id),
+            _ => format!("/repositories/{}", repo.id),
+        }
+    } else {
+        path.to_owned()
+    };
+    let api = Api::new(request, repo, prefix, link_path);
+    match sub {
         None | Some("") => json_response(200, &api.repository()),
         Some("issues" | "issues/comments") if !repo.has_issues => error(
             410,
@@ -736,17 +1021,20 @@ fn route(workspace: &Workspace, request: &FakeRequest) -> FakeResponse {
 /// Answers about one repository, with URLs rooted where the request was sent.
 struct Api<'a> {
     repo: &'a Repo,
-    /// `http://127.0.0.1:port`, from the request's `Host` (as GitHub's links use its own host).
+    /// `http://127.0.0.1:port` and the API's prefix, from the request's `Host` (as GitHub's
+    /// links use its own host).
     root: String,
+    /// The path below `root` the page links name.
+    link_path: String,
     html: String,
 }
 
 impl<'a> Api<'a> {
-    fn new(request: &FakeRequest, repo: &'a Repo) -> Self {
-        let host = request.header("host").unwrap_or("127.0.0.1");
+    fn new(request: &FakeRequest, repo: &'a Repo, prefix: &str, link_path: String) -> Self {
         Self {
             repo,
-            root: format!("http://{host}"),
+            root: root_of(request, prefix),
+            link_path,
             html: format!("https://github.com/{}", repo.full_name),
         }
     }
@@ -965,7 +1253,7 @@ impl<'a> Api<'a> {
             let encoded: String = url::form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(query.iter())
                 .finish();
-            format!("{}{}?{encoded}", self.root, request.path)
+            format!("{}{}?{encoded}", self.root, self.link_path)
         };
         let mut links = Vec::new();
         if page > 1 {

@@ -10,6 +10,8 @@ fn shared(workspace: Workspace) -> Shared {
         mode: Mutex::new(Mode::Normal),
         faults: Mutex::new(VecDeque::new()),
         requests: AtomicUsize::new(0),
+        received: Mutex::new(Vec::new()),
+        prefix: Mutex::new(String::new()),
         workspace: Arc::new(Mutex::new(workspace)),
     }
 }
@@ -387,4 +389,282 @@ fn disabled_issues_answer_410_and_branch_names_are_percent_decoded() {
     assert_eq!(branch.status, 200);
     assert_eq!(body(&branch)["name"], "feat/x#1%y");
     assert_eq!(get(&fake, "/repos/octo/off/branches/feat/x%2").status, 404);
+}
+
+#[test]
+fn the_request_log_keeps_queries_and_headers_but_no_credential() {
+    let fake = shared(Workspace::demo());
+    get(
+        &fake,
+        "/repos/octo-org/hello-world/issues?state=all&since=2025-03-01T09%3A00%3A00Z&access_token=ghp_x",
+    );
+    let received = fake.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    let request = &received[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("GET", "/repos/octo-org/hello-world/issues")
+    );
+    assert_eq!(request.param("since"), Some("2025-03-01T09:00:00Z"));
+    assert_eq!(request.param("state"), Some("all"));
+    assert_eq!(request.param("access_token"), None, "a credential");
+    assert_eq!(request.header("Host"), Some("127.0.0.1:4701"));
+    assert_eq!(request.header("authorization"), None);
+    assert_eq!(request.auth_scheme.as_deref(), Some("Bearer"));
+    assert!(!format!("{received:?}").contains(TOKEN));
+}
+
+#[test]
+fn links_can_name_the_repository_by_id_and_those_paths_answer() {
+    let mut workspace = Workspace::demo();
+    workspace.max_per_page = 2;
+    workspace.link_by_repository_id = true;
+    let id = workspace.repos[DEMO_REPO].id;
+    let fake = shared(workspace);
+
+    let first = get(
+        &fake,
+        "/repos/octo-org/hello-world/issues?state=all&sort=updated&direction=asc",
+    );
+    let link = header(&first, "link").unwrap();
+    let next = link
+        .split(',')
+        .find(|l| l.contains("rel=\"next\""))
+        .unwrap()
+        .trim();
+    let prefix = format!("<http://127.0.0.1:4701/repositories/{id}/issues?");
+    assert!(next.starts_with(&prefix), "{link}");
+    let url = next.trim_start_matches('<').split('>').next().unwrap();
+    let second = get(&fake, url.trim_start_matches("http://127.0.0.1:4701"));
+    assert_eq!(second.status, 200);
+    assert_eq!(titles(&second), ["Add a --name flag"]);
+
+    let repository = get(&fake, &format!("/repositories/{id}"));
+    assert_eq!(body(&repository)["full_name"], DEMO_REPO);
+    assert_eq!(get(&fake, "/repositories/1/issues").status, 404);
+    // The default links below the path asked.
+    let plain = shared(Workspace {
+        max_per_page: 2,
+        ..Workspace::demo()
+    });
+    let link = header(
+        &get(&plain, "/repos/octo-org/hello-world/issues?state=all"),
+        "link",
+    )
+    .unwrap()
+    .to_owned();
+    assert!(link.starts_with("<http://127.0.0.1:4701/repos/octo-org/hello-world/issues?"));
+}
+
+#[test]
+fn an_api_prefix_roots_every_path_and_link() {
+    let fake = shared(Workspace {
+        max_per_page: 2,
+        ..Workspace::demo()
+    });
+    *fake.prefix.lock().unwrap() = "/api/v3".into();
+    assert_eq!(get(&fake, "/user").status, 404);
+    assert_eq!(get(&fake, "/api/v3x/user").status, 404);
+    assert_eq!(body(&get(&fake, "/api/v3/user"))["login"], "octo-tester");
+    let page = get(&fake, "/api/v3/repos/octo-org/hello-world/issues?state=all");
+    assert_eq!(page.status, 200);
+    let link = header(&page, "link").unwrap();
+    assert!(
+        link.starts_with("<http://127.0.0.1:4701/api/v3/repos/octo-org/hello-world/issues?"),
+        "{link}"
+    );
+    let repository = body(&get(&fake, "/api/v3/repos/octo-org/hello-world"));
+    assert!(repository["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:4701/api/v3/repos/"));
+}
+
+/// The answer to `path_and_query` with `fault` armed for its path.
+fn faulted(fault: Fault, path_and_query: &str) -> FakeResponse {
+    let mut workspace = Workspace::demo();
+    workspace.max_per_page = 2;
+    let fake = shared(workspace);
+    let path = path_and_query.split('?').next().unwrap();
+    fake.faults.lock().unwrap().push_back(Armed {
+        path_suffix: path.into(),
+        skip: 0,
+        fault,
+    });
+    let response = get(&fake, path_and_query);
+    assert!(fake.faults.lock().unwrap().is_empty(), "answered once");
+    response
+}
+
+#[test]
+fn the_faults_answer_as_github_does() {
+    let repo = "/repos/octo-org/hello-world";
+    let server = faulted(Fault::ServerError, "/user");
+    assert_eq!(
+        (server.status, body(&server)["message"].clone()),
+        (500, json!("Server Error"))
+    );
+
+    let secondary = faulted(
+        Fault::SecondaryLimitForbidden {
+            retry_after_secs: Some(42),
+        },
+        "/user",
+    );
+    assert_eq!(secondary.status, 403);
+    assert_eq!(header(&secondary, "retry-after"), Some("42"));
+    assert!(body(&secondary)["message"]
+        .as_str()
+        .unwrap()
+        .contains("secondary rate limit"));
+    let without = faulted(
+        Fault::SecondaryLimitForbidden {
+            retry_after_secs: None,
+        },
+        "/user",
+    );
+    assert_eq!(header(&without, "retry-after"), None);
+    assert_ne!(header(&without, "x-ratelimit-remaining"), Some("0"));
+
+    let primary = faulted(
+        Fault::PrimaryLimitTooManyRequests { reset_in_secs: 300 },
+        "/user",
+    );
+    assert_eq!(primary.status, 429);
+    assert_eq!(header(&primary, "x-ratelimit-remaining"), Some("0"));
+
+    for fault in [Fault::SamlEnforced, Fault::NotAccessible] {
+        let forbidden = faulted(fault, repo);
+        assert_eq!(forbidden.status, 403, "{fault:?}");
+        assert_ne!(header(&forbidden, "x-ratelimit-remaining"), Some("0"));
+        assert!(!body(&forbidden)["message"]
+            .as_str()
+            .unwrap()
+            .contains("rate limit"));
+    }
+
+    let odd = faulted(Fault::WrongShape, &format!("{repo}/issues"));
+    assert_eq!(odd.status, 200);
+    assert!(body(&odd).is_object() && body(&odd).get("login").is_none());
+
+    let off_host = faulted(Fault::LinkOffHost, &format!("{repo}/issues?state=all"));
+    assert_eq!(off_host.status, 200);
+    assert_eq!(titles(&off_host).len(), 2, "the normal page");
+    let link = header(&off_host, "link").unwrap();
+    assert!(
+        link.starts_with("<https://elsewhere.example/repos/octo-org/hello-world/issues?"),
+        "{link}"
+    );
+
+    let moved = faulted(Fault::MovedPermanently, &format!("{repo}/branches/main"));
+    let id = Workspace::demo().repos[DEMO_REPO].id;
+    assert_eq!(moved.status, 301);
+    assert_eq!(
+        header(&moved, "location").unwrap(),
+        format!("http://127.0.0.1:4701/repositories/{id}/branches/main")
+    );
+    let user = faulted(Fault::MovedPermanently, "/user");
+    assert_eq!(
+        header(&user, "location"),
+        Some("http://127.0.0.1:4701/user")
+    );
+}
+
+#[test]
+fn a_force_push_rewrites_the_branch_and_a_collection_drops_the_old_head() {
+    let fake = shared(Workspace::demo());
+    let (old, old_tree) = {
+        let ws = fake.workspace.lock().unwrap();
+        let head = ws.repos[DEMO_REPO].head("main").unwrap();
+        (head.sha.clone(), head.tree_sha())
+    };
+    let new = fake
+        .workspace
+        .lock()
+        .unwrap()
+        .repos
+        .get_mut(DEMO_REPO)
+        .unwrap()
+        .force_push("main", "Rewritten", &[("other.txt", Some(b"other"))]);
+    let branch = body(&get(&fake, "/repos/octo-org/hello-world/branches/main"));
+    assert_eq!(branch["commit"]["sha"], new.as_str());
+    let tree = body(&get(
+        &fake,
+        &format!("/repos/octo-org/hello-world/git/trees/{new}?recursive=1"),
+    ));
+    assert_eq!(tree["tree"].as_array().unwrap().len(), 1, "{tree}");
+    assert_eq!(tree["tree"][0]["sha"], blob_sha(b"other").as_str());
+    let compare = body(&get(
+        &fake,
+        &format!("/repos/octo-org/hello-world/compare/{old}...{new}"),
+    ));
+    assert_eq!(compare["status"], "diverged");
+    let trees = |sha: &str| {
+        get(
+            &fake,
+            &format!("/repos/octo-org/hello-world/git/trees/{sha}?recursive=1"),
+        )
+        .status
+    };
+    assert_eq!((trees(&old), trees(&old_tree)), (200, 200));
+
+    fake.workspace
+        .lock()
+        .unwrap()
+        .repos
+        .get_mut(DEMO_REPO)
+        .unwrap()
+        .garbage_collect();
+    assert_eq!((trees(&old), trees(&old_tree)), (404, 404));
+    assert_eq!(trees(&new), 200);
+    let gone = get(
+        &fake,
+        &format!("/repos/octo-org/hello-world/compare/{old}...{new}"),
+    );
+    assert_eq!(gone.status, 404);
+}
+
+/// `GET path` on the fake's port with `token`: the status and how long the answer took.
+async fn raw_get(fake: &FakeGithub, path: &str, token: &str) -> (u16, std::time::Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = fake.base_url.trim_start_matches("http://");
+    let began = std::time::Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         User-Agent: fakes-test\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    (status, began.elapsed())
+}
+
+#[tokio::test]
+async fn a_new_token_replaces_the_old_one_and_answers_can_come_late() {
+    let fake = FakeGithub::start(TOKEN).await;
+    assert_eq!(raw_get(&fake, "/user", TOKEN).await.0, 200);
+    fake.set_valid_token("ghp_newToken");
+    assert_eq!(raw_get(&fake, "/user", TOKEN).await.0, 401);
+    assert_eq!(raw_get(&fake, "/user", "ghp_newToken").await.0, 200);
+
+    fake.answer_after(std::time::Duration::from_millis(150));
+    let (status, took) = raw_get(&fake, "/user", "ghp_newToken").await;
+    assert_eq!(status, 200);
+    assert!(took >= std::time::Duration::from_millis(150), "{took:?}");
+
+    let received = fake.received();
+    assert_eq!(received.len(), 4);
+    assert_eq!(received[0].header("user-agent"), Some("fakes-test"));
+    assert!(
+        received
+            .iter()
+            .all(|r| r.auth_scheme.as_deref() == Some("Bearer")
+                && r.header("authorization").is_none())
+    );
 }

@@ -1,5 +1,6 @@
-//! The entity stream against a scripted GitHub: paging, checkpoints and resume, the cursor and
-//! incremental runs, and what each kind of answer means for the run.
+//! The entity stream against the fake GitHub of the fakes crate (the one the end-to-end tests
+//! use): paging, checkpoints and resume, the cursor and incremental runs, and what each kind of
+//! answer means for the run.
 
 use super::api::next_link;
 use super::files::{compared, decode_base64, diff, not_fetched, Changes, TreeFile};
@@ -9,380 +10,134 @@ use crate::upstream::http_client;
 use domain::auth::Credentials;
 use domain::entity::{Entity, EntityKey};
 use domain::stream::EntityPage;
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use fakes::github::{blob_sha, Comment, FakeGithub, Fault, Received, Repo, Workspace};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 const PAT: &str = "ghp_streamSecret0never0in0messages";
 const REPO: &str = "octo/hello";
+const ISSUES: &str = "/repos/octo/hello/issues";
+const COMMENTS: &str = "/repos/octo/hello/issues/comments";
 
-// --- a scripted GitHub that sees whole URLs (path and query) ---
+// --- the repository the fake GitHub serves ---
 
-#[derive(Debug, Clone)]
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
+/// The files of `main`'s first commit: text, a known binary extension, a nested file (so the
+/// tree lists a directory too), binary content.
+const FILES: &[(&str, &[u8])] = &[
+    ("README.md", b"# Hello\n"),
+    ("logo.png", b"\x89PNG"),
+    ("src/main.rs", b"fn main() {}\n"),
+    ("data.bin", b"\x00\x01\x02"),
+];
+
+/// The issues of [`world`], numbered from 1: whether each is a pull request, and when it was
+/// last updated (#n on March n).
+const ITEMS: &[(bool, &str)] = &[
+    (true, "2026-03-01T00:00:00Z"),
+    (false, "2026-03-02T00:00:00Z"),
+    (false, "2026-03-03T00:00:00Z"),
+    (true, "2026-03-04T00:00:00Z"),
+    (false, "2026-03-05T00:00:00Z"),
+];
+
+fn at(time: &str) -> DateTime<Utc> {
+    time.parse().unwrap()
 }
 
-fn ok(body: Value) -> Answer {
-    Answer {
-        status: 200,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: body.to_string(),
+/// `octo/hello` (id 7): one item of `items` a number (`Issue {n}`, labelled `bug`), `files` on
+/// `main` when there are any (none: an empty repository).
+fn repo_with(items: &[(bool, &str)], files: &[(&str, &[u8])]) -> Repo {
+    let mut repo = Repo::new(REPO, "main");
+    repo.id = 7;
+    repo.description = Some("Hello".into());
+    if !files.is_empty() {
+        let changes: Vec<(&str, Option<&[u8]>)> =
+            files.iter().map(|(path, c)| (*path, Some(*c))).collect();
+        repo.commit("main", "Initial commit", &changes);
     }
-}
-
-fn status(status: u16, body: Value) -> Answer {
-    Answer { status, ..ok(body) }
-}
-
-impl Answer {
-    fn header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-}
-
-/// What the scripted repository holds; tests change it between runs.
-#[derive(Debug, Clone)]
-struct World {
-    /// Issues and pull requests, comments, as GitHub gives them; listed as GitHub does (see
-    /// [`list`]), `page_size` at most per page.
-    issues: Vec<Value>,
-    comments: Vec<Value>,
-    page_size: usize,
-    /// The branch head: (commit, tree).
-    head: (String, String),
-    /// Tree sha (or commit sha) to (path, blob sha, content).
-    trees: BTreeMap<String, Vec<(String, String, Vec<u8>)>>,
-    /// `old...new` to a comparison answer.
-    compares: BTreeMap<String, Answer>,
-    /// Answers a request whose path and query contain the key instead, once.
-    faults: Vec<(String, Answer)>,
-    /// Every answer is sent this long after its request (a slow GitHub).
-    delay: Duration,
-}
-
-struct Github {
-    base_url: String,
-    world: Arc<Mutex<World>>,
-    seen: Arc<Mutex<Vec<String>>>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Github {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Github {
-    async fn start(world: World) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base_url = format!("http://{}", listener.local_addr().unwrap());
-        let world = Arc::new(Mutex::new(world));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (w, s, root) = (Arc::clone(&world), Arc::clone(&seen), base_url.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (w, s, root) = (Arc::clone(&w), Arc::clone(&s), root.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |request: Request<Incoming>| {
-                        let url = request
-                            .uri()
-                            .path_and_query()
-                            .map(|p| p.to_string())
-                            .unwrap_or_default();
-                        let bearer = request
-                            .headers()
-                            .get("authorization")
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_owned);
-                        s.lock().unwrap().push(url.clone());
-                        let mut world = w.lock().unwrap();
-                        let delay = world.delay;
-                        let answer = if bearer.as_deref() == Some(&format!("Bearer {PAT}")) {
-                            route(&mut world, &root, &url)
-                        } else {
-                            status(401, json!({"message": "Bad credentials"}))
-                        };
-                        drop(world);
-                        async move {
-                            tokio::time::sleep(delay).await;
-                            Ok::<_, Infallible>(respond(answer))
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            base_url,
-            world,
-            seen,
-            task,
-        }
-    }
-
-    fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn change(&self, f: impl FnOnce(&mut World)) {
-        f(&mut self.world.lock().unwrap());
-    }
-
-    fn source(&self) -> GitHubSource {
-        GitHubSource::new(
-            http_client().unwrap(),
-            BaseUrl::parse(&self.base_url).unwrap(),
-        )
-    }
-}
-
-fn respond(answer: Answer) -> Response<Full<Bytes>> {
-    let mut response = Response::builder().status(answer.status);
-    for (name, value) in answer.headers {
-        response = response.header(name, value);
-    }
-    response.body(Full::new(Bytes::from(answer.body))).unwrap()
-}
-
-fn route(world: &mut World, root: &str, url: &str) -> Answer {
-    if let Some(i) = world.faults.iter().position(|(key, _)| url.contains(key)) {
-        return world.faults.remove(i).1;
-    }
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let repo = format!("/repos/{REPO}");
-    let Some(rest) = path.strip_prefix(&repo) else {
-        // GitHub's links page through `/repositories/{id}/...`.
-        return match path {
-            "/repositories/7/issues" => list(world, root, path, query, &world.issues),
-            "/repositories/7/issues/comments" => list(world, root, path, query, &world.comments),
-            _ => status(404, json!({"message": "Not Found"})),
+    for (pull_request, updated) in items {
+        let title = format!("Issue {}", repo.issues.len() + 1);
+        let number = if *pull_request {
+            repo.add_pull_request(&title, "text")
+        } else {
+            repo.add_issue(&title, "text")
         };
+        let issue = repo.issues.get_mut(&number).unwrap();
+        issue.labels = vec!["bug".into()];
+        issue.updated_at = at(updated);
+    }
+    repo
+}
+
+/// A comment `id` on issue `issue`, last updated at `updated`.
+fn comment(repo: &mut Repo, id: u64, issue: u64, updated: &str) {
+    let comment = Comment {
+        id,
+        issue,
+        body: format!("comment {id}"),
+        author: "hubot".into(),
+        created_at: at("2026-01-01T00:00:00Z"),
+        updated_at: at(updated),
     };
-    match rest {
-        "" => ok(json!({
-            "id": 7, "full_name": REPO, "name": "hello", "owner": {"login": "octo"},
-            "description": "Hello", "html_url": "https://github.com/octo/hello",
-            "default_branch": "main", "private": false, "stargazers_count": 3,
-            "pushed_at": "2026-11-01T00:00:00Z", "topics": ["demo"],
-        })),
-        "/issues" => list(world, root, "/repositories/7/issues", query, &world.issues),
-        "/issues/comments" => list(
-            world,
-            root,
-            "/repositories/7/issues/comments",
-            query,
-            &world.comments,
-        ),
-        "/branches/main" => ok(json!({
-            "name": "main",
-            "commit": {"sha": world.head.0, "commit": {"tree": {"sha": world.head.1}}},
-        })),
-        _ => {
-            if let Some(sha) = rest.strip_prefix("/git/trees/") {
-                return match world.trees.get(sha) {
-                    Some(files) => ok(json!({
-                        "sha": sha,
-                        "truncated": false,
-                        "tree": files.iter().map(|(path, sha, content)| json!({
-                            "path": path, "mode": "100644", "type": "blob", "sha": sha,
-                            "size": content.len(),
-                        })).chain([json!({"path": "src", "mode": "040000", "type": "tree", "sha": "d1"})])
-                        .collect::<Vec<_>>(),
-                    })),
-                    None => status(404, json!({"message": "Not Found"})),
-                };
-            }
-            if let Some(sha) = rest.strip_prefix("/git/blobs/") {
-                let content = world
-                    .trees
-                    .values()
-                    .flatten()
-                    .find(|(_, s, _)| s == sha)
-                    .map(|(_, _, c)| c.clone());
-                return match content {
-                    Some(c) => ok(json!({"sha": sha, "size": c.len(), "encoding": "base64",
-                        "content": encode(&c)})),
-                    None => status(404, json!({"message": "Not Found"})),
-                };
-            }
-            if let Some(basehead) = rest.strip_prefix("/compare/") {
-                return world
-                    .compares
-                    .get(basehead)
-                    .cloned()
-                    .unwrap_or_else(|| status(404, json!({"message": "Not Found"})));
-            }
-            status(404, json!({"message": "Not Found"}))
-        }
-    }
+    repo.comments.insert(id, comment);
 }
 
-fn updated(item: &Value) -> DateTime<Utc> {
-    item["updated_at"].as_str().unwrap().parse().unwrap()
+/// Two items a page, and links that name the repository by id, as github.com's do.
+fn workspace_of(repo: Repo) -> Workspace {
+    let mut workspace = Workspace {
+        max_per_page: 2,
+        link_by_repository_id: true,
+        ..Workspace::default()
+    };
+    workspace.add_repo(repo);
+    workspace
 }
 
-/// A list as GitHub answers it: `since` keeps the items updated at or after it, `sort=updated`
-/// orders by update (`direction`, `desc` by default), pages of `per_page` (at most the world's
-/// `page_size`) numbered by `page`, and a `Link` to the next and last pages below `link_path`.
-fn list(world: &World, root: &str, link_path: &str, query: &str, items: &[Value]) -> Answer {
-    let params: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let since: Option<DateTime<Utc>> = params.get("since").map(|s| s.parse().unwrap());
-    let mut items: Vec<Value> = items
-        .iter()
-        .filter(|i| since.is_none_or(|s| updated(i) >= s))
-        .cloned()
-        .collect();
-    assert_eq!(params.get("sort").map(String::as_str), Some("updated"));
-    let id = |i: &Value| i.get("number").or(i.get("id")).and_then(Value::as_u64);
-    items.sort_by_key(|i| (updated(i), id(i)));
-    if params.get("direction").map(String::as_str) != Some("asc") {
-        items.reverse();
-    }
-    let per_page = params
-        .get("per_page")
-        .map_or(30, |n| n.parse().unwrap())
-        .min(world.page_size);
-    let page: usize = params.get("page").map_or(1, |n| n.parse().unwrap());
-    let last = items.len().div_ceil(per_page).max(1);
-    let body: Vec<Value> = items
+/// [`ITEMS`], comments 901 on #5 (March 6) and 902 on #4 (March 5, noon), and `files`.
+fn world_with(files: &[(&str, &[u8])]) -> Workspace {
+    let mut repo = repo_with(ITEMS, files);
+    comment(&mut repo, 901, 5, "2026-03-06T00:00:00Z");
+    comment(&mut repo, 902, 4, "2026-03-05T12:00:00Z");
+    workspace_of(repo)
+}
+
+fn world() -> Workspace {
+    world_with(FILES)
+}
+
+async fn start(world: Workspace) -> FakeGithub {
+    FakeGithub::start_with(PAT, world).await
+}
+
+fn source(github: &FakeGithub) -> GitHubSource {
+    GitHubSource::new(
+        http_client().unwrap(),
+        BaseUrl::parse(&github.base_url).unwrap(),
+    )
+}
+
+/// `main`'s head: its commit and tree.
+fn head(github: &FakeGithub) -> (String, String) {
+    let repo = github.repo(REPO);
+    let head = repo.head("main").unwrap();
+    (head.sha.clone(), head.tree_sha())
+}
+
+/// The requests the fake received for `path`, in order.
+fn asked(github: &FakeGithub, path: &str) -> Vec<Received> {
+    github
+        .received()
         .into_iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .collect();
-    let mut answer = ok(Value::Array(body));
-    if page < last {
-        let link_to = |n: usize| {
-            let mut params = params.clone();
-            params.insert("page".into(), n.to_string());
-            params.insert("per_page".into(), per_page.to_string());
-            let query: String = url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(params.iter())
-                .finish();
-            format!("{root}{link_path}?{query}")
-        };
-        answer = answer.header(
-            "link",
-            format!(
-                "<{}>; rel=\"next\", <{}>; rel=\"last\"",
-                link_to(page + 1),
-                link_to(last)
-            ),
-        );
-    }
-    answer
+        .filter(|r| r.path == path)
+        .collect()
 }
 
-/// Base64 with GitHub's line breaks, for the scripted blobs.
-fn encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-        if out.len() % 61 == 60 {
-            out.push('\n');
-        }
-    }
-    out
-}
-
-fn issue(number: u64, updated: &str) -> Value {
-    json!({
-        "number": number, "title": format!("Issue {number}"), "body": "text",
-        "state": "open", "user": {"login": "octocat"}, "labels": [{"name": "bug"}],
-        "html_url": format!("https://github.com/octo/hello/issues/{number}"),
-        "created_at": "2026-01-01T00:00:00Z", "updated_at": updated,
-        "reactions": {"total_count": 5}, "node_id": "I_x",
-    })
-}
-
-fn pull_request(number: u64, updated: &str) -> Value {
-    let mut pr = issue(number, updated);
-    pr["pull_request"] = json!({"url": "…", "merged_at": null});
-    pr["draft"] = json!(false);
-    pr
-}
-
-fn comment(id: u64, issue: u64, updated: &str) -> Value {
-    json!({
-        "id": id, "body": format!("comment {id}"), "user": {"login": "hubot"},
-        "issue_url": format!("https://api.github.com/repos/octo/hello/issues/{issue}"),
-        "html_url": format!("https://github.com/octo/hello/issues/{issue}#issuecomment-{id}"),
-        "created_at": "2026-01-01T00:00:00Z", "updated_at": updated,
-    })
-}
-
-fn world() -> World {
-    let files = vec![
-        (
-            "README.md".to_owned(),
-            "b1".to_owned(),
-            b"# Hello\n".to_vec(),
-        ),
-        ("logo.png".to_owned(), "b2".to_owned(), b"\x89PNG".to_vec()),
-        (
-            "src/main.rs".to_owned(),
-            "b3".to_owned(),
-            b"fn main() {}\n".to_vec(),
-        ),
-        (
-            "data.bin".to_owned(),
-            "b4".to_owned(),
-            b"\x00\x01\x02".to_vec(),
-        ),
-    ];
-    World {
-        issues: vec![
-            issue(5, "2026-03-05T00:00:00Z"),
-            pull_request(4, "2026-03-04T00:00:00Z"),
-            issue(3, "2026-03-03T00:00:00Z"),
-            issue(2, "2026-03-02T00:00:00Z"),
-            pull_request(1, "2026-03-01T00:00:00Z"),
-        ],
-        comments: vec![
-            comment(901, 5, "2026-03-06T00:00:00Z"),
-            comment(902, 4, "2026-03-05T12:00:00Z"),
-        ],
-        page_size: 2,
-        head: ("c1".into(), "t1".into()),
-        trees: BTreeMap::from([("t1".to_owned(), files.clone()), ("c1".to_owned(), files)]),
-        compares: BTreeMap::new(),
-        faults: Vec::new(),
-        delay: Duration::ZERO,
-    }
+fn query(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 fn request(config: Value, since: Option<Value>, resume: Option<Value>) -> StreamRequest {
@@ -440,35 +195,21 @@ impl Run {
     }
 }
 
-async fn drain(github: &Github, request: StreamRequest) -> Run {
-    let mut stream = github.source().open_stream(request).unwrap();
-    let mut pages = Vec::new();
-    loop {
-        match stream.next_page().await {
-            Ok(Some(page)) => pages.push(page),
-            Ok(None) => {
-                return Run {
-                    pages,
-                    error: None,
-                    stream,
-                }
-            }
-            Err(e) => {
-                return Run {
-                    pages,
-                    error: Some(e),
-                    stream,
-                }
-            }
-        }
-    }
+async fn drain(github: &FakeGithub, request: StreamRequest) -> Run {
+    let stream = source(github).open_stream(request).unwrap();
+    finish(Run {
+        pages: Vec::new(),
+        error: None,
+        stream,
+    })
+    .await
 }
 
 // --- a full run ---
 
 #[tokio::test]
 async fn a_full_run_yields_the_repository_issues_pull_requests_comments_and_files() {
-    let github = Github::start(world()).await;
+    let github = start(world()).await;
     let run = drain(&github, request(config(), None, None)).await;
     assert_eq!(run.error, None);
     assert!(!run.stream.incremental());
@@ -498,7 +239,7 @@ async fn a_full_run_yields_the_repository_issues_pull_requests_comments_and_file
         "blobs only, by path; directories are not files"
     );
     // Pull requests come from the issues list only: never a second list to dedupe.
-    assert!(github.seen().iter().all(|u| !u.contains("/pulls")));
+    assert!(github.paths().iter().all(|u| !u.contains("/pulls")));
 
     let readme = run.file("README.md");
     assert_eq!(readme.payload["content"], "# Hello\n");
@@ -509,12 +250,13 @@ async fn a_full_run_yields_the_repository_issues_pull_requests_comments_and_file
     assert_eq!(run.file("data.bin").payload["content_omitted"], "binary");
     assert_eq!(run.file("logo.png").payload["content"], Value::Null);
     // A known binary extension is not even fetched.
-    assert!(!github.seen().iter().any(|u| u.ends_with("/git/blobs/b2")));
+    let logo = format!("/git/blobs/{}", blob_sha(b"\x89PNG"));
+    assert!(!github.paths().iter().any(|u| u.ends_with(&logo)));
 }
 
 #[tokio::test]
 async fn payloads_keep_what_users_search_and_drop_what_moves() {
-    let github = Github::start(world()).await;
+    let github = start(world()).await;
     let run = drain(&github, request(config(), None, None)).await;
     let entities = run.entities();
     let issue = entities
@@ -553,31 +295,34 @@ async fn payloads_keep_what_users_search_and_drop_what_moves() {
 
 #[tokio::test]
 async fn lists_go_on_since_the_last_update_seen_and_a_resumed_run_continues_after_its_checkpoint() {
-    let github = Github::start(world()).await;
+    let github = start(world()).await;
     let run = drain(&github, request(config(), None, None)).await;
     assert_eq!(run.error, None);
-    let issue_requests: Vec<String> = github
-        .seen()
+    let issue_requests: Vec<Received> = github
+        .received()
         .into_iter()
-        .filter(|u| u.contains("issues") && !u.contains("comments"))
+        .filter(|r| r.path.contains("issues") && !r.path.contains("comments"))
         .collect();
     assert_eq!(issue_requests.len(), 4, "{issue_requests:?}");
-    assert!(
-        issue_requests[0].contains("state=all")
-            && issue_requests[0].contains("sort=updated&direction=asc")
-            && issue_requests[0].contains("per_page=100")
-            && !issue_requests[0].contains("since="),
-        "{issue_requests:?}"
+    assert_eq!(
+        issue_requests[0].query,
+        query(&[
+            ("state", "all"),
+            ("sort", "updated"),
+            ("direction", "asc"),
+            ("per_page", "100")
+        ]),
+        "no since"
     );
     // Each next request asks since the newest update of the page before, never by number.
     for (request, since) in issue_requests[1..].iter().zip(["02", "03", "04"]) {
-        assert!(
-            request.starts_with(&format!("/repos/{REPO}/issues?"))
-                && request.contains("direction=asc")
-                && request.ends_with(&format!("&since=2026-03-{since}T00:00:00Z"))
-                && !request.contains("&page="),
-            "{issue_requests:?}"
+        assert_eq!(request.path, ISSUES, "{issue_requests:?}");
+        assert_eq!(request.param("direction"), Some("asc"));
+        assert_eq!(
+            request.param("since"),
+            Some(format!("2026-03-{since}T00:00:00Z").as_str())
         );
+        assert_eq!(request.param("page"), None, "{issue_requests:?}");
     }
 
     // After the first issues page: where the list goes on, and the newest update so far.
@@ -587,20 +332,22 @@ async fn lists_go_on_since_the_last_update_seen_and_a_resumed_run_continues_afte
     assert_eq!(checkpoint.get("list_link"), None);
     assert_eq!(checkpoint["issues_seen"], "2026-03-02T00:00:00Z");
 
-    let before = github.seen().len();
+    let before = github.received().len();
     let resumed = drain(&github, request(config(), None, Some(checkpoint))).await;
     assert_eq!(resumed.error, None);
     let all: Vec<&Entity> = run.entities();
     let rest: Vec<&Entity> = resumed.entities();
     assert_eq!(rest, all[3..], "everything after the first issues page");
-    assert!(github.seen()[before].ends_with("since=2026-03-02T00:00:00Z"));
+    assert_eq!(
+        github.received()[before].param("since"),
+        Some("2026-03-02T00:00:00Z")
+    );
     assert_eq!(resumed.stream.cursor(), run.stream.cursor());
 }
 
 /// The stream of a run opened with `since`, after its repository page and first issues page.
-async fn after_first_issues_page(github: &Github, since: Option<Value>) -> Run {
-    let mut stream = github
-        .source()
+async fn after_first_issues_page(github: &FakeGithub, since: Option<Value>) -> Run {
+    let mut stream = source(github)
         .open_stream(request(config(), since, None))
         .unwrap();
     let mut pages = Vec::new();
@@ -644,13 +391,13 @@ fn numbers(run: &Run) -> Vec<u64> {
 
 #[tokio::test]
 async fn an_item_deleted_from_a_page_already_read_makes_no_later_item_skipped() {
-    let github = Github::start(world()).await;
+    let github = start(world()).await;
     let run = after_first_issues_page(&github, None).await;
     let read = numbers(&run);
     assert_eq!(read.len(), 2);
     // An item of the page read is deleted (or transferred) while the run is between pages:
     // every later item moves one place earlier.
-    github.change(|w| w.issues.retain(|i| i["number"] != read[0]));
+    github.repo(REPO).delete_issue(read[0]);
     let run = finish(run).await;
     assert_eq!(run.error, None);
     assert_eq!(numbers(&run), [1, 2, 3, 4, 5], "nothing skipped");
@@ -662,22 +409,24 @@ async fn an_item_updated_mid_run_on_a_page_not_read_yet_is_still_yielded() {
         None,
         Some(json!({"repo": REPO, "issues_since": "2026-03-01T00:00:00Z"})),
     ] {
-        let github = Github::start(world()).await;
+        let github = start(world()).await;
         let run = after_first_issues_page(&github, since.clone()).await;
         let read = numbers(&run);
         // The unread item updated longest ago: on the last page whichever way the list runs.
-        let mut edited = 0;
-        github.change(|w| {
-            let item = w
+        let edited = {
+            let mut repo = github.repo(REPO);
+            let number = repo
                 .issues
-                .iter_mut()
-                .filter(|i| !read.contains(&i["number"].as_u64().unwrap()))
-                .min_by_key(|i| updated(i))
-                .unwrap();
-            edited = item["number"].as_u64().unwrap();
-            item["updated_at"] = json!("2026-03-09T00:00:00Z");
-            item["title"] = json!("edited");
-        });
+                .values()
+                .filter(|i| !read.contains(&i.number))
+                .min_by_key(|i| i.updated_at)
+                .unwrap()
+                .number;
+            let item = repo.issues.get_mut(&number).unwrap();
+            item.updated_at = at("2026-03-09T00:00:00Z");
+            item.title = "edited".into();
+            number
+        };
         let run = finish(run).await;
         assert_eq!(run.error, None);
         assert_eq!(numbers(&run), [1, 2, 3, 4, 5], "since {since:?}");
@@ -696,28 +445,19 @@ async fn an_item_updated_mid_run_on_a_page_not_read_yet_is_still_yielded() {
 
 #[tokio::test]
 async fn a_whole_page_updated_in_one_second_is_passed_by_its_link() {
-    let mut w = world();
     let at = "2026-03-02T00:00:00Z";
-    w.issues = vec![
-        issue(1, "2026-03-01T00:00:00Z"),
-        issue(2, at),
-        issue(3, at),
-        issue(4, at),
-        issue(5, at),
-        issue(6, at),
-        issue(7, "2026-03-03T00:00:00Z"),
-        issue(8, "2026-03-04T00:00:00Z"),
+    let items = [
+        (false, "2026-03-01T00:00:00Z"),
+        (false, at),
+        (false, at),
+        (false, at),
+        (false, at),
+        (false, at),
+        (false, "2026-03-03T00:00:00Z"),
+        (false, "2026-03-04T00:00:00Z"),
     ];
-    let github = Github::start(w).await;
-    let run = finish(Run {
-        pages: Vec::new(),
-        error: None,
-        stream: github
-            .source()
-            .open_stream(request(config(), None, None))
-            .unwrap(),
-    })
-    .await;
+    let github = start(workspace_of(repo_with(&items, FILES))).await;
+    let run = drain(&github, request(config(), None, None)).await;
     assert_eq!(run.error, None);
     assert_eq!(
         run.ids("github_issue"),
@@ -741,13 +481,17 @@ async fn a_whole_page_updated_in_one_second_is_passed_by_its_link() {
             .unwrap()
             .contains("/repositories/7/issues?"));
     }
-    let asked = github.seen();
-    assert!(asked.iter().any(|u| u.contains("/repositories/7/issues?")
-        && u.contains("since=2026-03-02T00%3A00%3A00Z")
-        && u.contains("page=3")));
-    assert!(asked.iter().any(|u| u.ends_with(
-        "/issues?state=all&sort=updated&direction=asc&per_page=100&since=2026-03-03T00:00:00Z"
-    )));
+    assert!(asked(&github, "/repositories/7/issues")
+        .iter()
+        .any(|r| r.param("since") == Some(at) && r.param("page") == Some("3")));
+    assert!(asked(&github, ISSUES).iter().any(|r| r.query
+        == query(&[
+            ("state", "all"),
+            ("sort", "updated"),
+            ("direction", "asc"),
+            ("per_page", "100"),
+            ("since", "2026-03-03T00:00:00Z")
+        ])));
     assert_eq!(
         run.stream.cursor().unwrap()["issues_since"],
         "2026-03-04T00:00:00Z"
@@ -756,39 +500,31 @@ async fn a_whole_page_updated_in_one_second_is_passed_by_its_link() {
 
 #[tokio::test]
 async fn disabled_issues_are_an_empty_list() {
+    // GitHub answers both lists (issues and their comments) 410 when issues are turned off.
     let mut w = world();
-    let gone = || status(410, json!({"message": "Issues are disabled for this repo"}));
-    w.faults.push(("/issues?".into(), gone()));
-    let github = Github::start(w).await;
+    w.repos.get_mut(REPO).unwrap().has_issues = false;
+    let github = start(w).await;
     let run = drain(&github, request(config(), None, None)).await;
     assert_eq!(run.error, None);
     assert!(run.ids("github_issue").is_empty() && run.ids("github_pull_request").is_empty());
-    assert_eq!(run.ids("github_comment").len(), 2, "the run goes on");
-    assert_eq!(run.ids("github_file").len(), 4);
-
-    let mut w = world();
-    w.faults.push(("/issues/comments?".into(), gone()));
-    let github = Github::start(w).await;
-    let run = drain(&github, request(config(), None, None)).await;
-    assert_eq!(run.error, None);
     assert!(run.ids("github_comment").is_empty());
-    assert_eq!(run.ids("github_issue").len(), 3);
+    assert_eq!(run.ids("github_file").len(), 4, "the run goes on");
+    // Each list was asked once, and its 410 ended it.
+    assert_eq!(asked(&github, ISSUES).len(), 1);
+    assert_eq!(asked(&github, COMMENTS).len(), 1);
 }
 
 #[tokio::test]
 async fn a_resume_inside_the_files_lists_them_again_and_skips_what_was_yielded() {
-    let mut w = world();
-    let many: Vec<(String, String, Vec<u8>)> = (0..45)
-        .map(|i| {
-            (
-                format!("f{i:02}.txt"),
-                format!("s{i}"),
-                format!("file {i}").into_bytes(),
-            )
-        })
+    let many: Vec<(String, Vec<u8>)> = (0..45)
+        .map(|i| (format!("f{i:02}.txt"), format!("file {i}").into_bytes()))
         .collect();
-    w.trees.insert("t1".into(), many);
-    let github = Github::start(w).await;
+    let files: Vec<(&str, &[u8])> = many
+        .iter()
+        .map(|(path, content)| (path.as_str(), content.as_slice()))
+        .collect();
+    let github = start(world_with(&files)).await;
+    let (commit, tree) = head(&github);
     let run = drain(&github, request(config(), None, None)).await;
     let file_pages: Vec<&EntityPage> = run
         .pages
@@ -812,11 +548,14 @@ async fn a_resume_inside_the_files_lists_them_again_and_skips_what_was_yielded()
     );
     assert_eq!(
         (checkpoint["commit"].clone(), checkpoint["tree"].clone()),
-        (json!("c1"), json!("t1"))
+        (json!(commit), json!(tree))
     );
 
     // The branch moved meanwhile: the resumed run keeps to the commit it started with.
-    github.change(|w| w.head = ("c2".into(), "t2".into()));
+    github
+        .repo(REPO)
+        .commit("main", "Another file", &[("g.txt", Some(b"g"))]);
+    assert_ne!(head(&github).0, commit);
     let resumed = drain(&github, request(config(), None, Some(checkpoint))).await;
     assert_eq!(resumed.error, None);
     let ids: Vec<String> = resumed.ids("github_file");
@@ -824,21 +563,21 @@ async fn a_resume_inside_the_files_lists_them_again_and_skips_what_was_yielded()
     assert_eq!(ids[0], "octo/hello/f20.txt");
     assert_eq!(
         resumed.stream.cursor().unwrap()["commit"],
-        "c1",
+        commit.as_str(),
         "the next run starts from what this one synced"
     );
 }
 
 #[tokio::test]
 async fn the_files_are_listed_on_pages_of_their_own_before_any_content() {
-    let github = Github::start(world()).await;
-    let mut stream = github
-        .source()
+    let github = start(world()).await;
+    let (commit, tree) = head(&github);
+    let mut stream = source(&github)
         .open_stream(request(config(), None, None))
         .unwrap();
-    let blobs = |github: &Github| {
+    let blobs = |github: &FakeGithub| {
         github
-            .seen()
+            .paths()
             .iter()
             .filter(|u| u.contains("/git/blobs/"))
             .count()
@@ -858,7 +597,7 @@ async fn the_files_are_listed_on_pages_of_their_own_before_any_content() {
     assert_eq!((*entities, *asked), (0, 0));
     assert_eq!(
         (&head["commit"], &head["tree"]),
-        (&json!("c1"), &json!("t1"))
+        (&json!(commit), &json!(tree))
     );
     assert_eq!(head.get("files_via"), None);
     let (entities, via, asked) = &steps[1];
@@ -879,36 +618,48 @@ async fn the_files_are_listed_on_pages_of_their_own_before_any_content() {
     );
 
     // A resume lists again from the fixed commit, on a page of its own.
-    let before = github.seen().len();
-    let mut resumed = github
-        .source()
+    let before = github.received().len();
+    let mut resumed = source(&github)
         .open_stream(request(config(), None, Some(listed.clone())))
         .unwrap();
     let page = resumed.next_page().await.unwrap().unwrap();
     assert!(page.entities.is_empty());
-    let asked = github.seen()[before..].to_vec();
-    assert_eq!(asked, [format!("/repos/{REPO}/git/trees/t1?recursive=1")]);
+    let asked: Vec<(String, BTreeMap<String, String>)> = github.received()[before..]
+        .iter()
+        .map(|r| (r.path.clone(), r.query.clone()))
+        .collect();
+    assert_eq!(
+        asked,
+        [(
+            format!("/repos/{REPO}/git/trees/{tree}"),
+            query(&[("recursive", "1")])
+        )]
+    );
     let page = resumed.next_page().await.unwrap().unwrap();
     assert_eq!(page.entities.len(), 4);
 }
 
 #[tokio::test]
 async fn a_files_page_of_a_slow_github_returns_within_its_budget_and_one_call() {
-    let mut world = world();
-    let files: Vec<_> = (0..24)
+    let notes: Vec<(String, Vec<u8>)> = (0..24)
         .map(|i| {
-            let content = format!("# Note {i}\n").into_bytes();
-            (format!("notes/{i:02}.md"), format!("n{i:02}"), content)
+            (
+                format!("notes/{i:02}.md"),
+                format!("# Note {i}\n").into_bytes(),
+            )
         })
         .collect();
-    world.trees = BTreeMap::from([("t1".to_owned(), files.clone()), ("c1".to_owned(), files)]);
-    world.delay = SLOW_CALL;
-    let github = Github::start(world).await;
+    let files: Vec<(&str, &[u8])> = notes
+        .iter()
+        .map(|(path, content)| (path.as_str(), content.as_slice()))
+        .collect();
+    let github = start(world_with(&files)).await;
+    github.answer_after(SLOW_CALL);
     let short = StreamRequest {
         page_budget: SHORT_BUDGET,
         ..request(config(), None, None)
     };
-    let mut stream = github.source().open_stream(short).unwrap();
+    let mut stream = source(&github).open_stream(short).unwrap();
     let (mut yielded, mut content_pages) = (Vec::new(), 0);
     loop {
         let began = Instant::now();
@@ -940,17 +691,19 @@ async fn a_files_page_of_a_slow_github_returns_within_its_budget_and_one_call() 
 
 #[tokio::test]
 async fn a_force_push_whose_old_commit_is_gone_makes_the_next_run_a_full_one() {
-    let github = Github::start(world()).await;
+    let github = start(world()).await;
     let first = drain(&github, request(config(), None, None)).await;
     let cursor = first.stream.cursor().unwrap();
-    github.change(|w| {
-        w.head = ("c9".into(), "t9".into());
-        w.trees.remove("c1");
-        w.trees.insert(
-            "t9".into(),
-            vec![("other.txt".into(), "b9".into(), b"rewritten\n".to_vec())],
+    {
+        let mut repo = github.repo(REPO);
+        repo.force_push(
+            "main",
+            "Rewrite history",
+            &[("other.txt", Some(b"rewritten\n"))],
         );
-    });
+        // GitHub drops the commit no branch reaches any more.
+        repo.garbage_collect();
+    }
     let run = drain(&github, request(config(), Some(cursor), None)).await;
     assert_eq!(run.error, None);
     assert!(run.stream.incremental());
@@ -968,28 +721,33 @@ async fn a_force_push_whose_old_commit_is_gone_makes_the_next_run_a_full_one() {
 
 #[tokio::test]
 async fn branch_names_are_percent_encoded_in_the_path() {
-    let github = Github::start(world()).await;
+    let github = start(world()).await;
     let config = json!({"repo_name": REPO, "branch": "feat/x#1%y"});
-    let run = drain(&github, request(config, None, None)).await;
+    let run = drain(&github, request(config.clone(), None, None)).await;
     assert!(matches!(run.error, Some(StreamError::Upstream(_))));
     assert!(
         github
-            .seen()
-            .contains(&format!("/repos/{REPO}/branches/feat/x%231%25y")),
+            .paths()
+            .contains(&format!("GET /repos/{REPO}/branches/feat/x%231%25y")),
         "{:?}",
-        github.seen()
+        github.paths()
     );
+    // Once the branch exists, GitHub finds it by that path.
+    github
+        .repo(REPO)
+        .commit("feat/x#1%y", "Start", &[("a.txt", Some(b"a\n"))]);
+    let run = drain(&github, request(config, None, None)).await;
+    assert_eq!(run.error, None);
+    assert_eq!(run.ids("github_file"), ["octo/hello/a.txt"]);
     assert_eq!(stream::branch_path("main"), "main");
     assert_eq!(stream::branch_path("a/b c?d"), "a/b%20c%3Fd");
 }
 
 #[tokio::test]
 async fn an_unreadable_checkpoint_is_malformed() {
-    let github = Github::start(world()).await;
+    let github = start(world()).await;
     let result =
-        github
-            .source()
-            .open_stream(request(config(), None, Some(json!({"phase": "nowhere"}))));
+        source(&github).open_stream(request(config(), None, Some(json!({"phase": "nowhere"}))));
     assert!(matches!(result, Err(StreamError::Malformed(_))));
 }
 
@@ -997,7 +755,8 @@ async fn an_unreadable_checkpoint_is_malformed() {
 
 #[tokio::test]
 async fn the_cursor_makes_the_next_run_ask_only_for_what_changed() {
-    let github = Github::start(world()).await;
+    let github = start(world()).await;
+    let (first_commit, _) = head(&github);
     let first = drain(&github, request(config(), None, None)).await;
     let cursor = first.stream.cursor().unwrap();
     assert_eq!(
@@ -1007,50 +766,44 @@ async fn the_cursor_makes_the_next_run_ask_only_for_what_changed() {
             "issues_since": "2026-03-05T00:00:00Z",
             "comments_since": "2026-03-06T00:00:00Z",
             "branch": "main",
-            "commit": "c1",
+            "commit": first_commit,
         })
     );
 
     // Upstream: #2 edited, a comment edited, and a commit that edits, adds, renames and
     // removes files.
-    github.change(|w| {
-        w.issues[3] = issue(2, "2026-03-07T00:00:00Z");
-        w.comments[1] = comment(902, 4, "2026-03-08T00:00:00Z");
-        w.head = ("c2".into(), "t2".into());
-        w.trees.insert(
-            "t2".into(),
-            vec![
-                ("README.md".into(), "b1x".into(), b"# Hello again\n".to_vec()),
-                ("logo.png".into(), "b2".into(), b"\x89PNG".to_vec()),
-                ("src/lib.rs".into(), "b3".into(), b"fn main() {}\n".to_vec()),
-                ("NEW.md".into(), "b5".into(), b"new\n".to_vec()),
+    let second_commit = {
+        let mut repo = github.repo(REPO);
+        repo.issues.get_mut(&2).unwrap().updated_at = at("2026-03-07T00:00:00Z");
+        repo.comments.get_mut(&902).unwrap().updated_at = at("2026-03-08T00:00:00Z");
+        repo.commit(
+            "main",
+            "Edit, add, rename and remove",
+            &[
+                ("README.md", Some(b"# Hello again\n")),
+                ("src/main.rs", None),
+                ("src/lib.rs", Some(b"fn main() {}\n")),
+                ("NEW.md", Some(b"new\n")),
+                ("data.bin", None),
             ],
-        );
-        w.compares.insert(
-            "c1...c2".into(),
-            ok(json!({"status": "ahead", "files": [
-                {"filename": "NEW.md", "status": "added", "sha": "b5"},
-                {"filename": "README.md", "status": "modified", "sha": "b1x"},
-                {"filename": "src/lib.rs", "status": "renamed", "previous_filename": "src/main.rs", "sha": "b3"},
-                {"filename": "data.bin", "status": "removed", "sha": "b4"},
-            ]})),
-        );
-    });
-    let before = github.seen().len();
+        )
+    };
+    let before = github.received().len();
     let second = drain(&github, request(config(), Some(cursor), None)).await;
     assert_eq!(second.error, None);
     assert!(second.stream.incremental());
-    let asked = &github.seen()[before..];
+    let asked = &github.received()[before..];
     assert!(
         asked
             .iter()
-            .any(|u| u.contains("/issues?") && u.contains("since=2026-03-05T00:00:00Z")),
+            .any(|r| r.path == ISSUES && r.param("since") == Some("2026-03-05T00:00:00Z")),
         "{asked:?}"
     );
     assert!(asked
         .iter()
-        .any(|u| u.contains("/issues/comments?") && u.contains("since=2026-03-06T00:00:00Z")));
-    assert!(asked.iter().any(|u| u.ends_with("/compare/c1...c2")));
+        .any(|r| r.path == COMMENTS && r.param("since") == Some("2026-03-06T00:00:00Z")));
+    let compare = format!("/repos/{REPO}/compare/{first_commit}...{second_commit}");
+    assert!(asked.iter().any(|r| r.path == compare));
 
     // `since` includes its second: the newest items of the last run come again.
     assert_eq!(second.ids("github_issue"), ["octo/hello#5", "octo/hello#2"]);
@@ -1075,10 +828,10 @@ async fn the_cursor_makes_the_next_run_ask_only_for_what_changed() {
     );
     let cursor = second.stream.cursor().unwrap();
     assert_eq!(cursor["issues_since"], "2026-03-07T00:00:00Z");
-    assert_eq!(cursor["commit"], "c2");
+    assert_eq!(cursor["commit"], second_commit.as_str());
 
     // Nothing changed since: no issue, no comment, no file, the cursor kept.
-    github.change(|w| w.comments = Vec::new());
+    github.repo(REPO).comments.clear();
     let third = drain(&github, request(config(), Some(cursor.clone()), None)).await;
     assert_eq!(third.ids("github_file"), Vec::<String>::new());
     assert!(third.removed().is_empty());
@@ -1087,31 +840,25 @@ async fn the_cursor_makes_the_next_run_ask_only_for_what_changed() {
 
 #[tokio::test]
 async fn a_force_push_is_diffed_tree_against_tree() {
-    let github = Github::start(world()).await;
+    let github = start(world()).await;
+    let (old, _) = head(&github);
     let first = drain(&github, request(config(), None, None)).await;
     let cursor = first.stream.cursor().unwrap();
-    github.change(|w| {
-        w.head = ("c9".into(), "t9".into());
-        w.trees.insert(
-            "t9".into(),
-            vec![
-                ("README.md".into(), "b1".into(), b"# Hello\n".to_vec()),
-                (
-                    "other.txt".into(),
-                    "b9".into(),
-                    b"rewritten history\n".to_vec(),
-                ),
-            ],
-        );
-        w.compares.insert(
-            "c1...c9".into(),
-            ok(json!({"status": "diverged", "files": [
-                {"filename": "other.txt", "status": "added", "sha": "b9"}
-            ]})),
-        );
-    });
+    let new = github.repo(REPO).force_push(
+        "main",
+        "Rewrite history",
+        &[
+            ("README.md", Some(b"# Hello\n")),
+            ("other.txt", Some(b"rewritten history\n")),
+        ],
+    );
     let run = drain(&github, request(config(), Some(cursor), None)).await;
     assert_eq!(run.error, None);
+    // GitHub compares a force-push against the merge base: `diverged`, which tells nothing of
+    // the files the old head had; the old tree is still there to diff with.
+    assert!(github
+        .paths()
+        .contains(&format!("GET /repos/{REPO}/compare/{old}...{new}")));
     assert_eq!(run.ids("github_file"), ["octo/hello/other.txt"]);
     assert_eq!(
         run.removed(),
@@ -1125,7 +872,7 @@ async fn a_force_push_is_diffed_tree_against_tree() {
 
 #[tokio::test]
 async fn a_cursor_of_another_repository_is_ignored() {
-    let github = Github::start(world()).await;
+    let github = start(world()).await;
     let cursor =
         json!({"repo": "octo/other", "issues_since": "2026-03-05T00:00:00Z", "commit": "c0"});
     let run = drain(&github, request(config(), Some(cursor), None)).await;
@@ -1135,53 +882,45 @@ async fn a_cursor_of_another_repository_is_ignored() {
 
 // --- answers ---
 
-async fn first_error(fault_on: &str, answer: Answer) -> StreamError {
-    let mut w = world();
-    w.faults.push((fault_on.into(), answer));
-    let github = Github::start(w).await;
-    let run = drain(&github, request(config(), None, None)).await;
-    let error = run.error.expect("the run fails");
+/// A run's error, which names neither the token nor where GitHub is.
+fn plain(error: StreamError) -> StreamError {
     assert!(!error.to_string().contains(PAT), "{error}");
     assert!(!error.to_string().contains("127.0.0.1"), "{error}");
     error
 }
 
-fn epoch_in(seconds: i64) -> String {
-    (Utc::now().timestamp() + seconds).to_string()
+/// The error of a full run whose request to a path ending in `path_suffix` (after `skip` such
+/// requests answered normally) gets `fault`.
+async fn first_error(path_suffix: &str, skip: usize, fault: Fault) -> StreamError {
+    let github = start(world()).await;
+    github.fail_after(path_suffix, skip, fault);
+    let run = drain(&github, request(config(), None, None)).await;
+    plain(run.error.expect("the run fails"))
 }
 
 #[tokio::test]
 async fn rate_limits_ask_the_worker_to_wait() {
-    let primary = status(
-        403,
-        json!({"message": "API rate limit exceeded for user ID 1."}),
-    )
-    .header("x-ratelimit-remaining", "0")
-    .header("x-ratelimit-reset", epoch_in(120));
-    let StreamError::RateLimited { wait } =
-        first_error("since=2026-03-02T00:00:00Z", primary).await
-    else {
+    // On the second page of issues.
+    let primary = Fault::PrimaryLimit { reset_in_secs: 120 };
+    let StreamError::RateLimited { wait } = first_error("/issues", 1, primary).await else {
         panic!("a spent primary limit is a rate limit");
     };
     assert!((118..=120).contains(&wait.as_secs()), "{wait:?}");
 
-    let secondary = status(
-        429,
-        json!({"message": "You have exceeded a secondary rate limit."}),
-    )
-    .header("retry-after", "7");
+    let secondary = Fault::SecondaryLimit {
+        retry_after_secs: 7,
+    };
     assert_eq!(
-        first_error("/issues/comments", secondary).await,
+        first_error("/issues/comments", 0, secondary).await,
         StreamError::RateLimited {
             wait: Duration::from_secs(7)
         }
     );
-    let secondary_403 = status(
-        403,
-        json!({"message": "You have exceeded a secondary rate limit."}),
-    );
+    let secondary_403 = Fault::SecondaryLimitForbidden {
+        retry_after_secs: None,
+    };
     assert_eq!(
-        first_error("/git/blobs/", secondary_403).await,
+        first_error("/git/blobs/", 0, secondary_403).await,
         StreamError::RateLimited {
             wait: Duration::from_secs(60)
         }
@@ -1190,30 +929,30 @@ async fn rate_limits_ask_the_worker_to_wait() {
 
 #[tokio::test]
 async fn a_revoked_or_forbidden_token_is_rejected() {
-    assert_eq!(
-        first_error(
-            "/issues",
-            status(401, json!({"message": "Bad credentials"}))
-        )
-        .await,
-        StreamError::Rejected(REJECTED.into())
+    // Revoked while the run is between pages.
+    let github = start(world()).await;
+    let mut stream = source(&github)
+        .open_stream(request(config(), None, None))
+        .unwrap();
+    assert!(
+        stream.next_page().await.unwrap().is_some(),
+        "the repository"
     );
-    let saml = status(
-        403,
-        json!({"message": "Resource protected by organization SAML enforcement."}),
-    )
-    .header("x-ratelimit-remaining", "4000");
+    github.revoke_token();
+    let error = stream
+        .next_page()
+        .await
+        .expect_err("the issues are refused");
+    assert_eq!(plain(error), StreamError::Rejected(REJECTED.into()));
+
     assert!(matches!(
-        first_error("/branches/", saml).await,
+        first_error("/branches/", 0, Fault::SamlEnforced).await,
         StreamError::Rejected(_)
     ));
     // The repository is gone or out of the token's reach.
     let mut w = world();
-    w.faults.push((
-        format!("/repos/{REPO}"),
-        status(404, json!({"message": "Not Found"})),
-    ));
-    let github = Github::start(w).await;
+    w.repos.remove(REPO);
+    let github = start(w).await;
     let run = drain(&github, request(config(), None, None)).await;
     assert_eq!(
         run.error,
@@ -1227,54 +966,42 @@ async fn a_revoked_or_forbidden_token_is_rejected() {
         ..request(config(), None, None)
     };
     assert!(matches!(
-        github.source().open_stream(req).err(),
+        source(&github).open_stream(req).err(),
         Some(StreamError::Rejected(_))
     ));
 }
 
 #[tokio::test]
 async fn failures_and_odd_answers_end_the_run_with_a_clear_message() {
-    let not_json = Answer {
-        status: 200,
-        headers: vec![],
-        body: "[{\"number\": 1, \"title\": \"cut".into(),
-    };
+    // The second page of issues, cut off.
     assert_eq!(
-        first_error("since=2026-03-02T00:00:00Z", not_json).await,
+        first_error("/issues", 1, Fault::Malformed).await,
         StreamError::Malformed("GitHub answered HTTP 200 with a body that is not JSON".into())
     );
     assert_eq!(
-        first_error("/issues/comments", ok(json!({"message": "hi"}))).await,
+        first_error("/issues/comments", 0, Fault::WrongShape).await,
         StreamError::Malformed("GitHub answered a page of comments that is not a list".into())
     );
     assert_eq!(
-        first_error(
-            "/git/trees/",
-            status(502, json!({"message": "Server Error"}))
-        )
-        .await,
+        first_error("/git/trees/", 0, Fault::BadGateway).await,
         StreamError::Upstream("GitHub is unavailable (HTTP 502)".into())
     );
-    let outside = ok(json!([issue(9, "2026-03-09T00:00:00Z")]))
-        .header("link", "<https://evil.example/steal?page=2>; rel=\"next\"");
-    assert!(matches!(
-        first_error("/issues?", outside).await,
-        StreamError::Malformed(_)
-    ));
-    assert!(matches!(
-        first_error(
-            "/repos/octo/hello/branches/main",
-            status(301, json!({"message": "Moved Permanently"}))
-                .header("location", "/repositories/7/branches/main")
-        )
-        .await,
-        StreamError::Upstream(_)
-    ));
+    // A next page on another host: the token is never sent there.
+    assert_eq!(
+        first_error("/issues", 0, Fault::LinkOffHost).await,
+        StreamError::Malformed("GitHub pointed to a next page outside its API".into())
+    );
+    let StreamError::Upstream(moved) =
+        first_error("/branches/main", 0, Fault::MovedPermanently).await
+    else {
+        panic!("a redirect is the upstream's to explain");
+    };
+    assert!(moved.contains("(HTTP 301)"), "{moved}");
 }
 
 #[tokio::test]
 async fn a_configured_branch_that_does_not_exist_fails_the_run() {
-    let github = Github::start(world()).await;
+    let github = start(world()).await;
     let run = drain(
         &github,
         request(json!({"repo_name": REPO, "branch": "nope"}), None, None),
@@ -1290,12 +1017,8 @@ async fn a_configured_branch_that_does_not_exist_fails_the_run() {
 
 #[tokio::test]
 async fn an_empty_repository_has_no_files() {
-    let mut w = world();
-    w.faults.push((
-        "/branches/main".into(),
-        status(404, json!({"message": "Branch not found"})),
-    ));
-    let github = Github::start(w).await;
+    // No commit yet: the default branch does not exist.
+    let github = start(world_with(&[])).await;
     let run = drain(&github, request(config(), None, None)).await;
     assert_eq!(run.error, None);
     assert!(run.ids("github_file").is_empty());
@@ -1335,9 +1058,20 @@ fn base64_is_decoded_across_line_breaks() {
     assert_eq!(decode_base64("").unwrap(), b"");
     assert_eq!(decode_base64("YQ==").unwrap(), b"a");
     assert_eq!(decode_base64("YWI=").unwrap(), b"ab");
-    for bytes in [&b"x"[..], b"xy", b"xyz", b"\x00\xff\x10 binary"] {
-        assert_eq!(decode_base64(&encode(bytes)).unwrap(), bytes);
+    for (encoded, bytes) in [
+        ("eA==", &b"x"[..]),
+        ("eHk=", b"xy"),
+        ("eHl6", b"xyz"),
+        ("AP8QIGJpbmFyeQ==", b"\x00\xff\x10 binary"),
+    ] {
+        assert_eq!(decode_base64(encoded).unwrap(), bytes);
     }
+    // As GitHub sends a blob: a line break every 60 characters, and one at the end.
+    let wrapped = "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFh\nYWFhYWEK\n";
+    assert_eq!(
+        decode_base64(wrapped).unwrap(),
+        [&[b'a'; 50][..], b"\n"].concat()
+    );
     assert_eq!(decode_base64("YQ=="), decode_base64("Y\nQ\n=\n="));
     assert!(decode_base64("YQ").is_none());
     assert!(decode_base64("Y===").is_none());

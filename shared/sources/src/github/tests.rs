@@ -1,10 +1,9 @@
 use super::*;
-use crate::testing::{
-    closed_port_url, header_map as headers, test_now as now, FakeUpstream, Reply, Seen,
-};
+use crate::testing::{closed_port_url, header_map as headers, test_now as now, FakeUpstream};
 use crate::upstream::http_client;
 use domain::auth::{Credentials, OauthToken};
 use domain::catalog::validate_fields;
+use fakes::github::{FakeGithub, Fault, Repo, Workspace};
 use secrecy::SecretString;
 use serde_json::json;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -24,24 +23,32 @@ fn oauth(token: &str) -> AuthenticationRequest {
     })
 }
 
-fn user() -> serde_json::Value {
-    json!({"login": "octocat", "id": 1, "type": "User", "site_admin": false})
+/// The fake GitHub, accepting [`PAT`], with `octo/hello`.
+async fn github() -> FakeGithub {
+    let mut workspace = Workspace::default();
+    workspace.add_repo(Repo::new("octo/hello", "main"));
+    FakeGithub::start_with(PAT, workspace).await
 }
 
-fn source_for(fake: &FakeUpstream) -> GitHubSource {
+fn source_for(fake: &FakeGithub) -> GitHubSource {
     GitHubSource::new(
         http_client().unwrap(),
         BaseUrl::parse(&fake.base_url).unwrap(),
     )
 }
 
-async fn check_against(reply: Reply, auth: &AuthenticationRequest) -> Result<(), CheckError> {
-    let fake = FakeUpstream::start(move |_: &Seen| reply.clone()).await;
-    source_for(&fake).check_credentials(auth, &Map::new()).await
+/// The check of [`PAT`] (no repository configured) against the fake GitHub after `setup`.
+async fn check_after(setup: impl FnOnce(&FakeGithub)) -> Result<(), CheckError> {
+    let fake = github().await;
+    setup(&fake);
+    source_for(&fake)
+        .check_credentials(&pat(PAT), &Map::new())
+        .await
 }
 
-fn epoch_in(seconds: i64) -> String {
-    (Utc::now().timestamp() + seconds).to_string()
+/// The check of [`PAT`] when GitHub answers `GET /user` with `fault`.
+async fn check_with(fault: Fault) -> Result<(), CheckError> {
+    check_after(|fake| fake.fail_next("/user", fault)).await
 }
 
 fn waited(result: Result<(), CheckError>) -> Duration {
@@ -122,13 +129,21 @@ fn the_token_is_a_required_secret() {
 
 #[tokio::test]
 async fn a_valid_token_is_sent_as_a_bearer_to_get_user() {
-    let fake = FakeUpstream::start(|_: &Seen| Reply::status(200).json(user())).await;
+    let fake = github().await;
     let github = source_for(&fake);
 
     assert_eq!(
         github.check_credentials(&pat(PAT), &Map::new()).await,
         Ok(())
     );
+    // An OAuth token is sent the same way: GitHub takes it once it is the one it issued.
+    assert_eq!(
+        github
+            .check_credentials(&oauth("gho_oauth"), &Map::new())
+            .await,
+        Err(CheckError::Rejected(REJECTED.into()))
+    );
+    fake.set_valid_token("gho_oauth");
     assert_eq!(
         github
             .check_credentials(&oauth("gho_oauth"), &Map::new())
@@ -136,12 +151,11 @@ async fn a_valid_token_is_sent_as_a_bearer_to_get_user() {
         Ok(())
     );
 
-    let seen = fake.seen();
-    assert_eq!(seen.len(), 2);
+    let seen = fake.received();
+    assert_eq!(seen.len(), 3);
     assert_eq!(seen[0].method, "GET");
     assert_eq!(seen[0].path, "/user");
-    let expected_pat = format!("Bearer {PAT}");
-    assert_eq!(seen[0].header("authorization"), Some(expected_pat.as_str()));
+    assert_eq!(seen[0].auth_scheme.as_deref(), Some("Bearer"));
     assert_eq!(
         seen[0].header("accept"),
         Some("application/vnd.github+json")
@@ -150,19 +164,14 @@ async fn a_valid_token_is_sent_as_a_bearer_to_get_user() {
     assert!(seen[0]
         .header("user-agent")
         .is_some_and(|ua| ua.starts_with("source-connections/")));
-    assert_eq!(seen[1].header("authorization"), Some("Bearer gho_oauth"));
+    assert_eq!(seen[2].auth_scheme.as_deref(), Some("Bearer"));
 }
 
 #[tokio::test]
 async fn a_base_url_path_prefix_is_kept() {
-    let fake = FakeUpstream::start(|seen: &Seen| {
-        if seen.path == "/api/v3/user" {
-            Reply::status(200).json(user())
-        } else {
-            Reply::status(404)
-        }
-    })
-    .await;
+    // GitHub Enterprise Server roots its API at `/api/v3`.
+    let fake = github().await;
+    fake.serve_under("/api/v3");
     let github = GitHubSource::new(
         http_client().unwrap(),
         BaseUrl::parse(&format!("{}/api/v3/", fake.base_url)).unwrap(),
@@ -171,99 +180,86 @@ async fn a_base_url_path_prefix_is_kept() {
         github.check_credentials(&pat(PAT), &Map::new()).await,
         Ok(())
     );
+    assert_eq!(fake.paths(), ["GET /api/v3/user"]);
 }
 
 #[tokio::test]
 async fn bad_credentials_are_rejected_without_echoing_the_token() {
-    let body = json!({
-        "message": "Bad credentials",
-        "documentation_url": "https://docs.github.com/rest",
-        "status": "401"
-    });
-    let result = check_against(Reply::status(401).json(body), &pat(PAT)).await;
+    let fake = FakeGithub::start("ghp_theOnlyTokenGithubKnows").await;
+    let result = source_for(&fake)
+        .check_credentials(&pat(PAT), &Map::new())
+        .await;
     assert_eq!(result, Err(CheckError::Rejected(REJECTED.into())));
 }
 
 #[tokio::test]
 async fn a_forbidden_token_that_is_not_rate_limited_is_rejected() {
-    let reply = Reply::status(403)
-        .header("x-ratelimit-remaining", "4999")
-        .header("x-ratelimit-reset", epoch_in(3600))
-        .json(json!({"message": "Resource protected by organization SAML enforcement."}));
     assert_eq!(
-        check_against(reply, &pat(PAT)).await,
+        check_with(Fault::SamlEnforced).await,
         Err(CheckError::Rejected(REJECTED.into()))
     );
 }
 
 #[tokio::test]
 async fn a_spent_primary_limit_waits_until_the_reset() {
-    let reply = Reply::status(403)
-        .header("x-ratelimit-limit", "5000")
-        .header("x-ratelimit-remaining", "0")
-        .header("x-ratelimit-reset", epoch_in(600))
-        .json(json!({"message": "API rate limit exceeded for user ID 1."}));
-    let wait = waited(check_against(reply, &pat(PAT)).await);
+    let wait = waited(check_after(|fake| fake.respond_primary_limit_exhausted(600)).await);
     assert!((598..=600).contains(&wait.as_secs()), "{wait:?}");
 }
 
 #[tokio::test]
 async fn a_secondary_limit_on_403_follows_retry_after_or_waits_a_minute() {
-    let with_header = Reply::status(403)
-        .header("retry-after", "42")
-        .json(json!({"message": "You have exceeded a secondary rate limit."}));
+    let with_header = Fault::SecondaryLimitForbidden {
+        retry_after_secs: Some(42),
+    };
     assert_eq!(
-        waited(check_against(with_header, &pat(PAT)).await),
+        waited(check_with(with_header).await),
         Duration::from_secs(42)
     );
 
-    let message_only = Reply::status(403)
-        .header("x-ratelimit-remaining", "14")
-        .json(json!({"message": "You have exceeded a secondary rate limit. Please wait."}));
+    // The message only, while requests remain.
+    let message_only = Fault::SecondaryLimitForbidden {
+        retry_after_secs: None,
+    };
     assert_eq!(
-        waited(check_against(message_only, &pat(PAT)).await),
+        waited(check_with(message_only).await),
         Duration::from_secs(60)
     );
 }
 
 #[tokio::test]
 async fn too_many_requests_reads_every_retry_hint() {
-    let seconds = Reply::status(429).header("retry-after", "30");
-    assert_eq!(
-        waited(check_against(seconds, &pat(PAT)).await),
-        Duration::from_secs(30)
-    );
+    let seconds = check_after(|fake| fake.respond_rate_limited(Some(30))).await;
+    assert_eq!(waited(seconds), Duration::from_secs(30));
 
-    let in_two_minutes = (Utc::now() + chrono::Duration::seconds(120))
+    // `Retry-After` may be an HTTP date too (GitHub sends seconds; the header allows both).
+    let in_two_minutes = (now() + chrono::Duration::seconds(120))
         .format("%a, %d %b %Y %H:%M:%S GMT")
         .to_string();
-    let date = Reply::status(429).header("retry-after", in_two_minutes);
-    let wait = waited(check_against(date, &pat(PAT)).await);
-    assert!((118..=120).contains(&wait.as_secs()), "{wait:?}");
+    let date = headers(&[("retry-after", &in_two_minutes)]);
+    assert_eq!(
+        waited(classify(StatusCode::TOO_MANY_REQUESTS, &date, b"", now())),
+        Duration::from_secs(120)
+    );
 
-    let reset = Reply::status(429)
-        .header("x-ratelimit-remaining", "0")
-        .header("x-ratelimit-reset", epoch_in(300));
-    let wait = waited(check_against(reset, &pat(PAT)).await);
+    let reset = check_with(Fault::PrimaryLimitTooManyRequests { reset_in_secs: 300 }).await;
+    let wait = waited(reset);
     assert!((298..=300).contains(&wait.as_secs()), "{wait:?}");
 
-    let nothing = Reply::status(429);
-    assert_eq!(
-        waited(check_against(nothing, &pat(PAT)).await),
-        Duration::from_secs(60)
-    );
+    let nothing = check_after(|fake| fake.respond_rate_limited(None)).await;
+    assert_eq!(waited(nothing), Duration::from_secs(60));
 }
 
 #[tokio::test]
 async fn server_errors_and_odd_answers_are_unavailable() {
-    for reply in [
-        Reply::status(503).text("Service Unavailable"),
-        Reply::status(500).json(json!({"message": "Server Error"})),
-        Reply::status(200).text("<html>captive portal</html>"),
-        Reply::status(200).json(json!({})),
-        Reply::status(404).json(json!({"message": "Not Found"})),
-    ] {
-        let result = check_against(reply, &pat(PAT)).await;
+    let results = [
+        check_after(FakeGithub::respond_unavailable).await,
+        check_with(Fault::ServerError).await,
+        check_with(Fault::Malformed).await,
+        check_with(Fault::WrongShape).await,
+        // A base URL without GitHub Enterprise's `/api/v3`: a 404 for `/user`.
+        check_after(|fake| fake.serve_under("/api/v3")).await,
+    ];
+    for result in results {
         let Err(CheckError::Unavailable(message)) = result else {
             panic!("expected unavailable, got {result:?}");
         };
@@ -276,14 +272,8 @@ async fn server_errors_and_odd_answers_are_unavailable() {
 
 #[tokio::test]
 async fn redirects_are_not_followed() {
-    let fake = FakeUpstream::start(|seen: &Seen| {
-        if seen.path == "/user" {
-            Reply::status(302).header("location", "/elsewhere")
-        } else {
-            Reply::status(200).json(user())
-        }
-    })
-    .await;
+    let fake = github().await;
+    fake.fail_next("/user", Fault::MovedPermanently);
     let result = source_for(&fake)
         .check_credentials(&pat(PAT), &Map::new())
         .await;
@@ -292,7 +282,7 @@ async fn redirects_are_not_followed() {
         "{result:?}"
     );
     assert_eq!(
-        fake.seen().len(),
+        fake.requests(),
         1,
         "the token never reaches the redirect target"
     );
@@ -327,13 +317,13 @@ async fn network_failures_are_unavailable_and_name_no_url() {
 
 #[tokio::test]
 async fn other_methods_and_unsendable_tokens_are_rejected_before_any_request() {
-    let fake = FakeUpstream::start(|_: &Seen| Reply::status(200).json(user())).await;
+    let fake = github().await;
     let github = source_for(&fake);
     for auth in [AuthenticationRequest::OauthBrowser, pat("line\nbreak")] {
         let result = github.check_credentials(&auth, &Map::new()).await;
         assert!(matches!(result, Err(CheckError::Rejected(_))), "{result:?}");
     }
-    assert!(fake.seen().is_empty());
+    assert_eq!(fake.requests(), 0);
 }
 
 /// Every log line of this test binary from the first call on. A global subscriber, not a scoped
@@ -358,15 +348,15 @@ fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
 #[tokio::test]
 async fn logs_never_carry_the_token() {
     let captured = captured_logs();
-    for reply in [
-        Reply::status(200).json(user()),
-        Reply::status(401).json(json!({"message": "Bad credentials"})),
-        Reply::status(429).header("retry-after", "1"),
-        Reply::status(503),
-    ] {
-        let _ = check_against(reply, &pat(PAT)).await;
-        let _ = check_against(Reply::status(401), &oauth(PAT)).await;
-    }
+    // Accepted, refused, rate limited, unavailable.
+    let _ = check_after(|_| ()).await;
+    let _ = check_after(FakeGithub::revoke_token).await;
+    let _ = check_after(|fake| fake.respond_rate_limited(Some(1))).await;
+    let _ = check_after(FakeGithub::respond_unavailable).await;
+    let refusing = FakeGithub::start("gho_anotherToken").await;
+    let _ = source_for(&refusing)
+        .check_credentials(&oauth(PAT), &Map::new())
+        .await;
     let _ = GitHubSource::new(
         http_client().unwrap(),
         BaseUrl::parse(&closed_port_url().await).unwrap(),
@@ -446,60 +436,62 @@ fn repo_config() -> Map<String, serde_json::Value> {
         .clone()
 }
 
-async fn check_repo_against(repo_reply: Reply) -> (Result<(), CheckError>, Vec<String>) {
-    let fake = FakeUpstream::start(move |seen: &Seen| {
-        if seen.path == "/user" {
-            Reply::status(200).json(user())
-        } else {
-            repo_reply.clone()
-        }
-    })
-    .await;
+/// The check of [`PAT`] with `octo/hello` configured, after `setup`, and the requests sent.
+async fn check_repo_after(
+    setup: impl FnOnce(&FakeGithub),
+) -> (Result<(), CheckError>, Vec<String>) {
+    let fake = github().await;
+    setup(&fake);
     let result = source_for(&fake)
         .check_credentials(&pat(PAT), &repo_config())
         .await;
-    (result, fake.seen().into_iter().map(|s| s.path).collect())
+    (result, fake.paths())
+}
+
+/// The same, GitHub answering `GET /repos/octo/hello` with `fault`.
+async fn check_repo_with(fault: Fault) -> Result<(), CheckError> {
+    check_repo_after(|fake| fake.fail_next("/repos/octo/hello", fault))
+        .await
+        .0
 }
 
 #[tokio::test]
 async fn a_configured_repository_must_be_readable_with_the_token() {
-    let (result, paths) =
-        check_repo_against(Reply::status(200).json(json!({"id": 7, "full_name": "octo/hello"})))
-            .await;
+    let (result, paths) = check_repo_after(|_| ()).await;
     assert_eq!(result, Ok(()));
-    assert_eq!(paths, ["/user", "/repos/octo/hello"]);
+    assert_eq!(paths, ["GET /user", "GET /repos/octo/hello"]);
 
     let cannot_read = Err(CheckError::Rejected("token cannot read octo/hello".into()));
-    let not_found = Reply::status(404).json(json!({"message": "Not Found"}));
-    assert_eq!(check_repo_against(not_found).await.0, cannot_read);
-    let forbidden = Reply::status(403)
-        .header("x-ratelimit-remaining", "4999")
-        .json(json!({"message": "Resource not accessible by personal access token"}));
-    assert_eq!(check_repo_against(forbidden).await.0, cannot_read);
+    // Missing, or hidden from the token: a 404 alike.
+    let (not_found, _) = check_repo_after(|fake| {
+        fake.workspace().lock().unwrap().repos.remove("octo/hello");
+    })
+    .await;
+    assert_eq!(not_found, cannot_read);
+    assert_eq!(check_repo_with(Fault::NotAccessible).await, cannot_read);
 
-    let limited = Reply::status(429).header("retry-after", "9");
     assert_eq!(
-        check_repo_against(limited).await.0,
+        check_repo_with(Fault::SecondaryLimit {
+            retry_after_secs: 9
+        })
+        .await,
         Err(CheckError::RateLimited {
             retry_after: Some(Duration::from_secs(9))
         })
     );
-    let odd = Reply::status(200).json(json!({"login": "not a repository"}));
     assert!(matches!(
-        check_repo_against(odd).await.0,
+        check_repo_with(Fault::WrongShape).await,
         Err(CheckError::Unavailable(_))
     ));
 }
 
 #[tokio::test]
 async fn a_rejected_token_is_not_asked_about_the_repository() {
-    let fake = FakeUpstream::start(|_: &Seen| {
-        Reply::status(401).json(json!({"message": "Bad credentials"}))
-    })
-    .await;
+    let fake = github().await;
+    fake.revoke_token();
     let result = source_for(&fake)
         .check_credentials(&pat(PAT), &repo_config())
         .await;
     assert_eq!(result, Err(CheckError::Rejected(REJECTED.into())));
-    assert_eq!(fake.seen().len(), 1);
+    assert_eq!(fake.requests(), 1);
 }
