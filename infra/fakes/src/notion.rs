@@ -406,9 +406,7 @@ impl FakeNotion {
         self.switches().refused.insert(block.to_owned(), refusal);
     }
 
-    /// From now on the children of this block (or page) are answered `delay` late. The wait
-    /// holds the server's thread (the fake's handler is synchronous): meant for a test whose
-    /// client waits for that answer anyway.
+    /// From now on the children of this block (or page) are answered `delay` late.
     pub fn slow_children(&self, block: &str, delay: Delay) {
         self.switches().slow.insert(block.to_owned(), delay);
     }
@@ -761,10 +759,10 @@ fn answer(state: &State, request: &FakeRequest) -> FakeResponse {
         children_of(request).and_then(|block| switches.slow.get(block).copied())
     };
     let response = answer_now(state, request);
-    if let Some(delay) = delay {
-        std::thread::sleep(delay);
+    match delay {
+        Some(delay) => response.after(delay),
+        None => response,
     }
-    response
 }
 
 fn answer_now(state: &State, request: &FakeRequest) -> FakeResponse {

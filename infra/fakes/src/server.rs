@@ -57,6 +57,8 @@ pub struct FakeResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Sent this long after the answer is ready (a slow call), on top of the server's delay.
+    pub delay: Duration,
 }
 
 impl FakeResponse {
@@ -68,6 +70,7 @@ impl FakeResponse {
                 "application/json; charset=utf-8".into(),
             )],
             body: body.to_string().into_bytes(),
+            delay: Duration::ZERO,
         }
     }
 
@@ -76,11 +79,18 @@ impl FakeResponse {
             status,
             headers: vec![("content-type".into(), content_type.into())],
             body: body.into(),
+            delay: Duration::ZERO,
         }
     }
 
     pub fn with_header(mut self, name: &str, value: impl ToString) -> Self {
         self.headers.push((name.to_owned(), value.to_string()));
+        self
+    }
+
+    /// Sent `delay` late: a slow answer, without holding the server's thread.
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
         self
     }
 }
@@ -189,6 +199,7 @@ async fn serve(
                         .expect("log lock")
                         .push(format!("{} {}", request.method, request.path));
                     let answer = handler(&request);
+                    let delay = delay + answer.delay;
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
