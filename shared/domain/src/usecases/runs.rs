@@ -121,6 +121,34 @@ pub async fn cancel_job(
     Ok(job)
 }
 
+/// Stops the job `connection` last started, if it has not ended, as [`cancel_job`] does (a
+/// pausing connection): the job as it now stands, or `None` when none was active.
+pub(crate) async fn stop_active_job(
+    platform: &Platform,
+    org: OrganizationId,
+    connection: &SourceConnection,
+) -> Result<Option<Job>, DomainError> {
+    let Some(last) = connection.sync.as_ref().and_then(|s| s.last_job.as_ref()) else {
+        return Ok(None);
+    };
+    if last.status.is_terminal() {
+        return Ok(None);
+    }
+    let job = platform
+        .store
+        .cancel_job(connection.id, last.id, platform.clock.now())
+        .await
+        .map_err(DomainError::internal)?;
+    let Some(job) = job else {
+        return Ok(None);
+    };
+    if job.status == JobStatus::Cancelled {
+        show_last_job(platform, org, connection.id, &job).await;
+    }
+    info!(job_id = %job.id, status = job.status.as_str(), "the paused connection's job was stopped");
+    Ok(Some(job))
+}
+
 /// The connection's `sync.last_job` shows `job`; best effort, as the worker rewrites it when
 /// the job runs.
 async fn show_last_job(platform: &Platform, org: OrganizationId, id: ConnectionId, job: &Job) {

@@ -7,11 +7,12 @@
 //! secret (new credentials only), then the connection, by read-modify-write on its version, so
 //! that concurrent PATCHes each apply their own fields to the latest state.
 
+use super::runs::stop_active_job;
 use super::upstream_errors::credential_check_failed;
 use super::Platform;
 use crate::auth::{self, AuthenticationRequest};
 use crate::catalog::{validate_fields, AuthMethod, SourceSpec};
-use crate::connection::{ConnectionStatus, SourceConnection};
+use crate::connection::{ConnectionStatus, JobDetails, SourceConnection};
 use crate::error::{ok_or_record, DomainError, FieldError};
 use crate::error_category::ErrorCategory;
 use crate::ids::{ConnectionId, OrganizationId};
@@ -155,13 +156,20 @@ pub async fn update_connection(
     for _ in 0..ATTEMPTS {
         // Checked again on the state being replaced: a concurrent PATCH may have paused it.
         check(spec, &current.value, &changes, now)?;
-        let updated = apply(&current.value, &changes, now);
+        let mut updated = apply(&current.value, &changes, now);
         match store.replace_connection(&updated, current.version).await {
             Ok(()) => {
                 info!(
                     status = updated.status.as_str(),
                     "source connection updated"
                 );
+                if changes.switch == Some(Switch::Pause) {
+                    // A paused connection runs nothing: its job stops as a cancel stops it.
+                    if let Some(job) = stop_active_job(platform, org, &updated).await? {
+                        updated.sync.get_or_insert_with(Default::default).last_job =
+                            Some(JobDetails::from(&job));
+                    }
+                }
                 return Ok(updated);
             }
             Err(StoreError::VersionConflict) => {

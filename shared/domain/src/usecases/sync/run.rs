@@ -96,7 +96,11 @@ impl<'a> Run<'a> {
                     .await?
             }
         }
-        if self.job.status == JobStatus::Cancelling {
+        // A paused connection runs nothing (its pause stops the job; this covers a pause whose
+        // stop was lost).
+        if self.job.status == JobStatus::Cancelling
+            || connection.status == ConnectionStatus::Inactive
+        {
             return self
                 .finish(Outcome::Cancelled, CursorUpdate::Keep, None)
                 .await;

@@ -119,3 +119,63 @@ async fn a_running_job_is_asked_to_stop() {
         ));
     }
 }
+
+/// Pausing stops the connection's job exactly as cancelling it does: a pending one is cancelled
+/// at once (its message then finds it ended), a running one stops between pages; the job list
+/// says so and the connection stays paused.
+#[tokio::test]
+async fn pausing_cancels_a_pending_job_and_stops_a_running_one() {
+    use crate::usecases::update_connection::{update_connection, UpdateConnectionInput};
+    let pause = || UpdateConnectionInput {
+        status: Some("inactive".into()),
+        ..Default::default()
+    };
+    let resume = || UpdateConnectionInput {
+        status: Some("active".into()),
+        ..Default::default()
+    };
+    let (f, org, id) = synced().await;
+    let pending = run_connection(&f.platform, org, &id, false).await.unwrap();
+    let paused = update_connection(&f.platform, org, &id, pause())
+        .await
+        .unwrap();
+    assert_eq!(paused.status, ConnectionStatus::Inactive);
+    let connection = pending.source_connection_id;
+    assert_eq!(
+        f.store.job(connection, pending.id).unwrap().status,
+        JobStatus::Cancelled
+    );
+    assert_eq!(
+        paused.sync.unwrap().last_job.unwrap().status,
+        JobStatus::Cancelled,
+        "the answer shows the job stopped"
+    );
+    let message = f.queue.drain().pop().unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let handled = run_sync(&f.platform, &SyncSettings::default(), &message, deadline)
+        .await
+        .unwrap();
+    assert_eq!(handled, Handled::Dropped, "its message finds it ended");
+
+    update_connection(&f.platform, org, &id, resume())
+        .await
+        .unwrap();
+    let running = run_connection(&f.platform, org, &id, false).await.unwrap();
+    f.store
+        .edit_job(connection, running.id, |j| j.status = JobStatus::Running);
+    update_connection(&f.platform, org, &id, pause())
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store.job(connection, running.id).unwrap().status,
+        JobStatus::Cancelling
+    );
+    let message = f.queue.drain().pop().unwrap();
+    let handled = run_sync(&f.platform, &SyncSettings::default(), &message, deadline)
+        .await
+        .unwrap();
+    assert_eq!(handled, Handled::Finished(JobStatus::Cancelled));
+    let c = f.store.connection(connection).unwrap();
+    assert_eq!(c.status, ConnectionStatus::Inactive, "still paused");
+    assert_eq!(c.scheduled_run(), None);
+}
