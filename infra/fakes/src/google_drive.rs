@@ -12,8 +12,9 @@
 //! delete files, add and remove shared drives); every change is recorded in the change log the
 //! changes API reads, one entry per item (its latest change), as Drive reports them. Files carry
 //! volatile fields (`viewedByMeTime`, `thumbnailLink`, `version`) that differ on every answer, as
-//! Drive's do. Switches make an upcoming answer rate-limited or malformed, or revoke the token.
-//! The fake remembers each request's path and query, never a header.
+//! Drive's do. Switches make an upcoming answer rate-limited, refused with one of Google's error
+//! reasons or malformed, revoke the token, or slow every answer down. The fake remembers each
+//! request's path and query, never a header.
 
 use crate::server::{FakeRequest, FakeResponse, FakeServer, Handler};
 use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
@@ -79,6 +80,9 @@ pub struct Workspace {
     /// The largest page any list answers, whatever `pageSize` asks (Drive may answer fewer
     /// than asked); tests lower it to get many pages.
     pub max_page_size: usize,
+    /// Drive could not search every corpus it was asked for: `files` answers say
+    /// `incompleteSearch: true` (as for users in many shared drives). Off by default.
+    pub incomplete_search: bool,
     files: BTreeMap<String, File>,
     drives: BTreeMap<String, Drive>,
     /// One entry per item, its latest change, by ascending change id.
@@ -93,6 +97,7 @@ impl Default for Workspace {
     fn default() -> Self {
         Self {
             max_page_size: FILES_MAX_PAGE,
+            incomplete_search: false,
             files: BTreeMap::new(),
             drives: BTreeMap::new(),
             changes: Vec::new(),
@@ -294,6 +299,12 @@ impl Workspace {
     pub fn drive_ids(&self) -> Vec<String> {
         self.drives.keys().cloned().collect()
     }
+
+    /// What `changes/startPageToken` answers now: the changes listed from it are those made
+    /// after this call.
+    pub fn start_page_token(&self) -> String {
+        self.next_change.to_string()
+    }
 }
 
 /// How an armed rate limit answers.
@@ -305,14 +316,18 @@ pub enum RateLimit {
     TooManyRequests,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Fault {
     RateLimited {
         kind: RateLimit,
         retry_after_secs: Option<u64>,
     },
+    /// Google's error body with this status and `errors[].reason`.
+    Refused { status: u16, reason: String },
     /// A 200 whose body is an HTML page, as a captive proxy answers.
     Malformed,
+    /// A 200 whose body is this JSON instead of the answer.
+    MalformedJson(Value),
 }
 
 #[derive(Debug, Clone)]
@@ -324,11 +339,18 @@ struct Armed {
     fault: Fault,
 }
 
+/// One request received: its method, path and query parameters (never a header).
+struct Logged {
+    method: String,
+    path: String,
+    query: BTreeMap<String, String>,
+}
+
 struct Shared {
     valid_token: String,
     revoked: bool,
     faults: Vec<Armed>,
-    log: Vec<String>,
+    log: Vec<Logged>,
     /// Makes every `thumbnailLink` differ, as Drive's signed links do.
     answers: u64,
 }
@@ -338,7 +360,7 @@ pub struct FakeGoogleDrive {
     pub base_url: String,
     workspace: Arc<Mutex<Workspace>>,
     shared: Arc<Mutex<Shared>>,
-    _server: FakeServer,
+    server: FakeServer,
 }
 
 impl FakeGoogleDrive {
@@ -369,7 +391,7 @@ impl FakeGoogleDrive {
             base_url: server.base_url.clone(),
             workspace,
             shared,
-            _server: server,
+            server,
         })
     }
 
@@ -413,9 +435,31 @@ impl FakeGoogleDrive {
     }
 
     /// The first request whose path ends with `path_suffix` after `skip` others were answered
+    /// is refused with Google's error body of `status` and `reason` (e.g. 403
+    /// `insufficientFilePermissions` for a file the user may see but not read, 403
+    /// `dailyLimitExceeded` for a spent daily quota, 404 `notFound` for a file deleted since it
+    /// was listed), once.
+    pub fn refuse_after(&self, path_suffix: &str, skip: usize, status: u16, reason: &str) {
+        let reason = reason.to_owned();
+        self.arm(path_suffix, skip, Fault::Refused { status, reason });
+    }
+
+    /// The first request whose path ends with `path_suffix` after `skip` others were answered
     /// gets an HTML page with status 200, once.
     pub fn malform_after(&self, path_suffix: &str, skip: usize) {
         self.arm(path_suffix, skip, Fault::Malformed);
+    }
+
+    /// The first request whose path ends with `path_suffix` after `skip` others were answered
+    /// gets `body` as JSON with status 200 instead of its answer (a page of the wrong shape),
+    /// once.
+    pub fn malform_after_with(&self, path_suffix: &str, skip: usize, body: Value) {
+        self.arm(path_suffix, skip, Fault::MalformedJson(body));
+    }
+
+    /// Every later answer is sent this long after its request came in (a slow Drive).
+    pub fn answer_after(&self, delay: std::time::Duration) {
+        self.server.answer_after(delay);
     }
 
     fn arm(&self, path_suffix: &str, skip: usize, fault: Fault) {
@@ -429,7 +473,29 @@ impl FakeGoogleDrive {
     /// `"GET /drive/v3/files?corpora=allDrives&…"` lines of the requests received, in order
     /// (query parameters sorted; never a header).
     pub fn requests(&self) -> Vec<String> {
-        self.shared().log.clone()
+        self.shared()
+            .log
+            .iter()
+            .map(|r| {
+                let query: Vec<String> = r.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                if query.is_empty() {
+                    format!("{} {}", r.method, r.path)
+                } else {
+                    format!("{} {}?{}", r.method, r.path, query.join("&"))
+                }
+            })
+            .collect()
+    }
+
+    /// The query parameters of every request to exactly `path` (e.g. `/drive/v3/files`), in
+    /// order.
+    pub fn queries_of(&self, path: &str) -> Vec<BTreeMap<String, String>> {
+        self.shared()
+            .log
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.query.clone())
+            .collect()
     }
 }
 
@@ -521,23 +587,35 @@ fn rate_limited(kind: RateLimit, retry_after_secs: Option<u64>) -> FakeResponse 
     }
 }
 
+/// Google's error body for an armed refusal: the status's name, and the domain Google gives
+/// the reason (`usageLimits` for limits and quotas).
+fn refused(code: u16, reason: &str) -> FakeResponse {
+    let status = match code {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        _ => "INTERNAL",
+    };
+    let limit = reason.contains("Limit") || reason.contains("quota");
+    let domain = if limit { "usageLimits" } else { "global" };
+    let message = format!("The request was refused ({reason}).");
+    error(code, reason, &message, status, domain)
+}
+
 fn answer(
     workspace: &Mutex<Workspace>,
     shared: &Mutex<Shared>,
     request: &FakeRequest,
 ) -> FakeResponse {
     let mut shared = shared.lock().expect("shared lock");
-    let query: Vec<String> = request
-        .query
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let line = if query.is_empty() {
-        format!("{} {}", request.method, request.path)
-    } else {
-        format!("{} {}?{}", request.method, request.path, query.join("&"))
-    };
-    shared.log.push(line);
+    shared.log.push(Logged {
+        method: request.method.clone(),
+        path: request.path.clone(),
+        query: request.query.clone(),
+    });
     shared.answers += 1;
     let authorized = !shared.revoked && request.bearer() == Some(shared.valid_token.as_str());
     if !authorized {
@@ -556,11 +634,13 @@ fn answer(
                     kind,
                     retry_after_secs,
                 } => rate_limited(kind, retry_after_secs),
+                Fault::Refused { status, reason } => refused(status, &reason),
                 Fault::Malformed => FakeResponse::text(
                     200,
                     "text/html; charset=utf-8",
                     "<html><body>Sign in to continue</body></html>",
                 ),
+                Fault::MalformedJson(body) => FakeResponse::json(200, &body),
             };
         }
         armed.skip -= 1;
@@ -780,7 +860,7 @@ fn list_files(workspace: &Workspace, request: &FakeRequest, serial: u64) -> Fake
         .collect();
     let mut body = json!({
         "kind": "drive#fileList",
-        "incompleteSearch": false,
+        "incompleteSearch": workspace.incomplete_search,
         "files": page,
     });
     if offset + size < visible.len() {
@@ -1192,5 +1272,47 @@ mod tests {
         fake.revoke_token();
         assert_eq!(get(&fake, "/drive/v3/about", TOKEN).await.0, 401);
         assert!(fake.requests().iter().all(|line| !line.contains(TOKEN)));
+    }
+
+    #[tokio::test]
+    async fn refusals_odd_bodies_incomplete_searches_and_slow_answers_come_when_asked() {
+        let fake = FakeGoogleDrive::start(TOKEN).await;
+        let doc = fake.workspace().add_doc("Plan", "the plan");
+        let start = fake.workspace().start_page_token();
+        fake.workspace().add_doc("Later", "after the token");
+        assert_ne!(fake.workspace().start_page_token(), start);
+
+        let export = format!("/drive/v3/files/{doc}/export?mimeType=text/plain");
+        fake.refuse_after("/export", 1, 403, "insufficientFilePermissions");
+        assert_eq!(get(&fake, &export, TOKEN).await.0, 200);
+        let (status, body) = get(&fake, &export, TOKEN).await;
+        assert_eq!(status, 403);
+        assert_eq!(
+            body["error"]["errors"][0]["reason"],
+            "insufficientFilePermissions"
+        );
+        assert_eq!(body["error"]["status"], "PERMISSION_DENIED");
+        assert_eq!(get(&fake, &export, TOKEN).await.0, 200, "once");
+
+        fake.malform_after_with("/files", 0, json!({"files": {"not": "a list"}}));
+        let (status, body) = get(&fake, "/drive/v3/files", TOKEN).await;
+        assert_eq!((status, body), (200, json!({"files": {"not": "a list"}})));
+        let (_, body) = get(&fake, "/drive/v3/files", TOKEN).await;
+        assert_eq!(body["incompleteSearch"], false, "complete by default");
+        fake.workspace().incomplete_search = true;
+        let (_, body) = get(&fake, "/drive/v3/files", TOKEN).await;
+        assert_eq!(body["incompleteSearch"], true);
+
+        let changes = format!("/drive/v3/changes?pageToken={start}&pageSize=1");
+        get(&fake, &changes, TOKEN).await;
+        let asked = fake.queries_of("/drive/v3/changes");
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0]["pageToken"], start);
+        assert_eq!(asked[0]["pageSize"], "1");
+
+        fake.answer_after(std::time::Duration::from_millis(100));
+        let began = std::time::Instant::now();
+        get(&fake, "/drive/v3/about", TOKEN).await;
+        assert!(began.elapsed() >= std::time::Duration::from_millis(100));
     }
 }

@@ -6,18 +6,19 @@
 //! Methods: `auth.test`, `users.list`, `conversations.list`, `conversations.history` (newest
 //! first, `oldest`/`latest`/`inclusive`), `conversations.replies` (the parent first on every
 //! page, then the replies oldest first). Like a bot token, the token reads only the channels the
-//! bot is a member of (`not_in_channel` otherwise).
+//! bot is a member of (`not_in_channel` otherwise); switched to a user token's answers, it reads
+//! every public channel too, and `auth.test` names no bot.
 //!
 //! The workspace sits behind a mutex a test changes between syncs (post, reply, edit, delete,
-//! add and remove channels and users); switches make the next answers of a method rate-limited
-//! or malformed, or the token revoked. The fake remembers each call's method and arguments, never
-//! the token.
+//! add and remove channels and users, invite the bot or remove it); switches make the next
+//! answers of a method rate-limited or malformed, or the token revoked. The fake remembers each
+//! call's method and arguments, and whether the token came as a bearer header, never the token.
 
 use crate::server::{FakeRequest, FakeResponse, FakeServer, Handler};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -71,23 +72,37 @@ pub struct Message {
 pub struct Call {
     pub method: String,
     pub params: BTreeMap<String, String>,
+    /// The HTTP method: `GET` or `POST`.
+    pub http_method: String,
+    /// Whether the token came as `Authorization: Bearer` (not as a `token` argument).
+    pub bearer: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Switch {
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     Malformed,
+    /// An `ok` answer of this body instead of the method's (a page of the wrong shape).
+    Body(Value),
 }
 
 #[derive(Debug)]
 struct State {
     valid_token: String,
     revoked: bool,
+    /// The token answers as a user token: `auth.test` names no bot, and every public
+    /// channel's history is readable without membership.
+    user_token: bool,
     clock: i64,
     /// The most items one page holds, whatever `limit` asks (Slack may answer fewer).
     page_size: usize,
     users: Vec<User>,
     channels: Vec<Channel>,
+    /// Where each channel is in `channels`, so that a workspace of many thousands answers
+    /// quickly (rebuilt whenever a channel is added or removed).
+    channel_at: HashMap<String, usize>,
     /// Answers calls of a method get instead of the real one, in order: each after its count
     /// of calls answered normally.
     queued: Vec<(String, usize, Switch)>,
@@ -100,11 +115,28 @@ impl State {
         format!("{}.000100", self.clock)
     }
 
+    fn position(&self, id: &str) -> Option<usize> {
+        match self.channel_at.get(id) {
+            Some(&i) if self.channels.get(i).is_some_and(|c| c.id == id) => Some(i),
+            _ => self.channels.iter().position(|c| c.id == id),
+        }
+    }
+
+    fn channel(&self, id: &str) -> Option<&Channel> {
+        self.position(id).map(|i| &self.channels[i])
+    }
+
     fn channel_mut(&mut self, id: &str) -> &mut Channel {
-        self.channels
-            .iter_mut()
-            .find(|c| c.id == id)
-            .unwrap_or_else(|| panic!("the fake has no channel {id}"))
+        let i = self
+            .position(id)
+            .unwrap_or_else(|| panic!("the fake has no channel {id}"));
+        &mut self.channels[i]
+    }
+
+    fn add_channel(&mut self, channel: Channel) {
+        self.channel_at
+            .insert(channel.id.clone(), self.channels.len());
+        self.channels.push(channel);
     }
 }
 
@@ -128,10 +160,12 @@ impl FakeSlack {
         let state = Arc::new(Mutex::new(State {
             valid_token: valid_token.to_owned(),
             revoked: false,
+            user_token: false,
             clock: EPOCH,
             page_size: MAX_LIMIT,
             users: Vec::new(),
             channels: Vec::new(),
+            channel_at: HashMap::new(),
             queued: Vec::new(),
             calls: Vec::new(),
         }));
@@ -165,6 +199,17 @@ impl FakeSlack {
         });
     }
 
+    /// A user's profile title (e.g. "Engineering lead").
+    pub fn set_title(&self, user: &str, title: &str) {
+        let mut state = self.state();
+        let user = state
+            .users
+            .iter_mut()
+            .find(|u| u.id == user)
+            .unwrap_or_else(|| panic!("the fake has no user {user}"));
+        user.title = title.into();
+    }
+
     pub fn remove_user(&self, id: &str) {
         self.state().users.retain(|u| u.id != id);
     }
@@ -172,7 +217,7 @@ impl FakeSlack {
     pub fn add_channel(&self, id: &str, name: &str, is_private: bool, is_member: bool) {
         let mut state = self.state();
         let created = state.clock;
-        state.channels.push(Channel {
+        state.add_channel(Channel {
             id: id.into(),
             name: name.into(),
             is_private,
@@ -187,9 +232,57 @@ impl FakeSlack {
         self.state().channel_mut(channel).topic = topic.into();
     }
 
+    /// Invites the bot to a channel (`true`) or removes it (`false`): only a member reads the
+    /// history.
+    pub fn set_member(&self, channel: &str, is_member: bool) {
+        self.state().channel_mut(channel).is_member = is_member;
+    }
+
+    /// A large workspace at once: public channels `ids`, each with one message of `user`,
+    /// posted in the order given (the later a channel, the newer its message); answers the
+    /// messages' ts, in that order.
+    pub fn add_channels_with_a_message(
+        &self,
+        ids: &[String],
+        is_member: bool,
+        user: &str,
+        text: &str,
+    ) -> Vec<String> {
+        let mut state = self.state();
+        let mut stamps = Vec::with_capacity(ids.len());
+        for id in ids {
+            let created = state.clock;
+            let ts = state.tick();
+            state.add_channel(Channel {
+                id: id.clone(),
+                name: id.to_lowercase(),
+                is_private: false,
+                is_member,
+                topic: String::new(),
+                created,
+                messages: vec![Message {
+                    ts: ts.clone(),
+                    user: user.into(),
+                    text: text.into(),
+                    edited_ts: None,
+                    replies: Vec::new(),
+                }],
+            });
+            stamps.push(ts);
+        }
+        stamps
+    }
+
     /// Deletes a channel and everything in it.
     pub fn remove_channel(&self, id: &str) {
-        self.state().channels.retain(|c| c.id != id);
+        let mut state = self.state();
+        state.channels.retain(|c| c.id != id);
+        state.channel_at = state
+            .channels
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
     }
 
     /// Posts a top-level message; answers its ts.
@@ -269,9 +362,23 @@ impl FakeSlack {
             .push((method.into(), 0, Switch::Malformed));
     }
 
+    /// The next call of `method` answers `body` (with `"ok": true`) instead of its answer, as a
+    /// page of the wrong shape, once.
+    pub fn malform_next_with(&self, method: &str, body: Value) {
+        self.state()
+            .queued
+            .push((method.into(), 0, Switch::Body(body)));
+    }
+
     /// From now on the valid token answers `token_revoked`.
     pub fn revoke_token(&self) {
         self.state().revoked = true;
+    }
+
+    /// From now on the token answers as a user token (`xoxp-`): `auth.test` names no bot, and
+    /// it reads the history of every public channel, member or not.
+    pub fn answer_as_user_token(&self) {
+        self.state().user_token = true;
     }
 
     /// Every call received, in order.
@@ -362,14 +469,15 @@ fn answer(state: &mut State, request: &FakeRequest) -> FakeResponse {
     if request.method == "POST" {
         params.extend(request.form());
     }
-    let token = request
-        .bearer()
-        .map(str::to_owned)
-        .or_else(|| params.get("token").cloned());
+    let bearer = request.bearer().map(str::to_owned);
+    let by_header = bearer.is_some();
+    let token = bearer.or_else(|| params.get("token").cloned());
     params.remove("token");
     state.calls.push(Call {
         method: method.clone(),
         params: params.clone(),
+        http_method: request.method.clone(),
+        bearer: by_header,
     });
 
     let due = match state.queued.iter_mut().find(|(m, _, _)| *m == method) {
@@ -392,6 +500,7 @@ fn answer(state: &mut State, request: &FakeRequest) -> FakeResponse {
                 "application/json; charset=utf-8",
                 r#"{"ok": true, "messages": [{"type": "message", "text": "cut of"#,
             ),
+            Switch::Body(body) => ok(body),
         };
     }
 
@@ -403,6 +512,14 @@ fn answer(state: &mut State, request: &FakeRequest) -> FakeResponse {
     }
 
     match method.as_str() {
+        "auth.test" if state.user_token => ok(json!({
+            "url": TEAM_URL,
+            "team": "Fake Workspace",
+            "user": "alice",
+            "team_id": TEAM_ID,
+            "user_id": "U0ALICE",
+            "is_enterprise_install": false,
+        })),
         "auth.test" => ok(json!({
             "url": TEAM_URL,
             "team": "Fake Workspace",
@@ -501,19 +618,12 @@ fn conversations_list(state: &State, params: &BTreeMap<String, String>) -> FakeR
         .get("types")
         .cloned()
         .unwrap_or_else(|| "public_channel".into());
+    let asked = |kind: &str| types.split(',').any(|t| t.trim() == kind);
+    let (public, private) = (asked("public_channel"), asked("private_channel"));
     let wanted: Vec<&Channel> = state
         .channels
         .iter()
-        .filter(|c| {
-            types.split(',').any(|t| {
-                t.trim()
-                    == if c.is_private {
-                        "private_channel"
-                    } else {
-                        "public_channel"
-                    }
-            })
-        })
+        .filter(|c| if c.is_private { private } else { public })
         .collect();
     let (range, next) = match page(state, params, "channel", wanted.len()) {
         Ok(p) => p,
@@ -559,11 +669,9 @@ fn readable<'a>(
 ) -> Result<&'a Channel, FakeResponse> {
     let id = params.get("channel").map(String::as_str).unwrap_or("");
     let channel = state
-        .channels
-        .iter()
-        .find(|c| c.id == id)
+        .channel(id)
         .ok_or_else(|| error("channel_not_found"))?;
-    if channel.is_member {
+    if channel.is_member || (state.user_token && !channel.is_private) {
         Ok(channel)
     } else {
         Err(error("not_in_channel"))
@@ -690,10 +798,12 @@ mod tests {
         State {
             valid_token: TOKEN.into(),
             revoked: false,
+            user_token: false,
             clock: EPOCH,
             page_size: MAX_LIMIT,
             users: Vec::new(),
             channels: Vec::new(),
+            channel_at: HashMap::new(),
             queued: Vec::new(),
             calls: Vec::new(),
         }
@@ -937,6 +1047,55 @@ mod tests {
         assert!(fake.state().channels[0].messages[0].replies.is_empty());
         fake.delete("C1", &parent);
         assert!(fake.state().channels[0].messages.is_empty());
+    }
+
+    #[tokio::test]
+    async fn user_tokens_big_workspaces_membership_titles_and_odd_bodies_answer_as_asked() {
+        let fake = FakeSlack::start(TOKEN).await;
+        let ids: Vec<String> = (0..3).map(|i| format!("C{i}")).collect();
+        let stamps = fake.add_channels_with_a_message(&ids, false, "U1", "hello");
+        assert!(
+            ts_number(&stamps[0]) < ts_number(&stamps[2]),
+            "later is newer"
+        );
+        fake.add_channel("G9", "secret", true, false);
+        fake.add_user("U1", "alice", "Alice Liddell");
+        fake.set_title("U1", "Engineer");
+        fake.malform_next_with("users.list", json!({"users": []}));
+        let mut s = fake.state();
+
+        let history =
+            |s: &mut State, channel: &str| get(s, "conversations.history", &[("channel", channel)]);
+        assert_eq!(history(&mut s, "C1")["error"], "not_in_channel");
+        assert!(get(&mut s, "auth.test", &[])["bot_id"].is_string());
+        drop(s);
+        fake.answer_as_user_token();
+        let mut s = fake.state();
+        assert!(get(&mut s, "auth.test", &[]).get("bot_id").is_none());
+        let read = history(&mut s, "C1");
+        assert_eq!(read["messages"][0]["ts"], json!(stamps[1]));
+        assert_eq!(
+            history(&mut s, "G9")["error"],
+            "not_in_channel",
+            "a private channel still needs membership"
+        );
+        drop(s);
+        fake.set_member("G9", true);
+        fake.remove_channel("C0");
+        let mut s = fake.state();
+        assert_eq!(history(&mut s, "G9")["ok"], true);
+        assert_eq!(history(&mut s, "C2")["messages"][0]["ts"], json!(stamps[2]));
+        assert_eq!(history(&mut s, "C0")["error"], "channel_not_found");
+
+        assert_eq!(
+            get(&mut s, "users.list", &[]),
+            json!({"ok": true, "users": []}),
+            "the body asked for, once"
+        );
+        let users = get(&mut s, "users.list", &[]);
+        assert_eq!(users["members"][0]["profile"]["title"], "Engineer");
+        let last = s.calls.last().unwrap().clone();
+        assert_eq!((last.http_method.as_str(), last.bearer), ("GET", true));
     }
 
     #[tokio::test]

@@ -1,18 +1,17 @@
-//! The entity stream against a scripted Drive: full runs (drives, file pages, content), pages
-//! handed out in slices and resumed, failures mid-run, and incremental runs over `changes`.
+//! The entity stream against the fake Drive (`fakes::google_drive`): full runs (drives, file
+//! pages, content), pages handed out in slices and resumed, failures mid-run, and incremental
+//! runs over `changes`.
 
 use super::api::DAILY_LIMIT_WAIT;
-use super::entities::{
-    file_entity, text_content, Content, CONTENT_LIMIT, GOOGLE_DOC, TEXT_FILE_MAX_BYTES,
-};
+use super::entities::{file_entity, text_content, Content, CONTENT_LIMIT, TEXT_FILE_MAX_BYTES};
 use super::stream::CONTENT_FETCHES_PER_PAGE;
-use super::tests::{error_body, google_error, oauth, ok, scripted, source_at, source_for, TOKEN};
+use super::tests::{fake_drive, oauth, source_for, TOKEN};
 use super::*;
-use crate::testing::{page_time_limit, FakeUpstream, Reply, Seen, SHORT_BUDGET, SLOW_CALL};
+use crate::testing::{page_time_limit, SHORT_BUDGET, SLOW_CALL};
 use domain::entity::EntityKey;
 use domain::stream::EntityPage;
+use fakes::google_drive::{FakeGoogleDrive, RateLimit};
 use serde_json::json;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn request(since: Option<Value>, resume: Option<Value>) -> StreamRequest {
@@ -25,55 +24,17 @@ fn request(since: Option<Value>, resume: Option<Value>) -> StreamRequest {
     }
 }
 
-/// A Drive on 127.0.0.1 whose closure sees each request's path and query parameters
-/// ([`FakeUpstream`] tells the path only) and answers a JSON body with HTTP 200.
-struct QueryFake {
-    base_url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for QueryFake {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-type Query = std::collections::HashMap<String, String>;
-
-async fn query_fake(answer: impl Fn(&str, &Query) -> Value + Send + Sync + 'static) -> QueryFake {
-    use http_body_util::Full;
-    use hyper::body::{Bytes, Incoming};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base_url = format!("http://{}", listener.local_addr().unwrap());
-    let answer = Arc::new(answer);
-    let task = tokio::spawn(async move {
-        let mut connections = tokio::task::JoinSet::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            while connections.try_join_next().is_some() {}
-            let answer = Arc::clone(&answer);
-            connections.spawn(async move {
-                let service = hyper::service::service_fn(move |asked: hyper::Request<Incoming>| {
-                    let query = asked.uri().query().unwrap_or_default().as_bytes();
-                    let query: Query = url::form_urlencoded::parse(query).into_owned().collect();
-                    let body = answer(asked.uri().path(), &query).to_string();
-                    let response = hyper::Response::new(Full::new(Bytes::from(body)));
-                    async move { Ok::<_, std::convert::Infallible>(response) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    QueryFake { base_url, task }
-}
-
-fn open(fake: &FakeUpstream, since: Option<Value>, resume: Option<Value>) -> Box<dyn EntityStream> {
+fn open(
+    fake: &FakeGoogleDrive,
+    since: Option<Value>,
+    resume: Option<Value>,
+) -> Box<dyn EntityStream> {
     source_for(fake)
         .open_stream(request(since, resume))
         .unwrap()
 }
 
+/// A file as Drive lists it, for the tests of what an entity keeps.
 fn file(id: &str, mime: &str) -> Value {
     json!({
         "id": id,
@@ -87,16 +48,18 @@ fn file(id: &str, mime: &str) -> Value {
     })
 }
 
-fn text_file(id: &str, size: u64) -> Value {
-    let mut f = file(id, "text/plain");
-    f["size"] = json!(size.to_string());
-    f
-}
-
 /// Where a full run's files start, with start token `5`.
 fn at_files() -> Option<Value> {
     Some(json!({"step": {"kind": "files", "page_token": null},
                 "next_start": "5", "drives": []}))
+}
+
+fn file_key(id: &str) -> String {
+    format!("google_drive_file:{id}")
+}
+
+fn drive_key(id: &str) -> String {
+    format!("google_drive_drive:{id}")
 }
 
 fn ids(page: &EntityPage) -> Vec<String> {
@@ -110,149 +73,6 @@ async fn page(stream: &mut Box<dyn EntityStream>) -> EntityPage {
     stream.next_page().await.unwrap().expect("a page")
 }
 
-// --- full runs: paging, content, cursor ---
-
-#[tokio::test]
-async fn a_full_run_lists_drives_then_every_file_page_and_keeps_the_start_token() {
-    let fake = scripted(vec![
-        (
-            "/drive/v3/changes/startPageToken",
-            ok(json!({"kind": "drive#startPageToken", "startPageToken": "41"})),
-        ),
-        (
-            "/drive/v3/drives",
-            ok(json!({"drives": [
-                {"id": "0AD", "name": "Team", "createdTime": "2026-01-01T00:00:00Z"}
-            ]})),
-        ),
-        (
-            "/drive/v3/files",
-            ok(
-                json!({"nextPageToken": "p2", "incompleteSearch": false, "files": [
-                    file("f1", "application/vnd.google-apps.folder"),
-                    file("f2", "image/png"),
-                ]}),
-            ),
-        ),
-        (
-            "/drive/v3/files",
-            ok(json!({"incompleteSearch": false, "files": [file("doc1", GOOGLE_DOC)]})),
-        ),
-        (
-            "/drive/v3/files/doc1/export",
-            Reply::status(200).text("Quarterly plan\r\nShip it."),
-        ),
-        (
-            "/drive/v3/files",
-            ok(
-                json!({"files": [{"id": "t1", "name": "Team file", "mimeType": "image/png",
-                                 "driveId": "0AD"}]}),
-            ),
-        ),
-    ])
-    .await;
-    let mut stream = open(&fake, None, None);
-    let drives = page(&mut stream).await;
-    assert_eq!(ids(&drives), ["google_drive_drive:0AD"]);
-    let first = page(&mut stream).await;
-    assert_eq!(
-        ids(&first),
-        ["google_drive_file:f1", "google_drive_file:f2"]
-    );
-    assert_eq!(first.entities[0].payload["is_folder"], true);
-    assert_eq!(first.entities[1].payload["content"], Value::Null);
-    let second = page(&mut stream).await;
-    assert_eq!(ids(&second), ["google_drive_file:doc1"]);
-    let doc = &second.entities[0];
-    assert_eq!(doc.title, "File doc1");
-    assert_eq!(doc.payload["content"], "Quarterly plan\r\nShip it.");
-    assert_eq!(doc.payload["owners"][0]["email"], "ada@example.com");
-    assert_eq!(
-        doc.updated_at.unwrap().to_rfc3339(),
-        "2026-03-01T10:00:00+00:00"
-    );
-    assert!(second.removed.is_empty());
-    let team = page(&mut stream).await;
-    assert_eq!(ids(&team), ["google_drive_file:t1"]);
-    assert_eq!(team.entities[0].payload["drive_id"], "0AD");
-    assert!(stream.next_page().await.unwrap().is_none());
-    assert!(!stream.incremental());
-    assert_eq!(stream.cursor(), Some(json!({"start_page_token": "41"})));
-    // The user's own files, then the shared drive's (the e2e test checks the queries).
-    assert_eq!(fake.seen().len(), 6);
-}
-
-#[tokio::test]
-async fn a_listing_page_is_handed_out_in_slices_and_a_resumed_stream_continues() {
-    let docs: Vec<Value> = (0..12)
-        .map(|i| file(&format!("d{i:02}"), GOOGLE_DOC))
-        .collect();
-    let listing = ok(json!({ "files": docs }));
-    let fake = FakeUpstream::start(move |seen: &Seen| {
-        if seen.path == "/drive/v3/files" {
-            listing.clone()
-        } else if seen.path.ends_with("/export") {
-            Reply::status(200).text("text of a doc")
-        } else {
-            Reply::status(418)
-        }
-    })
-    .await;
-    let mut stream = open(&fake, None, at_files());
-    let first = page(&mut stream).await;
-    assert_eq!(first.entities.len(), CONTENT_FETCHES_PER_PAGE);
-    assert_eq!(
-        fake.seen().len(),
-        1 + CONTENT_FETCHES_PER_PAGE,
-        "listed once"
-    );
-    let checkpoint = first.checkpoint.clone();
-    assert_eq!(checkpoint["step"]["last"], "d09");
-
-    // A new stream from the checkpoint lists the page again and skips what was handed out.
-    let mut resumed = open(&fake, None, Some(checkpoint));
-    let rest = page(&mut resumed).await;
-    assert_eq!(
-        ids(&rest),
-        ["google_drive_file:d10", "google_drive_file:d11"]
-    );
-    assert!(resumed.next_page().await.unwrap().is_none());
-    assert_eq!(resumed.cursor(), Some(json!({"start_page_token": "5"})));
-}
-
-/// A fake whose `files` listing (one page) and `changes` listing (one page, then the new
-/// start token `99`) a test changes between calls; every doc exports some text.
-async fn changing(files: Arc<Mutex<Vec<Value>>>) -> FakeUpstream {
-    FakeUpstream::start(move |seen: &Seen| {
-        let items = files.lock().unwrap().clone();
-        if seen.path == "/drive/v3/files" {
-            ok(json!({ "files": items }))
-        } else if seen.path == "/drive/v3/changes" {
-            let changes: Vec<Value> = items
-                .iter()
-                .map(|f| json!({"changeType": "file", "fileId": f["id"], "file": f}))
-                .collect();
-            ok(json!({"newStartPageToken": "99", "changes": changes}))
-        } else if seen.path.ends_with("/export") {
-            Reply::status(200).text("text of a doc")
-        } else {
-            Reply::status(418)
-        }
-    })
-    .await
-}
-
-fn docs(n: usize) -> Arc<Mutex<Vec<Value>>> {
-    let docs = (0..n)
-        .map(|i| file(&format!("d{i:02}"), GOOGLE_DOC))
-        .collect();
-    Arc::new(Mutex::new(docs))
-}
-
-fn drop_doc(docs: &Arc<Mutex<Vec<Value>>>, id: &str) {
-    docs.lock().unwrap().retain(|f| f["id"] != id);
-}
-
 /// Every id of the stream's pages until it ends.
 async fn rest(stream: &mut Box<dyn EntityStream>) -> Vec<String> {
     let mut all = Vec::new();
@@ -262,56 +82,160 @@ async fn rest(stream: &mut Box<dyn EntityStream>) -> Vec<String> {
     all
 }
 
+/// `n` Google Docs in My Drive, listed in this order; every one exports some text.
+fn add_docs(fake: &FakeGoogleDrive, n: usize) -> Vec<String> {
+    let mut w = fake.workspace();
+    (0..n)
+        .map(|i| w.add_doc(&format!("Doc {i:02}"), "text of a doc"))
+        .collect()
+}
+
+fn add_image(fake: &FakeGoogleDrive, name: &str) -> String {
+    fake.workspace().add_binary_file(name, "image/png", 1_024)
+}
+
+// --- full runs: paging, content, cursor ---
+
 #[tokio::test]
-async fn a_resumed_listing_goes_on_after_the_last_file_handed_out_even_if_files_went() {
-    let listed = docs(12);
-    let fake = changing(Arc::clone(&listed)).await;
+async fn a_full_run_lists_drives_then_every_file_page_and_keeps_the_start_token() {
+    let fake = fake_drive().await;
+    let (folder, image, doc, team, team_file, start) = {
+        let mut w = fake.workspace();
+        w.max_page_size = 2;
+        let folder = w.add_folder("Projects");
+        let image = w.add_binary_file("logo.png", "image/png", 48_213);
+        let doc = w.add_doc("Quarterly plan", "Quarterly plan\r\nShip it.");
+        let team = w.add_drive("Team");
+        let team_file = w.add_binary_file("team.png", "image/png", 1_024);
+        w.move_to_drive(&team_file, &team);
+        (folder, image, doc, team, team_file, w.start_page_token())
+    };
+    let mut stream = open(&fake, None, None);
+    let drives = page(&mut stream).await;
+    assert_eq!(ids(&drives), [drive_key(&team)]);
+    let first = page(&mut stream).await;
+    assert_eq!(ids(&first), [file_key(&folder), file_key(&image)]);
+    assert_eq!(first.entities[0].payload["is_folder"], true);
+    assert_eq!(first.entities[1].payload["content"], Value::Null);
+    let second = page(&mut stream).await;
+    assert_eq!(ids(&second), [file_key(&doc)]);
+    let entity = &second.entities[0];
+    assert_eq!(entity.title, "Quarterly plan");
+    // Drive's plain-text export starts with a byte order mark; the content does not keep it.
+    assert_eq!(entity.payload["content"], "Quarterly plan\r\nShip it.");
+    assert_eq!(entity.payload["owners"][0]["email"], "ada@example.com");
+    assert_eq!(
+        entity.updated_at,
+        Some(fake.workspace().file(&doc).modified)
+    );
+    assert!(second.removed.is_empty());
+    let shared = page(&mut stream).await;
+    assert_eq!(ids(&shared), [file_key(&team_file)]);
+    assert_eq!(shared.entities[0].payload["drive_id"], team.as_str());
+    assert!(stream.next_page().await.unwrap().is_none());
+    assert!(!stream.incremental());
+    assert_eq!(stream.cursor(), Some(json!({ "start_page_token": start })));
+    // The start token, the drives, two pages of the user's own files, one export, the shared
+    // drive's files (the e2e test checks the queries).
+    assert_eq!(fake.requests().len(), 6, "{:#?}", fake.requests());
+}
+
+#[tokio::test]
+async fn a_listing_page_is_handed_out_in_slices_and_a_resumed_stream_continues() {
+    let fake = fake_drive().await;
+    let docs = add_docs(&fake, 12);
     let mut stream = open(&fake, None, at_files());
     let first = page(&mut stream).await;
     assert_eq!(first.entities.len(), CONTENT_FETCHES_PER_PAGE);
-    // A file handed out already leaves the page: by count, the resumed stream would skip
-    // d10, which it never handed out, and the run would delete it as absent.
-    drop_doc(&listed, "d03");
+    assert_eq!(
+        fake.requests().len(),
+        1 + CONTENT_FETCHES_PER_PAGE,
+        "listed once"
+    );
+    let checkpoint = first.checkpoint.clone();
+    assert_eq!(checkpoint["step"]["last"], docs[9].as_str());
+
+    // A new stream from the checkpoint lists the page again and skips what was handed out.
+    let mut resumed = open(&fake, None, Some(checkpoint));
+    let rest = page(&mut resumed).await;
+    assert_eq!(ids(&rest), [file_key(&docs[10]), file_key(&docs[11])]);
+    assert!(resumed.next_page().await.unwrap().is_none());
+    assert_eq!(resumed.cursor(), Some(json!({"start_page_token": "5"})));
+}
+
+#[tokio::test]
+async fn a_resumed_listing_goes_on_after_the_last_file_handed_out_even_if_files_went() {
+    let fake = fake_drive().await;
+    let docs = add_docs(&fake, 12);
+    let mut stream = open(&fake, None, at_files());
+    let first = page(&mut stream).await;
+    assert_eq!(first.entities.len(), CONTENT_FETCHES_PER_PAGE);
+    // A file handed out already leaves the page (trashed): by count, the resumed stream would
+    // skip d10, which it never handed out, and the run would delete it as absent.
+    fake.workspace().trash(&docs[3]);
     let mut resumed = open(&fake, None, Some(first.checkpoint.clone()));
     assert_eq!(
         rest(&mut resumed).await,
-        ["google_drive_file:d10", "google_drive_file:d11"]
+        [file_key(&docs[10]), file_key(&docs[11])]
     );
 
-    // The last file handed out itself left the page: the whole page comes again.
-    drop_doc(&listed, "d09");
+    // The last file handed out itself left the page (deleted): the whole page comes again.
+    fake.workspace().delete(&docs[9]);
     let mut resumed = open(&fake, None, Some(first.checkpoint));
     let again = rest(&mut resumed).await;
     assert_eq!(again.len(), 10, "{again:?}");
-    assert!(again.contains(&"google_drive_file:d00".to_owned()));
-    assert!(again.contains(&"google_drive_file:d10".to_owned()));
-    assert!(again.contains(&"google_drive_file:d11".to_owned()));
+    assert!(again.contains(&file_key(&docs[0])));
+    assert!(again.contains(&file_key(&docs[10])));
+    assert!(again.contains(&file_key(&docs[11])));
 }
 
 #[tokio::test]
 async fn a_resumed_changes_listing_goes_on_after_the_last_change_handed_out() {
-    let listed = docs(12);
-    let fake = changing(Arc::clone(&listed)).await;
-    let since = Some(json!({"start_page_token": "7"}));
+    let fake = fake_drive().await;
+    let since = Some(json!({"start_page_token": fake.workspace().start_page_token()}));
+    let docs = add_docs(&fake, 12);
+    // Changes pages of 12: a file changed again moves to the end of the change log, so a page
+    // asked again no longer holds what moved past its end.
+    fake.workspace().max_page_size = 12;
     let mut stream = open(&fake, since.clone(), None);
     let first = page(&mut stream).await;
     assert_eq!(first.entities.len(), CONTENT_FETCHES_PER_PAGE);
-    assert_eq!(first.checkpoint["step"]["last"], "file:d09");
-    drop_doc(&listed, "d00");
+    assert_eq!(
+        first.checkpoint["step"]["last"],
+        format!("file:{}", docs[9])
+    );
+    // A change handed out already leaves its place (d00 is deleted: its removal comes last):
+    // by count, the resumed stream would skip d10.
+    fake.workspace().delete(&docs[0]);
     let mut resumed = open(&fake, since.clone(), Some(first.checkpoint.clone()));
     assert_eq!(
         rest(&mut resumed).await,
-        ["google_drive_file:d10", "google_drive_file:d11"]
+        [file_key(&docs[10]), file_key(&docs[11])]
     );
-    assert_eq!(resumed.cursor(), Some(json!({"start_page_token": "99"})));
-    drop_doc(&listed, "d09");
+    let next_start = fake.workspace().start_page_token();
+    assert_eq!(
+        resumed.cursor(),
+        Some(json!({ "start_page_token": next_start }))
+    );
+
+    // The last change handed out itself left the page (d09 was edited after a new doc was
+    // added: its change is now on the next page): the page comes again.
+    let late = {
+        let mut w = fake.workspace();
+        let late = w.add_doc("Late", "text of a doc");
+        w.set_text(&docs[9], "edited");
+        late
+    };
     let mut resumed = open(&fake, since, Some(first.checkpoint));
-    assert_eq!(rest(&mut resumed).await.len(), 10, "the page again");
+    let mut expected: Vec<String> = docs[1..9].iter().map(|d| file_key(d)).collect();
+    expected.extend([&docs[10], &docs[11], &late, &docs[9]].map(|d| file_key(d)));
+    assert_eq!(rest(&mut resumed).await, expected, "the page again");
 }
 
 #[tokio::test]
 async fn a_page_starts_no_download_once_its_time_budget_is_spent() {
-    let fake = changing(docs(3)).await;
+    let fake = fake_drive().await;
+    let docs = add_docs(&fake, 3);
     let spent = StreamRequest {
         page_budget: Duration::ZERO,
         ..request(None, at_files())
@@ -323,16 +247,10 @@ async fn a_page_starts_no_download_once_its_time_budget_is_spent() {
     }
     // One download per page: the budget is spent after the first.
     let per_page: Vec<Vec<String>> = pages.iter().map(ids).collect();
-    assert_eq!(
-        per_page,
-        [
-            ["google_drive_file:d00"],
-            ["google_drive_file:d01"],
-            ["google_drive_file:d02"]
-        ]
-    );
-    assert_eq!(pages[0].checkpoint["step"]["last"], "d00");
-    assert_eq!(fake.seen().len(), 4, "listed once, three downloads");
+    let expected: Vec<Vec<String>> = docs.iter().map(|d| vec![file_key(d)]).collect();
+    assert_eq!(per_page, expected);
+    assert_eq!(pages[0].checkpoint["step"]["last"], docs[0].as_str());
+    assert_eq!(fake.requests().len(), 4, "listed once, three downloads");
     // The budget a stream is opened with in production: the worker's.
     assert_eq!(
         domain::usecases::sync::SyncSettings::default().page_budget,
@@ -342,7 +260,8 @@ async fn a_page_starts_no_download_once_its_time_budget_is_spent() {
 
 #[tokio::test]
 async fn a_page_of_a_slow_drive_returns_within_its_budget_and_one_call() {
-    let fake = changing(docs(12)).await;
+    let fake = fake_drive().await;
+    add_docs(&fake, 12);
     fake.answer_after(SLOW_CALL);
     let short = StreamRequest {
         page_budget: SHORT_BUDGET,
@@ -370,41 +289,55 @@ async fn a_page_of_a_slow_drive_returns_within_its_budget_and_one_call() {
     assert!(pages.len() >= 4, "{pages:?}");
 }
 
+/// A file of mine and a shared drive `Team` holding one file.
+fn mine_and_a_team_drive(fake: &FakeGoogleDrive) -> (String, String, String) {
+    let mut w = fake.workspace();
+    let mine = w.add_binary_file("mine.png", "image/png", 1_024);
+    let team = w.add_drive("Team");
+    let team_file = w.add_binary_file("team.png", "image/png", 1_024);
+    w.move_to_drive(&team_file, &team);
+    (mine, team, team_file)
+}
+
 #[tokio::test]
 async fn a_shared_drive_gone_mid_run_is_skipped_and_the_next_one_listed() {
-    let fake = scripted(vec![
-        (
-            "/drive/v3/files",
-            ok(json!({"files": [file("mine", "image/png")]})),
-        ),
-        (
-            "/drive/v3/files",
-            google_error(404, "notFound", "NOT_FOUND"),
-        ),
-        (
-            "/drive/v3/files",
-            ok(json!({"files": [file("team", "image/png")]})),
-        ),
-    ])
-    .await;
+    let fake = fake_drive().await;
+    let gone = fake.workspace().add_drive("Gone");
+    let (mine, team, team_file) = mine_and_a_team_drive(&fake);
     let resume = json!({"step": {"kind": "files", "page_token": null},
-                        "next_start": "5", "drives": ["0AA", "0BB"]});
+                        "next_start": "5", "drives": [gone, team]});
+    // The first drive of the checkpoint's page is deleted before its files are listed.
+    fake.workspace().remove_drive(&gone);
     let mut stream = open(&fake, None, Some(resume));
     let all = rest(&mut stream).await;
-    assert_eq!(all, ["google_drive_file:mine", "google_drive_file:team"]);
+    assert_eq!(all, [file_key(&mine), file_key(&team_file)]);
     assert_eq!(stream.cursor(), Some(json!({"start_page_token": "5"})));
+    let asked: Vec<Option<String>> = fake
+        .queries_of("/drive/v3/files")
+        .into_iter()
+        .map(|q| q.get("driveId").cloned())
+        .collect();
+    assert_eq!(asked, [None, Some(gone), Some(team.clone())]);
 
     // A checkpoint from before drives were listed one by one starts the run over.
     let old = json!({"step": {"kind": "files", "page_token": "p2", "offset": 10},
                      "next_start": "5"});
-    let fake = scripted(vec![(
-        "/drive/v3/changes/startPageToken",
-        google_error(401, "authError", "UNAUTHENTICATED"),
-    )])
-    .await;
+    let before = fake.requests().len();
+    let start = fake.workspace().start_page_token();
     let mut restarted = open(&fake, None, Some(old));
-    assert!(restarted.next_page().await.is_err());
-    assert_eq!(fake.seen()[0].path, "/drive/v3/changes/startPageToken");
+    assert_eq!(
+        rest(&mut restarted).await,
+        [drive_key(&team), file_key(&mine), file_key(&team_file)]
+    );
+    assert_eq!(
+        restarted.cursor(),
+        Some(json!({ "start_page_token": start }))
+    );
+    assert!(
+        fake.requests()[before].starts_with("GET /drive/v3/changes/startPageToken"),
+        "{:?}",
+        &fake.requests()[before..]
+    );
 }
 
 #[tokio::test]
@@ -413,42 +346,29 @@ async fn an_old_checkpoint_still_listing_drives_starts_over() {
     // the drives named so far (the `allDrives` version), or with them; resumed, the drives
     // of the pages before would never have their files listed, and the run would delete
     // them.
+    let fake = fake_drive().await;
+    let (mine, team, team_file) = mine_and_a_team_drive(&fake);
+    let start = fake.workspace().start_page_token();
     for old in [
         json!({"step": {"kind": "drives", "page_token": "d2"}, "next_start": "5"}),
         json!({"step": {"kind": "drives", "page_token": "d2"}, "next_start": "5",
                "drives": ["0AA"]}),
     ] {
-        let fake = scripted(vec![
-            (
-                "/drive/v3/changes/startPageToken",
-                ok(json!({"startPageToken": "6"})),
-            ),
-            (
-                "/drive/v3/drives",
-                ok(json!({"drives": [{"id": "0AA", "name": "Team"}]})),
-            ),
-            (
-                "/drive/v3/files",
-                ok(json!({"files": [file("mine", "image/png")]})),
-            ),
-            (
-                "/drive/v3/files",
-                ok(json!({"files": [file("team", "image/png")]})),
-            ),
-        ])
-        .await;
+        let before = fake.requests().len();
         let mut restarted = open(&fake, None, Some(old.clone()));
         assert_eq!(
             rest(&mut restarted).await,
-            [
-                "google_drive_drive:0AA",
-                "google_drive_file:mine",
-                "google_drive_file:team"
-            ],
+            [drive_key(&team), file_key(&mine), file_key(&team_file)],
             "{old}"
         );
-        assert_eq!(restarted.cursor(), Some(json!({"start_page_token": "6"})));
-        assert_eq!(fake.seen()[0].path, "/drive/v3/changes/startPageToken");
+        assert_eq!(
+            restarted.cursor(),
+            Some(json!({ "start_page_token": start }))
+        );
+        assert!(
+            fake.requests()[before].starts_with("GET /drive/v3/changes/startPageToken"),
+            "{old}"
+        );
     }
 }
 
@@ -458,32 +378,24 @@ async fn the_user_corpus_lists_shared_drive_files_shared_directly_with_the_user(
     // so `drives.list` does not name it) shared directly with the user is in the user
     // corpus only with includeItemsFromAllDrives and supportsAllDrives. `changes` reports
     // it: a full run that did not list it would delete it every time.
-    let fake = query_fake(|path, query| {
-        let flag = |name: &str| query.get(name).map(String::as_str) == Some("true");
-        match path {
-            "/drive/v3/changes/startPageToken" => json!({"startPageToken": "5"}),
-            "/drive/v3/drives" => json!({"drives": []}),
-            "/drive/v3/files" if query.get("corpora").map(String::as_str) == Some("user") => {
-                let mut files = vec![file("mine", "image/png")];
-                if flag("includeItemsFromAllDrives") && flag("supportsAllDrives") {
-                    let mut theirs = file("theirs", "image/png");
-                    theirs["driveId"] = json!("0ZZnotAMember");
-                    files.push(theirs);
-                }
-                json!({ "files": files })
-            }
-            _ => json!({"unexpected": path}),
-        }
-    })
-    .await;
-    let mut stream = source_at(&fake.base_url)
-        .open_stream(request(None, None))
-        .unwrap();
+    let fake = fake_drive().await;
+    let mine = add_image(&fake, "mine.png");
+    let theirs = fake
+        .workspace()
+        .add_doc_shared_from_another_drive("Their plan", "Shared with Ada only.");
+    let start = fake.workspace().start_page_token();
+    let mut stream = open(&fake, None, None);
     assert_eq!(
         rest(&mut stream).await,
-        ["google_drive_file:mine", "google_drive_file:theirs"]
+        [file_key(&mine), file_key(&theirs)]
     );
-    assert_eq!(stream.cursor(), Some(json!({"start_page_token": "5"})));
+    assert_eq!(stream.cursor(), Some(json!({ "start_page_token": start })));
+    let listings = fake.queries_of("/drive/v3/files");
+    assert_eq!(listings.len(), 1, "{listings:?}");
+    let flag = |name: &str| listings[0].get(name).map(String::as_str);
+    assert_eq!(flag("corpora"), Some("user"));
+    assert_eq!(flag("includeItemsFromAllDrives"), Some("true"));
+    assert_eq!(flag("supportsAllDrives"), Some("true"));
 }
 
 #[tokio::test]
@@ -494,54 +406,45 @@ async fn thousands_of_shared_drives_keep_the_checkpoint_small_across_resumes() {
     const DRIVES: usize = 5_000;
     const PAGE: usize = 40;
     const LIMIT: usize = 100 * 1024;
-    let drive_id = |i: usize| format!("0A{i:017}");
-    let listed = Arc::new(Mutex::new(Vec::<String>::new()));
-    let log = Arc::clone(&listed);
-    let fake = query_fake(move |path, query| {
-        let q = |name: &str| query.get(name).map(String::as_str);
-        match path {
-            "/drive/v3/changes/startPageToken" => json!({"startPageToken": "77"}),
-            "/drive/v3/drives" => {
-                let start: usize = q("pageToken").map_or(0, |t| t.parse().unwrap());
-                let asked: usize = q("pageSize").unwrap().parse().unwrap();
-                let end = (start + asked.min(PAGE)).min(DRIVES);
-                let drives: Vec<Value> = (start..end)
-                    .map(|i| json!({"id": drive_id(i), "name": format!("Team {i}")}))
-                    .collect();
-                let mut body = json!({ "drives": drives });
-                if end < DRIVES {
-                    body["nextPageToken"] = json!(end.to_string());
-                }
-                body
-            }
-            "/drive/v3/files" => match q("driveId") {
-                Some(id) => {
-                    log.lock().unwrap().push(id.to_owned());
-                    let mut f = file(&format!("f{id}"), "image/png");
-                    f["driveId"] = json!(id);
-                    json!({ "files": [f] })
-                }
-                None => json!({"files": [file("mine", "image/png")]}),
-            },
-            _ => json!({"unexpected": path}),
-        }
-    })
-    .await;
-    let source = source_at(&fake.base_url);
+    let fake = fake_drive().await;
+    let (mine, drives, files, start) = {
+        let mut w = fake.workspace();
+        w.max_page_size = PAGE;
+        let mine = w.add_binary_file("mine.png", "image/png", 1_024);
+        let drives: Vec<String> = (0..DRIVES)
+            .map(|i| w.add_drive(&format!("Team {i}")))
+            .collect();
+        let files: Vec<String> = drives
+            .iter()
+            .enumerate()
+            .map(|(i, drive)| {
+                let file = w.add_binary_file(&format!("team-{i}.png"), "image/png", 1_024);
+                w.move_to_drive(&file, drive);
+                file
+            })
+            .collect();
+        (mine, drives, files, w.start_page_token())
+    };
+    assert_eq!(
+        fake.workspace().drive_ids(),
+        drives,
+        "drives.list answers them in this order"
+    );
+    let source = source_for(&fake);
     let mut resume = None;
     let mut handed = Vec::new();
     let mut largest = 0;
     loop {
         let mut stream = source.open_stream(request(None, resume.take())).unwrap();
         let Some(page) = stream.next_page().await.unwrap() else {
-            assert_eq!(stream.cursor(), Some(json!({"start_page_token": "77"})));
+            assert_eq!(stream.cursor(), Some(json!({ "start_page_token": start })));
             break;
         };
         let size = serde_json::to_vec(&page.checkpoint).unwrap().len();
         assert!(size < LIMIT, "a checkpoint of {size} bytes");
         largest = largest.max(size);
-        let drives = page.checkpoint["drives"].as_array().map_or(0, Vec::len);
-        assert!(drives <= PAGE, "{drives} drives in the checkpoint");
+        let named = page.checkpoint["drives"].as_array().map_or(0, Vec::len);
+        assert!(named <= PAGE, "{named} drives in the checkpoint");
         handed.extend(ids(&page));
         resume = Some(page.checkpoint);
     }
@@ -551,11 +454,15 @@ async fn thousands_of_shared_drives_keep_the_checkpoint_small_across_resumes() {
     );
 
     // Every drive's files listed once, in order: none skipped, none repeated.
-    let every: Vec<String> = (0..DRIVES).map(drive_id).collect();
-    assert_eq!(*listed.lock().unwrap(), every);
-    let mut expected = vec!["google_drive_file:mine".to_owned()];
-    expected.extend(every.iter().map(|id| format!("google_drive_drive:{id}")));
-    expected.extend(every.iter().map(|id| format!("google_drive_file:f{id}")));
+    let listed: Vec<String> = fake
+        .queries_of("/drive/v3/files")
+        .into_iter()
+        .filter_map(|q| q.get("driveId").cloned())
+        .collect();
+    assert_eq!(listed, drives);
+    let mut expected = vec![file_key(&mine)];
+    expected.extend(drives.iter().map(|id| drive_key(id)));
+    expected.extend(files.iter().map(|id| file_key(id)));
     let mut got = handed.clone();
     got.sort();
     expected.sort();
@@ -564,31 +471,22 @@ async fn thousands_of_shared_drives_keep_the_checkpoint_small_across_resumes() {
     // A page of drives, then their files, then the next page.
     let second_page = handed
         .iter()
-        .position(|id| *id == format!("google_drive_drive:{}", drive_id(PAGE)))
+        .position(|id| *id == drive_key(&drives[PAGE]))
         .unwrap();
-    assert_eq!(
-        handed[second_page - 1],
-        format!("google_drive_file:f{}", drive_id(PAGE - 1))
-    );
+    assert_eq!(handed[second_page - 1], file_key(&files[PAGE - 1]));
 }
 
 #[tokio::test]
 async fn a_file_the_user_cannot_read_is_synced_without_content_and_quotas_wait() {
-    let fake = FakeUpstream::start(|seen: &Seen| match seen.path.as_str() {
-        "/drive/v3/files" => ok(json!({"files": [file("locked", GOOGLE_DOC)]})),
-        _ => google_error(403, "insufficientFilePermissions", "PERMISSION_DENIED"),
-    })
-    .await;
+    let fake = fake_drive().await;
+    let locked = fake.workspace().add_doc("Locked", "not for Ada's eyes");
+    fake.refuse_after("/export", 0, 403, "insufficientFilePermissions");
     let mut stream = open(&fake, None, at_files());
     let got = page(&mut stream).await;
-    assert_eq!(ids(&got), ["google_drive_file:locked"]);
+    assert_eq!(ids(&got), [file_key(&locked)]);
     assert_eq!(got.entities[0].payload["content"], Value::Null);
 
-    let fake = FakeUpstream::start(|seen: &Seen| match seen.path.as_str() {
-        "/drive/v3/files" => ok(json!({"files": [file("doc", GOOGLE_DOC)]})),
-        _ => google_error(403, "dailyLimitExceeded", "PERMISSION_DENIED"),
-    })
-    .await;
+    fake.refuse_after("/export", 0, 403, "dailyLimitExceeded");
     let mut stream = open(&fake, None, at_files());
     assert_eq!(
         stream.next_page().await.unwrap_err(),
@@ -600,17 +498,16 @@ async fn a_file_the_user_cannot_read_is_synced_without_content_and_quotas_wait()
 
 #[tokio::test]
 async fn small_text_files_carry_their_text_large_and_unexportable_ones_do_not() {
-    let fake = FakeUpstream::start(|seen: &Seen| match seen.path.as_str() {
-        "/drive/v3/files" => Reply::status(200).json(json!({"files": [
-            text_file("small", 12),
-            text_file("big", TEXT_FILE_MAX_BYTES + 1),
-            file("gone", GOOGLE_DOC),
-        ]})),
-        "/drive/v3/files/small" => Reply::status(200).text("hello, world"),
-        "/drive/v3/files/gone/export" => Reply::status(404).json(error_body(404, "notFound")),
-        _ => Reply::status(418),
-    })
-    .await;
+    let fake = fake_drive().await;
+    let big = {
+        let mut w = fake.workspace();
+        w.add_text_file("small.txt", "hello, world");
+        let big = w.add_binary_file("big.txt", "text/plain", TEXT_FILE_MAX_BYTES + 1);
+        w.add_doc("Gone", "deleted before its export");
+        big
+    };
+    // The doc is deleted between its listing and its export: Drive answers 404.
+    fake.refuse_after("/export", 0, 404, "notFound");
     let mut stream = open(&fake, None, at_files());
     let got = page(&mut stream).await;
     let content: Vec<&Value> = got.entities.iter().map(|e| &e.payload["content"]).collect();
@@ -619,11 +516,8 @@ async fn small_text_files_carry_their_text_large_and_unexportable_ones_do_not() 
         [&json!("hello, world"), &Value::Null, &Value::Null]
     );
     assert_eq!(got.entities[0].payload["size"], 12);
-    let paths: Vec<String> = fake.seen().iter().map(|s| s.path.clone()).collect();
-    assert!(
-        !paths.contains(&"/drive/v3/files/big".to_owned()),
-        "{paths:?}"
-    );
+    let requests = fake.requests();
+    assert!(!requests.iter().any(|r| r.contains(&big)), "{requests:?}");
 }
 
 #[test]
@@ -658,23 +552,10 @@ fn volatile_fields_do_not_change_the_hash() {
 
 #[tokio::test]
 async fn a_rate_limited_page_waits_and_the_resumed_stream_asks_again() {
-    let fake = scripted(vec![
-        (
-            "/drive/v3/changes/startPageToken",
-            ok(json!({"startPageToken": "9"})),
-        ),
-        ("/drive/v3/drives", ok(json!({"drives": []}))),
-        (
-            "/drive/v3/files",
-            google_error(403, "userRateLimitExceeded", "PERMISSION_DENIED")
-                .header("retry-after", "1"),
-        ),
-        (
-            "/drive/v3/files",
-            ok(json!({"files": [file("f1", "image/png")]})),
-        ),
-    ])
-    .await;
+    let fake = fake_drive().await;
+    let f1 = add_image(&fake, "f1.png");
+    let start = fake.workspace().start_page_token();
+    fake.rate_limit_after("/files", 0, RateLimit::UserRateLimit, Some(1));
     let mut stream = open(&fake, None, None);
     let drives = page(&mut stream).await;
     assert!(drives.entities.is_empty());
@@ -685,18 +566,15 @@ async fn a_rate_limited_page_waits_and_the_resumed_stream_asks_again() {
         }
     );
     let mut resumed = open(&fake, None, Some(drives.checkpoint));
-    assert_eq!(ids(&page(&mut resumed).await), ["google_drive_file:f1"]);
+    assert_eq!(ids(&page(&mut resumed).await), [file_key(&f1)]);
     assert!(resumed.next_page().await.unwrap().is_none());
-    assert_eq!(resumed.cursor(), Some(json!({"start_page_token": "9"})));
+    assert_eq!(resumed.cursor(), Some(json!({ "start_page_token": start })));
 }
 
 #[tokio::test]
 async fn a_revoked_token_mid_run_is_a_rejection() {
-    let fake = scripted(vec![(
-        "/drive/v3/changes/startPageToken",
-        google_error(401, "authError", "UNAUTHENTICATED"),
-    )])
-    .await;
+    let fake = fake_drive().await;
+    fake.revoke_token();
     let mut stream = open(&fake, None, None);
     assert!(matches!(
         stream.next_page().await,
@@ -706,19 +584,18 @@ async fn a_revoked_token_mid_run_is_a_rejection() {
 
 #[tokio::test]
 async fn malformed_pages_fail_clearly() {
-    let fake = scripted(vec![
-        (
-            "/drive/v3/files",
-            Reply::status(200).text("<html>oops</html>"),
-        ),
-        ("/drive/v3/files", ok(json!({"files": {"not": "a list"}}))),
-        (
-            "/drive/v3/files",
-            ok(json!({"files": [], "incompleteSearch": true})),
-        ),
-    ])
-    .await;
+    let fake = fake_drive().await;
+    add_image(&fake, "f1.png");
+    fake.malform_after("/files", 0);
+    fake.malform_after_with(
+        "/files",
+        0,
+        json!({"kind": "drive#fileList", "files": {"not": "a list"}}),
+    );
     for expected in ["not JSON", "not a page", "incompleteSearch"] {
+        if expected == "incompleteSearch" {
+            fake.workspace().incomplete_search = true;
+        }
         let mut stream = open(&fake, None, at_files());
         let err = stream.next_page().await.unwrap_err();
         assert!(err.to_string().contains(expected), "{err}");
@@ -733,54 +610,77 @@ async fn malformed_pages_fail_clearly() {
 
 #[tokio::test]
 async fn an_incremental_run_reads_changes_until_the_new_start_token() {
-    let mut trashed = file("t1", "image/png");
-    trashed["trashed"] = json!(true);
-    let fake = scripted(vec![
-        (
-            "/drive/v3/changes",
-            ok(
-                json!({"kind": "drive#changeList", "nextPageToken": "8", "changes": [
-                    {"changeType": "file", "fileId": "f1", "removed": false,
-                     "file": file("f1", "image/png")},
-                    {"changeType": "file", "fileId": "gone", "removed": true},
-                    {"changeType": "file", "fileId": "t1", "removed": false, "file": trashed},
-                ]}),
-            ),
-        ),
-        (
-            "/drive/v3/changes",
-            ok(
-                json!({"kind": "drive#changeList", "newStartPageToken": "12", "changes": [
-                    {"changeType": "drive", "driveId": "0AD", "removed": false,
-                     "drive": {"id": "0AD", "name": "Renamed team"}},
-                    {"changeType": "drive", "driveId": "0XX", "removed": true},
-                ]}),
-            ),
-        ),
-    ])
-    .await;
-    let mut stream = open(&fake, Some(json!({"start_page_token": "7"})), None);
+    let fake = fake_drive().await;
+    let (gone, trashed, team, old_team, start) = {
+        let mut w = fake.workspace();
+        let gone = w.add_binary_file("gone.png", "image/png", 1_024);
+        let trashed = w.add_binary_file("t1.png", "image/png", 1_024);
+        let team = w.add_drive("Team");
+        let old_team = w.add_drive("Old team");
+        (gone, trashed, team, old_team, w.start_page_token())
+    };
+    let f1 = {
+        let mut w = fake.workspace();
+        // Changes in pages of 3: the file ones, then the drive ones.
+        w.max_page_size = 3;
+        let f1 = w.add_binary_file("f1.png", "image/png", 1_024);
+        w.delete(&gone);
+        w.trash(&trashed);
+        w.rename_drive(&team, "Renamed team");
+        w.remove_drive(&old_team);
+        f1
+    };
+    let mut stream = open(&fake, Some(json!({ "start_page_token": start })), None);
     assert!(stream.incremental());
     let first = page(&mut stream).await;
-    assert_eq!(ids(&first), ["google_drive_file:f1"]);
+    assert_eq!(ids(&first), [file_key(&f1)]);
     let removed: Vec<&str> = first.removed.iter().map(EntityKey::as_str).collect();
-    assert_eq!(removed, ["google_drive_file#gone", "google_drive_file#t1"]);
     assert_eq!(
-        first.checkpoint["step"],
-        json!({"kind": "changes", "page_token": "8", "last": null})
+        removed,
+        [
+            format!("google_drive_file#{gone}"),
+            format!("google_drive_file#{trashed}")
+        ]
+    );
+    let step = &first.checkpoint["step"];
+    assert_eq!(
+        (&step["kind"], &step["last"]),
+        (&json!("changes"), &Value::Null)
     );
     let second = page(&mut stream).await;
-    assert_eq!(ids(&second), ["google_drive_drive:0AD"]);
+    assert_eq!(ids(&second), [drive_key(&team)]);
     assert_eq!(second.entities[0].title, "Renamed team");
-    assert_eq!(second.removed[0].as_str(), "google_drive_drive#0XX");
+    assert_eq!(
+        second.removed[0].as_str(),
+        format!("google_drive_drive#{old_team}")
+    );
     assert!(stream.next_page().await.unwrap().is_none());
-    assert_eq!(stream.cursor(), Some(json!({"start_page_token": "12"})));
+    let next_start = fake.workspace().start_page_token();
+    assert_eq!(
+        stream.cursor(),
+        Some(json!({ "start_page_token": next_start }))
+    );
+    // The checkpoint after the first page names the page the stream asked next.
+    let asked: Vec<Option<String>> = fake
+        .queries_of("/drive/v3/changes")
+        .into_iter()
+        .map(|q| q.get("pageToken").cloned())
+        .collect();
+    assert_eq!(asked.len(), 2);
+    assert_eq!(asked[0], Some(start));
+    assert_eq!(asked[1].as_deref(), step["page_token"].as_str());
 }
 
 #[tokio::test]
 async fn changes_that_never_end_with_a_start_token_are_malformed() {
-    let fake = scripted(vec![("/drive/v3/changes", ok(json!({"changes": []})))]).await;
-    let mut stream = open(&fake, Some(json!({"start_page_token": "7"})), None);
+    let fake = fake_drive().await;
+    let start = fake.workspace().start_page_token();
+    fake.malform_after_with(
+        "/changes",
+        0,
+        json!({"kind": "drive#changeList", "changes": []}),
+    );
+    let mut stream = open(&fake, Some(json!({ "start_page_token": start })), None);
     assert!(matches!(
         stream.next_page().await,
         Err(StreamError::Malformed(_))

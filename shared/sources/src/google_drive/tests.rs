@@ -1,16 +1,15 @@
 //! The catalog entry, what each kind of refused answer means, and the credential check against
-//! a scripted Drive; the helpers both test modules share.
+//! the fake Drive (`fakes::google_drive`); the helpers both test modules share.
 
 use super::api::{refusal, Refusal, DAILY_LIMIT_WAIT, DEFAULT_RATE_LIMIT_WAIT};
 use super::*;
-use crate::testing::{header_map as headers, test_now as now, FakeUpstream, Reply, Seen};
+use crate::testing::{header_map as headers, test_now as now};
 use crate::upstream::{http_client, Answer};
 use domain::auth::{Credentials, OauthToken};
+use fakes::google_drive::{FakeGoogleDrive, RateLimit};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::json;
-use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::time::Duration;
 
 pub(super) const TOKEN: &str = "ya29.test-secret-access-token-never-logged";
@@ -23,39 +22,16 @@ pub(super) fn oauth(token: &str) -> AuthenticationRequest {
     })
 }
 
-/// A fake that answers the listed (path, reply) pairs in order; a request off the script
-/// gets a 418 the stream reports as an unexpected status.
-pub(super) async fn scripted(script: Vec<(&'static str, Reply)>) -> FakeUpstream {
-    let script = Mutex::new(VecDeque::from(script));
-    FakeUpstream::start(move |seen: &Seen| {
-        let mut script = script.lock().unwrap();
-        match script.pop_front() {
-            Some((path, reply)) if seen.path == path => reply,
-            _ => Reply::status(418).text("off script"),
-        }
-    })
-    .await
+/// The fake Drive, with an empty workspace, accepting [`TOKEN`].
+pub(super) async fn fake_drive() -> FakeGoogleDrive {
+    FakeGoogleDrive::start(TOKEN).await
 }
 
-pub(super) fn source_for(fake: &FakeUpstream) -> GoogleDriveSource {
-    source_at(&fake.base_url)
-}
-
-pub(super) fn source_at(base_url: &str) -> GoogleDriveSource {
-    GoogleDriveSource::new(http_client().unwrap(), BaseUrl::parse(base_url).unwrap())
-}
-
-pub(super) fn ok(body: Value) -> Reply {
-    Reply::status(200).json(body)
-}
-
-pub(super) fn google_error(code: u16, reason: &str, status: &str) -> Reply {
-    Reply::status(code).json(json!({"error": {
-        "code": code,
-        "message": "an error",
-        "errors": [{"domain": "usageLimits", "reason": reason, "message": "an error"}],
-        "status": status,
-    }}))
+pub(super) fn source_for(fake: &FakeGoogleDrive) -> GoogleDriveSource {
+    GoogleDriveSource::new(
+        http_client().unwrap(),
+        BaseUrl::parse(&fake.base_url).unwrap(),
+    )
 }
 
 // --- the catalog entry ---
@@ -213,30 +189,28 @@ fn other_refusals_say_what_the_user_must_do() {
 
 #[tokio::test]
 async fn the_check_asks_about_the_user_with_the_bearer_token() {
-    let fake = scripted(vec![(
-        "/drive/v3/about",
-        ok(json!({"user": {"kind": "drive#user", "displayName": "Ada"}})),
-    )])
-    .await;
+    // The fake answers only `Authorization: Bearer <its token>`.
+    let fake = fake_drive().await;
     let source = source_for(&fake);
     assert_eq!(
         source.check_credentials(&oauth(TOKEN), &Map::new()).await,
         Ok(())
     );
-    let seen = fake.seen();
-    assert_eq!(
-        seen[0].header("authorization"),
-        Some(format!("Bearer {TOKEN}").as_str())
-    );
+    let asked = fake.queries_of("/drive/v3/about");
+    assert_eq!(asked.len(), 1, "{:?}", fake.requests());
+    assert_eq!(asked[0].get("fields").map(String::as_str), Some("user"));
+    assert!(matches!(
+        source
+            .check_credentials(&oauth("ya29.another-token"), &Map::new())
+            .await,
+        Err(CheckError::Rejected(_))
+    ));
 }
 
 #[tokio::test]
 async fn a_revoked_token_is_rejected_without_repeating_it() {
-    let fake = scripted(vec![(
-        "/drive/v3/about",
-        google_error(401, "authError", "UNAUTHENTICATED"),
-    )])
-    .await;
+    let fake = fake_drive().await;
+    fake.revoke_token();
     let result = source_for(&fake)
         .check_credentials(&oauth(TOKEN), &Map::new())
         .await;
@@ -248,15 +222,9 @@ async fn a_revoked_token_is_rejected_without_repeating_it() {
 
 #[tokio::test]
 async fn a_check_rate_limited_or_answered_oddly_is_not_a_rejection() {
-    let fake = scripted(vec![
-        (
-            "/drive/v3/about",
-            google_error(403, "userRateLimitExceeded", "PERMISSION_DENIED")
-                .header("retry-after", "7"),
-        ),
-        ("/drive/v3/about", ok(json!({"kind": "something else"}))),
-    ])
-    .await;
+    let fake = fake_drive().await;
+    fake.rate_limit_after("/about", 0, RateLimit::UserRateLimit, Some(7));
+    fake.malform_after_with("/about", 0, json!({"kind": "something else"}));
     let source = source_for(&fake);
     assert_eq!(
         source.check_credentials(&oauth(TOKEN), &Map::new()).await,

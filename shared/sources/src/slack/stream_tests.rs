@@ -1,33 +1,20 @@
 //! The entity stream: the call each step makes, checkpoints and the cursor in a workspace of
-//! 20,000 channels, and runs against a scripted Slack (paging, resume, failures, incremental).
+//! 20,000 channels, and runs against the fake Slack (`fakes::slack`: paging, resume, failures,
+//! incremental).
 
 use super::api::Call;
 use super::stream::{
     entry_bytes, trim_latest, Step, CURSOR_BYTES, CURSOR_CHANNELS, CURSOR_TRIM_PERCENT, PAGE_LIMIT,
 };
-use super::tests::{msg, ok, scripted, slack_error, source_for, token, workspace, TOKEN};
+use super::tests::{source_for, token, workspace, Workspace, TOKEN};
 use super::*;
-use crate::testing::Reply;
 use crate::upstream::http_client;
 use domain::entity::Entity;
 use domain::stream::EntityPage;
+use fakes::slack::{FakeSlack, TEAM_URL};
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
-
-const EVERY_ID: [&str; 11] = [
-    "U1",
-    "U2",
-    "U3",
-    "C1",
-    "C2",
-    "G3",
-    "C1:1700000300.000100",
-    "C1:1700000200.000100",
-    "C1:1700000250.000100",
-    "C1:1700000260.000100",
-    "C1:1700000100.000100",
-];
 
 fn request(since: Option<Value>, resume: Option<Value>) -> StreamRequest {
     StreamRequest {
@@ -58,17 +45,29 @@ fn ids(pages: &[EntityPage]) -> Vec<String> {
         .collect()
 }
 
-fn every_id() -> Vec<String> {
-    EVERY_ID.iter().map(|s| (*s).to_owned()).collect()
+/// Every id of the small workspace, in the order a run yields them: the users, the first page
+/// of channels, #general's messages (newest first, a thread's replies after its parent), then
+/// the second page of channels.
+fn every_id(w: &Workspace) -> Vec<String> {
+    let message = |ts: &String| format!("C1:{ts}");
+    let mut all: Vec<String> = ["U1", "U2", "U3", "C1", "C2"].map(String::from).into();
+    all.extend([&w.third, &w.thread, &w.replies[0], &w.replies[1], &w.first].map(message));
+    all.push("G3".into());
+    all
 }
 
 // --- the calls ---
 
-fn stream_at(position: Checkpoint, since: Option<Cursor>, lookback_days: i64) -> SlackStream {
+fn stream_at(
+    base_url: &str,
+    position: Checkpoint,
+    since: Option<Cursor>,
+    lookback_days: i64,
+) -> SlackStream {
     SlackStream {
         client: http_client().unwrap(),
-        base_url: BaseUrl::parse("https://slack.com/api").unwrap(),
-        authorization: HeaderValue::from_static("Bearer x"),
+        base_url: BaseUrl::parse(base_url).unwrap(),
+        authorization: HeaderValue::from_str(&format!("Bearer {TOKEN}")).unwrap(),
         since,
         lookback_days,
         position,
@@ -79,13 +78,16 @@ fn params(call: &Call) -> Vec<(&str, &str)> {
     call.params.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
+/// Where the streams of the tests that make no call would send them.
+const SLACK: &str = "https://slack.com/api";
+
 #[test]
 fn each_step_asks_its_method_with_limit_cursor_and_window() {
     let mut position = Checkpoint::start();
     position.step = Step::Users {
         cursor: Some("dXNlcjpVMg==".into()),
     };
-    let call = stream_at(position.clone(), None, 7).call().unwrap();
+    let call = stream_at(SLACK, position.clone(), None, 7).call().unwrap();
     assert_eq!(call.method, "users.list");
     assert_eq!(
         params(&call),
@@ -93,7 +95,7 @@ fn each_step_asks_its_method_with_limit_cursor_and_window() {
     );
 
     position.step = Step::Channels { cursor: None };
-    let call = stream_at(position.clone(), None, 7).call().unwrap();
+    let call = stream_at(SLACK, position.clone(), None, 7).call().unwrap();
     assert_eq!(call.method, "conversations.list");
     assert_eq!(
         params(&call),
@@ -109,7 +111,7 @@ fn each_step_asks_its_method_with_limit_cursor_and_window() {
     let since = Cursor {
         channels: BTreeMap::from([("C1".to_owned(), "1700000300.000100".to_owned())]),
     };
-    let call = stream_at(position.clone(), Some(since.clone()), 0)
+    let call = stream_at(SLACK, position.clone(), Some(since.clone()), 0)
         .call()
         .unwrap();
     assert_eq!(call.method, "conversations.history");
@@ -122,19 +124,21 @@ fn each_step_asks_its_method_with_limit_cursor_and_window() {
         ]
     );
     // A week of lookback re-reads recent threads for new replies and edits.
-    let call = stream_at(position.clone(), Some(since.clone()), 7)
+    let call = stream_at(SLACK, position.clone(), Some(since.clone()), 7)
         .call()
         .unwrap();
     assert_eq!(params(&call)[1], ("oldest", "1699395500.000000"));
     // A full run, or a channel the last run did not read, reads the whole history.
-    let call = stream_at(position.clone(), None, 7).call().unwrap();
+    let call = stream_at(SLACK, position.clone(), None, 7).call().unwrap();
     assert_eq!(params(&call), [("channel", "C1"), ("limit", "200")]);
 
     position.threads = VecDeque::from(["1700000200.000100".to_owned()]);
     position.step = Step::Replies {
         cursor: Some("bmV4dA==".into()),
     };
-    let call = stream_at(position.clone(), Some(since), 7).call().unwrap();
+    let call = stream_at(SLACK, position.clone(), Some(since), 7)
+        .call()
+        .unwrap();
     assert_eq!(call.method, "conversations.replies");
     assert_eq!(
         params(&call),
@@ -146,14 +150,30 @@ fn each_step_asks_its_method_with_limit_cursor_and_window() {
         ]
     );
     position.step = Step::Done;
-    assert_eq!(stream_at(position, None, 7).call(), None);
+    assert_eq!(stream_at(SLACK, position, None, 7).call(), None);
 }
 
 // --- a workspace of any size ---
 
-/// A run through a workspace of `count` channels a user token reads (listed 200 a page),
-/// each with one message, channel `i`'s at second `i`: every answer is built here, no
-/// network. The stream is rebuilt from its checkpoint every `resume_every` calls.
+/// A workspace of `ids.len()` public channels in the fake, which the token reads as a user
+/// token (without being a member), each with one message: the later a channel, the newer its
+/// message.
+struct Big {
+    fake: FakeSlack,
+    ids: Vec<String>,
+    /// The ts of each channel's message.
+    stamps: Vec<String>,
+}
+
+async fn big_workspace(ids: Vec<String>) -> Big {
+    let fake = FakeSlack::start(TOKEN).await;
+    fake.answer_as_user_token();
+    let stamps = fake.add_channels_with_a_message(&ids, false, "U1", "hello");
+    Big { fake, ids, stamps }
+}
+
+/// A run through a big workspace (listed 200 a page), one call at a time against the fake.
+/// The stream is rebuilt from its checkpoint every `resume_every` calls.
 struct BigRun {
     /// The channels whose history was asked, in order, and whether with `oldest`.
     read: Vec<(String, bool)>,
@@ -162,56 +182,16 @@ struct BigRun {
     cursor: Cursor,
 }
 
-fn big_run(ids: &[String], since: Option<Cursor>, resume_every: usize) -> BigRun {
-    let index: HashMap<&str, usize> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i))
-        .collect();
-    let ts = |i: usize| format!("{}.000100", 1_700_000_000 + i);
-    let mut read = Vec::new();
-    let mut answer = |call: &Call| -> Value {
-        let param = |name: &str| {
-            call.params
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone())
-        };
-        match call.method {
-            "auth.test" => {
-                json!({"ok": true, "url": "https://big.slack.com/", "user_id": "U1"})
-            }
-            "users.list" => json!({"ok": true, "members": []}),
-            "conversations.list" => {
-                let start: usize = param("cursor").map_or(0, |c| c.parse().unwrap());
-                let end = (start + PAGE_LIMIT as usize).min(ids.len());
-                let channels: Vec<Value> = ids[start..end]
-                    .iter()
-                    .map(|id| json!({"id": id, "name": id.to_lowercase(), "is_member": false}))
-                    .collect();
-                let next = if end < ids.len() {
-                    end.to_string()
-                } else {
-                    String::new()
-                };
-                json!({"ok": true, "channels": channels, "response_metadata": {"next_cursor": next}})
-            }
-            "conversations.history" => {
-                let channel = param("channel").unwrap();
-                read.push((channel.clone(), param("oldest").is_some()));
-                let i = index[channel.as_str()];
-                json!({"ok": true, "messages": [msg(&ts(i), "hello")], "has_more": false})
-            }
-            other => panic!("unexpected {other}"),
-        }
-    };
-    let mut stream = stream_at(Checkpoint::start(), since.clone(), 7);
+async fn big_run(big: &Big, since: Option<Cursor>, resume_every: usize) -> BigRun {
+    let asked_before = big.fake.calls_of("conversations.history").len();
+    let mut stream = stream_at(&big.fake.base_url, Checkpoint::start(), since.clone(), 7);
     let mut largest_checkpoint = 0;
     let mut calls = 0;
-    let long_ids = ids[0].len() > 20;
+    let long_ids = big.ids[0].len() > 20;
+    let one_entry = entry_bytes(&big.ids[0], &big.stamps[0]);
     while let Some(call) = stream.call() {
-        let body = answer(&call);
-        stream.advance(&call, Ok(body)).unwrap();
+        let answer = stream.send(&call).await;
+        stream.advance(&call, answer).unwrap();
         calls += 1;
         let position = &stream.position;
         let entries = position.latest.len();
@@ -227,7 +207,7 @@ fn big_run(ids: &[String], since: Option<Cursor>, resume_every: usize) -> BigRun
                     .map(|(id, ts)| entry_bytes(id, ts))
                     .sum();
                 assert!(bytes <= CURSOR_BYTES);
-                bytes + entry_bytes(&ids[0], &ts(0)) > CURSOR_BYTES
+                bytes + one_entry > CURSOR_BYTES
             };
         if near_a_bound || calls % resume_every == 0 {
             let checkpoint = serde_json::to_vec(position).unwrap();
@@ -246,6 +226,10 @@ fn big_run(ids: &[String], since: Option<Cursor>, resume_every: usize) -> BigRun
         }
     }
     let cursor = serde_json::from_value(stream.cursor().unwrap()).unwrap();
+    let read = big.fake.calls_of("conversations.history")[asked_before..]
+        .iter()
+        .map(|params| (params["channel"].clone(), params.contains_key("oldest")))
+        .collect();
     BigRun {
         read,
         largest_checkpoint,
@@ -253,21 +237,22 @@ fn big_run(ids: &[String], since: Option<Cursor>, resume_every: usize) -> BigRun
     }
 }
 
-/// The ids of the `kept` most recent of `ids` (the last ones: channel `i` spoke at `i`).
+/// The ids of the `kept` most recent of `ids` (the last ones: the later a channel, the newer
+/// its message).
 fn most_recent(ids: &[String], kept: usize) -> Vec<String> {
     let mut recent = ids[ids.len() - kept..].to_vec();
     recent.sort();
     recent
 }
 
-#[test]
-fn checkpoints_and_the_cursor_stay_small_in_a_workspace_of_20000_channels() {
+#[tokio::test]
+async fn checkpoints_and_the_cursor_stay_small_in_a_workspace_of_20000_channels() {
     const LIMIT: usize = 200 * 1024;
-    let ids: Vec<String> = (0..20_000).map(|i| format!("C{i:010}")).collect();
-    let full = big_run(&ids, None, 211);
+    let big = big_workspace((0..20_000).map(|i| format!("C{i:010}")).collect()).await;
+    let full = big_run(&big, None, 211).await;
     let in_order: Vec<String> = full.read.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(
-        in_order, ids,
+        in_order, big.ids,
         "every channel read once, in order, across resumes"
     );
     assert!(
@@ -284,23 +269,23 @@ fn checkpoints_and_the_cursor_stay_small_in_a_workspace_of_20000_channels() {
     );
     assert_eq!(
         full.cursor.channels.keys().cloned().collect::<Vec<_>>(),
-        most_recent(&ids, kept),
+        most_recent(&big.ids, kept),
         "the channels with the most recent activity are kept"
     );
 }
 
-#[test]
-fn the_next_run_reads_in_full_only_the_channels_the_cursor_dropped() {
-    let ids: Vec<String> = (0..6_000).map(|i| format!("C{i:010}")).collect();
-    let first = big_run(&ids, None, 97);
+#[tokio::test]
+async fn the_next_run_reads_in_full_only_the_channels_the_cursor_dropped() {
+    let big = big_workspace((0..6_000).map(|i| format!("C{i:010}")).collect()).await;
+    let first = big_run(&big, None, 97).await;
     let in_cursor: Vec<String> = first.cursor.channels.keys().cloned().collect();
-    assert!(in_cursor.len() < ids.len());
+    assert!(in_cursor.len() < big.ids.len());
 
     // The remembered channels are asked from their newest message on, the others in
     // full; none is skipped or read twice across resumes.
-    let next = big_run(&ids, Some(first.cursor.clone()), 89);
+    let next = big_run(&big, Some(first.cursor.clone()), 89).await;
     let in_order: Vec<String> = next.read.iter().map(|(id, _)| id.clone()).collect();
-    assert_eq!(in_order, ids);
+    assert_eq!(in_order, big.ids);
     let windowed: Vec<String> = next
         .read
         .iter()
@@ -312,11 +297,11 @@ fn the_next_run_reads_in_full_only_the_channels_the_cursor_dropped() {
     assert_eq!(next.cursor, first.cursor, "nothing new: the same cursor");
 }
 
-#[test]
-fn long_channel_ids_are_bounded_by_bytes_too() {
-    let ids: Vec<String> = (0..4_000).map(|i| format!("C{i:063}")).collect();
-    let run = big_run(&ids, None, 53);
-    assert_eq!(run.read.len(), ids.len());
+#[tokio::test]
+async fn long_channel_ids_are_bounded_by_bytes_too() {
+    let big = big_workspace((0..4_000).map(|i| format!("C{i:063}")).collect()).await;
+    let run = big_run(&big, None, 53).await;
+    assert_eq!(run.read.len(), big.ids.len());
     let cursor = serde_json::to_vec(&run.cursor).unwrap();
     assert!(
         cursor.len() <= CURSOR_BYTES,
@@ -328,7 +313,7 @@ fn long_channel_ids_are_bounded_by_bytes_too() {
     assert!(kept < CURSOR_CHANNELS / 2, "{kept} channels");
     assert_eq!(
         run.cursor.channels.keys().cloned().collect::<Vec<_>>(),
-        most_recent(&ids, kept)
+        most_recent(&big.ids, kept)
     );
 }
 
@@ -351,74 +336,83 @@ fn trimming_spares_the_channel_being_read() {
 
 #[tokio::test]
 async fn a_full_run_pages_through_users_channels_history_and_threads() {
-    let fake = scripted(workspace).await;
-    let source = source_for(&fake);
+    let w = workspace().await;
+    // A message in the private channel, which the bot is removed from between the list and
+    // its history.
+    w.fake.post("G3", "U1", "a secret");
+    let source = source_for(&w.fake);
     let mut stream = source.open_stream(request(None, None)).unwrap();
-    assert!(fake.seen().is_empty(), "opening does no I/O");
+    assert!(w.fake.calls().is_empty(), "opening does no I/O");
 
-    let (pages, error) = pages(stream.as_mut()).await;
-    assert_eq!(error, None);
-    assert_eq!(ids(&pages), every_id());
+    let mut pages = Vec::new();
+    while let Some(page) = stream.next_page().await.unwrap() {
+        if page.entities.iter().any(|e| e.entity_id == "G3") {
+            w.fake.set_member("G3", false);
+        }
+        pages.push(page);
+    }
+    assert_eq!(ids(&pages), every_id(&w));
     let per_page: Vec<usize> = pages.iter().map(|p| p.entities.len()).collect();
-    // One call per page; the last call (the channel the bot left) ends the stream.
-    assert_eq!(per_page, [2, 1, 3, 2, 2, 1]);
+    // One call per page, two items a page; the last call (the channel the bot left) ends the
+    // stream.
+    assert_eq!(per_page, [2, 1, 2, 2, 2, 1, 1]);
     assert!(!stream.incremental());
     assert_eq!(
         stream.cursor(),
-        Some(json!({"channels": {"C1": "1700000300.000100"}})),
+        Some(json!({"channels": {"C1": w.third}})),
         "the newest top-level message; the private channel the bot left is not in it"
     );
 
-    let seen = fake.seen();
-    let methods: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+    let calls = w.fake.calls();
+    let methods: Vec<String> = calls
+        .iter()
+        .map(|c| {
+            let channel = c.params.get("channel").cloned().unwrap_or_default();
+            format!("{} {channel}", c.method).trim_end().to_owned()
+        })
+        .collect();
     assert_eq!(
         methods,
         [
-            "/auth.test",
-            "/users.list",
-            "/users.list",
-            "/conversations.list",
-            "/conversations.history",
-            "/conversations.replies",
-            "/conversations.history",
-            "/conversations.history",
+            "auth.test",
+            "users.list",
+            "users.list",
+            "conversations.list",
+            "conversations.history C1",
+            "conversations.replies C1",
+            "conversations.history C1",
+            "conversations.list",
+            "conversations.history G3",
         ],
         "no history of the channel the bot is not in"
     );
-    let bearer = format!("Bearer {TOKEN}");
-    assert!(seen
-        .iter()
-        .all(|s| s.method == "GET" && s.header("authorization") == Some(bearer.as_str())));
+    assert!(calls.iter().all(|c| c.http_method == "GET" && c.bearer));
 
     let all: Vec<&Entity> = pages.iter().flat_map(|p| &p.entities).collect();
-    let reply = all
-        .iter()
-        .find(|e| e.entity_id == "C1:1700000250.000100")
-        .unwrap();
-    assert_eq!(reply.payload["thread_ts"], "1700000200.000100");
+    let find = |id: String| *all.iter().find(|e| e.entity_id == id).unwrap();
+    let reply = find(format!("C1:{}", w.replies[0]));
+    assert_eq!(reply.payload["thread_ts"], w.thread.as_str());
     assert_eq!(reply.payload["user"], "U2");
-    let edited = all
-        .iter()
-        .find(|e| e.entity_id == "C1:1700000300.000100")
-        .unwrap();
+    let edited = find(format!("C1:{}", w.third));
     assert_eq!(edited.payload["edited"], true);
+    assert_eq!(edited.payload["text"], "third, fixed");
     assert_eq!(
         edited.payload["url"],
-        "https://acme.slack.com/archives/C1/p1700000300000100"
+        format!("{TEAM_URL}archives/C1/p{}", w.third.replace('.', ""))
     );
-    let alice = all.iter().find(|e| e.entity_id == "U1").unwrap();
+    let alice = find("U1".into());
     assert_eq!(alice.title, "Alice Liddell");
     assert_eq!(alice.payload["title"], "Engineer");
-    let general = all.iter().find(|e| e.entity_id == "C1").unwrap();
+    let general = find("C1".into());
     assert_eq!(general.title, "#general");
     assert_eq!(general.payload["topic"], "Company news");
-    assert_eq!(general.payload["url"], "https://acme.slack.com/archives/C1");
+    assert_eq!(general.payload["url"], format!("{TEAM_URL}archives/C1"));
 }
 
 #[tokio::test]
 async fn a_resumed_stream_goes_on_after_the_checkpoint() {
-    let fake = scripted(workspace).await;
-    let source = source_for(&fake);
+    let w = workspace().await;
+    let source = source_for(&w.fake);
     let mut first = source.open_stream(request(None, None)).unwrap();
     let mut before = Vec::new();
     for _ in 0..4 {
@@ -427,19 +421,19 @@ async fn a_resumed_stream_goes_on_after_the_checkpoint() {
     let checkpoint = before.last().unwrap().checkpoint.clone();
     drop(first);
 
-    // A new invocation: the fake answers the calls after the fourth page's.
+    // A new invocation: it makes the calls after the fourth page's.
     let mut resumed = source.open_stream(request(None, Some(checkpoint))).unwrap();
     let (after, error) = pages(resumed.as_mut()).await;
     assert_eq!(error, None);
     let mut all = ids(&before);
     all.extend(ids(&after));
-    assert_eq!(all, every_id(), "nothing skipped, nothing repeated");
+    assert_eq!(all, every_id(&w), "nothing skipped, nothing repeated");
     assert_eq!(
         resumed.cursor(),
-        Some(json!({"channels": {"C1": "1700000300.000100"}})),
+        Some(json!({"channels": {"C1": w.third}})),
         "the cursor carries over the checkpoint"
     );
-    assert_eq!(fake.seen().len(), 8, "no call repeated");
+    assert_eq!(w.fake.calls().len(), 9, "no call repeated");
 
     let garbage = source.open_stream(request(None, Some(json!({"read": "nowhere"}))));
     assert!(matches!(garbage, Err(StreamError::Malformed(_))));
@@ -447,15 +441,9 @@ async fn a_resumed_stream_goes_on_after_the_checkpoint() {
 
 #[tokio::test]
 async fn a_rate_limited_call_is_retried_by_the_resumed_stream() {
-    let fake = scripted(|method, n| match (method, n) {
-        ("conversations.history", 0) => Reply::status(429)
-            .header("retry-after", "1")
-            .json(json!({"ok": false, "error": "ratelimited"})),
-        ("conversations.history", n) => workspace(method, n - 1),
-        _ => workspace(method, n),
-    })
-    .await;
-    let source = source_for(&fake);
+    let w = workspace().await;
+    w.fake.rate_limit_next("conversations.history", 1);
+    let source = source_for(&w.fake);
     let mut stream = source.open_stream(request(None, None)).unwrap();
     let (before, error) = pages(stream.as_mut()).await;
     assert_eq!(
@@ -470,19 +458,21 @@ async fn a_rate_limited_call_is_retried_by_the_resumed_stream() {
     assert_eq!(error, None);
     let mut all = ids(&before);
     all.extend(ids(&after));
-    assert_eq!(all, every_id());
+    assert_eq!(all, every_id(&w));
 }
 
 #[tokio::test]
 async fn a_revoked_token_stops_the_run_as_rejected() {
-    let fake = scripted(|method, n| match method {
-        "users.list" if n == 1 => slack_error("token_revoked"),
-        _ => workspace(method, n),
-    })
-    .await;
-    let mut stream = source_for(&fake).open_stream(request(None, None)).unwrap();
+    let w = workspace().await;
+    let mut stream = source_for(&w.fake)
+        .open_stream(request(None, None))
+        .unwrap();
+    let first = stream.next_page().await.unwrap();
+    assert!(first.is_some());
+    // The user revokes the app between two pages of users.
+    w.fake.revoke_token();
     let (pages, error) = pages(stream.as_mut()).await;
-    assert_eq!(pages.len(), 1);
+    assert!(pages.is_empty());
     assert_eq!(
         error,
         Some(StreamError::Rejected(
@@ -493,26 +483,23 @@ async fn a_revoked_token_stops_the_run_as_rejected() {
 
 #[tokio::test]
 async fn a_malformed_page_fails_without_quoting_it() {
-    let fake = scripted(|method, n| match method {
-        "conversations.history" => Reply::status(200)
-            .header("content-type", "application/json")
-            .text(&format!(r#"{{"ok": true, "messages": [{{"text": "{TOKEN}"#)),
-        _ => workspace(method, n),
-    })
-    .await;
-    let mut stream = source_for(&fake).open_stream(request(None, None)).unwrap();
+    let w = workspace().await;
+    w.fake.malform_next("conversations.history");
+    let mut stream = source_for(&w.fake)
+        .open_stream(request(None, None))
+        .unwrap();
     let (_, error) = pages(stream.as_mut()).await;
     let Some(StreamError::Malformed(m)) = error else {
         panic!("malformed, got {error:?}");
     };
     assert_eq!(m, "the answer to conversations.history is not JSON");
 
-    let fake = scripted(|method, n| match method {
-        "users.list" => ok(json!({"ok": true, "users": []})),
-        _ => workspace(method, n),
-    })
-    .await;
-    let mut stream = source_for(&fake).open_stream(request(None, None)).unwrap();
+    let w = workspace().await;
+    w.fake
+        .malform_next_with("users.list", json!({"users": [{"id": TOKEN}]}));
+    let mut stream = source_for(&w.fake)
+        .open_stream(request(None, None))
+        .unwrap();
     assert_eq!(
         pages(stream.as_mut()).await.1,
         Some(StreamError::Malformed(
@@ -523,34 +510,34 @@ async fn a_malformed_page_fails_without_quoting_it() {
 
 #[tokio::test]
 async fn an_incremental_run_moves_the_cursor_only_where_there_is_news() {
-    // The last run saw C1 up to ...300 and G3 up to ...050; this run finds one new message
-    // in C1 (history is newest first) and nothing in G3.
-    let fake = scripted(|method, n| match (method, n) {
-        ("conversations.history", 0) => ok(json!({
-            "ok": true,
-            "messages": [msg("1700000900.000100", "news"), msg("1700000300.000100", "third")],
-            "has_more": false
-        })),
-        ("conversations.history", 1) => ok(json!({"ok": true, "messages": [], "has_more": false})),
-        _ => workspace(method, n),
-    })
-    .await;
-    let since = json!({"channels": {"C1": "1700000300.000100", "G3": "1700000050.000100", "C9": "1600000000.000100"}});
-    let mut stream = source_for(&fake)
+    // The last run saw #general up to its third message and #secret up to an old one; since,
+    // one new message came in #general and nothing in #secret.
+    let w = workspace().await;
+    let news = w.fake.post("C1", "U2", "news");
+    let since =
+        json!({"channels": {"C1": w.third, "G3": "1700000050.000100", "C9": "1600000000.000100"}});
+    let mut stream = source_for(&w.fake)
         .open_stream(request(Some(since), None))
         .unwrap();
     let (pages, error) = pages(stream.as_mut()).await;
     assert_eq!(error, None);
     assert!(stream.incremental());
-    assert!(ids(&pages).contains(&"C1:1700000900.000100".to_owned()));
+    assert!(ids(&pages).contains(&format!("C1:{news}")));
     assert_eq!(
         stream.cursor(),
-        Some(json!({"channels": {"C1": "1700000900.000100", "G3": "1700000050.000100"}})),
+        Some(json!({"channels": {"C1": news, "G3": "1700000050.000100"}})),
         "a channel no longer listed leaves the cursor"
     );
+    let asked: Vec<Option<String>> = w
+        .fake
+        .calls_of("conversations.history")
+        .into_iter()
+        .map(|params| params.get("oldest").cloned())
+        .collect();
+    assert!(asked.iter().all(Option::is_some), "{asked:?}");
 
     // A cursor of another shape runs a full sync.
-    let stream = source_for(&fake)
+    let stream = source_for(&w.fake)
         .open_stream(request(Some(json!("v0")), None))
         .unwrap();
     assert!(!stream.incremental());

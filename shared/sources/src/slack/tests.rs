@@ -1,19 +1,19 @@
 //! The catalog entry, what each Web API answer means, the entities, and the credential check
-//! against a scripted Slack; the helpers both test modules share (a scripted small workspace).
+//! against the fake Slack (`fakes::slack`); the helpers both test modules share (a small
+//! workspace in the fake).
 
 use super::api::{classify, DEFAULT_RATE_LIMIT_WAIT};
 use super::entities::{channel_entity, message_entity, user_entity, Ts};
 use super::*;
-use crate::testing::{header_map as headers, test_now as now, FakeUpstream, Reply, Seen};
+use crate::testing::{header_map as headers, test_now as now, FakeUpstream, Reply};
 use crate::upstream::http_client;
 use chrono::TimeZone;
 use domain::auth::{Credentials, OauthToken};
 use domain::catalog::validate_fields;
+use fakes::slack::FakeSlack;
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::json;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub(super) const TOKEN: &str = "xoxb-test0secret0value0never0logged";
@@ -26,106 +26,52 @@ pub(super) fn token(value: &str) -> AuthenticationRequest {
     })
 }
 
-pub(super) fn ok(body: Value) -> Reply {
-    Reply::status(200).json(body)
+/// The fake Slack (`fakes::slack`) accepting [`TOKEN`] as a bot token, holding a small
+/// workspace paged two items a page: users alice (with a title), a bot and carol; #general
+/// (with a topic), #random (the bot is not in it) and the private #secret (empty); in #general
+/// a first message, a thread with two replies, and a third message, edited.
+pub(super) struct Workspace {
+    pub fake: FakeSlack,
+    pub first: String,
+    pub thread: String,
+    pub replies: [String; 2],
+    pub third: String,
 }
 
-pub(super) fn slack_error(code: &str) -> Reply {
-    ok(json!({"ok": false, "error": code}))
-}
-
-/// A fake that answers the `n`-th call (from 0) of each method with `script(method, n)`.
-pub(super) async fn scripted(
-    script: impl Fn(&str, usize) -> Reply + Send + Sync + 'static,
-) -> FakeUpstream {
-    let calls: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-    FakeUpstream::start(move |seen: &Seen| {
-        let method = seen.path.trim_start_matches('/').to_owned();
-        let n = {
-            let mut calls = calls.lock().unwrap();
-            let count = calls.entry(method.clone()).or_insert(0);
-            *count += 1;
-            *count - 1
-        };
-        script(&method, n)
-    })
-    .await
-}
-
-pub(super) fn msg(ts: &str, text: &str) -> Value {
-    json!({"type": "message", "user": "U1", "text": text, "ts": ts})
-}
-
-/// A small workspace as Slack pages it: users in two pages, three channels (one the bot is
-/// not in), a channel history in two pages with a thread, and a private channel the bot was
-/// removed from between the list and its history.
-pub(super) fn workspace(method: &str, n: usize) -> Reply {
-    match (method, n) {
-        ("auth.test", _) => ok(json!({
-            "ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "syncbot",
-            "team_id": "T1", "user_id": "U9", "bot_id": "B1"
-        })),
-        ("users.list", 0) => ok(json!({
-            "ok": true,
-            "members": [
-                {"id": "U1", "name": "alice", "real_name": "Alice Liddell",
-                 "profile": {"title": "Engineer", "status_text": "lunch", "image_72": "https://a/1.png"},
-                 "tz": "Europe/Berlin", "updated": 1700000000},
-                {"id": "U2", "name": "deploybot", "is_bot": true, "profile": {}},
-            ],
-            "response_metadata": {"next_cursor": "dXNlcjpVMg=="}
-        })),
-        ("users.list", 1) => ok(json!({
-            "ok": true,
-            "members": [{"id": "U3", "name": "carol", "deleted": true, "profile": {"display_name": "caz"}}],
-            "response_metadata": {"next_cursor": ""}
-        })),
-        ("conversations.list", 0) => ok(json!({
-            "ok": true,
-            "channels": [
-                {"id": "C1", "name": "general", "is_member": true, "num_members": 40,
-                 "topic": {"value": "Company news", "last_set": 1}, "created": 1690000000},
-                {"id": "C2", "name": "random", "is_member": false},
-                {"id": "G3", "name": "secret", "is_private": true, "is_member": true},
-            ],
-            "response_metadata": {"next_cursor": ""}
-        })),
-        ("conversations.history", 0) => ok(json!({
-            "ok": true,
-            "messages": [
-                {"type": "message", "user": "U1", "text": "third, fixed", "ts": "1700000300.000100",
-                 "edited": {"user": "U1", "ts": "1700000400.000000"}},
-                {"type": "message", "user": "U1", "text": "a thread", "ts": "1700000200.000100",
-                 "thread_ts": "1700000200.000100", "reply_count": 2, "latest_reply": "1700000260.000100"},
-            ],
-            "has_more": true,
-            "response_metadata": {"next_cursor": "bmV4dF90czox"}
-        })),
-        ("conversations.replies", 0) => ok(json!({
-            "ok": true,
-            "messages": [
-                {"type": "message", "user": "U1", "text": "a thread", "ts": "1700000200.000100",
-                 "thread_ts": "1700000200.000100", "reply_count": 2},
-                {"type": "message", "user": "U2", "text": "reply one", "ts": "1700000250.000100",
-                 "thread_ts": "1700000200.000100", "parent_user_id": "U1"},
-                {"type": "message", "user": "U3", "text": "reply two", "ts": "1700000260.000100",
-                 "thread_ts": "1700000200.000100", "parent_user_id": "U1"},
-            ],
-            "has_more": false
-        })),
-        ("conversations.history", 1) => ok(json!({
-            "ok": true, "messages": [msg("1700000100.000100", "first")], "has_more": false
-        })),
-        ("conversations.history", 2) => slack_error("not_in_channel"),
-        _ => slack_error("unknown_method"),
+pub(super) async fn workspace() -> Workspace {
+    let fake = FakeSlack::start(TOKEN).await;
+    fake.set_page_size(2);
+    fake.add_user("U1", "alice", "Alice Liddell");
+    fake.set_title("U1", "Engineer");
+    fake.add_user("U2", "deploybot", "Deploy Bot");
+    fake.add_user("U3", "carol", "Carol Danvers");
+    fake.add_channel("C1", "general", false, true);
+    fake.set_topic("C1", "Company news");
+    fake.add_channel("C2", "random", false, false);
+    fake.add_channel("G3", "secret", true, true);
+    let first = fake.post("C1", "U1", "first");
+    let thread = fake.post("C1", "U1", "a thread");
+    let replies = [
+        fake.reply("C1", &thread, "U2", "reply one"),
+        fake.reply("C1", &thread, "U3", "reply two"),
+    ];
+    let third = fake.post("C1", "U1", "third");
+    fake.edit("C1", &third, "third, fixed");
+    Workspace {
+        fake,
+        first,
+        thread,
+        replies,
+        third,
     }
 }
 
-pub(super) fn source_for(fake: &FakeUpstream) -> SlackSource {
-    SlackSource::new(
-        http_client().unwrap(),
-        BaseUrl::parse(&fake.base_url).unwrap(),
-    )
+pub(super) fn source_for(fake: &FakeSlack) -> SlackSource {
+    source_at(&fake.base_url)
+}
+
+fn source_at(base_url: &str) -> SlackSource {
+    SlackSource::new(http_client().unwrap(), BaseUrl::parse(base_url).unwrap())
 }
 
 // --- the catalog entry ---
@@ -372,46 +318,53 @@ fn volatile_fields_do_not_change_the_hash() {
 
 #[tokio::test]
 async fn the_check_is_auth_test_with_the_token_as_a_bearer() {
-    let fake = scripted(workspace).await;
+    let fake = FakeSlack::start(TOKEN).await;
     let source = source_for(&fake);
     assert_eq!(
         source.check_credentials(&token(TOKEN), &Map::new()).await,
         Ok(())
     );
-    let seen = fake.seen();
-    assert_eq!(seen[0].path, "/auth.test");
-    let bearer = format!("Bearer {TOKEN}");
-    assert_eq!(seen[0].header("authorization"), Some(bearer.as_str()));
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].method, "auth.test");
+    assert!(calls[0].bearer, "the token as Authorization: Bearer");
+    assert!(calls[0].params.is_empty(), "{:?}", calls[0].params);
 }
 
 #[tokio::test]
 async fn the_check_tells_a_bad_token_from_a_busy_or_broken_slack() {
-    let check = |reply: Reply| async move {
-        let fake = scripted(move |_, _| reply.clone()).await;
-        source_for(&fake)
-            .check_credentials(&token(TOKEN), &Map::new())
-            .await
+    let check = |fake: &FakeSlack| {
+        let source = source_for(fake);
+        async move { source.check_credentials(&token(TOKEN), &Map::new()).await }
     };
+    let elsewhere = FakeSlack::start("xoxb-a-token-of-another-workspace").await;
     assert_eq!(
-        check(slack_error("invalid_auth")).await,
+        check(&elsewhere).await,
         Err(CheckError::Rejected(
             "auth.test answered invalid_auth".into()
         ))
     );
+    let fake = FakeSlack::start(TOKEN).await;
+    fake.rate_limit_next("auth.test", 12);
     assert_eq!(
-        check(Reply::status(429).header("retry-after", "12")).await,
+        check(&fake).await,
         Err(CheckError::RateLimited {
             retry_after: Some(Duration::from_secs(12))
         })
     );
+    // A gateway in front of Slack that answers a plain-text 502: a generic HTTP edge, not
+    // an answer of Slack's Web API.
+    let gateway = FakeUpstream::start(|_| Reply::status(502).text("Bad Gateway")).await;
     assert!(matches!(
-        check(Reply::status(502).text("Bad Gateway")).await,
+        source_at(&gateway.base_url)
+            .check_credentials(&token(TOKEN), &Map::new())
+            .await,
         Err(CheckError::Unavailable(m)) if !m.contains(TOKEN)
     ));
 
     let key = json!({"api_key": TOKEN});
     let direct = AuthenticationRequest::Direct(Credentials::new(key.as_object().unwrap().clone()));
-    let fake = scripted(workspace).await;
+    let fake = FakeSlack::start(TOKEN).await;
     let Err(CheckError::Rejected(m)) = source_for(&fake)
         .check_credentials(&direct, &Map::new())
         .await
@@ -419,5 +372,5 @@ async fn the_check_tells_a_bad_token_from_a_busy_or_broken_slack() {
         panic!("rejected");
     };
     assert!(m.contains("oauth_token") && !m.contains(TOKEN), "{m}");
-    assert!(fake.seen().is_empty());
+    assert!(fake.calls().is_empty());
 }
