@@ -1,5 +1,5 @@
 use super::*;
-use crate::testing::{closed_port_url, header_map as headers, test_now as now, FakeUpstream};
+use crate::testing::{closed_port_url, header_map as headers, test_now as now};
 use crate::upstream::http_client;
 use domain::auth::{Credentials, OauthToken};
 use domain::catalog::validate_fields;
@@ -301,7 +301,7 @@ async fn network_failures_are_unavailable_and_name_no_url() {
         ))
     );
 
-    let silent = FakeUpstream::silent().await;
+    let silent = fakes::FakeServer::silent().await;
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(200))
         .build()

@@ -5,7 +5,7 @@
 use super::api::{classify, DEFAULT_RATE_LIMIT_WAIT};
 use super::entities::{channel_entity, message_entity, user_entity, Ts};
 use super::*;
-use crate::testing::{header_map as headers, test_now as now, FakeUpstream, Reply};
+use crate::testing::{header_map as headers, test_now as now};
 use crate::upstream::http_client;
 use chrono::TimeZone;
 use domain::auth::{Credentials, OauthToken};
@@ -354,7 +354,10 @@ async fn the_check_tells_a_bad_token_from_a_busy_or_broken_slack() {
     );
     // A gateway in front of Slack that answers a plain-text 502: a generic HTTP edge, not
     // an answer of Slack's Web API.
-    let gateway = FakeUpstream::start(|_| Reply::status(502).text("Bad Gateway")).await;
+    let gateway = fakes::FakeServer::start(std::sync::Arc::new(|_: &fakes::FakeRequest| {
+        fakes::FakeResponse::text(502, "text/plain", "Bad Gateway")
+    }))
+    .await;
     assert!(matches!(
         source_at(&gateway.base_url)
             .check_credentials(&token(TOKEN), &Map::new())
