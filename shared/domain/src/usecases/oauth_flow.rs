@@ -535,7 +535,9 @@ pub(crate) fn tokens_credential(
 }
 
 /// The connection becomes active, with its first job in the same transaction, then the job is
-/// enqueued. A concurrent change of the connection is read again.
+/// enqueued. A connection paused meanwhile (while its user was on the consent page) keeps the
+/// tokens but stays paused: no job, out of the schedule. A concurrent change of the connection
+/// is read again, and the pause decided on what was read.
 async fn activate(
     platform: &Platform,
     flow: &PendingFlow,
@@ -549,8 +551,11 @@ async fn activate(
     };
     for _ in 0..5 {
         let before = current.value.clone();
+        let paused = before.status == ConnectionStatus::Inactive;
         let mut connection = before.clone();
-        connection.status = ConnectionStatus::Active;
+        if !paused {
+            connection.status = ConnectionStatus::Active;
+        }
         connection.auth.authenticated = true;
         connection.auth.authenticated_at = Some(now);
         connection.auth.expires_at = expires_at;
@@ -571,15 +576,20 @@ async fn activate(
             .sync
             .get_or_insert_with(Default::default)
             .last_job = Some((&job).into());
-        let started = platform
-            .store
-            .start_scheduled_job(&job, &connection, current.version)
-            .await;
+        let started = if paused {
+            Err(StoreError::JobActive)
+        } else {
+            platform
+                .store
+                .start_scheduled_job(&job, &connection, current.version)
+                .await
+        };
         // The first job goes with the activation, unless one of an earlier authorization runs.
         let with_job = !matches!(started, Err(StoreError::JobActive));
         let result = match started {
             Err(StoreError::JobActive) => {
-                // A job of an earlier authorization still runs: it picks up the new tokens.
+                // Paused, or a job of an earlier authorization still runs (it picks up the new
+                // tokens): the activation without a job.
                 connection.sync = before.sync.clone();
                 platform
                     .store
@@ -598,8 +608,7 @@ async fn activate(
                     .get_versioned(flow.organization_id, flow.connection_id)
                     .await;
                 let committed = matches!(&read, Ok(Some(c))
-                    if c.value.status == ConnectionStatus::Active
-                        && c.value.auth.authenticated_at == Some(now));
+                    if c.value.auth.authenticated_at == Some(now));
                 if !committed {
                     return Err(e);
                 }

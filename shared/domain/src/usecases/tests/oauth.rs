@@ -203,6 +203,55 @@ async fn the_callback_activates_the_connection_once_and_the_state_is_single_use(
     assert_eq!(f.queue.messages().len(), 1);
 }
 
+/// A connection paused while its user is on the provider's consent page (re-authorizing it)
+/// stays paused: the new tokens are kept, but no job starts and it stays out of the schedule
+/// until it is resumed.
+#[tokio::test]
+async fn a_callback_keeps_a_connection_paused_during_consent_paused() {
+    use crate::usecases::update_connection::{update_connection, UpdateConnectionInput};
+    let status = |s: &str| UpdateConnectionInput {
+        status: Some(s.into()),
+        ..Default::default()
+    };
+    let (f, org) = oauth_setup().await;
+    let (id, first) = started(&f, org, browser_back_to_app()).await;
+    callback(&f.platform, &first["state"], Some("code-1"), None).await;
+    f.queue.drain();
+    let jobs_before = f.store.jobs().len();
+    // The provider revoked the tokens: the user is sent to re-authorize, then it is paused.
+    f.store
+        .edit_connection(id, |c| c.status = ConnectionStatus::NeedsReauth);
+    let fresh = reinitiate_oauth(&f.platform, org, &id.to_string())
+        .await
+        .unwrap();
+    let again = query(fresh.auth.auth_url.as_deref().unwrap());
+    update_connection(&f.platform, org, &id.to_string(), status("inactive"))
+        .await
+        .unwrap();
+
+    let outcome = callback(&f.platform, &again["state"], Some("code-2"), None).await;
+    assert!(
+        matches!(outcome, CallbackOutcome::Authorized { .. }),
+        "{outcome:?}"
+    );
+    let c = f.store.connection(id).unwrap();
+    assert_eq!(c.status, ConnectionStatus::Inactive, "still paused");
+    assert!(c.auth.authenticated, "the new tokens were kept");
+    assert_eq!(c.scheduled_run(), None);
+    assert!(f.queue.messages().is_empty(), "no job started");
+    assert_eq!(f.store.jobs().len(), jobs_before);
+    assert_eq!(
+        tokens(&f, id).access_token.expose_secret(),
+        "access-for-code-2"
+    );
+
+    let resumed = update_connection(&f.platform, org, &id.to_string(), status("active"))
+        .await
+        .unwrap();
+    assert_eq!(resumed.status, ConnectionStatus::Active);
+    assert!(resumed.scheduled_run().is_some(), "back in the schedule");
+}
+
 #[tokio::test]
 async fn an_expired_state_is_refused() {
     let (f, org) = oauth_setup().await;
