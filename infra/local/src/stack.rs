@@ -65,6 +65,9 @@ pub async fn bootstrap(clients: &AwsClients, settings: &LocalSettings) -> Result
         api_base_url: Some(settings.api_base_url.clone()),
         // The dev organization carries its own allowlist; others get none by default.
         default_redirect_origins: Vec::new(),
+        refresh_imported_tokens_with_platform_app: wiring::config::env_flag(
+            "REFRESH_IMPORTED_TOKENS_WITH_PLATFORM_APP",
+        )?,
     })
 }
 

@@ -19,6 +19,9 @@ pub struct Config {
     /// Where browser flows may return for an organization without its own redirect allowlist
     /// (`DEFAULT_REDIRECT_ORIGINS`, comma-separated origins; empty: nowhere).
     pub default_redirect_origins: Vec<RedirectOrigin>,
+    /// Whether tokens imported with `oauth_token` are refreshed with the platform's OAuth app
+    /// (`REFRESH_IMPORTED_TOKENS_WITH_PLATFORM_APP`: `true` or `false`, default `false`).
+    pub refresh_imported_tokens_with_platform_app: bool,
 }
 
 impl Config {
@@ -67,7 +70,28 @@ impl Config {
                     name: "DEFAULT_REDIRECT_ORIGINS",
                     reason,
                 })?,
+            refresh_imported_tokens_with_platform_app: flag(
+                &lookup,
+                "REFRESH_IMPORTED_TOKENS_WITH_PLATFORM_APP",
+            )?,
         })
+    }
+}
+
+/// A `true`/`false` environment variable; unset or empty is `false`.
+pub fn env_flag(name: &'static str) -> Result<bool, ConfigError> {
+    flag(&|name: &str| env::var(name).ok(), name)
+}
+
+/// A `true`/`false` variable; unset or empty is `false`.
+fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, ConfigError> {
+    match lookup(name).as_deref().map(str::trim) {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ConfigError::Invalid {
+            name,
+            reason: "must be true or false".into(),
+        }),
     }
 }
 
@@ -98,6 +122,42 @@ mod tests {
             "{e}"
         );
     }
+    #[test]
+    fn refreshing_imported_tokens_is_off_unless_set_true() {
+        let base = [
+            ("STATE_TABLE", "s"),
+            ("ENTITIES_TABLE", "e"),
+            ("SYNC_QUEUE_URL", "q"),
+            ("SECRETS_PREFIX", "p"),
+        ];
+        let with = |value: Option<&str>| {
+            let mut pairs = base.to_vec();
+            pairs.extend(value.map(|v| ("REFRESH_IMPORTED_TOKENS_WITH_PLATFORM_APP", v)));
+            Config::from_lookup(vars(&pairs))
+        };
+        assert!(
+            !with(None)
+                .unwrap()
+                .refresh_imported_tokens_with_platform_app
+        );
+        assert!(
+            !with(Some("false"))
+                .unwrap()
+                .refresh_imported_tokens_with_platform_app
+        );
+        assert!(
+            with(Some("true"))
+                .unwrap()
+                .refresh_imported_tokens_with_platform_app
+        );
+        let e = with(Some("yes")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("environment variable REFRESH_IMPORTED_TOKENS_WITH_PLATFORM_APP:"),
+            "{e}"
+        );
+    }
+
     use std::collections::HashMap;
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

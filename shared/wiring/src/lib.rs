@@ -92,6 +92,7 @@ pub fn platform(config: &Config, clients: &AwsClients, upstreams: Upstreams) -> 
         auth_providers: Arc::new(providers),
         oauth_redirect_uri: config.oauth_redirect_uri(),
         default_redirect_origins: config.default_redirect_origins.clone(),
+        refresh_imported_tokens_with_platform_app: config.refresh_imported_tokens_with_platform_app,
     }
 }
 

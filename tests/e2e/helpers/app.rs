@@ -97,6 +97,9 @@ impl TestApp {
             ),
             oauth_redirect_uri: Some(format!("{base_url}/oauth/callback")),
             default_redirect_origins: Vec::new(),
+            // The OAuth suites import tokens and watch them refreshed; the domain's tests cover
+            // the default, off.
+            refresh_imported_tokens_with_platform_app: true,
         };
         let store = aws.store();
         let org = stack::create_organization(

@@ -62,6 +62,7 @@ async fn setup(count: u32) -> Result<Value, BoxError> {
         secrets_prefix: format!("bench-{suffix}"),
         api_base_url: None,
         default_redirect_origins: Vec::new(),
+        refresh_imported_tokens_with_platform_app: false,
     };
     ensure_state_table(&clients.dynamodb, &config.state_table).await?;
     ensure_entities_table(&clients.dynamodb, &config.entities_table).await?;

@@ -106,6 +106,7 @@ pub fn platform() -> Fakes {
         auth_providers: providers.clone(),
         oauth_redirect_uri: Some("https://api.example.com/oauth/callback".into()),
         default_redirect_origins: Vec::new(),
+        refresh_imported_tokens_with_platform_app: false,
     };
     Fakes {
         platform,

@@ -593,7 +593,10 @@ async fn checked_credentials(
         AuthenticationRequest::Direct(c) => StoredCredential::Direct(c.clone()),
         AuthenticationRequest::OauthToken(token) => {
             let expired = token.expires_at.is_some_and(|at| at <= now + IMPORT_MARGIN);
-            match (&token.refresh_token, expired) {
+            // Refreshed with the platform's app only where the operator allows it; otherwise
+            // the token is checked as it is.
+            let may_refresh = platform.refresh_imported_tokens_with_platform_app;
+            match (&token.refresh_token, expired && may_refresh) {
                 (Some(refresh_token), true) => {
                     refreshed_import(platform, plan.spec, token, refresh_token, now).await?
                 }

@@ -40,6 +40,11 @@ pub struct Platform {
     pub oauth_redirect_uri: Option<String>,
     /// The redirect allowlist of organizations without their own.
     pub default_redirect_origins: Vec<crate::tenancy::RedirectOrigin>,
+    /// Whether a token imported with `oauth_token` (no client of its own) is refreshed with the
+    /// platform's OAuth app (`REFRESH_IMPORTED_TOKENS_WITH_PLATFORM_APP`, off by default: the
+    /// platform's client secret must not refresh a token it never issued, e.g. a stolen one).
+    /// Off, an imported token that expires asks for re-authorization.
+    pub refresh_imported_tokens_with_platform_app: bool,
 }
 
 /// A store error of a list call, as the caller sees it: a cursor we did not issue is bad input.

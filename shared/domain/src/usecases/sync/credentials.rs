@@ -163,6 +163,23 @@ impl Credentials<'_> {
             && token
                 .expires_at
                 .is_none_or(|at| at > self.platform.clock.now());
+        // A token imported with no client of its own would be refreshed with the platform's
+        // app: only when the operator allows it (a refresh oracle for a stolen token otherwise).
+        let imported = *method == AuthMethod::OauthToken && client.is_none();
+        if imported && !self.platform.refresh_imported_tokens_with_platform_app {
+            if still_valid {
+                return Ok(ready(stored, false));
+            }
+            return Ok(Credential::Unusable(Unusable::Failed {
+                error: format!(
+                    "the imported {} access token {}; imported tokens are not refreshed with the \
+                     platform's OAuth app: import a fresh token or authorize in the browser",
+                    self.spec.name,
+                    if forced { "was rejected" } else { "expired" },
+                ),
+                category: Some(ErrorCategory::OauthCredentialsExpired),
+            }));
+        }
         let (Some(refresh_token), Some(settings), Some(endpoints)) = (
             token.refresh_token.as_ref(),
             self.spec.oauth.as_ref(),

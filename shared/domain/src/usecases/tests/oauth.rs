@@ -416,7 +416,8 @@ async fn reinitiate_retires_the_previous_link() {
 
 #[tokio::test]
 async fn an_expired_imported_token_is_refreshed_then_checked_and_the_refresh_token_kept() {
-    let (f, org) = oauth_setup().await;
+    let (mut f, org) = oauth_setup().await;
+    f.platform.refresh_imported_tokens_with_platform_app = true;
     let body = json!({
         "short_name": "tokens",
         "readable_collection_id": "docs",
@@ -448,8 +449,11 @@ async fn an_expired_imported_token_is_refreshed_then_checked_and_the_refresh_tok
 
 /// An authorized `tokens` connection whose first job is queued; its token expires at
 /// `expires_in` seconds from now.
+/// A connection of an imported token (`access-0`, `refresh-0`), on a platform that refreshes
+/// imported tokens with its own app.
 async fn token_connection(expires_in: i64) -> (Fakes, OrganizationId, ConnectionId, SyncMessage) {
-    let (f, org) = oauth_setup().await;
+    let (mut f, org) = oauth_setup().await;
+    f.platform.refresh_imported_tokens_with_platform_app = true;
     let body = json!({
         "short_name": "tokens",
         "readable_collection_id": "docs",
@@ -466,6 +470,53 @@ async fn run(f: &Fakes, message: &SyncMessage) -> Handled {
     run_sync(&f.platform, &SyncSettings::default(), message, deadline)
         .await
         .unwrap()
+}
+
+/// By default the platform's OAuth app never refreshes a token it did not issue: an imported
+/// token is used while it works, and when it expires or is refused the connection asks for
+/// re-authorization, without a call to the token endpoint.
+#[tokio::test]
+async fn an_imported_token_is_not_refreshed_with_the_platform_app_unless_allowed() {
+    let imported = |expires_at: &str| {
+        json!({
+            "short_name": "tokens",
+            "readable_collection_id": "docs",
+            "authentication": {"access_token": "access-0", "refresh_token": "refresh-0", "expires_at": expires_at},
+        })
+    };
+    // Near its expiry: checked and stored as it is, and used while it works.
+    let (f, org) = oauth_setup().await;
+    let near = (now() + chrono::Duration::minutes(4)).to_rfc3339();
+    create(&f.platform, org, imported(&near)).await.unwrap();
+    let message = f.queue.drain().pop().unwrap();
+    f.sources.stream(ScriptedStream::pages(vec![vec![]]));
+    assert_eq!(
+        run(&f, &message).await,
+        Handled::Finished(JobStatus::Completed)
+    );
+    assert_eq!(f.sources.stream_tokens(), ["access-0"]);
+
+    // Refused by the source: no refresh, re-authorization.
+    let (f, org) = oauth_setup().await;
+    let created = create(&f.platform, org, imported(&near)).await.unwrap();
+    let message = f.queue.drain().pop().unwrap();
+    f.sources.stream(
+        ScriptedStream::pages(vec![vec![]]).fail_before(0, StreamError::Rejected("401".into())),
+    );
+    assert_eq!(
+        run(&f, &message).await,
+        Handled::Finished(JobStatus::Failed)
+    );
+    let c = f.store.connection(created.connection.id).unwrap();
+    assert_eq!(c.status, ConnectionStatus::NeedsReauth);
+    assert_eq!(
+        c.error_category,
+        Some(ErrorCategory::OauthCredentialsExpired)
+    );
+    assert!(
+        f.tokens.refreshes().is_empty(),
+        "the token endpoint was never called"
+    );
 }
 
 #[tokio::test]
@@ -562,14 +613,14 @@ async fn concurrent_refreshers_make_one_token_call() {
     let spec = crate::ports::SourceDirectory::spec(f.sources.as_ref(), "tokens")
         .unwrap()
         .clone();
-    let seam = |platform: Platform| {
+    let credentials = |platform: Platform| {
         let spec = spec.clone();
-        async move {
-            let seam = crate::usecases::sync::credentials_for_tests(&platform, org, id, &spec);
-            seam.await
-        }
+        async move { crate::usecases::sync::credentials_for_tests(&platform, org, id, &spec).await }
     };
-    let (a, b) = tokio::join!(seam(f.platform.clone()), seam(f.platform.clone()));
+    let (a, b) = tokio::join!(
+        credentials(f.platform.clone()),
+        credentials(f.platform.clone())
+    );
     assert_eq!(f.tokens.refreshes().len(), 1, "one refresher");
     assert_eq!(a, Some("access-1".to_owned()));
     assert_eq!(
