@@ -21,7 +21,7 @@ use domain::ports::{
     SyncQueue, TenantStore, VaultError, SECRET_VALUE_LIMIT,
 };
 use domain::schedule::{CronSchedule, ScheduleDetails};
-use domain::tenancy::{ApiKeyHash, Organization};
+use domain::tenancy::{ApiKeyHash, Organization, RedirectOrigin};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -817,7 +817,7 @@ async fn api_keys_resolve_to_their_organization_until_revoked() {
         id: OrganizationId::new(),
         name: "Acme".to_owned(),
         created_at: now(),
-        redirect_origins: Vec::new(),
+        redirect_origins: None,
     };
     store.insert_organization(&org).await.unwrap();
     let duplicate = store.insert_organization(&org).await;
@@ -861,6 +861,51 @@ async fn api_keys_resolve_to_their_organization_until_revoked() {
         .unwrap();
     assert_eq!(text(&item, "organization_id"), org.id.to_string());
     assert_eq!(item.get("revoked"), Some(&AttributeValue::Bool(true)));
+}
+
+/// An organization's allowlist: none of its own (the platform's default applies), its own list,
+/// or explicitly empty (no redirect_url at all), each read back as it was set.
+#[tokio::test]
+async fn an_organizations_redirect_allowlist_is_its_own_empty_or_the_default() {
+    let aws = TestAws::fresh().await;
+    let store = aws.store();
+    let org = Organization {
+        id: OrganizationId::new(),
+        name: "Acme".to_owned(),
+        created_at: now(),
+        redirect_origins: None,
+    };
+    store.insert_organization(&org).await.unwrap();
+    let read = |store: aws_adapters::DynamoStore| async move {
+        store
+            .get_organization(org.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .redirect_origins
+    };
+    assert_eq!(read(aws.store()).await, None, "no list of its own");
+
+    let own = [RedirectOrigin::parse("https://app.example.com").unwrap()];
+    assert!(store
+        .set_redirect_origins(org.id, Some(&own))
+        .await
+        .unwrap());
+    assert_eq!(read(aws.store()).await, Some(own.to_vec()));
+
+    assert!(store.set_redirect_origins(org.id, Some(&[])).await.unwrap());
+    assert_eq!(
+        read(aws.store()).await,
+        Some(Vec::new()),
+        "explicitly empty"
+    );
+
+    assert!(store.set_redirect_origins(org.id, None).await.unwrap());
+    assert_eq!(read(aws.store()).await, None, "back to the default");
+    assert!(!store
+        .set_redirect_origins(OrganizationId::new(), None)
+        .await
+        .unwrap());
 }
 
 // --- credential vault --------------------------------------------------------------------------

@@ -34,13 +34,22 @@ const COMMANDS: &[(&str, &str, Target, &str)] = &[
         "NAME [ORIGIN...]",
         Target::Any,
         "print the new organization's id; ORIGINs are its OAuth redirect allowlist \
-         (https://app.example.com, or http://localhost:* for any port)",
+         (https://app.example.com, or http://localhost:* for any port); without any it uses the \
+         platform's default (DEFAULT_REDIRECT_ORIGINS)",
     ),
     (
         "set-redirect-origins",
         "ORG_ID [ORIGIN...]",
         Target::Any,
-        "replace an organization's redirect allowlist (none: no redirect_url is accepted)",
+        "replace an organization's redirect allowlist; with no ORIGIN it is set empty: no \
+         redirect_url is accepted (reset-redirect-origins returns it to the default)",
+    ),
+    (
+        "reset-redirect-origins",
+        "ORG_ID",
+        Target::Any,
+        "the organization drops its own allowlist and uses the platform's default \
+         (DEFAULT_REDIRECT_ORIGINS)",
     ),
     (
         "create-api-key",
@@ -139,18 +148,29 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error + Send + S
             println!("sync queue      {}", config.sync_queue_url);
         }
         ["create-org", name, origins @ ..] => {
-            let origins = parse_origins(origins)?;
+            // No origins: the organization uses the platform's default allowlist.
+            let origins = (!origins.is_empty())
+                .then(|| parse_origins(origins))
+                .transpose()?;
             println!("{}", create_organization(&store, name, origins).await?)
         }
         ["set-redirect-origins", org, origins @ ..] => {
-            let org = org
-                .parse()
-                .map_err(|_| format!("not an organization id: {org}"))?;
+            let org = parse_org(org)?;
             let origins = parse_origins(origins)?;
-            if !store.set_redirect_origins(org, &origins).await? {
+            if !store.set_redirect_origins(org, Some(&origins)).await? {
                 return Err(format!("no organization {org}").into());
             }
-            println!("{} origin(s) allowed", origins.len());
+            match origins.len() {
+                0 => println!("no redirect_url accepted"),
+                n => println!("{n} origin(s) allowed"),
+            }
+        }
+        ["reset-redirect-origins", org] => {
+            let org = parse_org(org)?;
+            if !store.set_redirect_origins(org, None).await? {
+                return Err(format!("no organization {org}").into());
+            }
+            println!("the platform's default allowlist (DEFAULT_REDIRECT_ORIGINS) applies");
         }
         ["create-api-key", org] => {
             let org = org
@@ -212,6 +232,12 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error + Send + S
         _ => return Err(format!("unknown command or arguments\n{}", usage(None)).into()),
     }
     Ok(())
+}
+
+fn parse_org(value: &str) -> Result<domain::ids::OrganizationId, String> {
+    value
+        .parse()
+        .map_err(|_| format!("not an organization id: {value}"))
 }
 
 fn parse_origins(values: &[&str]) -> Result<Vec<RedirectOrigin>, String> {

@@ -106,11 +106,12 @@ pub async fn load_oauth_apps(
     Ok(loaded)
 }
 
-/// A new organization; `redirect_origins` is its OAuth redirect allowlist.
+/// A new organization; `redirect_origins` is its OAuth redirect allowlist (`None`: the
+/// platform's default).
 pub async fn create_organization(
     store: &dyn TenantStore,
     name: &str,
-    redirect_origins: Vec<RedirectOrigin>,
+    redirect_origins: Option<Vec<RedirectOrigin>>,
 ) -> Result<OrganizationId, BoxError> {
     let org = Organization {
         id: OrganizationId::new(),
@@ -161,7 +162,7 @@ pub async fn ensure_dev_key(
     let org = create_organization(
         store,
         "Dev organization",
-        RedirectOrigin::loopback_any_port(),
+        Some(RedirectOrigin::loopback_any_port()),
     )
     .await?;
     let key = create_api_key(store, org).await?;

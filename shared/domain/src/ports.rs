@@ -73,12 +73,12 @@ pub trait TenantStore: Send + Sync {
     async fn revoke_api_key(&self, key: &ApiKeyHash) -> Result<bool, StoreError>;
     /// The organization's keys, oldest first.
     async fn list_api_keys(&self, org: OrganizationId) -> Result<Vec<ApiKeySummary>, StoreError>;
-    /// Replaces the organization's OAuth redirect allowlist; `false` when there is no such
-    /// organization.
+    /// Replaces the organization's OAuth redirect allowlist (`None`: it has none of its own and
+    /// the platform's default applies); `false` when there is no such organization.
     async fn set_redirect_origins(
         &self,
         org: OrganizationId,
-        origins: &[RedirectOrigin],
+        origins: Option<&[RedirectOrigin]>,
     ) -> Result<bool, StoreError>;
 }
 

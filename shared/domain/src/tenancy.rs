@@ -47,15 +47,21 @@ pub struct Organization {
     pub name: String,
     pub created_at: DateTime<Utc>,
     /// Where a browser OAuth flow may send the user back (`redirect_url`), by scheme, host and
-    /// port. Empty: no redirect_url is accepted.
-    #[serde(default)]
-    pub redirect_origins: Vec<RedirectOrigin>,
+    /// port. `None`: the organization has no list of its own and the platform's default
+    /// (`DEFAULT_REDIRECT_ORIGINS`) applies; empty: no redirect_url is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_origins: Option<Vec<RedirectOrigin>>,
 }
 
 impl Organization {
-    /// Whether `url` (an absolute http(s) URL) may be redirected to.
-    pub fn allows_redirect(&self, url: &url::Url) -> bool {
-        self.redirect_origins.iter().any(|o| o.matches(url))
+    /// Whether `url` (an absolute http(s) URL) may be redirected to: by the organization's own
+    /// list, or `default` when it has none.
+    pub fn allows_redirect(&self, url: &url::Url, default: &[RedirectOrigin]) -> bool {
+        self.redirect_origins
+            .as_deref()
+            .unwrap_or(default)
+            .iter()
+            .any(|o| o.matches(url))
     }
 }
 
@@ -155,24 +161,30 @@ mod tests {
     #[test]
     fn redirect_origins_match_by_scheme_host_and_port() {
         let url = |u: &str| url::Url::parse(u).unwrap();
+        let allowed = |org: &Organization, u: &url::Url| org.allows_redirect(u, &[]);
         let org = Organization {
             id: OrganizationId::new(),
             name: "o".into(),
             created_at: Utc::now(),
-            redirect_origins: vec![RedirectOrigin::parse("https://app.example.com").unwrap()]
-                .into_iter()
-                .chain(RedirectOrigin::loopback_any_port())
-                .collect(),
+            redirect_origins: Some(
+                vec![RedirectOrigin::parse("https://app.example.com").unwrap()]
+                    .into_iter()
+                    .chain(RedirectOrigin::loopback_any_port())
+                    .collect(),
+            ),
         };
-        assert!(org.allows_redirect(&url("https://app.example.com/done?x=1")));
-        assert!(org.allows_redirect(&url("https://app.example.com:443/")));
-        assert!(!org.allows_redirect(&url("http://app.example.com/done")));
-        assert!(!org.allows_redirect(&url("https://app.example.com:8443/done")));
-        assert!(!org.allows_redirect(&url("https://app.example.com.evil.io/")));
-        assert!(!org.allows_redirect(&url("https://evil.io/?https://app.example.com")));
-        assert!(org.allows_redirect(&url("http://localhost:5173/cb")));
-        assert!(org.allows_redirect(&url("http://127.0.0.1:9/")));
-        assert!(!org.allows_redirect(&url("https://localhost:5173/cb")));
+        assert!(allowed(&org, &url("https://app.example.com/done?x=1")));
+        assert!(allowed(&org, &url("https://app.example.com:443/")));
+        assert!(!allowed(&org, &url("http://app.example.com/done")));
+        assert!(!allowed(&org, &url("https://app.example.com:8443/done")));
+        assert!(!allowed(&org, &url("https://app.example.com.evil.io/")));
+        assert!(!allowed(
+            &org,
+            &url("https://evil.io/?https://app.example.com")
+        ));
+        assert!(allowed(&org, &url("http://localhost:5173/cb")));
+        assert!(allowed(&org, &url("http://127.0.0.1:9/")));
+        assert!(!allowed(&org, &url("https://localhost:5173/cb")));
         for bad in [
             "app.example.com",
             "https://app.example.com/path",
@@ -185,6 +197,14 @@ mod tests {
         let json = serde_json::to_string(&org).unwrap();
         assert_eq!(serde_json::from_str::<Organization>(&json).unwrap(), org);
         assert!(json.contains("http://localhost:*"), "{json}");
+        // No list of its own: the platform's default; an empty one: nothing.
+        let default = [RedirectOrigin::parse("https://default.example.com").unwrap()];
+        let mut own = org.clone();
+        own.redirect_origins = None;
+        assert!(own.allows_redirect(&url("https://default.example.com/cb"), &default));
+        assert!(!own.allows_redirect(&url("https://app.example.com/cb"), &default));
+        own.redirect_origins = Some(Vec::new());
+        assert!(!own.allows_redirect(&url("https://default.example.com/cb"), &default));
     }
 
     #[test]

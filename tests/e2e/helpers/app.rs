@@ -105,7 +105,7 @@ impl TestApp {
         let org = stack::create_organization(
             &store,
             "Test organization",
-            RedirectOrigin::loopback_any_port(),
+            Some(RedirectOrigin::loopback_any_port()),
         )
         .await
         .expect("organization");
@@ -140,7 +140,7 @@ impl TestApp {
         let org = stack::create_organization(
             &store,
             "Other organization",
-            RedirectOrigin::loopback_any_port(),
+            Some(RedirectOrigin::loopback_any_port()),
         )
         .await
         .expect("organization");

@@ -67,8 +67,8 @@ async fn setup(count: u32) -> Result<Value, BoxError> {
     ensure_state_table(&clients.dynamodb, &config.state_table).await?;
     ensure_entities_table(&clients.dynamodb, &config.entities_table).await?;
     let platform = wiring::platform(&config, &clients, wiring::Upstreams::from_env()?);
-    let org = local_stack::stack::create_organization(platform.store.as_ref(), "Bench", Vec::new())
-        .await?;
+    let org =
+        local_stack::stack::create_organization(platform.store.as_ref(), "Bench", None).await?;
     let collection = CreateCollectionInput {
         name: Some("Bench".into()),
         readable_id: Some("bench".into()),

@@ -157,8 +157,18 @@ impl TenantStore for DynamoStore {
     async fn set_redirect_origins(
         &self,
         org: OrganizationId,
-        origins: &[RedirectOrigin],
+        origins: Option<&[RedirectOrigin]>,
     ) -> Result<bool, StoreError> {
+        let Some(origins) = origins else {
+            return self
+                .update_existing(
+                    organization_pk(org),
+                    META,
+                    "REMOVE redirect_origins",
+                    vec![],
+                )
+                .await;
+        };
         let list = origins
             .iter()
             .map(|o| AttributeValue::S(o.to_string()))

@@ -329,11 +329,11 @@ impl TenantStore for MemoryStore {
     async fn set_redirect_origins(
         &self,
         org: OrganizationId,
-        origins: &[crate::tenancy::RedirectOrigin],
+        origins: Option<&[crate::tenancy::RedirectOrigin]>,
     ) -> Result<bool, StoreError> {
         Ok(match lock(&self.state).organizations.get_mut(&org) {
             Some(o) => {
-                o.redirect_origins = origins.to_vec();
+                o.redirect_origins = origins.map(<[_]>::to_vec);
                 true
             }
             None => false,

@@ -681,26 +681,7 @@ async fn start_browser_flow(
     now: DateTime<Utc>,
 ) -> Result<Resolved, DomainError> {
     if let Some(redirect) = &plan.redirect_url {
-        let organization = platform
-            .store
-            .get_organization(org)
-            .await
-            .map_err(DomainError::internal)?
-            .ok_or_else(|| DomainError::internal(std::io::Error::other("organization missing")))?;
-        let url = url::Url::parse(redirect.as_str()).map_err(DomainError::internal)?;
-        let allowed = match organization.redirect_origins.is_empty() {
-            true => platform
-                .default_redirect_origins
-                .iter()
-                .any(|o| o.matches(&url)),
-            false => organization.allows_redirect(&url),
-        };
-        if !allowed {
-            return Err(DomainError::invalid_field(
-                "redirect_url",
-                "is not on the organization's redirect allowlist (scheme, host and port must match an allowed origin)",
-            ));
-        }
+        oauth_flow::check_redirect_allowed(platform, org, redirect.as_str()).await?;
     }
     oauth_flow::redirect_uri(platform)?;
     let customer = match &plan.auth {

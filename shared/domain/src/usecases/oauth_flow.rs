@@ -159,6 +159,29 @@ pub(crate) async fn begin(
     })
 }
 
+/// Whether the organization's redirect allowlist (its own, or the platform's default when it has
+/// none) lets a browser flow send its user back to `redirect`: a 422 naming `redirect_url` if not.
+pub(crate) async fn check_redirect_allowed(
+    platform: &Platform,
+    org: OrganizationId,
+    redirect: &str,
+) -> Result<(), DomainError> {
+    let organization = platform
+        .store
+        .get_organization(org)
+        .await
+        .map_err(DomainError::internal)?
+        .ok_or_else(|| DomainError::internal(std::io::Error::other("organization missing")))?;
+    let url = url::Url::parse(redirect).map_err(DomainError::internal)?;
+    if organization.allows_redirect(&url, &platform.default_redirect_origins) {
+        return Ok(());
+    }
+    Err(DomainError::invalid_field(
+        "redirect_url",
+        "is not on the organization's redirect allowlist (scheme, host and port must match an allowed origin)",
+    ))
+}
+
 /// `POST /source-connections/{id}/reinitiate-oauth`: a fresh authorize URL for a connection
 /// waiting for authorization or needing it again; the previous link stops working.
 #[instrument(skip_all, fields(organization_id = %org, source_connection_id = %id))]
@@ -198,6 +221,10 @@ pub async fn reinitiate_oauth(
             return Err(DomainError::BadRequest(
                 "the connection is authorized and healthy; there is nothing to re-authorize".into(),
             ));
+        }
+        // The allowlist may have changed since the connection was created.
+        if let Some(redirect) = current.auth.redirect_url.as_deref() {
+            check_redirect_allowed(platform, org, redirect).await?;
         }
         let app = match app {
             Some(ref app) => app,

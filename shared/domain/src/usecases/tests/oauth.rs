@@ -60,7 +60,9 @@ async fn oauth_setup() -> (Fakes, OrganizationId) {
             id: org,
             name: "Acme".into(),
             created_at: now(),
-            redirect_origins: vec![RedirectOrigin::parse("https://app.example.com").unwrap()],
+            redirect_origins: Some(vec![
+                RedirectOrigin::parse("https://app.example.com").unwrap()
+            ]),
         })
         .await
         .unwrap();
@@ -376,12 +378,51 @@ async fn a_redirect_url_off_the_allowlist_is_refused_and_nothing_is_written() {
         }
     }
     assert!(f.store.connections().is_empty());
-    f.store.set_redirect_origins(org, &[]).await.unwrap();
+    f.store.set_redirect_origins(org, Some(&[])).await.unwrap();
     let body = browser_back_to_app();
     assert!(matches!(
         create(&f.platform, org, body).await,
         Err(DomainError::Invalid { .. })
     ));
+}
+
+/// An organization with no list of its own uses the platform's default allowlist; one whose
+/// list was set empty accepts no redirect_url, whatever the default; and reinitiate checks the
+/// stored redirect_url against the allowlist as it is now.
+#[tokio::test]
+async fn the_redirect_allowlist_is_the_organizations_own_or_else_the_default() {
+    let (mut f, org) = oauth_setup().await;
+    f.platform.default_redirect_origins =
+        vec![RedirectOrigin::parse("https://default.example.com").unwrap()];
+    let to = |url: &str| with(portal(json!({})), json!({"redirect_url": url}));
+    let refused = |result: Result<super::Created, DomainError>| matches!(result, Err(DomainError::Invalid { errors, .. }) if errors[0].field == "redirect_url");
+
+    // Its own list: the default does not widen it.
+    assert!(refused(
+        create(&f.platform, org, to("https://default.example.com/cb")).await
+    ));
+
+    // No list of its own: the default.
+    f.store.set_redirect_origins(org, None).await.unwrap();
+    let created = create(&f.platform, org, to("https://default.example.com/cb"))
+        .await
+        .expect("the default allows it");
+    assert!(refused(
+        create(&f.platform, org, to("https://app.example.com/cb")).await
+    ));
+
+    // Set empty: no redirect_url at all, not even the default's.
+    f.store.set_redirect_origins(org, Some(&[])).await.unwrap();
+    assert!(refused(
+        create(&f.platform, org, to("https://default.example.com/cb")).await
+    ));
+
+    // The stored redirect_url is checked again when the flow is started again.
+    let reinitiated = reinitiate_oauth(&f.platform, org, &created.connection.id.to_string()).await;
+    assert!(
+        matches!(&reinitiated, Err(DomainError::Invalid { errors, .. }) if errors[0].field == "redirect_url"),
+        "{reinitiated:?}"
+    );
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ async fn only_a_known_unrevoked_key_is_let_in() {
         id: OrganizationId::new(),
         name: "Acme".into(),
         created_at: now(),
-        redirect_origins: Vec::new(),
+        redirect_origins: None,
     };
     f.store.insert_organization(&org).await.unwrap();
     let issued = key("sc_0123456789abcdef");
