@@ -2,8 +2,25 @@
 //! address nothing listens on, a fixed instant and header maps, and the page budgets the tests
 //! open streams with.
 
+use domain::auth::{AuthenticationRequest, Credentials, OauthToken};
+use secrecy::SecretString;
 use std::time::Duration;
 use tokio::net::TcpListener;
+
+/// An OAuth access token, with neither a refresh token nor an expiry.
+pub(crate) fn oauth(token: &str) -> AuthenticationRequest {
+    AuthenticationRequest::OauthToken(OauthToken {
+        access_token: SecretString::from(token.to_owned()),
+        refresh_token: None,
+        expires_at: None,
+    })
+}
+
+/// Direct credentials of one field.
+pub(crate) fn direct_credential(field: &str, value: &str) -> AuthenticationRequest {
+    let fields = serde_json::json!({ field: value });
+    AuthenticationRequest::Direct(Credentials::new(fields.as_object().unwrap().clone()))
+}
 
 /// An address nothing listens on: bound, then released.
 pub(crate) async fn closed_port_url() -> String {
@@ -47,4 +64,20 @@ pub(crate) const SHORT_BUDGET: Duration = Duration::from_millis(120);
 /// before the budget ran out, plus room for a machine busy with the other tests.
 pub(crate) fn page_time_limit(budget: Duration) -> Duration {
     budget + SLOW_CALL + Duration::from_millis(150)
+}
+
+/// The stream's next page, asserted to have come within `budget` and the one call it may have
+/// started just before the budget ran out.
+pub(crate) async fn next_page_within(
+    stream: &mut Box<dyn domain::stream::EntityStream>,
+    budget: Duration,
+) -> Option<domain::stream::EntityPage> {
+    let began = tokio::time::Instant::now();
+    let page = stream.next_page().await.expect("a page");
+    let took = began.elapsed();
+    assert!(
+        took <= page_time_limit(budget),
+        "a page took {took:?} of a {budget:?} budget"
+    );
+    page
 }

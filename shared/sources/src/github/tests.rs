@@ -1,26 +1,17 @@
 use super::*;
-use crate::testing::{closed_port_url, header_map as headers, test_now as now};
+use crate::testing::{
+    closed_port_url, direct_credential, header_map as headers, oauth, test_now as now,
+};
 use crate::upstream::http_client;
-use domain::auth::{Credentials, OauthToken};
 use domain::catalog::validate_fields;
 use fakes::github::{FakeGithub, Fault, Repo, Workspace};
-use secrecy::SecretString;
 use serde_json::json;
 use std::sync::{Arc, Mutex, OnceLock};
 
 const PAT: &str = "ghp_test0secret0value0never0logged";
 
 fn pat(token: &str) -> AuthenticationRequest {
-    let fields = json!({ "personal_access_token": token });
-    AuthenticationRequest::Direct(Credentials::new(fields.as_object().unwrap().clone()))
-}
-
-fn oauth(token: &str) -> AuthenticationRequest {
-    AuthenticationRequest::OauthToken(OauthToken {
-        access_token: SecretString::from(token.to_owned()),
-        refresh_token: None,
-        expires_at: None,
-    })
+    direct_credential("personal_access_token", token)
 }
 
 /// The fake GitHub, accepting [`PAT`], with `octo/hello`.

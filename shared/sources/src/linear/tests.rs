@@ -8,29 +8,20 @@ use super::api::{
 use super::entities::to_entity;
 use super::stream::{CURSOR_OVERLAP, PAGE_SIZE};
 use super::*;
-use crate::testing::{closed_port_url, header_map as headers, test_now as now};
+use crate::testing::{
+    closed_port_url, direct_credential, header_map as headers, oauth, test_now as now,
+};
 use crate::upstream::{http_client, Answer};
 use chrono::DateTime;
-use domain::auth::{Credentials, OauthToken};
 use domain::entity::{Entity, EntityKey};
 use fakes::linear::{FakeLinear, Workspace};
 use reqwest::StatusCode;
-use secrecy::SecretString;
 use std::time::Duration;
 
 const KEY: &str = "lin_api_unitTest0secret0never0shown";
 
 fn api_key(key: &str) -> AuthenticationRequest {
-    let fields = json!({ "api_key": key });
-    AuthenticationRequest::Direct(Credentials::new(fields.as_object().unwrap().clone()))
-}
-
-fn oauth(token: &str) -> AuthenticationRequest {
-    AuthenticationRequest::OauthToken(OauthToken {
-        access_token: SecretString::from(token.to_owned()),
-        refresh_token: None,
-        expires_at: None,
-    })
+    direct_credential("api_key", key)
 }
 
 fn answer(status: u16, pairs: &[(&'static str, &str)], body: &str) -> Answer {

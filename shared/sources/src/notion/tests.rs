@@ -4,28 +4,17 @@
 use super::api::{classify_list, DEFAULT_RATE_LIMIT_WAIT};
 use super::entities::{block_line, is_notion_id, page_entity, Content, Kind};
 use super::*;
-use crate::testing::header_map;
+use crate::testing::{direct_credential, header_map, oauth};
 use crate::upstream::{http_client, Answer};
-use domain::auth::{Credentials, OauthToken};
 use domain::catalog::validate_fields;
 use fakes::notion::FakeNotion;
-use secrecy::SecretString;
 use serde_json::json;
 use std::time::Duration;
 
 pub(super) const TOKEN: &str = "ntn_test0secret0integration0token";
 
 pub(super) fn direct(token: &str) -> AuthenticationRequest {
-    let fields = json!({ "access_token": token });
-    AuthenticationRequest::Direct(Credentials::new(fields.as_object().unwrap().clone()))
-}
-
-fn oauth(token: &str) -> AuthenticationRequest {
-    AuthenticationRequest::OauthToken(OauthToken {
-        access_token: SecretString::from(token.to_owned()),
-        refresh_token: None,
-        expires_at: None,
-    })
+    direct_credential("access_token", token)
 }
 
 // --- Notion's JSON as the unit tests build it ---
