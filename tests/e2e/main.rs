@@ -23,6 +23,7 @@ mod manage;
 mod oauth_flow;
 mod oauth_tokens;
 mod read_connections;
+mod release_profile;
 mod runs;
 mod schedule_adapters;
 mod scheduler;
