@@ -16,7 +16,10 @@ fn release_profile() -> Vec<(String, String)> {
         .filter_map(|line| {
             let line = line.split('#').next()?.trim();
             let (key, value) = line.split_once('=')?;
-            Some((key.trim().to_owned(), value.trim().trim_matches('"').to_owned()))
+            Some((
+                key.trim().to_owned(),
+                value.trim().trim_matches('"').to_owned(),
+            ))
         })
         .collect()
 }
@@ -36,6 +39,9 @@ fn the_release_profile_leaves_cargo_lambda_nothing_to_fill_in() {
         "a handler panic must become an error answer, as it does in the tests"
     );
     for key in ["lto", "codegen-units", "strip", "opt-level"] {
-        assert!(value(key).is_some(), "[profile.release] leaves {key} to cargo-lambda");
+        assert!(
+            value(key).is_some(),
+            "[profile.release] leaves {key} to cargo-lambda"
+        );
     }
 }

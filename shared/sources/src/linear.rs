@@ -15,6 +15,7 @@
 
 mod api;
 mod entities;
+mod kinds;
 mod stream;
 
 use crate::base_url::BaseUrl;
@@ -27,10 +28,11 @@ use domain::auth::AuthenticationRequest;
 use domain::catalog::{AuthMethod, ClientAuth, FieldSpec, FieldType, OAuthSettings, SourceSpec};
 use domain::ports::CheckError;
 use domain::stream::{EntityStream, StreamError, StreamRequest};
+use kinds::Kind;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use secrecy::ExposeSecret;
 use serde_json::{json, Map, Value};
-use stream::{Checkpoint, Cursor, Kind, LinearStream};
+use stream::{Checkpoint, Cursor, LinearStream};
 
 const NAME: &str = "Linear";
 

@@ -1,13 +1,12 @@
-//! How Google Drive is asked (authenticated GETs) and what a refused answer means: a rejected
-//! token, a rate limit or quota and how long to wait for it, an outage, or a malformed page.
+//! What a refused Google Drive answer means: a rejected token, a rate limit or quota and how
+//! long to wait for it, an outage, or a malformed page. The stream sends the requests
+//! (`stream.rs`).
 
-use super::stream::DriveStream;
-use super::{API, NAME};
-use crate::upstream::{fetch, retry_after, Answer, PAGE_BODY_LIMIT};
+use super::API;
+use crate::upstream::{retry_after, Answer};
 use chrono::{DateTime, Utc};
 use domain::ports::CheckError;
 use domain::stream::StreamError;
-use reqwest::header::AUTHORIZATION;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
@@ -136,28 +135,6 @@ impl Refusal {
                 e => CheckError::Unavailable(e.to_string()),
             },
         }
-    }
-}
-
-impl DriveStream {
-    pub async fn get(
-        &self,
-        path: &str,
-        query: &[(&str, &str)],
-        limit: usize,
-    ) -> Result<Answer, StreamError> {
-        let request = self
-            .client
-            .get(self.base_url.endpoint(path))
-            .query(query)
-            .header(AUTHORIZATION, self.authorization.clone());
-        fetch(NAME, request, limit).await
-    }
-
-    /// A JSON answer of the API, or what its refusal means.
-    pub async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, StreamError> {
-        let answer = self.get(path, query, PAGE_BODY_LIMIT).await?;
-        json_of(path, answer)
     }
 }
 

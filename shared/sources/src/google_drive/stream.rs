@@ -1,5 +1,6 @@
 //! The entity stream: where a run is (its `Checkpoint` and the `Step` in it), the listing page
-//! it holds while handing it out in slices (a [`ListedPage`]), and the pages it yields.
+//! it holds while handing it out in slices (a [`ListedPage`]), the requests it sends, and the
+//! pages it yields.
 
 use super::api::{json_of, malformed, refusal, Refusal};
 use super::entities::{
@@ -7,15 +8,18 @@ use super::entities::{
     Target, CONTENT_LIMIT,
 };
 use super::API;
+use super::NAME;
 use crate::base_url::BaseUrl;
 use crate::budget::PageBudget;
 use crate::listing::ListedPage;
 use crate::upstream::PAGE_BODY_LIMIT;
+use crate::upstream::{fetch, Answer};
 use async_trait::async_trait;
 use chrono::Utc;
 use domain::entity::{Entity, EntityKey};
 use domain::stream::{EntityPage, EntityStream, StreamError};
 use reqwest::header::HeaderValue;
+use reqwest::header::AUTHORIZATION;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -551,5 +555,27 @@ impl EntityStream for DriveStream {
             .next_start
             .as_ref()
             .map(|token| json!({ "start_page_token": token }))
+    }
+}
+
+impl DriveStream {
+    pub async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        limit: usize,
+    ) -> Result<Answer, StreamError> {
+        let request = self
+            .client
+            .get(self.base_url.endpoint(path))
+            .query(query)
+            .header(AUTHORIZATION, self.authorization.clone());
+        fetch(NAME, request, limit).await
+    }
+
+    /// A JSON answer of the API, or what its refusal means.
+    pub async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, StreamError> {
+        let answer = self.get(path, query, PAGE_BODY_LIMIT).await?;
+        json_of(path, answer)
     }
 }

@@ -1,7 +1,7 @@
 //! What Linear's GraphQL answers mean: data, or why not (a rejected key, a rate limit and its
 //! wait, an outage, a malformed answer) for the check and the stream alike; and a kind's page.
 
-use super::stream::Kind;
+use super::kinds::Kind;
 use super::NAME;
 use crate::upstream::{retry_after, Answer};
 use chrono::{DateTime, Utc};

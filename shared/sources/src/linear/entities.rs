@@ -1,7 +1,7 @@
 //! Linear's nodes as entities: teams, users, projects, issues and comments, each keeping the
 //! stable fields a user searches for.
 
-use super::stream::Kind;
+use super::kinds::Kind;
 use super::NAME;
 use chrono::{DateTime, Utc};
 use domain::entity::Entity;

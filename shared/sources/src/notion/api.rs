@@ -1,12 +1,11 @@
-//! How the stream talks to Notion: its requests (with the token and the pinned version), what
-//! an answer means (a list page, a vanished item, or why the stream stops), and rate-limit waits.
+//! What a Notion answer means: a list page, a vanished item, or why the stream stops, and how
+//! long a rate limit asks to wait. The stream sends the requests (`stream.rs`).
 
-use super::stream::NotionStream;
-use super::{NAME, NOTION_VERSION};
-use crate::upstream::{fetch, retry_after, Answer, PAGE_BODY_LIMIT};
+use super::NAME;
+use crate::upstream::{retry_after, Answer};
 use chrono::{DateTime, Utc};
 use domain::stream::StreamError;
-use reqwest::header::{HeaderMap, AUTHORIZATION};
+use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
@@ -109,42 +108,5 @@ pub(super) fn classify_list(
             "Notion refused {what} ({})",
             status_text(s, body)
         ))),
-    }
-}
-
-/// The stream's calls to Notion, each counted toward the page's [`CALLS_PER_PAGE`].
-///
-/// [`CALLS_PER_PAGE`]: super::stream::CALLS_PER_PAGE
-impl NotionStream {
-    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, self.base_url.endpoint(path))
-            .header(AUTHORIZATION, self.authorization.clone())
-            .header("Notion-Version", NOTION_VERSION)
-    }
-
-    pub async fn call(
-        &mut self,
-        request: reqwest::RequestBuilder,
-        what: &str,
-    ) -> Result<Option<ListPage>, StreamError> {
-        let answer = self.call_answer(request).await?;
-        self.classify(&answer, what)
-    }
-
-    pub async fn call_answer(
-        &mut self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<Answer, StreamError> {
-        self.calls += 1;
-        fetch(NAME, request, PAGE_BODY_LIMIT).await
-    }
-
-    pub fn classify(&self, answer: &Answer, what: &str) -> Result<Option<ListPage>, StreamError> {
-        let outcome = classify_list(answer, what, Utc::now());
-        if let Err(e) = &outcome {
-            tracing::info!(status = answer.status.as_u16(), outcome = %e, "Notion answer stops the stream");
-        }
-        outcome
     }
 }

@@ -1,19 +1,24 @@
-//! The entity stream: where a run is (each listing's place, the checkpoint, the cursor) and
-//! how a `next_page` works through the search, a database's rows and each page's content.
+//! The entity stream: where a run is (each listing's place, the checkpoint, the cursor), how a
+//! `next_page` works through the search, a database's rows and each page's content, and the
+//! requests it sends for them.
 
+use super::api::classify_list;
 use super::api::ListPage;
 use super::entities::{
     block_line, database_entity, descends, id_of, is_notion_id, is_trashed, last_edited,
     malformed_item, page_entity, Content, Kind,
 };
+use super::{NAME, NOTION_VERSION};
 use crate::base_url::BaseUrl;
 use crate::budget::PageBudget;
 use crate::listing::ListedPage;
+use crate::upstream::{fetch, Answer, PAGE_BODY_LIMIT};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::entity::{Entity, EntityKey};
 use domain::stream::{EntityPage, EntityStream, StreamError};
 use reqwest::header::HeaderValue;
+use reqwest::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -486,5 +491,42 @@ impl EntityStream for NotionStream {
         Some(json!(Cursor {
             last_edited_time: newest
         }))
+    }
+}
+
+/// The stream's calls to Notion, each counted toward the page's [`CALLS_PER_PAGE`].
+///
+/// [`CALLS_PER_PAGE`]: super::stream::CALLS_PER_PAGE
+impl NotionStream {
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.base_url.endpoint(path))
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header("Notion-Version", NOTION_VERSION)
+    }
+
+    pub async fn call(
+        &mut self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<Option<ListPage>, StreamError> {
+        let answer = self.call_answer(request).await?;
+        self.classify(&answer, what)
+    }
+
+    pub async fn call_answer(
+        &mut self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answer, StreamError> {
+        self.calls += 1;
+        fetch(NAME, request, PAGE_BODY_LIMIT).await
+    }
+
+    pub fn classify(&self, answer: &Answer, what: &str) -> Result<Option<ListPage>, StreamError> {
+        let outcome = classify_list(answer, what, Utc::now());
+        if let Err(e) = &outcome {
+            tracing::info!(status = answer.status.as_u16(), outcome = %e, "Notion answer stops the stream");
+        }
+        outcome
     }
 }

@@ -1,11 +1,9 @@
-//! How Slack's Web API is called (one authenticated GET a method) and what an answer means: its
-//! body when Slack says `ok`, otherwise a rejected token, a rate limit, or a failure (`Failure`).
+//! What a Slack Web API answer means: its body when Slack says `ok`, otherwise a rejected
+//! token, a rate limit, or a failure (`Failure`). The stream sends the calls (`stream.rs`).
 
-use super::stream::SlackStream;
-use crate::upstream::{fetch, retry_after, PAGE_BODY_LIMIT};
+use crate::upstream::retry_after;
 use chrono::{DateTime, Utc};
 use domain::stream::StreamError;
-use reqwest::header::AUTHORIZATION;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
@@ -147,22 +145,4 @@ fn is_token_like(s: &str) -> bool {
 pub(super) struct Call {
     pub method: &'static str,
     pub params: Vec<(&'static str, String)>,
-}
-
-impl SlackStream {
-    pub async fn send(&self, call: &Call) -> Result<Value, Failure> {
-        let request = self
-            .client
-            .get(self.base_url.endpoint(call.method))
-            .header(AUTHORIZATION, self.authorization.clone())
-            .query(&call.params);
-        let answer = fetch("Slack", request, PAGE_BODY_LIMIT).await?;
-        classify(
-            call.method,
-            answer.status,
-            &answer.headers,
-            &answer.body,
-            Utc::now(),
-        )
-    }
 }

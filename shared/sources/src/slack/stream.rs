@@ -1,13 +1,17 @@
 //! The entity stream: where a run is (its `Checkpoint` and the `Step` in it), the next run's
-//! `Cursor` and its bounds, the call each step makes and what its answer yields.
+//! `Cursor` and its bounds, the call each step makes (and sends) and what its answer yields.
 
+use super::api::classify;
 use super::api::{Call, Failure};
 use super::entities::{channel_entity, entity_ts, message_entity, message_ts, user_entity, Ts};
 use crate::base_url::BaseUrl;
+use crate::upstream::{fetch, PAGE_BODY_LIMIT};
 use async_trait::async_trait;
+use chrono::Utc;
 use domain::entity::Entity;
 use domain::stream::{EntityPage, EntityStream, StreamError};
 use reqwest::header::HeaderValue;
+use reqwest::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -406,5 +410,23 @@ impl EntityStream for SlackStream {
         let mut channels = self.position.latest.clone();
         trim_latest(&mut channels, None);
         Some(json!(Cursor { channels }))
+    }
+}
+
+impl SlackStream {
+    pub async fn send(&self, call: &Call) -> Result<Value, Failure> {
+        let request = self
+            .client
+            .get(self.base_url.endpoint(call.method))
+            .header(AUTHORIZATION, self.authorization.clone())
+            .query(&call.params);
+        let answer = fetch("Slack", request, PAGE_BODY_LIMIT).await?;
+        classify(
+            call.method,
+            answer.status,
+            &answer.headers,
+            &answer.body,
+            Utc::now(),
+        )
     }
 }
