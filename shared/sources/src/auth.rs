@@ -2,6 +2,7 @@
 //! exchanges and refreshes, [`OAuthTokens`]) and the external auth providers Composio and
 //! Pipedream ([`ProviderClients`]), each the domain port it implements.
 
+mod accounts;
 mod composio;
 mod oauth;
 mod pipedream;

@@ -1,10 +1,11 @@
 //! Composio's API v3 (docs.composio.dev), the project's API key in `x-api-key`: whether a key
 //! is good, and a connected account's credentials.
 
-use super::providers::{
-    app_slug, as_request, endpoint, failure, found_credentials, has_any, json_object, no_app,
-    shown, unreadable, CredentialKeys, ProviderClients,
+use super::accounts::{
+    app_slug, as_request, endpoint, exchange, failure, found_credentials, has_any, json_object,
+    no_app, shown, unreadable, CredentialKeys,
 };
+use crate::base_url::BaseUrl;
 use crate::upstream::secret_header;
 use chrono::{DateTime, Utc};
 use domain::auth::AuthenticationRequest;
@@ -23,19 +24,25 @@ const COMPOSIO_KEYS: CredentialKeys = CredentialKeys {
     key: &["api_key", "generic_api_key", "token"],
 };
 
-impl ProviderClients {
-    pub(super) async fn verify_composio(
-        &self,
-        api_key: &SecretString,
-    ) -> Result<(), ProviderError> {
+/// Composio's API on the shared client.
+#[derive(Clone)]
+pub(super) struct Composio {
+    client: reqwest::Client,
+    pub(super) base: BaseUrl,
+}
+
+impl Composio {
+    pub(super) fn new(client: reqwest::Client, base: BaseUrl) -> Self {
+        Self { client, base }
+    }
+
+    pub(super) async fn verify(&self, api_key: &SecretString) -> Result<(), ProviderError> {
         let request = self
             .client
-            .get(self.composio.endpoint("api/v3/auth_configs"))
+            .get(self.base.endpoint("api/v3/auth_configs"))
             .query(&[("limit", "1")])
             .header("x-api-key", api_key_header(api_key)?);
-        let answer = self
-            .exchange(ProviderKind::Composio, "Composio API key check", request)
-            .await?;
+        let answer = exchange(ProviderKind::Composio, "Composio API key check", request).await?;
         match answer.status {
             s if s.is_success() => json_object(ProviderKind::Composio, &answer).map(|_| ()),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(composio_key_rejected()),
@@ -43,7 +50,7 @@ impl ProviderClients {
         }
     }
 
-    pub(super) async fn fetch_composio(
+    pub(super) async fn fetch(
         &self,
         api_key: &SecretString,
         source: &SourceSpec,
@@ -53,16 +60,14 @@ impl ProviderClients {
         let toolkit = app_slug(kind, source.short_name).ok_or_else(|| no_app(kind, source))?;
         let url = endpoint(
             kind,
-            &self.composio,
+            &self.base,
             &["api", "v3", "connected_accounts", &account.account_id],
         )?;
         let request = self
             .client
             .get(url)
             .header("x-api-key", api_key_header(api_key)?);
-        let answer = self
-            .exchange(kind, "Composio connected account fetch", request)
-            .await?;
+        let answer = exchange(kind, "Composio connected account fetch", request).await?;
         match answer.status {
             s if s.is_success() => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(composio_key_rejected()),
@@ -175,7 +180,7 @@ fn api_key_header(api_key: &SecretString) -> Result<HeaderValue, ProviderError> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::providers::fixtures::{account, catalog, object};
+    use super::super::accounts::fixtures::{account, catalog, object};
     use super::*;
     use crate::testing::test_now as now;
     use domain::ports::SourceDirectory;

@@ -3,10 +3,11 @@
 //! environment in `x-pd-environment`; whether an OAuth client is good, and an account's
 //! credentials.
 
-use super::providers::{
-    app_slug, as_request, endpoint, failure, found_credentials, json_object, no_app, seconds,
-    shown, unreadable, CredentialKeys, ProviderClients, MAX_LIFETIME_SECS,
+use super::accounts::{
+    app_slug, as_request, endpoint, exchange, failure, found_credentials, json_object, no_app,
+    seconds, shown, unreadable, CredentialKeys, MAX_LIFETIME_SECS,
 };
+use crate::base_url::BaseUrl;
 use crate::upstream::{bearer, Answer};
 use chrono::{DateTime, Utc};
 use domain::auth::AuthenticationRequest;
@@ -15,7 +16,9 @@ use domain::catalog::SourceSpec;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::sync::PoisonError;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Pipedream's public API.
@@ -37,10 +40,27 @@ pub(super) struct CachedToken {
     replace_at: Instant,
 }
 
-impl ProviderClients {
+/// Pipedream's API on the shared client, with its token cache; clones share the cache.
+#[derive(Clone)]
+pub(super) struct Pipedream {
+    client: reqwest::Client,
+    pub(super) base: BaseUrl,
+    /// Tokens by client id.
+    tokens: Arc<Mutex<HashMap<String, CachedToken>>>,
+}
+
+impl Pipedream {
+    pub(super) fn new(client: reqwest::Client, base: BaseUrl) -> Self {
+        Self {
+            client,
+            base,
+            tokens: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
     /// A Pipedream token of this client: the cached one when `cached` allows and the secret is
     /// the one it was issued to, a new one otherwise. Says whether it came from the cache.
-    pub(super) async fn pipedream_token(
+    pub(super) async fn token(
         &self,
         client_id: &str,
         client_secret: &SecretString,
@@ -59,15 +79,13 @@ impl ProviderClients {
         let kind = ProviderKind::Pipedream;
         let request = self
             .client
-            .post(self.pipedream.endpoint("v1/oauth/token"))
+            .post(self.base.endpoint("v1/oauth/token"))
             .json(&json!({
                 "grant_type": "client_credentials",
                 "client_id": client_id,
                 "client_secret": client_secret.expose_secret(),
             }));
-        let answer = self
-            .exchange(kind, "Pipedream token request", request)
-            .await?;
+        let answer = exchange(kind, "Pipedream token request", request).await?;
         if !answer.status.is_success() {
             return Err(token_refusal(&answer));
         }
@@ -109,14 +127,14 @@ impl ProviderClients {
         Ok((access_token, false))
     }
 
-    fn forget_pipedream_token(&self, client_id: &str) {
+    fn forget_token(&self, client_id: &str) {
         self.tokens
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(client_id);
     }
 
-    async fn pipedream_account(
+    async fn account(
         &self,
         token: &SecretString,
         project_id: &str,
@@ -126,7 +144,7 @@ impl ProviderClients {
         let kind = ProviderKind::Pipedream;
         let url = endpoint(
             kind,
-            &self.pipedream,
+            &self.base,
             &["v1", "connect", project_id, "accounts", account_id],
         )?;
         let bearer = bearer(token.expose_secret()).map_err(|_| {
@@ -138,11 +156,10 @@ impl ProviderClients {
             .query(&[("include_credentials", "true")])
             .header(reqwest::header::AUTHORIZATION, bearer)
             .header("x-pd-environment", environment);
-        self.exchange(kind, "Pipedream account fetch", request)
-            .await
+        exchange(kind, "Pipedream account fetch", request).await
     }
 
-    pub(super) async fn fetch_pipedream(
+    pub(super) async fn fetch(
         &self,
         client_id: &str,
         client_secret: &SecretString,
@@ -153,22 +170,20 @@ impl ProviderClients {
     ) -> Result<AuthenticationRequest, ProviderError> {
         let kind = ProviderKind::Pipedream;
         let app = app_slug(kind, source.short_name).ok_or_else(|| no_app(kind, source))?;
-        let (token, cached) = self.pipedream_token(client_id, client_secret, true).await?;
+        let (token, cached) = self.token(client_id, client_secret, true).await?;
         let mut answer = self
-            .pipedream_account(&token, project_id, environment, &account.account_id)
+            .account(&token, project_id, environment, &account.account_id)
             .await?;
         if answer.status == StatusCode::UNAUTHORIZED {
-            self.forget_pipedream_token(client_id);
+            self.forget_token(client_id);
             // A cached token may have been revoked early: one new token, one more try.
             if cached {
-                let (token, _) = self
-                    .pipedream_token(client_id, client_secret, false)
-                    .await?;
+                let (token, _) = self.token(client_id, client_secret, false).await?;
                 answer = self
-                    .pipedream_account(&token, project_id, environment, &account.account_id)
+                    .account(&token, project_id, environment, &account.account_id)
                     .await?;
                 if answer.status == StatusCode::UNAUTHORIZED {
-                    self.forget_pipedream_token(client_id);
+                    self.forget_token(client_id);
                 }
             }
         }
@@ -300,7 +315,7 @@ fn same_secret(a: &SecretString, b: &SecretString) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::providers::fixtures::{account, catalog, object};
+    use super::super::accounts::fixtures::{account, catalog, object};
     use super::*;
     use crate::testing::test_now as now;
     use domain::ports::SourceDirectory;
