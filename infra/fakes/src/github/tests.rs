@@ -1,5 +1,9 @@
+use super::routes::time;
 use super::*;
+use crate::server::FakeResponse;
+use base64::Engine;
 use hyper::HeaderMap;
+use serde_json::{json, Value};
 
 const TOKEN: &str = "ghp_fakeTestToken";
 
