@@ -1,3 +1,5 @@
+//! Unit tests of the fake Google Drive: its paging, error answers and switches.
+
 use super::*;
 
 const TOKEN: &str = "ya29.unit-test-token";

@@ -1,3 +1,5 @@
+//! Unit tests of the fake Linear: its paging, error answers and switches.
+
 use super::*;
 
 const KEY: &str = "lin_api_fakeTestKey";

@@ -1,3 +1,5 @@
+//! Unit tests of the fake Notion: its paging, error answers and switches.
+
 use super::*;
 
 use hyper::header::{HeaderValue, AUTHORIZATION};

@@ -1,3 +1,5 @@
+//! Unit tests of the fake OAuth provider: its token exchange, PKCE check and client authentication.
+
 use super::*;
 use std::collections::BTreeMap;
 
