@@ -11,7 +11,7 @@ use chrono::DateTime;
 use domain::ids::{ConnectionId, OrganizationId};
 use domain::names::ReadableId;
 use domain::oauth::OAuthApp;
-use domain::ports::{CredentialVault, SecretEntry, SecretsPage, VaultError, SECRET_VALUE_LIMIT};
+use domain::ports::{CredentialVault, SecretEntry, SecretsPage, VaultError};
 use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Debug, Clone)]
@@ -76,15 +76,6 @@ where
     VaultError::Backend(boxed(e))
 }
 
-/// Secrets Manager refuses a value over [`SECRET_VALUE_LIMIT`] bytes (the emulator does not):
-/// refused here, before anything is sent, so the emulator and AWS answer alike.
-fn fits(value: &str) -> Result<(), VaultError> {
-    match value.len() {
-        bytes if bytes > SECRET_VALUE_LIMIT => Err(VaultError::TooLarge { bytes }),
-        _ => Ok(()),
-    }
-}
-
 const RESOURCE_EXISTS: &str = "ResourceExistsException";
 const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
 
@@ -97,7 +88,7 @@ impl CredentialVault for SecretsVault {
         value: &SecretString,
         request_token: &str,
     ) -> Result<(), VaultError> {
-        fits(value.expose_secret())?;
+        VaultError::check_size(value.expose_secret())?;
         let name = self.connection_secret_name(org, id);
         let created = self
             .client
@@ -143,7 +134,7 @@ impl CredentialVault for SecretsVault {
         id: ConnectionId,
         value: &SecretString,
     ) -> Result<(), VaultError> {
-        fits(value.expose_secret())?;
+        VaultError::check_size(value.expose_secret())?;
         let name = self.connection_secret_name(org, id);
         let put = self
             .client
@@ -180,7 +171,7 @@ impl CredentialVault for SecretsVault {
     async fn put_oauth_app(&self, short_name: &str, app: &OAuthApp) -> Result<(), VaultError> {
         let name = self.oauth_app_secret_name(short_name);
         let document = app.document();
-        fits(document.expose_secret())?;
+        VaultError::check_size(document.expose_secret())?;
         let put = self
             .client
             .put_secret_value()
@@ -218,7 +209,7 @@ impl CredentialVault for SecretsVault {
         readable_id: &ReadableId,
         value: &SecretString,
     ) -> Result<(), VaultError> {
-        fits(value.expose_secret())?;
+        VaultError::check_size(value.expose_secret())?;
         let name = self.provider_secret_name(org, readable_id);
         let created = self
             .client

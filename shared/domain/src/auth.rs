@@ -352,6 +352,16 @@ pub fn credential_document(auth: &AuthenticationRequest) -> Option<SecretString>
             obtained_at: None,
             client: None,
         },
+        // The customer's app, kept until the callback adds the tokens.
+        AuthenticationRequest::OauthByoc {
+            client_id,
+            client_secret,
+        } => StoredCredential::AwaitingAuthorization {
+            client: crate::oauth::OAuthApp {
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+            },
+        },
         _ => return None,
     };
     Some(stored.document())

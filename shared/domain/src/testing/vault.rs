@@ -91,7 +91,7 @@ impl CredentialVault for MemoryVault {
         if self.fail_put.load(Ordering::SeqCst) {
             return Err(VaultError::Backend(injected("put_connection_secret")));
         }
-        fits(value)?;
+        VaultError::check_size(value.expose_secret())?;
         let mut state = lock(&self.state);
         let value = value.expose_secret();
         if let Some(existing) = state.secrets.get(&(org, id)) {
@@ -136,7 +136,7 @@ impl CredentialVault for MemoryVault {
         if self.fail_put.load(Ordering::SeqCst) {
             return Err(VaultError::Backend(injected("replace_connection_secret")));
         }
-        fits(value)?;
+        VaultError::check_size(value.expose_secret())?;
         let mut state = lock(&self.state);
         let created_at = state
             .secrets
@@ -204,7 +204,7 @@ impl CredentialVault for MemoryVault {
         readable_id: &crate::names::ReadableId,
         value: &SecretString,
     ) -> Result<(), VaultError> {
-        fits(value)?;
+        VaultError::check_size(value.expose_secret())?;
         let mut state = lock(&self.state);
         let key = (org, readable_id.as_str().to_owned());
         match state.providers.get(&key) {
@@ -258,13 +258,5 @@ impl CredentialVault for MemoryVault {
                 .collect(),
             next,
         })
-    }
-}
-
-/// Secrets Manager's size limit, as the real adapter enforces it.
-fn fits(value: &SecretString) -> Result<(), VaultError> {
-    match value.expose_secret().len() {
-        bytes if bytes > crate::ports::SECRET_VALUE_LIMIT => Err(VaultError::TooLarge { bytes }),
-        _ => Ok(()),
     }
 }

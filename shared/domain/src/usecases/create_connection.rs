@@ -17,7 +17,6 @@ use crate::idempotency::{self, Claim, IdempotencyKey, KeyState, Reservation};
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Job, Trigger};
 use crate::names::{ConnectionName, Description, ReadableId, RedirectUrl, ShortName};
-use crate::oauth::OAuthApp;
 use crate::ports::{check_secret_size, NewConnection, StoreError, VaultError};
 use crate::redact::Redacted;
 use crate::schedule::{check_interval, ScheduleDetails};
@@ -233,21 +232,7 @@ fn plan(
     }
     if let (Some(auth), true) = (&auth, errors.is_empty()) {
         // Each field within its bound, yet together more than a secret holds.
-        let stored = match auth {
-            AuthenticationRequest::OauthByoc {
-                client_id,
-                client_secret,
-            } => Some(
-                StoredCredential::AwaitingAuthorization {
-                    client: OAuthApp {
-                        client_id: client_id.clone(),
-                        client_secret: client_secret.clone(),
-                    },
-                }
-                .document(),
-            ),
-            other => auth::credential_document(other),
-        };
+        let stored = auth::credential_document(auth);
         if let Some(Err(e)) = stored.map(|d| check_secret_size(&d, "authentication")) {
             errors.push(e);
         }
