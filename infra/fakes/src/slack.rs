@@ -110,6 +110,24 @@ struct State {
 }
 
 impl State {
+    /// An empty workspace that accepts `valid_token`.
+    fn empty(valid_token: &str) -> Self {
+        Self {
+            valid_token: valid_token.to_owned(),
+            revoked: false,
+            user_token: false,
+            clock: EPOCH,
+            page_size: MAX_LIMIT,
+            users: Vec::new(),
+            channels: Vec::new(),
+            channel_at: HashMap::new(),
+            queued: Vec::new(),
+            calls: Vec::new(),
+        }
+    }
+}
+
+impl State {
     fn tick(&mut self) -> String {
         self.clock += TICK;
         format!("{}.000100", self.clock)
@@ -157,18 +175,7 @@ impl FakeSlack {
 
     /// Serves an empty workspace on `addr`.
     pub async fn start_on(addr: SocketAddr, valid_token: &str) -> std::io::Result<FakeSlack> {
-        let state = Arc::new(Mutex::new(State {
-            valid_token: valid_token.to_owned(),
-            revoked: false,
-            user_token: false,
-            clock: EPOCH,
-            page_size: MAX_LIMIT,
-            users: Vec::new(),
-            channels: Vec::new(),
-            channel_at: HashMap::new(),
-            queued: Vec::new(),
-            calls: Vec::new(),
-        }));
+        let state = Arc::new(Mutex::new(State::empty(valid_token)));
         let shared = Arc::clone(&state);
         let handler: Handler =
             Arc::new(move |request| answer(&mut shared.lock().expect("slack lock"), request));

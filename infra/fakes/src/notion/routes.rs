@@ -454,17 +454,7 @@ pub(super) fn search(workspace: &Workspace, body: &Value, served: u64, cap: usiz
     if ascending {
         items.reverse();
     }
-    let all = items
-        .into_iter()
-        .map(|i| (i.id.clone(), item_json(i, served)))
-        .collect();
-    list(
-        all,
-        body["start_cursor"].as_str(),
-        size,
-        "page_or_database",
-        served,
-    )
+    listed(items, body, size, served)
 }
 
 pub(super) fn query(
@@ -506,17 +496,7 @@ pub(super) fn query(
     if descending {
         rows.reverse();
     }
-    let all = rows
-        .into_iter()
-        .map(|i| (i.id.clone(), item_json(i, served)))
-        .collect();
-    list(
-        all,
-        body["start_cursor"].as_str(),
-        size,
-        "page_or_database",
-        served,
-    )
+    listed(rows, body, size, served)
 }
 
 pub(super) fn children(
@@ -575,6 +555,21 @@ pub(super) fn children(
         request.query.get("start_cursor").map(String::as_str),
         size.min(cap),
         "block",
+        served,
+    )
+}
+
+/// Items as a list page of `size` from the body's `start_cursor`, as search and queries answer.
+fn listed(items: Vec<&Item>, body: &Value, size: usize, served: u64) -> FakeResponse {
+    let all = items
+        .into_iter()
+        .map(|i| (i.id.clone(), item_json(i, served)))
+        .collect();
+    list(
+        all,
+        body["start_cursor"].as_str(),
+        size,
+        "page_or_database",
         served,
     )
 }

@@ -8,18 +8,7 @@ use hyper::HeaderMap;
 const TOKEN: &str = "xoxb-test-token";
 
 fn state() -> State {
-    State {
-        valid_token: TOKEN.into(),
-        revoked: false,
-        user_token: false,
-        clock: EPOCH,
-        page_size: MAX_LIMIT,
-        users: Vec::new(),
-        channels: Vec::new(),
-        channel_at: HashMap::new(),
-        queued: Vec::new(),
-        calls: Vec::new(),
-    }
+    State::empty(TOKEN)
 }
 
 fn call(
