@@ -17,8 +17,9 @@ use domain::job::{Job, SyncMessage, Trigger};
 use domain::names::{CollectionName, ReadableId};
 use domain::page::{Page, PageRequest};
 use domain::ports::{
-    CollectionStore, ConnectionStore, CredentialVault, IdempotencyStore, NewConnection, StoreError,
-    SyncQueue, TenantStore, VaultError, SECRET_VALUE_LIMIT,
+    CollectionStore, ConnectionStore, CredentialVault, IdempotencyStore, NewConnection,
+    SecretVersion, SecretVersionStore, StoreError, Succession, SyncQueue, TenantStore, VaultError,
+    SECRET_VALUE_LIMIT,
 };
 use domain::schedule::{CronSchedule, ScheduleDetails};
 use domain::tenancy::{ApiKeyHash, Organization, RedirectOrigin};
@@ -932,7 +933,12 @@ async fn a_secret_write_is_idempotent_for_its_token_and_value() {
         .await
         .unwrap()
         .expect("secret");
-    assert_eq!(read.expose_secret(), value.expose_secret());
+    assert_eq!(read.value.expose_secret(), value.expose_secret());
+    assert_eq!(
+        read.version.as_str(),
+        token,
+        "the first version is the request token's"
+    );
     assert_eq!(
         aws.secret_names_under_prefix().await,
         [format!("{}/connections/{org}/{id}", aws.secrets_prefix)]
@@ -970,7 +976,7 @@ async fn a_token_reused_with_another_value_is_refused() {
     );
 
     let kept = vault.get_connection_secret(org, id).await.unwrap().unwrap();
-    assert_eq!(kept.expose_secret(), "first-secret-value");
+    assert_eq!(kept.value.expose_secret(), "first-secret-value");
 }
 
 /// Secrets Manager refuses values over 64 KiB; the emulator stores them. The adapter refuses
@@ -998,14 +1004,14 @@ async fn a_secret_over_the_service_limit_is_refused_before_it_is_sent() {
         .put_connection_secret(org, id, &fits, &id.to_string())
         .await
         .unwrap();
-    let replaced = vault.replace_connection_secret(org, id, &huge).await;
+    let replaced = vault.stage_connection_secret(org, id, &huge).await;
     assert!(
         matches!(replaced, Err(VaultError::TooLarge { .. })),
         "{replaced:?}"
     );
     let kept = vault.get_connection_secret(org, id).await.unwrap().unwrap();
     assert_eq!(
-        kept.expose_secret().len(),
+        kept.value.expose_secret().len(),
         SECRET_VALUE_LIMIT,
         "the stored one stays"
     );
@@ -1042,6 +1048,120 @@ async fn a_secret_is_deleted_at_once_and_a_missing_one_is_fine() {
         .delete_connection_secret(org, ConnectionId::new())
         .await
         .unwrap();
+}
+
+/// A staged version is not current until it is promoted, and the promotion is a
+/// compare-and-swap on the current version; a deleted secret is never re-created by a stage.
+#[tokio::test]
+async fn a_staged_secret_version_becomes_current_only_by_a_promotion_from_the_current_one() {
+    let aws = TestAws::fresh().await;
+    let vault = aws.vault();
+    let (org, id) = (OrganizationId::new(), ConnectionId::new());
+    let value = |v: &str| SecretString::from(v.to_owned());
+    let token = id.to_string();
+    vault
+        .put_connection_secret(org, id, &value("v1"), &token)
+        .await
+        .unwrap();
+    let first = vault
+        .current_connection_secret_version(org, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.as_str(), token);
+
+    let second = vault
+        .stage_connection_secret(org, id, &value("v2"))
+        .await
+        .unwrap();
+    let third = vault
+        .stage_connection_secret(org, id, &value("v3"))
+        .await
+        .unwrap();
+    let current = vault.get_connection_secret(org, id).await.unwrap().unwrap();
+    assert_eq!(current.value.expose_secret(), "v1", "staged is not current");
+    let staged = vault
+        .get_connection_secret_version(org, id, &second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(staged.expose_secret(), "v2", "each staged version is kept");
+
+    assert!(vault
+        .promote_connection_secret(org, id, &first, &third)
+        .await
+        .unwrap());
+    assert!(
+        !vault
+            .promote_connection_secret(org, id, &first, &second)
+            .await
+            .unwrap(),
+        "a promotion from a version that is no longer current is refused"
+    );
+    let current = vault.get_connection_secret(org, id).await.unwrap().unwrap();
+    assert_eq!(
+        (current.value.expose_secret(), &current.version),
+        ("v3", &third)
+    );
+
+    vault.delete_connection_secret(org, id).await.unwrap();
+    let staged = vault.stage_connection_secret(org, id, &value("v4")).await;
+    assert!(matches!(staged, Err(VaultError::Missing)), "{staged:?}");
+    assert!(
+        aws.secret_names_under_prefix().await.is_empty(),
+        "a stage never re-creates a deleted secret"
+    );
+}
+
+/// Marks of a connection's secret version: new credentials replace any, refreshed tokens only
+/// the version they came from, and a connection being deleted takes no mark.
+#[tokio::test]
+async fn a_secret_version_mark_follows_only_the_version_it_came_from() {
+    let aws = TestAws::fresh().await;
+    let store = aws.store();
+    let org = OrganizationId::new();
+    store
+        .insert_collection(&collection(org, "finance-docs"))
+        .await
+        .unwrap();
+    let conn = connection(org, "finance-docs");
+    store.insert_connection(plain(&conn)).await.unwrap();
+    let id = conn.id;
+    let (v1, v2, v3) = (
+        SecretVersion::new("v1"),
+        SecretVersion::new("v2"),
+        SecretVersion::new("v3"),
+    );
+    assert_eq!(store.marked_secret_version(id).await.unwrap(), None);
+    assert!(store
+        .mark_secret_version(org, id, &v2, Succession::Follows(&v1))
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .mark_secret_version(org, id, &v3, Succession::Follows(&v1))
+            .await
+            .unwrap(),
+        "tokens refreshed from v1 do not succeed v2"
+    );
+    assert!(store
+        .mark_secret_version(org, id, &v3, Succession::Replaces)
+        .await
+        .unwrap());
+    assert_eq!(store.marked_secret_version(id).await.unwrap(), Some(v3));
+
+    let current = store.get_versioned(org, id).await.unwrap().unwrap();
+    store
+        .begin_delete(&current.value, current.version, Utc::now())
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .mark_secret_version(org, id, &v1, Succession::Replaces)
+            .await
+            .unwrap(),
+        "a connection being deleted takes no mark"
+    );
 }
 
 // --- sync queue --------------------------------------------------------------------------------
@@ -1130,8 +1250,16 @@ async fn bootstrap_is_idempotent_and_configures_what_the_platform_relies_on() {
     assert!(redrive["deadLetterTargetArn"]
         .as_str()
         .is_some_and(|arn| arn.ends_with(&format!("{queue_name}-dlq"))));
+    // A run that keeps failing to start fails its job before its message is dead-lettered.
+    let max_receive = domain::usecases::sync::attempts::QUEUE_MAX_RECEIVE_COUNT;
     assert_eq!(
         redrive["maxReceiveCount"].to_string().trim_matches('"'),
-        "5"
+        max_receive.to_string()
+    );
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    assert!(
+        template.contains(&format!("maxReceiveCount: {max_receive}")),
+        "the deployed queue redrives after the same count"
     );
 }

@@ -28,6 +28,7 @@ mod runs;
 mod schedule_adapters;
 mod scheduler;
 mod secret_hygiene;
+mod secret_races;
 mod source_github;
 mod source_google_drive;
 mod source_linear;

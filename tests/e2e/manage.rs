@@ -234,7 +234,7 @@ async fn new_credentials_clear_needs_reauth_and_replace_the_secret() {
             .await
             .unwrap()
             .unwrap();
-    assert!(secrecy::ExposeSecret::expose_secret(&secret).contains("stub-rotated-key"));
+    assert!(secrecy::ExposeSecret::expose_secret(&secret.value).contains("stub-rotated-key"));
     // The next run uses the new key and completes.
     let run = app
         .post(&format!("/source-connections/{id}/run"), &json!({}))

@@ -290,14 +290,26 @@ async fn sweep_positions_and_the_secret_listing_page_through() {
     ids.sort();
     assert_eq!(listed, ids);
 
-    vault
-        .replace_connection_secret(org, ids[0], &SecretString::from("{\"v\":2}".to_owned()))
+    let first = vault
+        .current_connection_secret_version(org, ids[0])
+        .await
+        .unwrap()
+        .unwrap();
+    let second = vault
+        .stage_connection_secret(org, ids[0], &SecretString::from("{\"v\":2}".to_owned()))
         .await
         .unwrap();
+    assert!(vault
+        .promote_connection_secret(org, ids[0], &first, &second)
+        .await
+        .unwrap());
     let read = vault
         .get_connection_secret(org, ids[0])
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(secrecy::ExposeSecret::expose_secret(&read), "{\"v\":2}");
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&read.value),
+        "{\"v\":2}"
+    );
 }

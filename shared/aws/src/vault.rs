@@ -1,5 +1,10 @@
 //! The credential vault: one Secrets Manager secret per connection, named
 //! `{prefix}/connections/{org}/{id}`. Secret values never reach an error or a log line.
+//!
+//! A connection's secret is created once (its first version's id is the create's request
+//! token); later values are staged under the `STAGED` label and promoted to `AWSCURRENT` by
+//! `UpdateSecretVersionStage`, which refuses unless the version it moves the label from still
+//! holds it. The current value is always read by its label.
 
 use crate::clients::Deferred;
 use crate::error::{boxed, service_code};
@@ -11,7 +16,9 @@ use chrono::DateTime;
 use domain::ids::{ConnectionId, OrganizationId};
 use domain::names::ReadableId;
 use domain::oauth::OAuthApp;
-use domain::ports::{CredentialVault, SecretEntry, SecretsPage, VaultError};
+use domain::ports::{
+    CredentialVault, SecretEntry, SecretVersion, SecretsPage, VaultError, VersionedSecret,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Debug, Clone)]
@@ -78,6 +85,22 @@ where
 
 const RESOURCE_EXISTS: &str = "ResourceExistsException";
 const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
+/// Also what a secret being deleted answers.
+const INVALID_REQUEST: &str = "InvalidRequestException";
+const INVALID_PARAMETER: &str = "InvalidParameterException";
+/// The label of the current version.
+const CURRENT: &str = "AWSCURRENT";
+/// The label of a version written but not promoted yet (it moves to each newer staged version;
+/// a version without labels is kept at least 24 hours).
+const STAGED: &str = "STAGED";
+
+/// Whether the secret is gone: deleted, or being deleted.
+fn is_gone<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata,
+{
+    matches!(service_code(e), Some(RESOURCE_NOT_FOUND | INVALID_REQUEST))
+}
 
 #[async_trait]
 impl CredentialVault for SecretsVault {
@@ -124,31 +147,116 @@ impl CredentialVault for SecretsVault {
         &self,
         org: OrganizationId,
         id: ConnectionId,
-    ) -> Result<Option<SecretString>, VaultError> {
-        self.read(&self.connection_secret_name(org, id)).await
+    ) -> Result<Option<VersionedSecret>, VaultError> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(self.connection_secret_name(org, id))
+            .version_stage(CURRENT)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out
+                .secret_string
+                .zip(out.version_id)
+                .map(|(value, version)| VersionedSecret {
+                    value: SecretString::from(value),
+                    version: SecretVersion::new(version),
+                })),
+            Err(e) if service_code(&e) == Some(RESOURCE_NOT_FOUND) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
     }
 
-    async fn replace_connection_secret(
+    async fn get_connection_secret_version(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+        version: &SecretVersion,
+    ) -> Result<Option<SecretString>, VaultError> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(self.connection_secret_name(org, id))
+            .version_id(version.as_str())
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.secret_string.map(SecretString::from)),
+            Err(e) if service_code(&e) == Some(RESOURCE_NOT_FOUND) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn stage_connection_secret(
         &self,
         org: OrganizationId,
         id: ConnectionId,
         value: &SecretString,
-    ) -> Result<(), VaultError> {
+    ) -> Result<SecretVersion, VaultError> {
         VaultError::check_size(value.expose_secret())?;
-        let name = self.connection_secret_name(org, id);
+        let version = uuid::Uuid::new_v4().to_string();
+        // A version under our own label: PutSecretValue without one would make it current.
         let put = self
             .client
             .put_secret_value()
-            .secret_id(&name)
+            .secret_id(self.connection_secret_name(org, id))
             .secret_string(value.expose_secret())
+            .client_request_token(&version)
+            .version_stages(STAGED)
             .send()
             .await;
         match put {
-            Ok(_) => Ok(()),
-            Err(e) if service_code(&e) == Some(RESOURCE_NOT_FOUND) => {
-                let token = uuid::Uuid::new_v4().to_string();
-                self.put_connection_secret(org, id, value, &token).await
-            }
+            Ok(_) => Ok(SecretVersion::new(version)),
+            Err(e) if is_gone(&e) => Err(VaultError::Missing),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn current_connection_secret_version(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<Option<SecretVersion>, VaultError> {
+        let result = self
+            .client
+            .describe_secret()
+            .secret_id(self.connection_secret_name(org, id))
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out
+                .version_ids_to_stages
+                .unwrap_or_default()
+                .into_iter()
+                .find(|(_, stages)| stages.iter().any(|s| s == CURRENT))
+                .map(|(version, _)| SecretVersion::new(version))),
+            Err(e) if service_code(&e) == Some(RESOURCE_NOT_FOUND) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn promote_connection_secret(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+        from: &SecretVersion,
+        to: &SecretVersion,
+    ) -> Result<bool, VaultError> {
+        // Secrets Manager refuses the move unless `from` holds the label: a compare-and-swap.
+        let result = self
+            .client
+            .update_secret_version_stage()
+            .secret_id(self.connection_secret_name(org, id))
+            .version_stage(CURRENT)
+            .remove_from_version_id(from.as_str())
+            .move_to_version_id(to.as_str())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if service_code(&e) == Some(INVALID_PARAMETER) => Ok(false),
+            Err(e) if is_gone(&e) => Err(VaultError::Missing),
             Err(e) => Err(backend(e)),
         }
     }

@@ -357,10 +357,11 @@ pub fn credential_document(auth: &AuthenticationRequest) -> Option<SecretString>
             client_id,
             client_secret,
         } => StoredCredential::AwaitingAuthorization {
-            client: crate::oauth::OAuthApp {
+            method: AuthMethod::OauthByoc,
+            client: Some(crate::oauth::OAuthApp {
                 client_id: client_id.clone(),
                 client_secret: client_secret.clone(),
-            },
+            }),
         },
         _ => return None,
     };
@@ -389,9 +390,10 @@ pub enum StoredCredential {
         obtained_at: Option<DateTime<Utc>>,
         client: Option<OAuthApp>,
     },
-    /// A BYOC flow before its callback: only the customer's app.
+    /// A browser flow before its callback: a BYOC flow's customer app, or nothing.
     AwaitingAuthorization {
-        client: OAuthApp,
+        method: AuthMethod,
+        client: Option<OAuthApp>,
     },
     /// Credentials live at an auth provider, fetched at every run.
     Provider {
@@ -405,7 +407,7 @@ impl StoredCredential {
         match self {
             Self::Direct(_) => AuthMethod::Direct,
             Self::Tokens { method, .. } => *method,
-            Self::AwaitingAuthorization { .. } => AuthMethod::OauthByoc,
+            Self::AwaitingAuthorization { method, .. } => *method,
             Self::Provider { .. } => AuthMethod::AuthProvider,
         }
     }
@@ -423,7 +425,7 @@ impl StoredCredential {
     pub fn client(&self) -> Option<&OAuthApp> {
         match self {
             Self::Tokens { client, .. } => client.as_ref(),
-            Self::AwaitingAuthorization { client } => Some(client),
+            Self::AwaitingAuthorization { client, .. } => client.as_ref(),
             _ => None,
         }
     }
@@ -455,9 +457,12 @@ impl StoredCredential {
                 "obtained_at": obtained_at,
                 "client": client(app.as_ref()),
             }),
-            Self::AwaitingAuthorization { client: app } => serde_json::json!({
-                "method": "oauth_byoc",
-                "client": client(Some(app)),
+            Self::AwaitingAuthorization {
+                method,
+                client: app,
+            } => serde_json::json!({
+                "method": method.as_str(),
+                "client": client(app.as_ref()),
             }),
             Self::Provider {
                 provider_readable_id,
@@ -503,9 +508,14 @@ impl StoredCredential {
                 };
                 let Some(access_token) = string("access_token") else {
                     return match (method, client) {
-                        (AuthMethod::OauthByoc, Some(client)) => {
-                            Ok(Self::AwaitingAuthorization { client })
-                        }
+                        (AuthMethod::OauthByoc, Some(client)) => Ok(Self::AwaitingAuthorization {
+                            method,
+                            client: Some(client),
+                        }),
+                        (AuthMethod::OauthBrowser, None) => Ok(Self::AwaitingAuthorization {
+                            method,
+                            client: None,
+                        }),
                         _ => Err("the stored token has no access_token".into()),
                     };
                 };
@@ -781,7 +791,10 @@ mod tests {
             ),
             format!(
                 "{:?}",
-                StoredCredential::AwaitingAuthorization { client: app() }
+                StoredCredential::AwaitingAuthorization {
+                    method: AuthMethod::OauthByoc,
+                    client: Some(app())
+                }
             ),
             format!("{:?}", AuthenticationRequest::Direct(direct)),
             format!("{:?}", AuthenticationRequest::OauthToken(token)),

@@ -11,16 +11,22 @@ use crate::idempotency::{Claim, KeyState, Reservation};
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Counts, Job, JobClaim, JobStatus, Lease, RunState, SyncMessage};
 use crate::names::ReadableId;
-use crate::oauth::{OAuthApp, OAuthEndpoints, PendingFlow, StateHash};
+use crate::oauth::{OAuthEndpoints, PendingFlow, StateHash};
 use crate::page::{Page, PageRequest};
 use crate::stream::{EntityStream, StreamError, StreamRequest};
 use crate::tenancy::{ApiKeyHash, ApiKeySummary, Organization, RedirectOrigin};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::time::Duration;
+
+mod vault;
+
+pub use vault::{
+    check_secret_size, CredentialVault, SecretEntry, SecretVersion, SecretsPage, VaultError,
+    VersionedSecret, SECRET_VALUE_LIMIT,
+};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -143,6 +149,14 @@ pub trait ConnectionStore: Send + Sync {
         &self,
         connection: &SourceConnection,
         version: u64,
+    ) -> Result<(), StoreError>;
+    /// [`Self::replace_connection`] and, in the same transaction, marks the connection's
+    /// secret version `secret` current (new credentials).
+    async fn replace_connection_with_secret(
+        &self,
+        connection: &SourceConnection,
+        version: u64,
+        secret: &SecretVersion,
     ) -> Result<(), StoreError>;
     /// The first step of a delete, atomically and only if the connection is still at
     /// `version` (`VersionConflict`): the connection becomes a tombstone (hidden from every read
@@ -338,6 +352,14 @@ pub trait JobStore: Send + Sync {
         checkpoint: &RunState,
         keep_until: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError>;
+    /// Counts a start of the job that failed, while `holder` holds it (`LeaseLost` when it
+    /// does not): how many have failed so far.
+    async fn count_failed_start(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        holder: &str,
+    ) -> Result<u32, StoreError>;
     /// Releases the lease without a checkpoint; the next delivery resumes from the last one.
     async fn release_job(
         &self,
@@ -422,21 +444,43 @@ pub trait RefreshLeaseStore: Send + Sync {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Option<u64>, StoreError>;
-    /// Whether `holder` still holds the lease at `fence`, for at least until `now` (checked just
-    /// before the rotated tokens are written).
-    async fn holds_refresh_lease(
-        &self,
-        connection: ConnectionId,
-        holder: &str,
-        fence: u64,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
     /// Frees the lease if `holder` still has it.
     async fn release_refresh_lease(
         &self,
         connection: ConnectionId,
         holder: &str,
     ) -> Result<(), StoreError>;
+}
+
+/// Which version of a connection's secret is current (`CONN#id | SECRET`). Secrets Manager has
+/// no conditional write: writers decide here, under a condition, whose version succeeds the
+/// current one, then promote it in the vault.
+#[async_trait]
+pub trait SecretVersionStore: Send + Sync {
+    /// The version last marked current; `None` when none was (the create's version is).
+    async fn marked_secret_version(
+        &self,
+        id: ConnectionId,
+    ) -> Result<Option<SecretVersion>, StoreError>;
+    /// Marks `to` current, as `succession` allows and while the connection exists (not being
+    /// deleted): `false` when it does not.
+    async fn mark_secret_version(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+        to: &SecretVersion,
+        succession: Succession<'_>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Whose version a new one may succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Succession<'a> {
+    /// Any: new credentials from the user or a new authorization.
+    Replaces,
+    /// Only `from`, the version that was read (when nothing is marked yet, the create's version
+    /// is current, and it was read): tokens refreshed from it.
+    Follows(&'a SecretVersion),
 }
 
 /// The organization's accounts at auth providers (`ORG#id | AUTHPROV#<readable_id>`); their
@@ -470,6 +514,7 @@ pub trait Store:
     + ScheduleStore
     + FlowStore
     + RefreshLeaseStore
+    + SecretVersionStore
     + ProviderConnectionStore
 {
 }
@@ -482,6 +527,7 @@ impl<
             + ScheduleStore
             + FlowStore
             + RefreshLeaseStore
+            + SecretVersionStore
             + ProviderConnectionStore,
     > Store for T
 {
@@ -527,127 +573,6 @@ pub trait EntityStore: Send + Sync {
         entity_type: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<EntityRecord>, StoreError>;
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum VaultError {
-    #[error("a different secret was already written with this request token")]
-    TokenReused,
-    /// Over [`SECRET_VALUE_LIMIT`]: refused before it was sent.
-    #[error("the secret takes {bytes} bytes; at most {SECRET_VALUE_LIMIT} fit")]
-    TooLarge { bytes: usize },
-    #[error("secret store failed")]
-    Backend(#[source] BoxError),
-}
-
-/// The most bytes one secret value holds in Secrets Manager (the emulator does not enforce it:
-/// both the use cases and the vault adapter check it themselves).
-pub const SECRET_VALUE_LIMIT: usize = 65_536;
-
-/// Whether a secret document fits the vault; if not, the error for `field`, the input it came
-/// from.
-pub fn check_secret_size(document: &SecretString, field: &str) -> Result<(), crate::FieldError> {
-    VaultError::check_size(secrecy::ExposeSecret::expose_secret(document)).map_err(|e| {
-        crate::FieldError::new(
-            field,
-            match e {
-                VaultError::TooLarge { bytes } => format!(
-                    "takes {bytes} bytes once stored; the secret store holds at most \
-                     {SECRET_VALUE_LIMIT}"
-                ),
-                other => other.to_string(),
-            },
-        )
-    })
-}
-
-impl VaultError {
-    /// `TooLarge` when `value` is over [`SECRET_VALUE_LIMIT`]: what Secrets Manager refuses,
-    /// checked by every vault (the emulator does not) and by the use cases before a write.
-    pub fn check_size(value: &str) -> Result<(), VaultError> {
-        match value.len() {
-            bytes if bytes > SECRET_VALUE_LIMIT => Err(VaultError::TooLarge { bytes }),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// One secret per connection, named from the organization and connection ids.
-#[async_trait]
-pub trait CredentialVault: Send + Sync {
-    /// Idempotent for the same `request_token` and value.
-    async fn put_connection_secret(
-        &self,
-        org: OrganizationId,
-        id: ConnectionId,
-        value: &SecretString,
-        request_token: &str,
-    ) -> Result<(), VaultError>;
-    async fn get_connection_secret(
-        &self,
-        org: OrganizationId,
-        id: ConnectionId,
-    ) -> Result<Option<SecretString>, VaultError>;
-    /// A new value of the connection's secret (written as a new version; created if missing).
-    async fn replace_connection_secret(
-        &self,
-        org: OrganizationId,
-        id: ConnectionId,
-        value: &SecretString,
-    ) -> Result<(), VaultError>;
-    /// Deletes at once, without a recovery window; deleting a missing secret succeeds.
-    async fn delete_connection_secret(
-        &self,
-        org: OrganizationId,
-        id: ConnectionId,
-    ) -> Result<(), VaultError>;
-    /// The platform's OAuth app for a source (`{prefix}/oauth-apps/{short_name}`), if one is
-    /// configured.
-    async fn get_oauth_app(&self, short_name: &str) -> Result<Option<OAuthApp>, VaultError>;
-    /// Stores (or replaces) the platform's OAuth app for a source.
-    async fn put_oauth_app(&self, short_name: &str, app: &OAuthApp) -> Result<(), VaultError>;
-    /// The organization's credentials for one of its auth provider connections
-    /// (`{prefix}/auth-providers/{org}/{readable_id}`).
-    async fn get_provider_secret(
-        &self,
-        org: OrganizationId,
-        readable_id: &ReadableId,
-    ) -> Result<Option<SecretString>, VaultError>;
-    /// Stores them: `TokenReused` when a different value is already stored under this name.
-    async fn put_provider_secret(
-        &self,
-        org: OrganizationId,
-        readable_id: &ReadableId,
-        value: &SecretString,
-    ) -> Result<(), VaultError>;
-    /// Deletes them at once; a missing secret is no error.
-    async fn delete_provider_secret(
-        &self,
-        org: OrganizationId,
-        readable_id: &ReadableId,
-    ) -> Result<(), VaultError>;
-    /// One page of the connection secrets, in the vault's order; `after` is the previous page's
-    /// `next`. Names the vault did not write are left out.
-    async fn list_connection_secrets(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<SecretsPage, VaultError>;
-}
-
-/// A connection secret as listed, without its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SecretEntry {
-    pub organization_id: OrganizationId,
-    pub connection_id: ConnectionId,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SecretsPage {
-    pub secrets: Vec<SecretEntry>,
-    /// Where the next page starts; `None` after the last.
-    pub next: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -24,7 +24,9 @@ use domain::connection::SourceConnection;
 use domain::ids::{ConnectionId, OrganizationId};
 use domain::names::ReadableId;
 use domain::page::{Page, PageRequest};
-use domain::ports::{ConnectionStore, NewConnection, StoreError, Versioned};
+use domain::ports::{
+    ConnectionStore, NewConnection, SecretVersion, StoreError, Succession, Versioned,
+};
 use domain::schedule::bucket_of;
 use std::collections::HashMap;
 
@@ -265,6 +267,40 @@ impl ConnectionStore for DynamoStore {
         match result {
             Ok(_) => Ok(()),
             Err(e) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn replace_connection_with_secret(
+        &self,
+        connection: &SourceConnection,
+        version: u64,
+        secret: &SecretVersion,
+    ) -> Result<(), StoreError> {
+        let mut item = connection_item(connection)?;
+        item.insert(VERSION.to_owned(), n(version + 1));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("#version = :version AND attribute_not_exists(#deleting)")
+            .expression_attribute_names("#version", VERSION)
+            .expression_attribute_names("#deleting", DELETING_AT)
+            .expression_attribute_values(":version", n(version))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.secret_version_mark(connection.id, secret, Succession::Replaces)?,
+        ];
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if failed_conditions(&e).contains(&true) => Err(StoreError::VersionConflict),
             Err(e) => Err(backend(e)),
         }
     }

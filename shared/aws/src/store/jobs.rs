@@ -36,6 +36,8 @@ const STATUS: &str = "status";
 const LEASE_HOLDER: &str = "lease_holder";
 const LEASE_UNTIL: &str = "lease_until";
 const CHECKPOINT: &str = "checkpoint";
+/// How many starts of the job failed (see `usecases::sync::attempts`).
+const FAILED_STARTS: &str = "failed_starts";
 const CURSOR: &str = "CURSOR";
 const JOB_PREFIX: &str = "JOB#";
 /// Attempts of a claim whose read went stale before its conditional write.
@@ -534,6 +536,28 @@ impl JobStore for DynamoStore {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn count_failed_start(
+        &self,
+        connection: ConnectionId,
+        job: JobId,
+        holder: &str,
+    ) -> Result<u32, StoreError> {
+        let values = HashMap::from([(":one".to_owned(), n(1))]);
+        let updated = self
+            .update_held(
+                connection,
+                job,
+                holder,
+                format!("ADD {FAILED_STARTS} :one"),
+                values,
+                ReturnValue::UpdatedNew,
+            )
+            .await?;
+        updated
+            .and_then(|item| item.get(FAILED_STARTS)?.as_n().ok()?.parse().ok())
+            .ok_or_else(|| StoreError::Backend(adapter("the count was not returned")))
     }
 
     async fn release_job(

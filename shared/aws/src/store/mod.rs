@@ -12,6 +12,7 @@ pub(crate) mod paging;
 mod providers;
 mod refresh;
 mod schedule;
+mod secret_versions;
 mod tenancy;
 
 pub use keys::{schedule_bucket, SCHEDULE_INDEX, SWEEP_INDEX};

@@ -1,7 +1,8 @@
 //! One token refresher per connection: `CONN#id | REFRESH` holds the lease (`holder`,
-//! `lease_until` in epoch milliseconds) and a `fence` that grows with every acquisition, so a
-//! holder whose lease ran out can tell before it writes rotated tokens. The item lives in the
-//! connection's partition and goes with its delete.
+//! `lease_until` in epoch milliseconds) and a `fence` that grows with every acquisition. The
+//! lease only keeps refreshers from calling the token endpoint at once: which tokens become
+//! current is decided by `secret_versions`. The item lives in the connection's partition and
+//! goes with its delete.
 
 use super::keys::connection_pk;
 use super::{backend, is_condition_failure, key, n, s, DynamoStore};
@@ -52,26 +53,6 @@ impl RefreshLeaseStore for DynamoStore {
             Err(e) if is_condition_failure(&e) => Ok(None),
             Err(e) => Err(backend(e)),
         }
-    }
-
-    async fn holds_refresh_lease(
-        &self,
-        connection: ConnectionId,
-        holder: &str,
-        fence: u64,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let Some(item) = self.get(connection_pk(connection), REFRESH).await? else {
-            return Ok(false);
-        };
-        let number = |name: &str| -> Option<i64> { item.get(name)?.as_n().ok()?.parse().ok() };
-        Ok(item
-            .get(HOLDER)
-            .and_then(|h| h.as_s().ok())
-            .map(String::as_str)
-            == Some(holder)
-            && number(FENCE) == i64::try_from(fence).ok()
-            && number(UNTIL).is_some_and(|until| until > now.timestamp_millis()))
     }
 
     async fn release_refresh_lease(

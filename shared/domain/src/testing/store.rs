@@ -13,7 +13,7 @@ use crate::page::{Page, PageRequest};
 use crate::ports::{
     CollectionStore, ConnectionRef, ConnectionStore, CursorUpdate, FinishedRun, FlowStore,
     IdempotencyStore, JobCheck, JobStore, NewConnection, ProviderConnectionStore,
-    RefreshLeaseStore, ScheduleStore, StoreError, TenantStore, Versioned,
+    RefreshLeaseStore, ScheduleStore, SecretVersion, StoreError, TenantStore, Versioned,
 };
 use crate::schedule::bucket_of;
 use crate::tenancy::{ApiKeyHash, Organization};
@@ -25,6 +25,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use tokio::sync::oneshot;
+
+mod secret_versions;
 
 struct ApiKeyRow {
     organization_id: OrganizationId,
@@ -68,6 +70,10 @@ struct State {
     sweep_positions: BTreeMap<String, String>,
     flows: BTreeMap<String, PendingFlow>,
     refresh_leases: BTreeMap<ConnectionId, RefreshLease>,
+    /// Failed starts by job.
+    failed_starts: BTreeMap<JobId, u32>,
+    /// Each connection's marked secret version (`SecretVersionStore`).
+    secret_versions: BTreeMap<ConnectionId, SecretVersion>,
     provider_connections: BTreeMap<(OrganizationId, String), ProviderConnection>,
     cursors: BTreeMap<ConnectionId, Value>,
     keys: BTreeMap<(OrganizationId, String), KeyRow>,
@@ -92,6 +98,7 @@ pub struct MemoryStore {
     state: Mutex<State>,
     fail_insert_connection: AtomicBool,
     fail_begin_delete: AtomicBool,
+    fail_replace_connection: AtomicBool,
     fail_delete_records: AtomicBool,
     pause: Mutex<Option<PendingPause>>,
 }
@@ -103,6 +110,11 @@ impl MemoryStore {
     }
 
     /// Makes every `begin_delete` fail with a backend error until switched off.
+    /// Makes every versioned connection write fail (a timeout) until switched off.
+    pub fn fail_replace_connection(&self, fail: bool) {
+        self.fail_replace_connection.store(fail, Ordering::SeqCst);
+    }
+
     pub fn fail_begin_delete(&self, fail: bool) {
         self.fail_begin_delete.store(fail, Ordering::SeqCst);
     }
@@ -512,8 +524,28 @@ impl ConnectionStore for MemoryStore {
         connection: &SourceConnection,
         version: u64,
     ) -> Result<(), StoreError> {
+        if self.fail_replace_connection.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend(injected("replace_connection")));
+        }
         let mut state = lock(&self.state);
         replace(&mut state, connection, version)
+    }
+
+    async fn replace_connection_with_secret(
+        &self,
+        connection: &SourceConnection,
+        version: u64,
+        secret: &SecretVersion,
+    ) -> Result<(), StoreError> {
+        if self.fail_replace_connection.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend(injected(
+                "replace_connection_with_secret",
+            )));
+        }
+        let mut state = lock(&self.state);
+        replace(&mut state, connection, version)?;
+        state.secret_versions.insert(connection.id, secret.clone());
+        Ok(())
     }
 
     async fn begin_delete(
@@ -576,6 +608,8 @@ impl ConnectionStore for MemoryStore {
         state.active.remove(&id);
         state.checks.remove(&id);
         state.cursors.remove(&id);
+        state.secret_versions.remove(&id);
+        state.refresh_leases.remove(&id);
         Ok(())
     }
 
@@ -975,6 +1009,21 @@ impl JobStore for MemoryStore {
         Ok(())
     }
 
+    async fn count_failed_start(
+        &self,
+        _connection: ConnectionId,
+        job: JobId,
+        holder: &str,
+    ) -> Result<u32, StoreError> {
+        let mut state = lock(&self.state);
+        if !holds(&state, job, holder) {
+            return Err(StoreError::LeaseLost);
+        }
+        let count = state.failed_starts.entry(job).or_default();
+        *count += 1;
+        Ok(*count)
+    }
+
     async fn release_job(
         &self,
         _connection: ConnectionId,
@@ -1147,19 +1196,6 @@ impl RefreshLeaseStore for MemoryStore {
         *fence += 1;
         *lease = Some((holder.to_owned(), until));
         Ok(Some(*fence))
-    }
-
-    async fn holds_refresh_lease(
-        &self,
-        connection: ConnectionId,
-        holder: &str,
-        fence: u64,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        Ok(matches!(
-            lock(&self.state).refresh_leases.get(&connection),
-            Some((Some((h, until)), f)) if h == holder && *f == fence && *until > now
-        ))
     }
 
     async fn release_refresh_lease(

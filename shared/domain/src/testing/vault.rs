@@ -2,7 +2,9 @@
 
 use super::{injected, lock};
 use crate::ids::{ConnectionId, OrganizationId};
-use crate::ports::{CredentialVault, SecretEntry, SecretsPage, VaultError};
+use crate::ports::{
+    CredentialVault, SecretEntry, SecretVersion, SecretsPage, VaultError, VersionedSecret,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -10,10 +12,20 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+/// A connection secret: its versions by id, and which one is current.
 struct StoredSecret {
-    value: String,
+    versions: BTreeMap<String, String>,
+    /// The staged versions' ids, in the order they were written.
+    staged: Vec<String>,
+    current: String,
     request_token: String,
     created_at: DateTime<Utc>,
+}
+
+impl StoredSecret {
+    fn value(&self) -> &str {
+        &self.versions[&self.current]
+    }
 }
 
 #[derive(Default)]
@@ -31,6 +43,7 @@ struct VaultState {
 pub struct MemoryVault {
     state: Mutex<VaultState>,
     fail_put: AtomicBool,
+    fail_get: AtomicBool,
 }
 
 /// A secret as the vault holds it, exposed for assertions.
@@ -48,6 +61,11 @@ impl MemoryVault {
         self.fail_put.store(fail, Ordering::SeqCst);
     }
 
+    /// Makes every read of a connection secret fail with a backend error until switched off.
+    pub fn fail_get(&self, fail: bool) {
+        self.fail_get.store(fail, Ordering::SeqCst);
+    }
+
     pub fn secrets(&self) -> Vec<SecretRecord> {
         lock(&self.state)
             .secrets
@@ -55,9 +73,22 @@ impl MemoryVault {
             .map(|((org, id), s)| SecretRecord {
                 organization_id: *org,
                 connection_id: *id,
-                value: s.value.clone(),
+                value: s.value().to_owned(),
                 request_token: s.request_token.clone(),
             })
+            .collect()
+    }
+
+    /// Every value a connection's secret has held or holds staged, but its first, in order.
+    pub fn staged_values(&self, org: OrganizationId, id: ConnectionId) -> Vec<String> {
+        let state = lock(&self.state);
+        let Some(secret) = state.secrets.get(&(org, id)) else {
+            return Vec::new();
+        };
+        secret
+            .staged
+            .iter()
+            .map(|v| secret.versions[v].clone())
             .collect()
     }
 
@@ -95,21 +126,21 @@ impl CredentialVault for MemoryVault {
         let mut state = lock(&self.state);
         let value = value.expose_secret();
         if let Some(existing) = state.secrets.get(&(org, id)) {
-            if existing.request_token == request_token && existing.value != value {
-                return Err(VaultError::TokenReused);
-            }
+            // As Secrets Manager: a retry finds its own version; anything else was another
+            // request's.
+            return match existing.versions.get(request_token) {
+                Some(v) if v == value => Ok(()),
+                _ => Err(VaultError::TokenReused),
+            };
         }
-        // Replacing a value keeps the secret's creation time, as Secrets Manager does.
-        let created_at = state
-            .secrets
-            .get(&(org, id))
-            .map_or_else(super::now, |s| s.created_at);
         state.secrets.insert(
             (org, id),
             StoredSecret {
-                value: value.to_owned(),
+                versions: BTreeMap::from([(request_token.to_owned(), value.to_owned())]),
+                staged: Vec::new(),
+                current: request_token.to_owned(),
                 request_token: request_token.to_owned(),
-                created_at,
+                created_at: super::now(),
             },
         );
         state.puts += 1;
@@ -120,38 +151,84 @@ impl CredentialVault for MemoryVault {
         &self,
         org: OrganizationId,
         id: ConnectionId,
+    ) -> Result<Option<VersionedSecret>, VaultError> {
+        if self.fail_get.load(Ordering::SeqCst) {
+            return Err(VaultError::Backend(injected("get_connection_secret")));
+        }
+        Ok(lock(&self.state)
+            .secrets
+            .get(&(org, id))
+            .map(|s| VersionedSecret {
+                value: SecretString::from(s.value().to_owned()),
+                version: SecretVersion::new(s.current.clone()),
+            }))
+    }
+
+    async fn get_connection_secret_version(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+        version: &SecretVersion,
     ) -> Result<Option<SecretString>, VaultError> {
         Ok(lock(&self.state)
             .secrets
             .get(&(org, id))
-            .map(|s| SecretString::from(s.value.clone())))
+            .and_then(|s| s.versions.get(version.as_str()))
+            .map(|v| SecretString::from(v.clone())))
     }
 
-    async fn replace_connection_secret(
+    async fn stage_connection_secret(
         &self,
         org: OrganizationId,
         id: ConnectionId,
         value: &SecretString,
-    ) -> Result<(), VaultError> {
+    ) -> Result<SecretVersion, VaultError> {
         if self.fail_put.load(Ordering::SeqCst) {
-            return Err(VaultError::Backend(injected("replace_connection_secret")));
+            return Err(VaultError::Backend(injected("stage_connection_secret")));
         }
         VaultError::check_size(value.expose_secret())?;
         let mut state = lock(&self.state);
-        let created_at = state
+        let secret = state
+            .secrets
+            .get_mut(&(org, id))
+            .ok_or(VaultError::Missing)?;
+        let version = uuid::Uuid::new_v4().to_string();
+        secret
+            .versions
+            .insert(version.clone(), value.expose_secret().to_owned());
+        secret.staged.push(version.clone());
+        state.puts += 1;
+        Ok(SecretVersion::new(version))
+    }
+
+    async fn current_connection_secret_version(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+    ) -> Result<Option<SecretVersion>, VaultError> {
+        Ok(lock(&self.state)
             .secrets
             .get(&(org, id))
-            .map_or_else(super::now, |s| s.created_at);
-        state.secrets.insert(
-            (org, id),
-            StoredSecret {
-                value: value.expose_secret().to_owned(),
-                request_token: uuid::Uuid::new_v4().to_string(),
-                created_at,
-            },
-        );
-        state.puts += 1;
-        Ok(())
+            .map(|s| SecretVersion::new(s.current.clone())))
+    }
+
+    async fn promote_connection_secret(
+        &self,
+        org: OrganizationId,
+        id: ConnectionId,
+        from: &SecretVersion,
+        to: &SecretVersion,
+    ) -> Result<bool, VaultError> {
+        let mut state = lock(&self.state);
+        let secret = state
+            .secrets
+            .get_mut(&(org, id))
+            .ok_or(VaultError::Missing)?;
+        if secret.current != from.as_str() || !secret.versions.contains_key(to.as_str()) {
+            return Ok(false);
+        }
+        secret.current = to.as_str().to_owned();
+        Ok(true)
     }
 
     async fn delete_connection_secret(

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod oauth_flow;
 pub mod runs;
 pub mod scheduler;
+pub mod secrets;
 pub mod sync;
 pub mod tenancy;
 pub mod update_connection;

@@ -8,6 +8,7 @@
 //! retires the previous one.
 
 use super::connections::not_found;
+use super::secrets::{self, SecretsError};
 use super::Platform;
 use crate::auth::StoredCredential;
 use crate::catalog::{AuthMethod, SourceSpec};
@@ -19,7 +20,7 @@ use crate::oauth::{
     random_bytes, FlowState, OAuthApp, PendingFlow, PkceVerifier, TokenError, TokenSet,
     STATE_LIFETIME,
 };
-use crate::ports::{CheckError, StoreError};
+use crate::ports::{CheckError, StoreError, Succession, VaultError};
 use crate::redact::Redacted;
 use chrono::{DateTime, DurationRound, Utc};
 use tracing::{error, info, instrument, warn};
@@ -229,12 +230,10 @@ pub async fn reinitiate_oauth(
         let app = match app {
             Some(ref app) => app,
             None => {
-                let stored = platform
-                    .vault
-                    .get_connection_secret(org, connection_id)
+                let stored = secrets::read(platform, org, connection_id)
                     .await
                     .map_err(DomainError::internal)?
-                    .map(|doc| StoredCredential::parse(&doc))
+                    .map(|secret| StoredCredential::parse(&secret.value))
                     .transpose()
                     .map_err(|m| DomainError::internal(std::io::Error::other(m)))?;
                 let customer = stored.as_ref().and_then(|s| s.client());
@@ -445,10 +444,9 @@ async fn authorize(
         )
     };
     let org = flow.organization_id;
-    let connection = &current.value;
     let spec = platform
         .sources
-        .spec(&connection.short_name)
+        .spec(&current.value.short_name)
         .ok_or_else(|| internal("the connection's source is no longer offered", &"no spec"))?;
     let (Some(settings), Some(endpoints), Ok(redirect_uri)) = (
         spec.oauth.as_ref(),
@@ -460,13 +458,50 @@ async fn authorize(
             &spec.short_name,
         ));
     };
-    let stored = platform
-        .vault
-        .get_connection_secret(org, flow.connection_id)
+    let gone = || {
+        info!("the connection was deleted during its authorization; nothing stored");
+        (
+            "connection_not_found",
+            "The source connection no longer exists.".to_owned(),
+        )
+    };
+    let stored = secrets::read(platform, org, flow.connection_id)
         .await
-        .map_err(|e| internal("could not read the connection's secret", &e))?
-        .and_then(|doc| StoredCredential::parse(&doc).ok());
-    let customer = stored.as_ref().and_then(|s| s.client()).cloned();
+        .map_err(|e| internal("could not read the connection's secret", &e))?;
+    let current = match stored {
+        Some(_) => current,
+        None => {
+            // A platform-app flow has no secret yet: it gets one now, while its connection
+            // exists, so that the tokens are only ever staged into an existing secret (a
+            // DELETE during the token exchange removes it, and the tokens go nowhere).
+            let waiting = StoredCredential::AwaitingAuthorization {
+                method: current.value.auth.method,
+                client: None,
+            };
+            created_secret(platform, flow, &waiting)
+                .await
+                .map_err(|e| internal("could not create the connection's secret", &e))?;
+            match platform
+                .store
+                .get_versioned(org, flow.connection_id)
+                .await
+                .map_err(|e| internal("could not read the connection", &e))?
+            {
+                Some(read) => read,
+                None => {
+                    let _ = platform
+                        .vault
+                        .delete_connection_secret(org, flow.connection_id)
+                        .await;
+                    return Err(gone());
+                }
+            }
+        }
+    };
+    let connection = &current.value;
+    let customer = stored
+        .and_then(|s| StoredCredential::parse(&s.value).ok())
+        .and_then(|s| s.client().cloned());
     let app = oauth_app(platform, spec, customer.as_ref())
         .await
         .map_err(|e| internal("no OAuth app for the flow", &e))?;
@@ -511,15 +546,47 @@ async fn authorize(
                 ),
             ),
         })?;
-    platform
-        .vault
-        .replace_connection_secret(org, flow.connection_id, &credential.document())
-        .await
-        .map_err(|e| internal("could not store the tokens", &e))?;
+    // The tokens replace whatever the secret holds; a connection deleted meanwhile has no
+    // secret to stage them in, or refuses the mark.
+    match secrets::write(
+        platform,
+        org,
+        flow.connection_id,
+        &credential.document(),
+        Succession::Replaces,
+    )
+    .await
+    {
+        Ok(Some(_)) => {}
+        Ok(None) | Err(SecretsError::Vault(VaultError::Missing)) => return Err(gone()),
+        Err(e) => return Err(internal("could not store the tokens", &e)),
+    }
 
     activate(platform, flow, current, &credential, now)
         .await
         .map_err(|e| internal("could not activate the connection", &e))
+}
+
+/// Creates the secret of a connection that has none yet, holding `waiting`.
+async fn created_secret(
+    platform: &Platform,
+    flow: &PendingFlow,
+    waiting: &StoredCredential,
+) -> Result<(), VaultError> {
+    let result = platform
+        .vault
+        .put_connection_secret(
+            flow.organization_id,
+            flow.connection_id,
+            &waiting.document(),
+            &uuid::Uuid::new_v4().to_string(),
+        )
+        .await;
+    match result {
+        // Another request created it meanwhile: it exists, which is all that is needed.
+        Err(VaultError::TokenReused) => Ok(()),
+        other => other,
+    }
 }
 
 /// How a token endpoint failure reads at the callback.

@@ -3,11 +3,14 @@
 //!
 //! Everything is checked before anything is written: field errors (422), the source's config
 //! schema, the schedule's interval, and the credentials (new ones, or the stored ones under a new
-//! config) against the source itself. Then the
-//! secret (new credentials only), then the connection, by read-modify-write on its version, so
-//! that concurrent PATCHes each apply their own fields to the latest state.
+//! config) against the source itself. Then new credentials are staged in the vault, and the
+//! connection is written by read-modify-write on its version, so that concurrent PATCHes each
+//! apply their own fields to the latest state; the same transaction marks the staged
+//! credentials current (`usecases::secrets`), which are promoted after. A PATCH refused at
+//! that write (404, 409) changes nothing, credentials included.
 
 use super::runs::stop_active_job;
+use super::secrets;
 use super::upstream_errors::credential_check_failed;
 use super::Platform;
 use crate::auth::{self, AuthenticationRequest};
@@ -17,13 +20,13 @@ use crate::error::{ok_or_record, DomainError, FieldError};
 use crate::error_category::ErrorCategory;
 use crate::ids::{ConnectionId, OrganizationId};
 use crate::names::{ConnectionName, Description};
-use crate::ports::{check_secret_size, StoreError};
+use crate::ports::{check_secret_size, StoreError, VaultError};
 use crate::redact::Redacted;
 use crate::schedule::{check_interval, ScheduleDetails};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
 
 /// Read-modify-write attempts before a PATCH gives up on a connection that keeps changing.
 const ATTEMPTS: usize = 8;
@@ -118,12 +121,10 @@ pub async fn update_connection(
     if let (Some(config), None) = (&changes.config, &changes.authentication) {
         // A new config may point the stored credentials somewhere they cannot read (another
         // repository): check them against it before storing it.
-        let stored = platform
-            .vault
-            .get_connection_secret(org, parsed)
+        let stored = secrets::read(platform, org, parsed)
             .await
             .map_err(DomainError::internal)?;
-        if let Some(auth) = stored.and_then(|doc| auth::parse_credential_document(&doc).ok()) {
+        if let Some(auth) = stored.and_then(|s| auth::parse_credential_document(&s.value).ok()) {
             platform
                 .sources
                 .check_credentials(spec.short_name, &auth, config)
@@ -131,6 +132,7 @@ pub async fn update_connection(
                 .map_err(|e| credential_check_failed(spec, e))?;
         }
     }
+    let mut staged = None;
     if let Some(auth) = &changes.authentication {
         let config = changes
             .config
@@ -144,12 +146,17 @@ pub async fn update_connection(
             .map_err(|e| credential_check_failed(spec, e))?;
         let document = auth::credential_document(auth)
             .ok_or_else(|| DomainError::BadRequest("these credentials cannot be stored".into()))?;
-        platform
+        // Staged, not current yet; only direct connections get here, and they have had their
+        // secret since their create: a missing one was deleted with its connection.
+        let version = platform
             .vault
-            .replace_connection_secret(org, parsed, &document)
+            .stage_connection_secret(org, parsed, &document)
             .await
-            .map_err(DomainError::internal)?;
-        info!("credentials replaced");
+            .map_err(|e| match e {
+                VaultError::Missing => not_found(),
+                other => DomainError::internal(other),
+            })?;
+        staged = Some(version);
     }
 
     let mut current = first;
@@ -157,8 +164,25 @@ pub async fn update_connection(
         // Checked again on the state being replaced: a concurrent PATCH may have paused it.
         check(spec, &current.value, &changes, now)?;
         let mut updated = apply(&current.value, &changes, now);
-        match store.replace_connection(&updated, current.version).await {
+        let replaced = match &staged {
+            // The new credentials count from this write on: a PATCH refused here changed
+            // nothing (its staged version never becomes current).
+            Some(version) => {
+                store
+                    .replace_connection_with_secret(&updated, current.version, version)
+                    .await
+            }
+            None => store.replace_connection(&updated, current.version).await,
+        };
+        match replaced {
             Ok(()) => {
+                if let Some(version) = &staged {
+                    if let Err(e) = secrets::promote(platform, org, parsed, version).await {
+                        // Marked current already: the next read promotes it.
+                        warn!(error = %e, "could not promote the new credentials yet");
+                    }
+                    info!("credentials replaced");
+                }
                 info!(
                     status = updated.status.as_str(),
                     "source connection updated"

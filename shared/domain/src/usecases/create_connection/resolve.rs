@@ -170,7 +170,10 @@ pub(super) async fn start_browser_flow(
     };
     let started = oauth_flow::begin(platform, plan.spec, request, now).await?;
     Ok(Resolved {
-        secret: customer.map(|client| StoredCredential::AwaitingAuthorization { client }),
+        secret: customer.map(|client| StoredCredential::AwaitingAuthorization {
+            method: AuthMethod::OauthByoc,
+            client: Some(client),
+        }),
         status: ConnectionStatus::PendingAuth,
         auth: AuthDetails {
             method: plan.auth.method(),

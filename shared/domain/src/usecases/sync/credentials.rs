@@ -2,10 +2,13 @@
 //!
 //! - Direct credentials and tokens come from the vault.
 //! - OAuth tokens with a refresh token are refreshed ahead of their expiry (max(5 min, 20% of
-//!   their lifetime)) and once when the source answers 401. One refresher per connection: a
-//!   lease with a fencing version; the others wait and read the new tokens. A rotated refresh
-//!   token is written before the lease is released, and a provider that sends none keeps the
-//!   old one. `invalid_grant` and the like end the run as needing re-authorization; a token
+//!   their lifetime)) and once when the source answers 401. One refresher per connection at a
+//!   time (a lease); the others wait and read the new tokens. New tokens are always written,
+//!   also when the lease ran out during the token call, and become current only if they follow
+//!   the version they were refreshed from (`usecases::secrets`): tokens from a provider are
+//!   never thrown away, and older ones never overwrite newer ones. A refresh token refused
+//!   because another run rotated it reads that run's tokens. A provider that sends no refresh
+//!   token keeps the old one. `invalid_grant` and the like end the run as needing re-authorization; a token
 //!   endpoint that is down or rate-limits defers the run without counting as an auth failure.
 //! - Auth provider accounts are fetched fresh from Composio or Pipedream at every run; the
 //!   platform never refreshes them.
@@ -18,7 +21,8 @@ use crate::error::DomainError;
 use crate::error_category::ErrorCategory;
 use crate::ids::{ConnectionId, OrganizationId};
 use crate::oauth::TokenError;
-use crate::ports::{VaultError, SECRET_VALUE_LIMIT};
+use crate::ports::{SecretVersion, Succession, VaultError, SECRET_VALUE_LIMIT};
+use crate::usecases::secrets::{self, SecretsError};
 use crate::usecases::{auth_providers, oauth_flow, Platform};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -67,7 +71,7 @@ pub(crate) struct Credentials<'a> {
 impl Credentials<'_> {
     /// The credentials for a run's start: refreshed when due, fetched from a provider.
     pub(crate) async fn for_run(&self) -> Result<Credential, SyncError> {
-        let stored = match self.stored().await? {
+        let (stored, version) = match self.stored().await? {
             Ok(stored) => stored,
             Err(error) => return Ok(failed(error)),
         };
@@ -85,7 +89,7 @@ impl Credentials<'_> {
             }
             StoredCredential::Tokens { ref token, .. } => {
                 if self.refresh_due(&stored, self.platform.clock.now()) {
-                    self.refresh(&stored, false).await
+                    self.refresh(&stored, &version, false).await
                 } else {
                     let refreshable = token.refresh_token.is_some() && self.spec.oauth.is_some();
                     Ok(ready(&stored, refreshable))
@@ -99,7 +103,7 @@ impl Credentials<'_> {
         &self,
         rejected: &AuthenticationRequest,
     ) -> Result<Credential, SyncError> {
-        let stored = match self.stored().await? {
+        let (stored, version) = match self.stored().await? {
             Ok(stored) => stored,
             Err(error) => return Ok(failed(error)),
         };
@@ -109,18 +113,15 @@ impl Credentials<'_> {
                 return Ok(ready(&stored, false));
             }
         }
-        self.refresh(&stored, true).await
+        self.refresh(&stored, &version, true).await
     }
 
-    async fn stored(&self) -> Result<Result<StoredCredential, String>, SyncError> {
-        let secret = self
-            .platform
-            .vault
-            .get_connection_secret(self.org, self.connection)
-            .await?;
+    /// The stored credential and the version of the secret it was read from.
+    async fn stored(&self) -> Result<Result<(StoredCredential, SecretVersion), String>, SyncError> {
+        let secret = secrets::read(self.platform, self.org, self.connection).await?;
         Ok(match secret {
             None => Err("the connection's credentials are missing from the vault".into()),
-            Some(secret) => StoredCredential::parse(&secret),
+            Some(secret) => StoredCredential::parse(&secret.value).map(|c| (c, secret.version)),
         })
     }
 
@@ -144,6 +145,7 @@ impl Credentials<'_> {
     async fn refresh(
         &self,
         stored: &StoredCredential,
+        version: &SecretVersion,
         forced: bool,
     ) -> Result<Credential, SyncError> {
         let StoredCredential::Tokens {
@@ -198,17 +200,16 @@ impl Credentials<'_> {
         };
 
         let holder = uuid::Uuid::new_v4().to_string();
-        let Some(fence) = self.acquire(&holder, token).await? else {
+        if !self.acquire(&holder, token).await? {
             // Another run refreshed, or is still at it.
             return match self.stored().await? {
-                Ok(now) if changed(&now, token) => Ok(ready(&now, false)),
+                Ok((now, _)) if changed(&now, token) => Ok(ready(&now, false)),
                 _ if still_valid => Ok(ready(stored, false)),
                 _ => Ok(Credential::Unusable(Unusable::Wait(POLL * 8))),
             };
         };
         let refresh = Refresh {
-            holder: &holder,
-            fence,
+            from: version,
             stored,
             refresh_token,
             settings,
@@ -230,35 +231,35 @@ impl Credentials<'_> {
         result
     }
 
-    /// Takes the lease, or waits for the holder's new tokens: `None` when the tokens changed
+    /// Takes the lease, or waits for the holder's new tokens: `false` when the tokens changed
     /// meanwhile or the wait ran out.
-    async fn acquire(&self, holder: &str, token: &OauthToken) -> Result<Option<u64>, SyncError> {
+    async fn acquire(&self, holder: &str, token: &OauthToken) -> Result<bool, SyncError> {
         let started = tokio::time::Instant::now();
         loop {
             let now = self.platform.clock.now();
             let until = now + chrono::Duration::from_std(REFRESH_LEASE).unwrap_or_default();
-            if let Some(fence) = self
+            if self
                 .platform
                 .store
                 .acquire_refresh_lease(self.connection, holder, now, until)
                 .await?
+                .is_some()
             {
-                return Ok(Some(fence));
+                return Ok(true);
             }
             if started.elapsed() >= WAIT_FOR_REFRESHER {
-                return Ok(None);
+                return Ok(false);
             }
             tokio::time::sleep(POLL).await;
-            if matches!(self.stored().await?, Ok(ref now) if changed(now, token)) {
-                return Ok(None);
+            if matches!(self.stored().await?, Ok((ref now, _)) if changed(now, token)) {
+                return Ok(false);
             }
         }
     }
 
     async fn refresh_holding(&self, refresh: Refresh<'_>) -> Result<Credential, SyncError> {
         let Refresh {
-            holder,
-            fence,
+            from,
             stored,
             refresh_token,
             settings,
@@ -269,7 +270,7 @@ impl Credentials<'_> {
             still_valid,
         } = refresh;
         // Another run may have refreshed between our read and the lease.
-        if let Ok(now) = self.stored().await? {
+        if let Ok((now, _)) = self.stored().await? {
             if changed(&now, token) {
                 return Ok(ready(&now, false));
             }
@@ -295,6 +296,14 @@ impl Credentials<'_> {
         let tokens = match answer {
             Ok(tokens) => tokens,
             Err(TokenError::Refused(code)) => {
+                // A rotated refresh token is refused once another run used it: that run's
+                // tokens are the connection's now.
+                if let Ok((now, _)) = self.stored().await? {
+                    if changed(&now, token) {
+                        info!("the refresh token was used by another run; using its tokens");
+                        return Ok(ready(&now, false));
+                    }
+                }
                 info!(error = %code, "the provider refused the refresh token");
                 return Ok(Credential::Unusable(Unusable::Failed {
                     error: format!(
@@ -321,30 +330,37 @@ impl Credentials<'_> {
         };
         let now = self.platform.clock.now();
         let fresh = oauth_flow::tokens_credential(method, tokens, Some(token), client, now);
-        if !self
-            .platform
-            .store
-            .holds_refresh_lease(self.connection, holder, fence, now)
-            .await?
-        {
-            warn!("the refresh lease ran out before the new tokens were stored; not writing them");
-            return Ok(Credential::Unusable(Unusable::Wait(POLL * 8)));
+        // Written even when the lease ran out during the token call: with a provider that
+        // rotates refresh tokens, the old one is dead now. It becomes current only if nothing
+        // newer did meanwhile.
+        let written = secrets::write(
+            self.platform,
+            self.org,
+            self.connection,
+            &fresh.document(),
+            Succession::Follows(from),
+        )
+        .await;
+        match written {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                info!("newer credentials were stored during the refresh; this run's tokens are kept as a staged version and the newer ones are used");
+                return match self.stored().await? {
+                    Ok((now, _)) if now.auth().is_some() => Ok(ready(&now, false)),
+                    Ok(_) | Err(_) => Ok(Credential::Unusable(Unusable::Wait(POLL * 8))),
+                };
+            }
+            Err(SecretsError::Vault(VaultError::TooLarge { bytes })) => {
+                return Ok(Credential::Unusable(Unusable::Failed {
+                    error: format!(
+                        "the provider's new tokens take {bytes} bytes; the secret store holds at \
+                         most {SECRET_VALUE_LIMIT}"
+                    ),
+                    category: None,
+                }));
+            }
+            Err(e) => return Err(e.into()),
         }
-        let stored = self
-            .platform
-            .vault
-            .replace_connection_secret(self.org, self.connection, &fresh.document())
-            .await;
-        if let Err(VaultError::TooLarge { bytes }) = stored {
-            return Ok(Credential::Unusable(Unusable::Failed {
-                error: format!(
-                    "the provider's new tokens take {bytes} bytes; the secret store holds at \
-                     most {SECRET_VALUE_LIMIT}"
-                ),
-                category: None,
-            }));
-        }
-        stored?;
         info!("OAuth token refreshed");
         Ok(ready(&fresh, false))
     }
@@ -399,10 +415,9 @@ impl Credentials<'_> {
     }
 }
 
-/// One refresh, under the lease `holder` took at `fence`.
+/// One refresh, under the connection's lease, of the tokens read from version `from`.
 struct Refresh<'a> {
-    holder: &'a str,
-    fence: u64,
+    from: &'a SecretVersion,
     stored: &'a StoredCredential,
     refresh_token: &'a secrecy::SecretString,
     settings: &'a crate::catalog::OAuthSettings,

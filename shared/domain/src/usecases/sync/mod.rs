@@ -9,6 +9,7 @@
 //! resumes exactly there. Entities carry the job that wrote them, so a run that replays pages
 //! after a crash counts them as what they were, not as kept.
 
+pub mod attempts;
 mod changes;
 mod credentials;
 mod deletes;
@@ -132,6 +133,15 @@ pub enum SyncError {
     Credentials(String),
 }
 
+impl From<crate::usecases::secrets::SecretsError> for SyncError {
+    fn from(e: crate::usecases::secrets::SecretsError) -> Self {
+        match e {
+            crate::usecases::secrets::SecretsError::Vault(e) => Self::Vault(e),
+            crate::usecases::secrets::SecretsError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
 /// The access token a run would start with, refreshed first when it is near its expiry, as
 /// a run does (tests of a run's credentials, against the in-memory fakes and the real stack).
 #[doc(hidden)]
@@ -213,18 +223,64 @@ pub async fn run_sync(
     }
 
     let mut run = Run::new(platform, settings, message, job, lease.holder, deadline);
-    let result = run.execute(saved).await;
-    if result.is_err() {
-        // Let the next delivery resume at once rather than after the lease runs out.
-        if let Err(e) = platform
-            .store
-            .release_job(message.connection_id, message.job_id, &run.holder)
-            .await
-        {
-            warn!(error = %e, "could not release the job after a failure; its lease runs out");
+    match run.execute(saved).await {
+        Err(e) if !run.started() => failed_start(platform, message, &mut run, e).await,
+        Err(e) => {
+            release(platform, message, &run).await;
+            Err(e)
+        }
+        ok => ok,
+    }
+}
+
+/// Lets the next delivery resume at once rather than after the lease runs out.
+async fn release(platform: &Platform, message: &SyncMessage, run: &Run<'_>) {
+    if let Err(e) = platform
+        .store
+        .release_job(message.connection_id, message.job_id, &run.holder)
+        .await
+    {
+        warn!(error = %e, "could not release the job after a failure; its lease runs out");
+    }
+}
+
+/// A run that failed before its first page: counted on its job, then tried again after a
+/// backoff (this message is consumed, a delayed one queued) or, past the bound, failed.
+async fn failed_start(
+    platform: &Platform,
+    message: &SyncMessage,
+    run: &mut Run<'_>,
+    error: SyncError,
+) -> Result<Handled, SyncError> {
+    let attempts = match platform
+        .store
+        .count_failed_start(message.connection_id, message.job_id, &run.holder)
+        .await
+    {
+        Ok(attempts) => attempts,
+        Err(e) => {
+            warn!(error = %e, "could not count the failed start; the message is retried");
+            release(platform, message, run).await;
+            return Err(error);
+        }
+    };
+    match attempts::next(&error, attempts) {
+        attempts::Next::Fail => {
+            warn!(error = %error, attempts, "the run kept failing to start; the job fails");
+            run.fail(attempts::failure_message(&error, attempts)).await
+        }
+        attempts::Next::Retry(wait) => {
+            warn!(error = %error, attempts, wait_seconds = wait.as_secs(), "the run failed to start; trying again later");
+            release(platform, message, run).await;
+            match platform.queue.enqueue_after(message, wait).await {
+                Ok(()) => Ok(Handled::Deferred),
+                Err(e) => {
+                    warn!(error = %e, "could not queue the next attempt; the message is retried");
+                    Err(error)
+                }
+            }
         }
     }
-    result
 }
 
 #[cfg(test)]

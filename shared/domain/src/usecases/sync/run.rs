@@ -44,6 +44,11 @@ pub(super) struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
+    /// Whether this invocation handled a page: a failure after that is not a failed start.
+    pub(super) fn started(&self) -> bool {
+        self.pages > 0
+    }
+
     pub(super) fn new(
         platform: &'a Platform,
         settings: &'a SyncSettings,
@@ -567,7 +572,7 @@ impl<'a> Run<'a> {
     }
 
     /// Ends the run as failed, for a reason that is not the credentials'.
-    async fn fail(&mut self, error: String) -> Result<Handled, SyncError> {
+    pub(super) async fn fail(&mut self, error: String) -> Result<Handled, SyncError> {
         let outcome = Outcome::Failed {
             error,
             category: None,

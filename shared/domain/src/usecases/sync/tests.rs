@@ -607,6 +607,46 @@ async fn an_infrastructure_failure_retries_the_message_and_frees_the_job_at_once
     assert_eq!(job(&f, &message).entities_inserted, 30);
 }
 
+/// A vault that keeps failing before the first page (throttled, unavailable): tried again
+/// with a growing backoff, then the job fails, below the queue's redelivery bound.
+#[tokio::test]
+async fn a_transient_failure_before_the_first_page_is_retried_with_backoff_then_fails() {
+    let (f, _, mut message) = connection().await;
+    f.vault.fail_get(true);
+    let mut delays = Vec::new();
+    let last = loop {
+        let handled = run_sync(&f.platform, &settings(), &message, far_deadline()).await;
+        match handled {
+            Ok(Handled::Deferred) => {
+                delays.extend(f.queue.delays());
+                message = f.queue.drain().pop().expect("the next attempt");
+            }
+            other => break other,
+        }
+        assert!(delays.len() < 10, "retried forever");
+    };
+    assert!(
+        matches!(last, Ok(Handled::Finished(JobStatus::Failed))),
+        "{last:?}"
+    );
+    let secs = |s: u64| Some(Duration::from_secs(s));
+    assert_eq!(delays, [secs(30), secs(60), secs(120)]);
+    let failed = job(&f, &message);
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("after 4 attempts"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        f.store.connection(message.connection_id).unwrap().status,
+        ConnectionStatus::Error
+    );
+    assert!(f.store.lease(message.job_id).is_none());
+}
+
 #[tokio::test]
 async fn near_the_deadline_a_run_hands_over_after_at_least_one_page() {
     let (f, _, message) = connection().await;

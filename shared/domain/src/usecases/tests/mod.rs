@@ -11,6 +11,7 @@ mod redaction;
 mod rejections;
 mod runs;
 mod scheduler;
+mod secrets;
 mod tenancy;
 mod updates;
 mod validation;

@@ -114,6 +114,14 @@ fn stored(f: &Fakes, id: ConnectionId) -> Option<StoredCredential> {
         .map(|s| StoredCredential::parse(&SecretString::from(s.value)).unwrap())
 }
 
+/// Whether the connection's secret holds no tokens: none yet, or waiting for its callback.
+fn no_tokens(f: &Fakes, id: ConnectionId) -> bool {
+    matches!(
+        stored(f, id),
+        None | Some(StoredCredential::AwaitingAuthorization { .. })
+    )
+}
+
 /// The tokens stored for a connection.
 fn tokens(f: &Fakes, id: ConnectionId) -> crate::auth::OauthToken {
     match stored(f, id) {
@@ -314,7 +322,7 @@ async fn every_failure_after_a_valid_state_redirects_and_leaves_the_connection_p
             ConnectionStatus::PendingAuth
         );
         assert!(f.queue.messages().is_empty());
-        assert!(stored(&f, id).is_none());
+        assert!(no_tokens(&f, id), "{code}: no tokens are stored");
     }
 }
 
@@ -329,7 +337,7 @@ async fn a_token_the_source_rejects_is_not_stored() {
         matches!(&outcome, CallbackOutcome::Failed { error, redirect_url: None, .. } if error == "credentials_rejected"),
         "{outcome:?}"
     );
-    assert!(stored(&f, id).is_none());
+    assert!(no_tokens(&f, id));
 }
 
 #[tokio::test]
@@ -342,7 +350,11 @@ async fn byoc_keeps_the_customers_client_and_exchanges_with_it() {
     )
     .await;
     assert_eq!(q["client_id"], "customer-app");
-    let Some(StoredCredential::AwaitingAuthorization { client }) = stored(&f, id) else {
+    let Some(StoredCredential::AwaitingAuthorization {
+        client: Some(client),
+        ..
+    }) = stored(&f, id)
+    else {
         panic!("the customer's app is kept");
     };
     assert_eq!(client.client_secret.expose_secret(), "customer-secret");
@@ -685,6 +697,56 @@ async fn composio(f: &Fakes, org: OrganizationId) {
     )
     .await
     .unwrap();
+}
+
+/// A lasting cause before the first page (the provider connection's secret is gone): one retry
+/// after a backoff, then the job fails with a message to act on, the connection shows `error`
+/// and its slot is free for the next run; the message is never redelivered forever.
+#[tokio::test]
+async fn a_run_that_keeps_failing_to_start_fails_its_job_after_bounded_attempts() {
+    let (f, org) = oauth_setup().await;
+    composio(&f, org).await;
+    let body = portal(json!({
+        "provider_readable_id": "our-composio",
+        "provider_config": {"account_id": "ca_1"},
+    }));
+    let created = create(&f.platform, org, body).await.unwrap().connection;
+    let message = f.queue.drain().pop().unwrap();
+    f.vault
+        .delete_provider_secret(
+            org,
+            &crate::names::ReadableId::parse("our-composio").unwrap(),
+        )
+        .await
+        .unwrap();
+
+    let deadline = Instant::now() + std::time::Duration::from_secs(900);
+    let first = run_sync(&f.platform, &SyncSettings::default(), &message, deadline).await;
+    assert!(matches!(first, Ok(Handled::Deferred)), "{first:?}");
+    assert_eq!(
+        f.queue.delays(),
+        [Some(std::time::Duration::from_secs(30))],
+        "tried again after a backoff, as a new message"
+    );
+    let again = f.queue.drain().pop().unwrap();
+    let second = run_sync(&f.platform, &SyncSettings::default(), &again, deadline).await;
+    assert!(
+        matches!(second, Ok(Handled::Finished(JobStatus::Failed))),
+        "{second:?}"
+    );
+    assert!(f.queue.messages().is_empty(), "nothing more is queued");
+    let job = f.store.job(created.id, message.job_id).unwrap();
+    let error = job.error.unwrap();
+    assert!(
+        error.contains("after 2 attempts") && error.contains("check the connection's credentials"),
+        "{error}"
+    );
+    assert!(!error.contains("ak_secret_1"));
+    let connection = f.store.connection(created.id).unwrap();
+    assert_eq!(connection.status, ConnectionStatus::Error);
+    crate::usecases::runs::run_connection(&f.platform, org, &created.id.to_string(), false)
+        .await
+        .expect("the slot is free for a new run");
 }
 
 #[tokio::test]

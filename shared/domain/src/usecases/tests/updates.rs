@@ -266,6 +266,42 @@ async fn new_valid_credentials_clear_needs_reauth() {
     assert!(!text.contains("stub-key-new"), "no secret in the answer");
 }
 
+/// The new credentials are staged, and count only from the connection's write: a PATCH that
+/// fails there leaves the old ones current, for the API and for the next run.
+#[tokio::test]
+async fn a_patch_whose_connection_write_fails_keeps_the_old_credentials() {
+    let (f, org) = setup().await;
+    let id = connection(&f, org).await;
+    f.store.fail_replace_connection(true);
+    let failed = patch(
+        &f,
+        org,
+        &id,
+        json!({"name": "Renamed", "authentication": {"credentials": {"api_key": "stub-key-new"}}}),
+    )
+    .await;
+    f.store.fail_replace_connection(false);
+    assert!(failed.is_err(), "{failed:?}");
+    let secret = &f.vault.secrets()[0];
+    assert!(
+        secret.value.contains(STUB_KEY) && !secret.value.contains("stub-key-new"),
+        "the refused PATCH changed the credentials"
+    );
+    let stored = f.store.connection(id.parse().unwrap()).unwrap();
+    assert_ne!(stored.name, "Renamed");
+
+    // The retry applies both.
+    patch(
+        &f,
+        org,
+        &id,
+        json!({"name": "Renamed", "authentication": {"credentials": {"api_key": "stub-key-new"}}}),
+    )
+    .await
+    .unwrap();
+    assert!(f.vault.secrets()[0].value.contains("stub-key-new"));
+}
+
 #[tokio::test]
 async fn concurrent_patches_each_keep_their_change() {
     let (f, org) = setup().await;
