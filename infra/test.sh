@@ -67,8 +67,9 @@ export AIRWEAVE_TS_SDK_DIR
 step bash "$ROOT/infra/lint-template.sh"
 step cargo fmt --all --check
 step cargo clippy "${locked[@]}" --workspace --all-targets -- -D warnings
-# The function binaries themselves: the e2e tests run each one against a local Runtime API.
-step cargo build "${locked[@]}" -p create-connection -p api -p oauth-callback -p sync-worker -p scheduler
+# The function binaries themselves: the e2e tests run each one against a local Runtime API,
+# and the admin CLI as an operator runs it.
+step cargo build "${locked[@]}" -p create-connection -p api -p oauth-callback -p sync-worker -p scheduler -p admin
 # The summary line adds up every test binary's result, so the last line is the whole count.
 test_log="$(mktemp)"
 status=0

@@ -22,7 +22,7 @@ use domain::ports::{
     SECRET_VALUE_LIMIT,
 };
 use domain::schedule::{CronSchedule, ScheduleDetails};
-use domain::tenancy::{ApiKeyHash, Organization, RedirectOrigin};
+use domain::tenancy::{ApiKeyHash, Organization, RedirectOrigin, StoredApiKey};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -842,7 +842,20 @@ async fn api_keys_resolve_to_their_organization_until_revoked() {
     assert_eq!(store.organization_for_key(&unknown).await.unwrap(), None);
     let listed = store.list_api_keys(org.id).await.unwrap();
     assert_eq!(listed.len(), 1, "the refused duplicate left no entry");
-    assert_eq!(listed[0].key_id, key.as_str()[..12]);
+    assert_eq!(listed[0].key_id.as_str(), &key.as_str()[..12]);
+    assert_eq!(
+        store.api_keys_with_id(&key.key_id()).await.unwrap(),
+        vec![StoredApiKey {
+            hash: key.clone(),
+            organization_id: org.id
+        }],
+        "the id's pointer names the key"
+    );
+    assert!(store
+        .api_keys_with_id(&unknown.key_id())
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(listed[0].revoked_at, None);
 
     assert!(store.revoke_api_key(&key).await.unwrap());

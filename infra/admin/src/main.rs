@@ -6,7 +6,8 @@
 
 use aws_adapters::{AwsClients, DynamoStore};
 use domain::ports::TenantStore;
-use domain::tenancy::{ApiKeyHash, RedirectOrigin};
+use domain::tenancy::{ApiKeyHash, ApiKeyId, RedirectOrigin};
+use domain::usecases::tenancy::{revoke_api_key_by_id, revoke_organization_api_keys};
 use local_stack::stack::{bootstrap, create_api_key, create_organization, LocalSettings};
 use secrecy::{ExposeSecret, SecretString};
 use std::process::ExitCode;
@@ -55,19 +56,28 @@ const COMMANDS: &[(&str, &str, Target, &str)] = &[
         "create-api-key",
         "ORG_ID",
         Target::Any,
-        "print a new API key (shown once; only its SHA-256 is stored)",
+        "print a new API key (shown once; only its SHA-256 is stored), and its id on standard \
+         error: the id list-api-keys shows and revoke-api-key --id takes",
     ),
     (
         "list-api-keys",
         "ORG_ID",
         Target::Any,
-        "list the organization's keys: the start of each key's hash, when it was created and revoked",
+        "list the organization's keys: each key's id, when it was created and revoked",
     ),
     (
         "revoke-api-key",
-        "",
+        "[--id KEY_ID]",
         Target::Any,
-        "revoke the API key read from standard input (it stops working within 5 s)",
+        "revoke the API key read from standard input or, with --id, the key with that id (for a \
+         key nobody holds: lost, or leaked); it stops working within 5 s. An id that names no \
+         key, or more than one, is an error and revokes nothing",
+    ),
+    (
+        "revoke-api-keys",
+        "--org ORG_ID",
+        Target::Any,
+        "revoke every key of the organization and print how many; each stops working within 5 s",
     ),
     (
         "put-oauth-app",
@@ -176,7 +186,10 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error + Send + S
             let org = org
                 .parse()
                 .map_err(|_| format!("not an organization id: {org}"))?;
-            println!("{}", create_api_key(&store, org).await?.expose_secret());
+            let key = create_api_key(&store, org).await?;
+            // Standard output is the key alone, for scripts that capture it.
+            eprintln!("key id {}", ApiKeyHash::of(&key).key_id());
+            println!("{}", key.expose_secret());
         }
         ["list-api-keys", org] => {
             let org = org
@@ -206,6 +219,19 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error + Send + S
             } else {
                 return Err("no such key".into());
             }
+        }
+        ["revoke-api-key", "--id", id] => {
+            let id = ApiKeyId::parse(id)?;
+            let org = revoke_api_key_by_id(&store, &id).await?;
+            println!("revoked the key {id} of organization {org}");
+        }
+        ["revoke-api-keys", "--org", org] => {
+            let org = parse_org(org)?;
+            let done = revoke_organization_api_keys(&store, org).await?;
+            println!(
+                "revoked {} key(s) of organization {org} ({} already revoked)",
+                done.revoked, done.already_revoked
+            );
         }
         ["put-oauth-app", short_name, client_id] => {
             let catalog = sources::Catalog::from_env()?;

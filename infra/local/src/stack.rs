@@ -3,7 +3,7 @@
 use aws_adapters::{bootstrap, AwsClients};
 use domain::ids::OrganizationId;
 use domain::oauth::OAuthApp;
-use domain::ports::{BoxError, CredentialVault, SourceDirectory, TenantStore};
+use domain::ports::{BoxError, CredentialVault, SourceDirectory, StoreError, TenantStore};
 use domain::tenancy::{api_key_from_random, ApiKeyHash, Organization, RedirectOrigin};
 use http_api::Config;
 use secrecy::{ExposeSecret, SecretString};
@@ -131,13 +131,23 @@ pub async fn create_api_key(
     if store.get_organization(org).await?.is_none() {
         return Err(format!("no organization {org}").into());
     }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    let key = api_key_from_random(bytes);
-    store
-        .insert_api_key(&ApiKeyHash::of(&key), org, chrono::Utc::now())
-        .await?;
-    Ok(key)
+    // A new key whose id another key has already (a chance of 2^-48 per pair) is refused as
+    // `AlreadyExists`: another draw gets a key of its own.
+    let mut attempts = 0;
+    loop {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+        let key = api_key_from_random(bytes);
+        attempts += 1;
+        match store
+            .insert_api_key(&ApiKeyHash::of(&key), org, chrono::Utc::now())
+            .await
+        {
+            Ok(()) => return Ok(key),
+            Err(StoreError::AlreadyExists) if attempts < 3 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The dev API key in `path`: re-used while the store still knows it (the emulator keeps state

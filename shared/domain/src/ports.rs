@@ -14,7 +14,9 @@ use crate::names::ReadableId;
 use crate::oauth::{OAuthEndpoints, PendingFlow, StateHash};
 use crate::page::{Page, PageRequest};
 use crate::stream::{EntityStream, StreamError, StreamRequest};
-use crate::tenancy::{ApiKeyHash, ApiKeySummary, Organization, RedirectOrigin};
+use crate::tenancy::{
+    ApiKeyHash, ApiKeyId, ApiKeySummary, Organization, RedirectOrigin, StoredApiKey,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -77,6 +79,8 @@ pub trait TenantStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// `false` when there was no such key.
     async fn revoke_api_key(&self, key: &ApiKeyHash) -> Result<bool, StoreError>;
+    /// The keys whose id is `id`: none or one, unless two keys' hashes begin alike.
+    async fn api_keys_with_id(&self, id: &ApiKeyId) -> Result<Vec<StoredApiKey>, StoreError>;
     /// The organization's keys, oldest first.
     async fn list_api_keys(&self, org: OrganizationId) -> Result<Vec<ApiKeySummary>, StoreError>;
     /// Replaces the organization's OAuth redirect allowlist (`None`: it has none of its own and

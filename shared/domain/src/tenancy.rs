@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The hex SHA-256 of an API key: what the store keeps and looks up.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ApiKeyHash(String);
 
 impl ApiKeyHash {
@@ -15,9 +16,89 @@ impl ApiKeyHash {
         Self(hex::encode(Sha256::digest(key.expose_secret().as_bytes())))
     }
 
+    /// A hash as the store keeps it: 64 lowercase hex digits.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if is_lowercase_hex(value, 64) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(format!("'{value}' is not the SHA-256 of an API key"))
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The key's id: the first 12 hex digits of its hash.
+    pub fn key_id(&self) -> ApiKeyId {
+        ApiKeyId(self.0[..ApiKeyId::LEN].to_owned())
+    }
+}
+
+impl TryFrom<String> for ApiKeyHash {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ApiKeyHash> for String {
+    fn from(value: ApiKeyHash) -> Self {
+        value.0
+    }
+}
+
+/// What names an API key to an operator without its plaintext: the first 12 hex digits of its
+/// SHA-256 (so keys stored before ids existed have the id their listing always showed).
+/// `create-api-key` shows it, `list-api-keys` lists it, `revoke-api-key --id` takes it. Two
+/// keys share one with a chance of about 2^-48 per pair; a revocation by id refuses then.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ApiKeyId(String);
+
+impl ApiKeyId {
+    pub const LEN: usize = 12;
+
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if is_lowercase_hex(value, Self::LEN) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(format!(
+                "not a key id: '{value}' (an id is 12 lowercase hex digits, as list-api-keys shows)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ApiKeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so that the CLI's listing lines ids up in their column.
+        f.pad(&self.0)
+    }
+}
+
+impl TryFrom<String> for ApiKeyId {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ApiKeyId> for String {
+    fn from(value: ApiKeyId) -> Self {
+        value.0
+    }
+}
+
+fn is_lowercase_hex(value: &str, len: usize) -> bool {
+    value.len() == len
+        && value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// A new API key: 32 random bytes, hex, with a recognizable prefix. Shown once, stored hashed.
@@ -25,20 +106,19 @@ pub fn api_key_from_random(bytes: [u8; 32]) -> SecretString {
     SecretString::from(format!("sc_{}", hex::encode(bytes)))
 }
 
-/// An API key as an operator sees it: never the key, only the start of its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiKeySummary {
-    /// The first 12 hex digits of the key's SHA-256: enough to tell keys apart.
-    pub key_id: String,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
+/// A stored key as its id finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredApiKey {
+    pub hash: ApiKeyHash,
+    pub organization_id: OrganizationId,
 }
 
-impl ApiKeyHash {
-    /// What identifies the key in listings.
-    pub fn key_id(&self) -> String {
-        self.0.chars().take(12).collect()
-    }
+/// An API key as an operator sees it: never the key, only its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeySummary {
+    pub key_id: ApiKeyId,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,6 +285,27 @@ mod tests {
         assert!(!own.allows_redirect(&url("https://app.example.com/cb"), &default));
         own.redirect_origins = Some(Vec::new());
         assert!(!own.allows_redirect(&url("https://default.example.com/cb"), &default));
+    }
+
+    #[test]
+    fn a_keys_id_is_the_start_of_its_hash_and_parses_only_as_such() {
+        let hash = ApiKeyHash::of(&SecretString::from("abc".to_owned()));
+        assert_eq!(hash.key_id().as_str(), "ba7816bf8f01");
+        assert_eq!(ApiKeyId::parse("ba7816bf8f01"), Ok(hash.key_id()));
+        assert_eq!(format!("{:<14}|", hash.key_id()), "ba7816bf8f01  |");
+        for bad in [
+            "",
+            "ba7816bf8f0",
+            "ba7816bf8f01c",
+            "BA7816BF8F01",
+            "ba7816bf8f0g",
+            " ba7816bf8f0",
+        ] {
+            assert!(ApiKeyId::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(ApiKeyHash::parse(hash.as_str()), Ok(hash.clone()));
+        assert!(ApiKeyHash::parse(&hash.as_str()[..63]).is_err());
+        assert!(ApiKeyHash::parse(&hash.as_str().to_uppercase()).is_err());
     }
 
     #[test]

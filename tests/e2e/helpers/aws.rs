@@ -235,4 +235,16 @@ impl TestAws {
             .expect("get item")
             .item
     }
+
+    /// Writes one raw item of the state table, as data written by an older version would be.
+    pub async fn put_item(&self, item: HashMap<String, AttributeValue>) {
+        self.clients
+            .dynamodb
+            .put_item()
+            .table_name(&self.state_table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put item");
+    }
 }

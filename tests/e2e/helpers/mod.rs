@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod app;
 pub mod aws;
 pub mod faults;

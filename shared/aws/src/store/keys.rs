@@ -9,7 +9,7 @@ use domain::job::Job;
 use domain::names::ReadableId;
 use domain::ports::StoreError;
 use domain::schedule::bucket_of;
-use domain::tenancy::ApiKeyHash;
+use domain::tenancy::{ApiKeyHash, ApiKeyId};
 use domain::usecases::scheduler::LOST_MESSAGE_AFTER;
 
 pub(crate) const META: &str = "META";
@@ -63,8 +63,16 @@ pub(crate) fn organization_pk(org: OrganizationId) -> String {
     format!("ORG#{org}")
 }
 
+pub(crate) const API_KEY_PREFIX: &str = "APIKEY#";
+
 pub(crate) fn api_key_pk(key: &ApiKeyHash) -> String {
-    format!("APIKEY#{}", key.as_str())
+    format!("{API_KEY_PREFIX}{}", key.as_str())
+}
+
+/// The pointer from a key's id to its hash (`APIKEYID#<id> | META`). Not a prefix of
+/// [`api_key_pk`]'s partitions, so a scan for key items never meets it.
+pub(crate) fn api_key_id_pk(id: &ApiKeyId) -> String {
+    format!("APIKEYID#{id}")
 }
 
 pub(crate) fn collection_sk(id: &ReadableId) -> String {

@@ -1,18 +1,21 @@
 //! Organizations and API keys. A key item (`APIKEY#<hash> | META`) holds only the key's hash,
 //! its organization and whether (and when) it was revoked; the organization's partition keeps a
-//! listing entry per key (`ORG#o | APIKEY#<first 12 hex digits>`), written in the same
-//! transaction, for operators.
+//! listing entry per key (`ORG#o | APIKEY#<key id>`), and a pointer item (`APIKEYID#<key id> |
+//! META`) finds the key by its id alone; all three are written in one transaction. Keys created
+//! before pointers existed have none: their id is found by a scan (see `api_keys_with_id`).
 
 use super::failed_conditions;
-use super::keys::{api_key_pk, organization_pk, META};
-use super::{backend, from_item, is_condition_failure, to_item, DynamoStore};
+use super::keys::{api_key_id_pk, api_key_pk, organization_pk, API_KEY_PREFIX, META};
+use super::{backend, from_item, is_condition_failure, s, to_item, DynamoStore};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use domain::ids::OrganizationId;
 use domain::page::PageRequest;
 use domain::ports::{StoreError, TenantStore};
-use domain::tenancy::{ApiKeyHash, ApiKeySummary, Organization, RedirectOrigin};
+use domain::tenancy::{
+    ApiKeyHash, ApiKeyId, ApiKeySummary, Organization, RedirectOrigin, StoredApiKey,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -25,17 +28,31 @@ struct ApiKeyRecord {
 /// An organization's listing entry for one of its keys.
 #[derive(Debug, Serialize, Deserialize)]
 struct KeyEntry {
-    key_id: String,
+    key_id: ApiKeyId,
     created_at: DateTime<Utc>,
     /// Absent until revoked (so that the revoke's `if_not_exists` keeps the first time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoked_at: Option<DateTime<Utc>>,
 }
 
+/// Which key an id names, and whose it is. Written with the key, so that two keys can never share a pointer:
+/// the second key's transaction fails (`AlreadyExists`) and its creator draws another key.
+#[derive(Debug, Serialize, Deserialize)]
+struct KeyIdPointer {
+    key_hash: ApiKeyHash,
+    organization_id: OrganizationId,
+}
+
+/// What a scan for key items reads of each besides its key.
+#[derive(Debug, Deserialize)]
+struct KeyOwner {
+    organization_id: OrganizationId,
+}
+
 const KEY_ENTRY_PREFIX: &str = "APIKEY#";
 
-fn key_entry_sk(key: &ApiKeyHash) -> String {
-    format!("{KEY_ENTRY_PREFIX}{}", key.key_id())
+fn key_entry_sk(id: &ApiKeyId) -> String {
+    format!("{KEY_ENTRY_PREFIX}{id}")
 }
 
 #[async_trait]
@@ -85,9 +102,21 @@ impl TenantStore for DynamoStore {
                 revoked_at: None,
             },
             organization_pk(org),
-            &key_entry_sk(key),
+            &key_entry_sk(&key.key_id()),
         )?;
-        let items = vec![self.put_new_write(item)?, self.put_new_write(entry)?];
+        let pointer = to_item(
+            &KeyIdPointer {
+                key_hash: key.clone(),
+                organization_id: org,
+            },
+            api_key_id_pk(&key.key_id()),
+            META,
+        )?;
+        let items = vec![
+            self.put_new_write(item)?,
+            self.put_new_write(entry)?,
+            self.put_new_write(pointer)?,
+        ];
         let result = self
             .client
             .transact_write_items()
@@ -119,12 +148,25 @@ impl TenantStore for DynamoStore {
             .await?;
         self.update_existing(
             organization_pk(record.organization_id),
-            &key_entry_sk(key),
+            &key_entry_sk(&key.key_id()),
             "SET revoked_at = if_not_exists(revoked_at, :now)",
             vec![(":now", now)],
         )
         .await?;
         Ok(revoked)
+    }
+
+    async fn api_keys_with_id(&self, id: &ApiKeyId) -> Result<Vec<StoredApiKey>, StoreError> {
+        // A pointer names the one key created with it. A key from before pointers with the same
+        // id (a chance of 2^-48 per pair) is not looked for then.
+        if let Some(item) = self.get(api_key_id_pk(id), META).await? {
+            let pointer: KeyIdPointer = from_item(item)?;
+            return Ok(vec![StoredApiKey {
+                hash: pointer.key_hash,
+                organization_id: pointer.organization_id,
+            }]);
+        }
+        self.scan_api_keys_starting_with(id).await
     }
 
     async fn list_api_keys(&self, org: OrganizationId) -> Result<Vec<ApiKeySummary>, StoreError> {
@@ -184,6 +226,51 @@ impl TenantStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// The key items whose hash begins with `id`: how a key created before pointers existed is
+    /// found by its id. A scan of the whole table, read by the operator's CLI alone and rarely
+    /// (a revocation by id of such a key), never on a request's path.
+    async fn scan_api_keys_starting_with(
+        &self,
+        id: &ApiKeyId,
+    ) -> Result<Vec<StoredApiKey>, StoreError> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :prefix) AND sk = :meta")
+                .expression_attribute_values(":prefix", s(format!("{API_KEY_PREFIX}{id}")))
+                .expression_attribute_values(":meta", s(META))
+                .projection_expression("pk, organization_id")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in out.items.unwrap_or_default() {
+                let hash = item
+                    .get("pk")
+                    .and_then(|pk| pk.as_s().ok())
+                    .and_then(|pk| pk.strip_prefix(API_KEY_PREFIX))
+                    .and_then(|hash| ApiKeyHash::parse(hash).ok())
+                    .ok_or_else(|| {
+                        StoreError::Backend(format!("not a key item's pk: {item:?}").into())
+                    })?;
+                let owner: KeyOwner = from_item(item)?;
+                keys.push(StoredApiKey {
+                    hash,
+                    organization_id: owner.organization_id,
+                });
+            }
+            match out.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => return Ok(keys),
+            }
+        }
+    }
+
     /// Updates the item `pk`/`sk` if it exists: `false` when it does not.
     async fn update_existing(
         &self,

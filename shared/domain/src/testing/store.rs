@@ -320,6 +320,21 @@ impl TenantStore for MemoryStore {
         })
     }
 
+    async fn api_keys_with_id(
+        &self,
+        id: &crate::tenancy::ApiKeyId,
+    ) -> Result<Vec<crate::tenancy::StoredApiKey>, StoreError> {
+        Ok(lock(&self.state)
+            .api_keys
+            .iter()
+            .filter(|(hash, _)| hash.starts_with(id.as_str()))
+            .map(|(hash, row)| crate::tenancy::StoredApiKey {
+                hash: ApiKeyHash::parse(hash).expect("a stored hash"),
+                organization_id: row.organization_id,
+            })
+            .collect())
+    }
+
     async fn list_api_keys(
         &self,
         org: OrganizationId,
@@ -329,7 +344,7 @@ impl TenantStore for MemoryStore {
             .iter()
             .filter(|(_, row)| row.organization_id == org)
             .map(|(hash, row)| crate::tenancy::ApiKeySummary {
-                key_id: hash.chars().take(12).collect(),
+                key_id: ApiKeyHash::parse(hash).expect("a stored hash").key_id(),
                 created_at: row.created_at,
                 revoked_at: row.revoked_at,
             })
