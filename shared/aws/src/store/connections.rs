@@ -30,6 +30,10 @@ use domain::ports::{
 use domain::schedule::bucket_of;
 use std::collections::HashMap;
 
+/// The condition of a versioned write: the connection is still at `:version`, not being
+/// deleted.
+const STILL_AT_VERSION: &str = "#version = :version AND attribute_not_exists(#deleting)";
+
 /// What each write of the create transaction stands for, to read cancellation reasons by index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Write {
@@ -258,7 +262,7 @@ impl ConnectionStore for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("#version = :version AND attribute_not_exists(#deleting)")
+            .condition_expression(STILL_AT_VERSION)
             .expression_attribute_names("#version", VERSION)
             .expression_attribute_names("#deleting", DELETING_AT)
             .expression_attribute_values(":version", n(version))
@@ -282,7 +286,7 @@ impl ConnectionStore for DynamoStore {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("#version = :version AND attribute_not_exists(#deleting)")
+            .condition_expression(STILL_AT_VERSION)
             .expression_attribute_names("#version", VERSION)
             .expression_attribute_names("#deleting", DELETING_AT)
             .expression_attribute_values(":version", n(version))
@@ -292,16 +296,9 @@ impl ConnectionStore for DynamoStore {
             TransactWriteItem::builder().put(put).build(),
             self.secret_version_mark(connection.id, secret, Succession::Replaces)?,
         ];
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if failed_conditions(&e).contains(&true) => Err(StoreError::VersionConflict),
-            Err(e) => Err(backend(e)),
+        match self.transact(items).await? {
+            true => Ok(()),
+            false => Err(StoreError::VersionConflict),
         }
     }
 

@@ -62,6 +62,24 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// Writes `items` in one transaction: `Ok(false)` when one of their conditions failed.
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if failed_conditions(&e).contains(&true) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
     /// Puts an item that must not exist yet (`AlreadyExists`).
     pub(crate) async fn put_new(&self, item: Item) -> Result<(), StoreError> {
         let result = self

@@ -4,7 +4,7 @@
 //! item back; it lives in the connection's partition and goes with its delete.
 
 use super::keys::{connection_pk, connection_sk, organization_pk, DELETING_AT};
-use super::{backend, build_error, failed_conditions, key, s, DynamoStore};
+use super::{build_error, key, s, DynamoStore};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
 use domain::ids::{ConnectionId, OrganizationId};
@@ -69,16 +69,6 @@ impl SecretVersionStore for DynamoStore {
             TransactWriteItem::builder().condition_check(exists).build(),
             self.secret_version_mark(id, to, succession)?,
         ];
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if failed_conditions(&e).contains(&true) => Ok(false),
-            Err(e) => Err(backend(e)),
-        }
+        self.transact(items).await
     }
 }

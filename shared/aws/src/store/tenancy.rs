@@ -4,7 +4,6 @@
 //! META`) finds the key by its id alone; all three are written in one transaction. Keys created
 //! before pointers existed have none: their id is found by a scan (see `api_keys_with_id`).
 
-use super::failed_conditions;
 use super::keys::{api_key_id_pk, api_key_pk, organization_pk, API_KEY_PREFIX, META};
 use super::{backend, from_item, is_condition_failure, s, to_item, DynamoStore};
 use async_trait::async_trait;
@@ -117,16 +116,9 @@ impl TenantStore for DynamoStore {
             self.put_new_write(entry)?,
             self.put_new_write(pointer)?,
         ];
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if failed_conditions(&e).contains(&true) => Err(StoreError::AlreadyExists),
-            Err(e) => Err(backend(e)),
+        match self.transact(items).await? {
+            true => Ok(()),
+            false => Err(StoreError::AlreadyExists),
         }
     }
 

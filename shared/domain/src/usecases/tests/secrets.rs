@@ -1,9 +1,22 @@
 //! A connection's secret after its create: staged, marked, promoted; older never over newer.
 
 use super::{create, direct_body, setup};
+use crate::ids::{ConnectionId, OrganizationId};
 use crate::ports::{CredentialVault, SecretVersionStore, Succession};
+use crate::testing::Fakes;
 use crate::usecases::secrets;
 use secrecy::{ExposeSecret, SecretString};
+
+/// A stub connection: its secret's first version is its create's.
+async fn connection() -> (Fakes, OrganizationId, ConnectionId) {
+    let (f, org) = setup().await;
+    let id = create(&f.platform, org, direct_body())
+        .await
+        .unwrap()
+        .connection
+        .id;
+    (f, org, id)
+}
 
 fn value(text: &str) -> SecretString {
     SecretString::from(text.to_owned())
@@ -13,12 +26,7 @@ fn value(text: &str) -> SecretString {
 /// staged version and never become current, even when it promotes last.
 #[tokio::test]
 async fn a_write_that_follows_a_superseded_version_is_kept_but_never_current() {
-    let (f, org) = setup().await;
-    let id = create(&f.platform, org, direct_body())
-        .await
-        .unwrap()
-        .connection
-        .id;
+    let (f, org, id) = connection().await;
     let read = secrets::read(&f.platform, org, id).await.unwrap().unwrap();
 
     let newer = secrets::write(
@@ -56,12 +64,7 @@ async fn a_write_that_follows_a_superseded_version_is_kept_but_never_current() {
 /// version and promotes it.
 #[tokio::test]
 async fn a_marked_but_unpromoted_version_is_read_and_promoted() {
-    let (f, org) = setup().await;
-    let id = create(&f.platform, org, direct_body())
-        .await
-        .unwrap()
-        .connection
-        .id;
+    let (f, org, id) = connection().await;
     let staged = f
         .vault
         .stage_connection_secret(org, id, &value("new"))
@@ -87,12 +90,7 @@ async fn a_marked_but_unpromoted_version_is_read_and_promoted() {
 /// A promotion that lost the race to a newer mark leaves the newer version current.
 #[tokio::test]
 async fn a_late_promotion_never_replaces_a_newer_mark() {
-    let (f, org) = setup().await;
-    let id = create(&f.platform, org, direct_body())
-        .await
-        .unwrap()
-        .connection
-        .id;
+    let (f, org, id) = connection().await;
     let first = f
         .vault
         .stage_connection_secret(org, id, &value("first"))
