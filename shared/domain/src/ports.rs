@@ -344,10 +344,10 @@ pub trait JobStore: Send + Sync {
         lease: &Lease,
         counts: &Counts,
     ) -> Result<JobStatus, StoreError>;
-    /// Saves where the run stopped (counts included). With `keep_until` the run goes on
-    /// holding the job, its lease extended to then; without, the lease is released, so that
-    /// the next delivery resumes at once (a hand-over). `LeaseLost` when the run no longer
-    /// holds the job.
+    /// Saves where the run stopped (counts included) and starts the count of failed attempts
+    /// again. With `keep_until` the run goes on holding the job, its lease extended to then;
+    /// without, the lease is released, so that the next delivery resumes at once (a
+    /// hand-over). `LeaseLost` when the run no longer holds the job.
     async fn save_run_state(
         &self,
         connection: ConnectionId,
@@ -356,9 +356,9 @@ pub trait JobStore: Send + Sync {
         checkpoint: &RunState,
         keep_until: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError>;
-    /// Counts a start of the job that failed, while `holder` holds it (`LeaseLost` when it
-    /// does not): how many have failed so far.
-    async fn count_failed_start(
+    /// Counts an attempt of the job that failed, while `holder` holds it (`LeaseLost` when it
+    /// does not): how many have failed since its run state was last saved.
+    async fn count_failed_attempt(
         &self,
         connection: ConnectionId,
         job: JobId,

@@ -36,8 +36,9 @@ const STATUS: &str = "status";
 const LEASE_HOLDER: &str = "lease_holder";
 const LEASE_UNTIL: &str = "lease_until";
 const CHECKPOINT: &str = "checkpoint";
-/// How many starts of the job failed (see `usecases::sync::attempts`).
-const FAILED_STARTS: &str = "failed_starts";
+/// How many attempts of the job failed since its run state was saved (see
+/// `usecases::sync::attempts`).
+const FAILED_ATTEMPTS: &str = "failed_attempts";
 const CURSOR: &str = "CURSOR";
 const JOB_PREFIX: &str = "JOB#";
 /// Attempts of a claim whose read went stale before its conditional write.
@@ -517,12 +518,16 @@ impl JobStore for DynamoStore {
         let expression = match keep_until {
             Some(until) => {
                 values.insert(":until".to_owned(), millis(until));
-                format!("SET {set}, checkpoint = :checkpoint, lease_until = :until")
+                format!(
+                    "SET {set}, checkpoint = :checkpoint, lease_until = :until \
+                     REMOVE {FAILED_ATTEMPTS}"
+                )
             }
             None => {
                 values.insert(":released".to_owned(), n(0));
                 format!(
-                    "SET {set}, checkpoint = :checkpoint, lease_until = :released REMOVE #holder"
+                    "SET {set}, checkpoint = :checkpoint, lease_until = :released \
+                     REMOVE #holder, {FAILED_ATTEMPTS}"
                 )
             }
         };
@@ -538,7 +543,7 @@ impl JobStore for DynamoStore {
         .map(|_| ())
     }
 
-    async fn count_failed_start(
+    async fn count_failed_attempt(
         &self,
         connection: ConnectionId,
         job: JobId,
@@ -550,13 +555,13 @@ impl JobStore for DynamoStore {
                 connection,
                 job,
                 holder,
-                format!("ADD {FAILED_STARTS} :one"),
+                format!("ADD {FAILED_ATTEMPTS} :one"),
                 values,
                 ReturnValue::UpdatedNew,
             )
             .await?;
         updated
-            .and_then(|item| item.get(FAILED_STARTS)?.as_n().ok()?.parse().ok())
+            .and_then(|item| item.get(FAILED_ATTEMPTS)?.as_n().ok()?.parse().ok())
             .ok_or_else(|| StoreError::Backend(adapter("the count was not returned")))
     }
 

@@ -70,8 +70,8 @@ struct State {
     sweep_positions: BTreeMap<String, String>,
     flows: BTreeMap<String, PendingFlow>,
     refresh_leases: BTreeMap<ConnectionId, RefreshLease>,
-    /// Failed starts by job.
-    failed_starts: BTreeMap<JobId, u32>,
+    /// Failed attempts by job, since its run state was saved.
+    failed_attempts: BTreeMap<JobId, u32>,
     /// Each connection's marked secret version (`SecretVersionStore`).
     secret_versions: BTreeMap<ConnectionId, SecretVersion>,
     provider_connections: BTreeMap<(OrganizationId, String), ProviderConnection>,
@@ -1018,13 +1018,14 @@ impl JobStore for MemoryStore {
             until,
         });
         state.runs.insert(job, (lease, Some(checkpoint.clone())));
+        state.failed_attempts.remove(&job);
         if let Some(stored) = state.jobs.get_mut(&(connection, job)) {
             stored.set_counts(&checkpoint.counts);
         }
         Ok(())
     }
 
-    async fn count_failed_start(
+    async fn count_failed_attempt(
         &self,
         _connection: ConnectionId,
         job: JobId,
@@ -1034,7 +1035,7 @@ impl JobStore for MemoryStore {
         if !holds(&state, job, holder) {
             return Err(StoreError::LeaseLost);
         }
-        let count = state.failed_starts.entry(job).or_default();
+        let count = state.failed_attempts.entry(job).or_default();
         *count += 1;
         Ok(*count)
     }

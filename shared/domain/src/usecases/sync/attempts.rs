@@ -1,7 +1,10 @@
-//! A run that fails before its first page (a vault or store failure, an unreadable checkpoint,
-//! credentials that cannot be resolved) is tried again a bounded number of times, then its job
-//! fails: it is never re-queued forever, and never reaches the dead-letter queue, since each
-//! attempt consumes its message and queues the next one itself, with a backoff.
+//! A run that keeps failing — before its first page (a vault or store failure, an unreadable
+//! checkpoint, credentials that cannot be resolved) or later without saving any progress — is
+//! tried again a bounded number of times, then its job fails: it is never re-queued forever,
+//! and never reaches the dead-letter queue, since each attempt consumes its message and queues
+//! the next one itself, with a backoff. The count is kept on the job and starts again whenever
+//! the run saves its state (a hand-over or a checkpoint): a long run that makes progress is
+//! never failed for a few failures spread over hours.
 //!
 //! Lasting causes get one retry; transient ones (a throttled or unavailable store or vault)
 //! more, further apart. Both bounds stay below the queue's `maxReceiveCount` (5), so that even
@@ -12,9 +15,9 @@ use super::SyncError;
 use crate::ports::{StoreError, VaultError};
 use std::time::Duration;
 
-/// Failed starts after which a lasting cause fails the job.
+/// Failed attempts in a row after which a lasting cause fails the job.
 pub const LASTING_ATTEMPTS: u32 = 2;
-/// Failed starts after which a transient cause fails the job.
+/// Failed attempts in a row after which a transient cause fails the job.
 pub const TRANSIENT_ATTEMPTS: u32 = 4;
 /// The queue's `maxReceiveCount` (template.yaml and the local bootstrap; an e2e test checks
 /// both against it).
@@ -36,7 +39,7 @@ pub fn is_transient(e: &SyncError) -> bool {
     )
 }
 
-/// What to do after the `attempts`-th failed start.
+/// What to do after the `attempts`-th failed attempt in a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
     /// Try again after this long.
@@ -71,7 +74,7 @@ pub fn failure_message(e: &SyncError, attempts: u32) -> String {
             _ => "start a run again; if it keeps failing, contact support",
         }
     };
-    format!("the run could not start after {attempts} attempts ({e}): {advice}")
+    format!("the run failed {attempts} times in a row ({e}): {advice}")
 }
 
 #[cfg(test)]
@@ -101,7 +104,7 @@ mod tests {
             &SyncError::Credentials("the auth provider connection 'x' was not found".into()),
             2,
         );
-        assert!(message.contains("after 2 attempts"), "{message}");
+        assert!(message.contains("failed 2 times in a row"), "{message}");
         assert!(
             message.contains("check the connection's credentials"),
             "{message}"

@@ -224,11 +224,10 @@ pub async fn run_sync(
 
     let mut run = Run::new(platform, settings, message, job, lease.holder, deadline);
     match run.execute(saved).await {
-        Err(e) if !run.started() => failed_start(platform, message, &mut run, e).await,
-        Err(e) => {
-            release(platform, message, &run).await;
-            Err(e)
+        Err(e) if !matches!(e, SyncError::Store(StoreError::LeaseLost)) => {
+            failed_attempt(platform, message, &mut run, e).await
         }
+        Err(e) => Err(e),
         ok => ok,
     }
 }
@@ -244,9 +243,9 @@ async fn release(platform: &Platform, message: &SyncMessage, run: &Run<'_>) {
     }
 }
 
-/// A run that failed before its first page: counted on its job, then tried again after a
-/// backoff (this message is consumed, a delayed one queued) or, past the bound, failed.
-async fn failed_start(
+/// A failed attempt: counted on its job, then tried again after a backoff (this message is
+/// consumed, a delayed one queued) or, past the bound, the job fails.
+async fn failed_attempt(
     platform: &Platform,
     message: &SyncMessage,
     run: &mut Run<'_>,
@@ -254,23 +253,23 @@ async fn failed_start(
 ) -> Result<Handled, SyncError> {
     let attempts = match platform
         .store
-        .count_failed_start(message.connection_id, message.job_id, &run.holder)
+        .count_failed_attempt(message.connection_id, message.job_id, &run.holder)
         .await
     {
         Ok(attempts) => attempts,
         Err(e) => {
-            warn!(error = %e, "could not count the failed start; the message is retried");
+            warn!(error = %e, "could not count the failed attempt; the message is retried");
             release(platform, message, run).await;
             return Err(error);
         }
     };
     match attempts::next(&error, attempts) {
         attempts::Next::Fail => {
-            warn!(error = %error, attempts, "the run kept failing to start; the job fails");
+            warn!(error = %error, attempts, "the run kept failing; the job fails");
             run.fail(attempts::failure_message(&error, attempts)).await
         }
         attempts::Next::Retry(wait) => {
-            warn!(error = %error, attempts, wait_seconds = wait.as_secs(), "the run failed to start; trying again later");
+            warn!(error = %error, attempts, wait_seconds = wait.as_secs(), "the run failed; trying again later");
             release(platform, message, run).await;
             match platform.queue.enqueue_after(message, wait).await {
                 Ok(()) => Ok(Handled::Deferred),

@@ -44,11 +44,6 @@ pub(super) struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    /// Whether this invocation handled a page: a failure after that is not a failed start.
-    pub(super) fn started(&self) -> bool {
-        self.pages > 0
-    }
-
     pub(super) fn new(
         platform: &'a Platform,
         settings: &'a SyncSettings,

@@ -738,7 +738,8 @@ async fn a_run_that_keeps_failing_to_start_fails_its_job_after_bounded_attempts(
     let job = f.store.job(created.id, message.job_id).unwrap();
     let error = job.error.unwrap();
     assert!(
-        error.contains("after 2 attempts") && error.contains("check the connection's credentials"),
+        error.contains("failed 2 times in a row")
+            && error.contains("check the connection's credentials"),
         "{error}"
     );
     assert!(!error.contains("ak_secret_1"));
