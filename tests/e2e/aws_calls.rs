@@ -1,13 +1,17 @@
 //! The cost of a create, counted at the SDK: a warm direct create makes exactly four AWS calls
-//! (collection read, secret, transaction, message); the API key is served from the cache.
+//! (collection read, secret, transaction, message); the API key is served from the cache. A
+//! keyed create adds its idempotency claim, and the first keyed create of a process reads the
+//! fingerprint key, once: a warm keyed create asks Secrets Manager only for the connection's
+//! secret.
 
 use crate::helpers::app::{stub_body, TestApp};
 use crate::helpers::sdk::{CallLog, WithInterceptor};
-use aws_adapters::{DynamoStore, SecretsVault, SqsQueue};
+use aws_adapters::{DynamoStore, SecretsFingerprintKey, SecretsVault, SqsQueue};
 use std::sync::Arc;
 
-#[tokio::test]
-async fn a_warm_direct_create_makes_four_aws_calls() {
+/// An app, and a second one on the same stack whose every AWS call is recorded, already warm
+/// (the API key resolved and cached).
+async fn warm_counted_app() -> (TestApp, TestApp, CallLog) {
     let recorder = CallLog::default();
     let app = TestApp::spawn_with(|_| {}).await;
     let counted = {
@@ -22,7 +26,8 @@ async fn a_warm_direct_create_makes_four_aws_calls() {
         TestApp::spawn_with(move |p| {
             *p = base;
             p.store = Arc::new(DynamoStore::new(dynamodb, state_table));
-            p.vault = Arc::new(SecretsVault::new(secrets, prefix));
+            p.vault = Arc::new(SecretsVault::new(secrets.clone(), &prefix));
+            p.fingerprint_key = Arc::new(SecretsFingerprintKey::new(secrets, &prefix));
             p.queue = Arc::new(SqsQueue::new(sqs, queue_url));
         })
         .await
@@ -45,17 +50,29 @@ async fn a_warm_direct_create_makes_four_aws_calls() {
         ["DynamoDB_20120810.GetItem"],
         "one key lookup"
     );
+    (app, counted, recorder)
+}
 
-    let created = counted
+async fn create(app: &TestApp, counted: &TestApp, api_key: &str, key: Option<&str>) -> u16 {
+    let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+    counted
         .request(
             reqwest::Method::POST,
             "/source-connections",
             Some(&app.api_key),
-            Some(&stub_body("docs", "k-count")),
-            &[],
+            Some(&stub_body("docs", api_key)),
+            &headers,
         )
-        .await;
-    assert_eq!(created.status(), 201);
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_warm_direct_create_makes_four_aws_calls() {
+    let (app, counted, recorder) = warm_counted_app().await;
+
+    assert_eq!(create(&app, &counted, "k-count", None).await, 201);
     assert_eq!(
         recorder.take(),
         [
@@ -63,6 +80,40 @@ async fn a_warm_direct_create_makes_four_aws_calls() {
             "secretsmanager.CreateSecret",
             "DynamoDB_20120810.TransactWriteItems",
             "AmazonSQS.SendMessage",
-        ]
+        ],
+        "no idempotency key, so no fingerprint key either"
+    );
+}
+
+#[tokio::test]
+async fn only_the_first_keyed_create_of_a_process_reads_the_fingerprint_key() {
+    let (app, counted, recorder) = warm_counted_app().await;
+    let keyed = [
+        "DynamoDB_20120810.PutItem",
+        "DynamoDB_20120810.GetItem",
+        "secretsmanager.CreateSecret",
+        "DynamoDB_20120810.TransactWriteItems",
+        "AmazonSQS.SendMessage",
+    ];
+
+    assert_eq!(create(&app, &counted, "k-first", Some("first")).await, 201);
+    let first = recorder.take();
+    assert_eq!(first[0], "secretsmanager.GetSecretValue", "{first:?}");
+    assert_eq!(first[1..], keyed);
+
+    assert_eq!(
+        create(&app, &counted, "k-second", Some("second")).await,
+        201
+    );
+    assert_eq!(recorder.take(), keyed, "a warm keyed create");
+
+    // A replay: the claim finds the record, nothing else.
+    assert_eq!(
+        create(&app, &counted, "k-second", Some("second")).await,
+        201
+    );
+    assert_eq!(
+        recorder.take(),
+        ["DynamoDB_20120810.PutItem", "DynamoDB_20120810.GetItem"]
     );
 }

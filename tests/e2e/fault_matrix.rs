@@ -16,7 +16,7 @@
 use crate::helpers::app::{composio_clients, TestApp, GITHUB_TOKEN};
 use crate::helpers::faults::{Call, Faults, Kind};
 use crate::helpers::github::FakeGithub;
-use aws_adapters::{DynamoEntities, DynamoStore, SecretsVault, SqsQueue};
+use aws_adapters::{DynamoEntities, DynamoStore, SecretsFingerprintKey, SecretsVault, SqsQueue};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Duration, Utc};
 use domain::clock::Clock;
@@ -163,6 +163,10 @@ impl World {
                 &aws.entities_table,
             ));
             p.vault = Arc::new(SecretsVault::new(
+                f.secrets(&aws.clients.secrets),
+                &aws.secrets_prefix,
+            ));
+            p.fingerprint_key = Arc::new(SecretsFingerprintKey::new(
                 f.secrets(&aws.clients.secrets),
                 &aws.secrets_prefix,
             ));

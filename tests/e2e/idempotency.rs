@@ -1,6 +1,12 @@
 use crate::helpers::app::{problem, stub_body, TestApp};
+use aws_adapters::bootstrap::ensure_fingerprint_key;
+use aws_adapters::SecretsFingerprintKey;
+use aws_sdk_dynamodb::types::AttributeValue;
+use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 async fn keyed(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
     app.request(
@@ -117,4 +123,132 @@ async fn a_malformed_key_is_422() {
     assert_eq!(p["errors"][0]["field"], "Idempotency-Key");
     let list: Vec<Value> = app.get("/source-connections").await.json().await.unwrap();
     assert!(list.is_empty());
+}
+
+/// The fingerprint the key's `IDEMP#` record holds, as someone who can read the table sees it.
+async fn stored_fingerprint(app: &TestApp, key: &str) -> String {
+    let item = app
+        .aws
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(&app.aws.state_table)
+        .key("pk", AttributeValue::S(format!("IDEMP#{}#{key}", app.org)))
+        .key("sk", AttributeValue::S("META".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("read the idempotency record")
+        .item
+        .expect("the key has a record");
+    item["fingerprint"].as_s().expect("a string").clone()
+}
+
+/// Review finding #10: a plain SHA-256 of the body (credentials included) in the record would
+/// let anyone who can read the table test guesses of a low-entropy API key offline. The
+/// fingerprint is keyed with the deployment's own secret: not the plain hash, and another
+/// deployment (another key) stores another value for the same body.
+#[tokio::test]
+async fn the_stored_fingerprint_is_keyed_per_deployment_not_a_plain_hash() {
+    let (one, two) = tokio::join!(TestApp::spawn(), TestApp::spawn());
+    let body = stub_body("docs", "guessable-1234");
+    let mut stored = Vec::new();
+    for app in [&one, &two] {
+        app.create_collection("docs").await;
+        assert_eq!(keyed(app, "fingerprinted", &body).await.status(), 201);
+        stored.push(stored_fingerprint(app, "fingerprinted").await);
+    }
+
+    let plain = hex::encode(Sha256::digest(body.to_string().as_bytes()));
+    for fingerprint in &stored {
+        assert_ne!(
+            fingerprint, &plain,
+            "the record holds the unkeyed SHA-256 of the body"
+        );
+    }
+    assert_ne!(
+        stored[0], stored[1],
+        "two deployments with their own keys store the same fingerprint"
+    );
+    // What it is: HMAC-SHA256 of the canonical body under the stack's key.
+    for (app, fingerprint) in [&one, &two].into_iter().zip(&stored) {
+        let key = app.aws.fingerprint_key_value().await;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(body.to_string().as_bytes());
+        assert_eq!(fingerprint, &hex::encode(mac.finalize().into_bytes()));
+    }
+    // And a retry of the same body still answers the first result.
+    let retry = keyed(&one, "fingerprinted", &body).await;
+    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+}
+
+/// Without its fingerprint key (a secret missing or unreadable) a keyed create is a 500 before
+/// anything is written, never a create with an unkeyed fingerprint; a create without a key
+/// does not need it.
+#[tokio::test]
+async fn without_the_fingerprint_key_a_keyed_create_is_a_500_that_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let keyless = TestApp::spawn_with(|p| {
+        *p = app.platform.clone();
+        p.fingerprint_key = Arc::new(SecretsFingerprintKey::new(
+            app.aws.clients.secrets.clone(),
+            &format!("{}-elsewhere", app.aws.secrets_prefix),
+        ));
+    })
+    .await;
+    app.create_collection("docs").await;
+    let body = stub_body("docs", "k-keyless");
+
+    // The other app serves this stack: it takes this app's API key.
+    let create = |key: Option<&'static str>, body: Value| {
+        let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        let (keyless, api_key) = (&keyless, &app.api_key);
+        async move {
+            keyless
+                .request(
+                    Method::POST,
+                    "/source-connections",
+                    Some(api_key),
+                    Some(&body),
+                    &headers,
+                )
+                .await
+        }
+    };
+
+    let p = problem(create(Some("keyless-1"), body.clone()).await, 500).await;
+    let request_id = p["request_id"].as_str().unwrap();
+    let logged = crate::helpers::logs::captured();
+    assert!(
+        logged.lines().any(|l| l.contains(request_id)
+            && l.contains("the idempotency fingerprint key")
+            && l.contains("does not exist")),
+        "the cause is logged with the request id"
+    );
+    assert!(app.aws.secret_names_under_prefix().await.is_empty());
+    assert!(
+        !app.aws
+            .scan_keys()
+            .await
+            .iter()
+            .any(|(pk, _)| pk.starts_with("IDEMP#")),
+        "the key was not taken"
+    );
+    assert_eq!(app.aws.connection_items_count().await, 0);
+    assert!(app.aws.receive_messages().await.is_empty());
+
+    // A create without a key needs no fingerprint key.
+    assert_eq!(
+        create(None, stub_body("docs", "k-unkeyed")).await.status(),
+        201
+    );
+    // A failed read is not kept: once the key exists, the next keyed create reads it.
+    ensure_fingerprint_key(
+        &app.aws.clients.secrets,
+        &format!("{}-elsewhere", app.aws.secrets_prefix),
+    )
+    .await
+    .unwrap();
+    assert_eq!(create(Some("keyless-1"), body).await.status(), 201);
 }

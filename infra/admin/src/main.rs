@@ -27,8 +27,8 @@ const COMMANDS: &[(&str, &str, Target, &str)] = &[
         "bootstrap",
         "",
         Target::EmulatorOnly,
-        "create the tables and the queue (+DLQ) if missing (a deployed stack has them from its \
-         template)",
+        "create the tables, the queue (+DLQ) and the idempotency fingerprint key if missing (a \
+         deployed stack has them from its template)",
     ),
     (
         "create-org",
@@ -156,6 +156,10 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error + Send + S
             println!("state table     {}", config.state_table);
             println!("entities table  {}", config.entities_table);
             println!("sync queue      {}", config.sync_queue_url);
+            println!(
+                "idempotency key {}",
+                aws_adapters::fingerprint_key_name(&config.secrets_prefix)
+            );
         }
         ["create-org", name, origins @ ..] => {
             // No origins: the organization uses the platform's default allowlist.

@@ -52,11 +52,13 @@ impl LocalSettings {
     }
 }
 
-/// Creates the tables and the queue (+DLQ) when missing, and answers the functions' config.
+/// Creates the tables, the queue (+DLQ) and the idempotency fingerprint key when missing, and
+/// answers the functions' config.
 pub async fn bootstrap(clients: &AwsClients, settings: &LocalSettings) -> Result<Config, BoxError> {
     bootstrap::ensure_state_table(&clients.dynamodb, &settings.state_table).await?;
     bootstrap::ensure_entities_table(&clients.dynamodb, &settings.entities_table).await?;
     let sync_queue_url = bootstrap::ensure_queue(&clients.sqs, &settings.sync_queue_name).await?;
+    bootstrap::ensure_fingerprint_key(&clients.secrets, &settings.secrets_prefix).await?;
     Ok(Config {
         state_table: settings.state_table.clone(),
         entities_table: settings.entities_table.clone(),

@@ -1,5 +1,6 @@
-//! Creates the tables and queues the platform needs. Every function is idempotent ("already
-//! exists" is success), so the local stack, the admin CLI and the tests call them freely.
+//! Creates the tables, queues and the idempotency fingerprint key the platform needs. Every
+//! function is idempotent ("already exists" is success), so the local stack, the admin CLI and
+//! the tests call them freely.
 
 use crate::error::{adapter, boxed};
 use crate::store::{SCHEDULE_INDEX, SWEEP_INDEX};
@@ -9,7 +10,9 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveStatus,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
+use domain::fingerprint::MIN_KEY_BYTES;
 use domain::ports::BoxError;
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::{sleep, Instant};
@@ -292,6 +295,32 @@ async fn ensure_one_queue(
                 .map_err(|e| fail(boxed(e)))?;
             Ok(url)
         }
+        Err(e) => Err(fail(boxed(e))),
+    }
+}
+
+/// The idempotency fingerprint key, `{prefix}/idempotency-key`: `MIN_KEY_BYTES` random bytes in
+/// hex, unless the secret exists. An existing key is kept: a new one would stop every stored
+/// fingerprint from matching its retry. Answers the secret's name.
+pub async fn ensure_fingerprint_key(
+    secrets: &aws_sdk_secretsmanager::Client,
+    prefix: &str,
+) -> Result<String, BootstrapError> {
+    let name = crate::fingerprint_key_name(prefix);
+    let fail = |e| BootstrapError::new("create the fingerprint key", &name, e);
+    let mut bytes = [0u8; MIN_KEY_BYTES];
+    getrandom::fill(&mut bytes).map_err(|e| fail(adapter(format!("no randomness: {e}"))))?;
+    let key = SecretString::from(hex::encode(bytes));
+    let created = secrets
+        .create_secret()
+        .name(&name)
+        .description("Key of the idempotency fingerprints of keyed creates (HMAC-SHA256)")
+        .secret_string(key.expose_secret())
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(name),
+        Err(e) if crate::error::service_code(&e) == Some("ResourceExistsException") => Ok(name),
         Err(e) => Err(fail(boxed(e))),
     }
 }

@@ -1,12 +1,13 @@
-//! The AWS adapters: the state store on DynamoDB, the credential vault on Secrets Manager and the
-//! sync queue on SQS. This is the only crate that uses the AWS SDK; everything else sees the
-//! domain's ports.
+//! The AWS adapters: the state store on DynamoDB, the credential vault and the idempotency
+//! fingerprint key on Secrets Manager and the sync queue on SQS. This is the only crate that
+//! uses the AWS SDK; everything else sees the domain's ports.
 
 mod batch;
 pub mod bootstrap;
 mod clients;
 mod entities;
 mod error;
+mod fingerprint_key;
 pub mod metering;
 mod queue;
 mod store;
@@ -14,6 +15,7 @@ mod vault;
 
 pub use clients::{AwsClients, Deferred};
 pub use entities::{DynamoEntities, MAX_PAYLOAD_BYTES};
+pub use fingerprint_key::{fingerprint_key_name, SecretsFingerprintKey};
 pub use queue::{ReceivedMessage, SqsQueue};
 pub use store::{schedule_bucket, DynamoStore, SCHEDULE_INDEX, SWEEP_INDEX};
 pub use vault::SecretsVault;

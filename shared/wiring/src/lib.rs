@@ -6,7 +6,9 @@ pub mod telemetry;
 
 pub use config::{Config, ConfigError};
 
-use aws_adapters::{AwsClients, DynamoEntities, DynamoStore, SecretsVault, SqsQueue};
+use aws_adapters::{
+    AwsClients, DynamoEntities, DynamoStore, SecretsFingerprintKey, SecretsVault, SqsQueue,
+};
 use domain::clock::SystemClock;
 use domain::usecases::sync::SyncSettings;
 use domain::usecases::Platform;
@@ -81,6 +83,10 @@ pub fn platform(config: &Config, clients: &AwsClients, upstreams: Upstreams) -> 
         vault: Arc::new(SecretsVault::new(
             clients.secrets.clone(),
             config.secrets_prefix.clone(),
+        )),
+        fingerprint_key: Arc::new(SecretsFingerprintKey::new(
+            clients.secrets.clone(),
+            &config.secrets_prefix,
         )),
         queue: Arc::new(SqsQueue::new(
             clients.sqs.clone(),

@@ -84,6 +84,7 @@ impl TestApp {
             store: Arc::new(aws.store()),
             entities: Arc::new(aws.entities()),
             vault: Arc::new(aws.vault()),
+            fingerprint_key: Arc::new(aws.fingerprint_key()),
             queue: Arc::new(aws.queue()),
             sources: Arc::new(
                 sources::Catalog::with_github_base_url(&github.base_url).expect("catalog"),
@@ -116,6 +117,7 @@ impl TestApp {
             .to_owned();
         hygiene::register(&api_key);
         hygiene::register(GITHUB_TOKEN);
+        hygiene::register(&aws.fingerprint_key_value().await);
         customize(&mut platform, &aws);
         let app = App::new(platform.clone());
         let (stop, stopped) = oneshot::channel();

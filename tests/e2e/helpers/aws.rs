@@ -1,8 +1,13 @@
-//! The AWS side of a test: its own state and entities tables, sync queue and secret prefix on the
-//! emulator (moto server), created fresh through the same bootstrap code the local stack uses.
+//! The AWS side of a test: its own state and entities tables, sync queue and secret prefix (with
+//! its own idempotency fingerprint key) on the emulator (moto server), created fresh through the
+//! same bootstrap code the local stack uses.
 
-use aws_adapters::bootstrap::{ensure_entities_table, ensure_queue, ensure_state_table};
-use aws_adapters::{AwsClients, DynamoEntities, DynamoStore, SecretsVault, SqsQueue};
+use aws_adapters::bootstrap::{
+    ensure_entities_table, ensure_fingerprint_key, ensure_queue, ensure_state_table,
+};
+use aws_adapters::{
+    AwsClients, DynamoEntities, DynamoStore, SecretsFingerprintKey, SecretsVault, SqsQueue,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 use std::sync::Once;
@@ -55,12 +60,16 @@ impl TestAws {
         let queue_url = ensure_queue(&clients.sqs, &queue_name)
             .await
             .expect("sync queue");
+        let secrets_prefix = format!("test-{suffix}");
+        ensure_fingerprint_key(&clients.secrets, &secrets_prefix)
+            .await
+            .expect("idempotency fingerprint key");
         TestAws {
             clients,
             state_table,
             entities_table,
             queue_url,
-            secrets_prefix: format!("test-{suffix}"),
+            secrets_prefix,
         }
     }
 
@@ -76,6 +85,23 @@ impl TestAws {
         SecretsVault::new(self.clients.secrets.clone(), &self.secrets_prefix)
     }
 
+    pub fn fingerprint_key(&self) -> SecretsFingerprintKey {
+        SecretsFingerprintKey::new(self.clients.secrets.clone(), &self.secrets_prefix)
+    }
+
+    /// The value of this stack's idempotency fingerprint key.
+    pub async fn fingerprint_key_value(&self) -> String {
+        self.clients
+            .secrets
+            .get_secret_value()
+            .secret_id(aws_adapters::fingerprint_key_name(&self.secrets_prefix))
+            .send()
+            .await
+            .expect("the fingerprint key")
+            .secret_string
+            .expect("a text secret")
+    }
+
     pub fn queue(&self) -> SqsQueue {
         self.queue_at(&self.queue_url)
     }
@@ -85,9 +111,11 @@ impl TestAws {
         SqsQueue::new(self.clients.sqs.clone(), queue_url)
     }
 
-    /// Names of the secrets under this test's prefix.
+    /// Names of the secrets under this test's prefix, but for the stack's own idempotency
+    /// fingerprint key (which every stack has from its bootstrap, as from its template).
     pub async fn secret_names_under_prefix(&self) -> Vec<String> {
         let prefix = format!("{}/", self.secrets_prefix);
+        let fingerprint_key = aws_adapters::fingerprint_key_name(&self.secrets_prefix);
         let filter = aws_sdk_secretsmanager::types::Filter::builder()
             .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
             .values(&prefix)
@@ -109,7 +137,7 @@ impl TestAws {
                 out.secret_list()
                     .iter()
                     .filter_map(|s| s.name())
-                    .filter(|name| name.starts_with(&prefix))
+                    .filter(|name| name.starts_with(&prefix) && *name != fingerprint_key)
                     .map(str::to_owned),
             );
             match out.next_token {

@@ -14,7 +14,6 @@ use aws_adapters::bootstrap::{ensure_entities_table, ensure_queue, ensure_state_
 use aws_adapters::{metering, AwsClients, DynamoEntities};
 use domain::collection::CreateCollectionInput;
 use domain::entity::{Change, EntityWrite};
-use domain::idempotency::fingerprint;
 use domain::ids::{ConnectionId, JobId, OrganizationId};
 use domain::job::{Job, Trigger};
 use domain::ports::{BoxError, EntityStore};
@@ -82,8 +81,8 @@ async fn setup(count: u32) -> Result<Value, BoxError> {
         "schedule": {"cron": null},
         "sync_immediately": false,
     });
-    let input: CreateConnectionInput = serde_json::from_value(body.clone())?;
-    let created = create_connection(&platform, org, input, &fingerprint(&body), None).await?;
+    let input: CreateConnectionInput = serde_json::from_value(body)?;
+    let created = create_connection(&platform, org, input, None).await?;
     Ok(json!({
         "env": {
             "STATE_TABLE": config.state_table,

@@ -4,6 +4,7 @@
 //! inject the failures the use cases must survive.
 
 mod entities;
+mod fingerprint_key;
 mod oauth;
 mod queue;
 mod sources;
@@ -11,6 +12,7 @@ mod store;
 mod vault;
 
 pub use entities::MemoryEntities;
+pub use fingerprint_key::MemoryFingerprintKey;
 pub use oauth::{FakeProviders, FakeTokens};
 pub use queue::MemoryQueue;
 pub use sources::{CheckCall, FakeSources, ScriptedStream};
@@ -81,6 +83,7 @@ pub struct Fakes {
     pub store: Arc<MemoryStore>,
     pub entities: Arc<MemoryEntities>,
     pub vault: Arc<MemoryVault>,
+    pub fingerprint_key: Arc<MemoryFingerprintKey>,
     pub queue: Arc<MemoryQueue>,
     pub sources: Arc<FakeSources>,
     pub tokens: Arc<FakeTokens>,
@@ -91,6 +94,7 @@ pub fn platform() -> Fakes {
     let store = Arc::new(MemoryStore::default());
     let entities = Arc::new(MemoryEntities::default());
     let vault = Arc::new(MemoryVault::default());
+    let fingerprint_key = Arc::new(MemoryFingerprintKey::default());
     let queue = Arc::new(MemoryQueue::default());
     let sources = Arc::new(FakeSources::new());
     let tokens = Arc::new(FakeTokens::default());
@@ -99,6 +103,7 @@ pub fn platform() -> Fakes {
         store: store.clone(),
         entities: entities.clone(),
         vault: vault.clone(),
+        fingerprint_key: fingerprint_key.clone(),
         queue: queue.clone(),
         sources: sources.clone(),
         clock: Arc::new(FixedClock(now())),
@@ -113,6 +118,7 @@ pub fn platform() -> Fakes {
         store,
         entities,
         vault,
+        fingerprint_key,
         queue,
         sources,
         tokens,

@@ -13,7 +13,7 @@ use crate::connection::{
     ConnectionStatus, EntitySummary, JobDetails, SourceConnection, SyncDetails,
 };
 use crate::error::{ok_or_record, DomainError, FieldError};
-use crate::idempotency::{self, Claim, IdempotencyKey, KeyState, Reservation};
+use crate::idempotency::{self, Claim, KeyState, KeyedRequest, Reservation};
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Job, Trigger};
 use crate::names::{ConnectionName, Description, ReadableId, RedirectUrl, ShortName};
@@ -103,21 +103,21 @@ pub struct Created {
 pub const WAIT_FOR_CONCURRENT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(100);
 
+/// `keyed`: the `Idempotency-Key` and the body as sent, when the request has one.
 #[instrument(skip_all, fields(organization_id = %org, short_name = tracing::field::Empty, source_connection_id = tracing::field::Empty))]
 pub async fn create_connection(
     platform: &Platform,
     org: OrganizationId,
     input: CreateConnectionInput,
-    fingerprint: &str,
-    key: Option<IdempotencyKey>,
+    keyed: Option<KeyedRequest<'_>>,
 ) -> Result<Created, DomainError> {
     let now = platform.clock.now();
     let plan = plan(platform, input, now)?;
     tracing::Span::current().record("short_name", plan.spec.short_name);
 
-    let reservation = match &key {
+    let reservation = match keyed {
         None => None,
-        Some(key) => match claim(platform, org, key, fingerprint, now).await? {
+        Some(keyed) => match claim(platform, org, keyed, now).await? {
             Ok(reservation) => Some(reservation),
             Err(replay) => return Ok(replay),
         },
@@ -336,18 +336,24 @@ async fn committed_anyway(
 }
 
 /// Takes the key, or answers the stored result of the request that took it first.
-/// `Ok(Err(created))` is a replay.
+/// `Ok(Err(created))` is a replay. Without the fingerprint key nothing is claimed: the create
+/// fails before its first write.
 async fn claim(
     platform: &Platform,
     org: OrganizationId,
-    key: &IdempotencyKey,
-    fingerprint: &str,
+    keyed: KeyedRequest<'_>,
     now: DateTime<Utc>,
 ) -> Result<Result<Reservation, Created>, DomainError> {
+    let fingerprint = platform
+        .fingerprint_key
+        .fingerprinter()
+        .await
+        .map_err(DomainError::internal)?
+        .fingerprint(keyed.body);
     let candidate = Reservation {
         organization_id: org,
-        key: key.as_str().to_owned(),
-        fingerprint: fingerprint.to_owned(),
+        key: keyed.key.as_str().to_owned(),
+        fingerprint: fingerprint.clone(),
         connection_id: ConnectionId::new(),
         job_id: JobId::new(),
         lease_token: uuid::Uuid::new_v4().to_string(),

@@ -17,6 +17,7 @@ mod upstream_errors;
 
 use crate::clock::Clock;
 use crate::error::DomainError;
+use crate::fingerprint::FingerprintKey;
 use crate::oauth::TokenEndpoint;
 use crate::ports::{
     AuthProviders, CredentialVault, EntityStore, SourceDirectory, Store, StoreError, SyncQueue,
@@ -29,6 +30,8 @@ pub struct Platform {
     pub store: Arc<dyn Store>,
     pub entities: Arc<dyn EntityStore>,
     pub vault: Arc<dyn CredentialVault>,
+    /// The key of idempotency fingerprints; only keyed creates ask for it.
+    pub fingerprint_key: Arc<dyn FingerprintKey>,
     pub queue: Arc<dyn SyncQueue>,
     pub sources: Arc<dyn SourceDirectory>,
     pub clock: Arc<dyn Clock>,

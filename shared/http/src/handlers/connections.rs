@@ -8,7 +8,7 @@ use crate::problem::Problem;
 use crate::request::{header, json_body, query};
 use crate::response::json;
 use domain::connection::{SourceConnection, SourceConnectionListItem};
-use domain::idempotency::{fingerprint, IdempotencyKey};
+use domain::idempotency::{IdempotencyKey, KeyedRequest};
 use domain::ids::OrganizationId;
 use domain::usecases::connections as read;
 use domain::usecases::create_connection::{create_connection, CreateConnectionInput};
@@ -44,7 +44,8 @@ pub async fn create(
         })
         .transpose()?;
     let (body, input): (_, CreateConnectionInput) = json_body(req, request_id)?;
-    let created = create_connection(&app.platform, org, input, &fingerprint(&body), key)
+    let keyed = key.as_ref().map(|key| KeyedRequest { key, body: &body });
+    let created = create_connection(&app.platform, org, input, keyed)
         .await
         .map_err(|e| Problem::from_domain(e, request_id))?;
     let mut response = json(StatusCode::CREATED, &created.connection, request_id);

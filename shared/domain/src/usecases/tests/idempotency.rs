@@ -1,17 +1,19 @@
 //! `Idempotency-Key`: one connection per key and body, whatever the retries and races.
 
 use super::{
-    add_collection, assert_invalid, assert_nothing_stored, create_keyed, direct_body, setup, with,
+    add_collection, assert_invalid, assert_nothing_stored, assert_nothing_written, create,
+    create_keyed, direct_body, setup, with,
 };
 use crate::auth::{credential_document, detect};
 use crate::error::DomainError;
-use crate::idempotency::{fingerprint, KeyState, Reservation, LEASE, RETENTION};
+use crate::idempotency::{KeyState, Reservation, LEASE, RETENTION};
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::ports::CredentialVault;
-use crate::testing::{now, ManualClock};
+use crate::testing::{now, ManualClock, MemoryFingerprintKey};
 use crate::usecases::Platform;
 use chrono::Duration;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// A reservation of `key` for the direct body, as an earlier attempt would have left it.
@@ -172,7 +174,7 @@ async fn an_expired_lease_is_taken_over_with_the_same_connection_id() {
     let crashed = reservation(
         org,
         "k-4",
-        fingerprint(&direct_body()),
+        f.fingerprint_key.fingerprint(&direct_body()),
         -Duration::seconds(1),
     );
     f.store.put_reservation(crashed.clone());
@@ -214,7 +216,9 @@ async fn an_expired_lease_is_taken_over_with_the_same_connection_id() {
 #[tokio::test]
 async fn another_body_while_the_key_is_in_progress_is_rejected() {
     let (f, org) = setup().await;
-    let other = fingerprint(&with(direct_body(), json!({"name": "First body"})));
+    let other = f
+        .fingerprint_key
+        .fingerprint(&with(direct_body(), json!({"name": "First body"})));
     f.store
         .put_reservation(reservation(org, "k-5", other, LEASE));
 
@@ -227,7 +231,9 @@ async fn another_body_while_the_key_is_in_progress_is_rejected() {
 #[tokio::test]
 async fn another_body_never_takes_over_an_expired_lease() {
     let (f, org) = setup().await;
-    let other = fingerprint(&with(direct_body(), json!({"name": "First body"})));
+    let other = f
+        .fingerprint_key
+        .fingerprint(&with(direct_body(), json!({"name": "First body"})));
     let crashed = reservation(org, "k-8", other, -Duration::seconds(1));
     f.store.put_reservation(crashed.clone());
 
@@ -245,7 +251,12 @@ async fn another_body_never_takes_over_an_expired_lease() {
 async fn the_same_body_while_in_progress_gives_up_after_waiting() {
     let (f, org) = setup().await;
     // The holder's lease never runs out on the fixed clock: it looks alive throughout.
-    let holder = reservation(org, "k-6", fingerprint(&direct_body()), LEASE);
+    let holder = reservation(
+        org,
+        "k-6",
+        f.fingerprint_key.fingerprint(&direct_body()),
+        LEASE,
+    );
     f.store.put_reservation(holder.clone());
     let started = tokio::time::Instant::now();
 
@@ -302,5 +313,83 @@ async fn a_stale_attempt_does_not_delete_the_secret_of_the_one_that_took_over() 
             .is_some(),
         "the committed connection lost its secret"
     );
+    assert_eq!(f.queue.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn the_record_keeps_the_keyed_fingerprint_not_a_plain_hash_of_the_body() {
+    let (f, org) = setup().await;
+
+    create_keyed(&f.platform, org, direct_body(), "k-9")
+        .await
+        .unwrap();
+
+    let Some(KeyState::Completed { fingerprint, .. }) = f.store.key_state(org, "k-9") else {
+        panic!("the key completed");
+    };
+    assert_eq!(fingerprint, f.fingerprint_key.fingerprint(&direct_body()));
+    let plain = hex::encode(Sha256::digest(direct_body().to_string().as_bytes()));
+    assert_ne!(fingerprint, plain);
+    assert!(
+        !fingerprint.contains(super::STUB_KEY),
+        "the credential is not in the record"
+    );
+}
+
+#[tokio::test]
+async fn a_keyed_create_without_its_fingerprint_key_fails_before_any_write() {
+    let (f, org) = setup().await;
+    f.fingerprint_key.make_unavailable();
+
+    let err = create_keyed(&f.platform, org, direct_body(), "k-10")
+        .await
+        .expect_err("no key, no keyed create");
+
+    assert!(matches!(err, DomainError::Internal(_)), "{err:?}");
+    assert_nothing_written(&f);
+    assert_eq!(
+        f.store.key_state(org, "k-10"),
+        None,
+        "the key was not taken"
+    );
+}
+
+#[tokio::test]
+async fn an_unkeyed_create_never_asks_for_the_fingerprint_key() {
+    let (f, org) = setup().await;
+    f.fingerprint_key.make_unavailable();
+
+    create(&f.platform, org, direct_body())
+        .await
+        .expect("created without the key");
+
+    assert_eq!(f.fingerprint_key.reads(), 0);
+}
+
+/// A record written under another key (the plain SHA-256 fingerprints before the key existed,
+/// or a rotated key) never matches a retry: the retry is refused as the key's reuse with another
+/// body, whatever the record's state, and creates nothing.
+#[tokio::test]
+async fn a_record_written_under_another_key_refuses_the_retry() {
+    let (f, org) = setup().await;
+    let before = Platform {
+        fingerprint_key: Arc::new(MemoryFingerprintKey::with_key(
+            "the-key-before-the-rotation-0123456789",
+        )),
+        ..f.platform.clone()
+    };
+    create_keyed(&before, org, direct_body(), "k-11")
+        .await
+        .unwrap();
+    let plain = hex::encode(Sha256::digest(direct_body().to_string().as_bytes()));
+    f.store
+        .put_reservation(reservation(org, "k-12", plain, -Duration::seconds(1)));
+
+    let completed = create_keyed(&f.platform, org, direct_body(), "k-11").await;
+    let crashed = create_keyed(&f.platform, org, direct_body(), "k-12").await;
+
+    assert_invalid(completed, "Idempotency-Key");
+    assert_invalid(crashed, "Idempotency-Key");
+    assert_eq!(f.store.connections().len(), 1, "only the first create's");
     assert_eq!(f.queue.messages().len(), 1);
 }

@@ -18,7 +18,7 @@ mod validation;
 
 use crate::collection::CreateCollectionInput;
 use crate::error::{DomainError, FieldError};
-use crate::idempotency::{fingerprint, IdempotencyKey};
+use crate::idempotency::{IdempotencyKey, KeyedRequest};
 use crate::ids::OrganizationId;
 use crate::testing::{platform, Fakes};
 use crate::usecases::collections::create_collection;
@@ -92,11 +92,11 @@ async fn create_with_key(
     body: Value,
     key: Option<&str>,
 ) -> Result<Created, DomainError> {
-    let fingerprint = fingerprint(&body);
     let input: CreateConnectionInput =
-        serde_json::from_value(body).expect("the body matches the request schema");
+        serde_json::from_value(body.clone()).expect("the body matches the request schema");
     let key = key.map(|k| IdempotencyKey::parse(k).expect("a valid key"));
-    create_connection(platform, org, input, &fingerprint, key).await
+    let keyed = key.as_ref().map(|key| KeyedRequest { key, body: &body });
+    create_connection(platform, org, input, keyed).await
 }
 
 /// The field errors of a 422 that names `field`; panics on any other answer.
