@@ -13,6 +13,9 @@
 #   infra/emulator.sh schemathesis
 #                               set up .dev/fuzz-venv with schemathesis if needed and print its
 #                               `schemathesis` executable (the API fuzzing test runs it)
+#   infra/emulator.sh airweave-cli
+#                               set up .dev/cli-venv with Airweave's CLI if needed and print its
+#                               `airweave` executable (the CLI compatibility test runs it)
 #
 # Environment: EMULATOR_PORT (default 4566), DEV_DIR (default <repo>/.dev; holds the log and the
 # pid file, and the venvs unless TOOLS_DIR says where they go), TOOLS_DIR (default DEV_DIR),
@@ -32,6 +35,7 @@ URL="http://$HOST:$PORT"
 TOOLS_DIR="${TOOLS_DIR:-$DEV_DIR}"
 VENV="$TOOLS_DIR/venv"
 FUZZ_VENV="$TOOLS_DIR/fuzz-venv"
+CLI_VENV="$TOOLS_DIR/cli-venv"
 NODE_DIR="$TOOLS_DIR/node"
 PID_FILE="$DEV_DIR/emulator.pid"
 PORT_FILE="$DEV_DIR/emulator.port"
@@ -47,6 +51,9 @@ REQUIREMENTS=('moto[server]>=5.1,<6' 'airweave-sdk>=0.9,<1'
 # dependencies (hypothesis, jsonschema, requests, ...) must not fight the pins above. Pinned
 # exactly, since new releases add checks and change what is generated for a seed.
 FUZZ_REQUIREMENTS=('schemathesis==4.32.5')
+# Airweave's CLI (what its users install), pinned exactly, in its own venv: its dependencies
+# (typer, rich, httpx) must not fight the pins above.
+CLI_REQUIREMENTS=('airweave-cli==0.1.15')
 # @airweave/sdk (npm), pinned exactly: the TypeScript wire test runs it from $NODE_DIR.
 TS_SDK_VERSION=0.7.20
 START_TIMEOUT_SECONDS=30
@@ -146,6 +153,13 @@ ensure_fuzz_venv() {
     install_requirements "$FUZZ_VENV" 'import os, sys, schemathesis
 assert os.access(os.path.join(os.path.dirname(sys.executable), "schemathesis"), os.X_OK)' \
         -- "${FUZZ_REQUIREMENTS[@]}"
+}
+
+# The CLI's venv: its `airweave` command.
+ensure_cli_venv() {
+    install_requirements "$CLI_VENV" 'import os, sys, airweave_cli
+assert os.access(os.path.join(os.path.dirname(sys.executable), "airweave"), os.X_OK)' \
+        -- "${CLI_REQUIREMENTS[@]}"
 }
 
 # Installs @airweave/sdk@$TS_SDK_VERSION into $NODE_DIR/node_modules when missing or when the pin
@@ -285,6 +299,13 @@ cmd_schemathesis() {
     printf '%s\n' "$FUZZ_VENV/bin/schemathesis"
 }
 
+cmd_airweave_cli() {
+    mkdir -p "$DEV_DIR"
+    lock
+    ensure_cli_venv >&2
+    printf '%s\n' "$CLI_VENV/bin/airweave"
+}
+
 cmd_ts_sdk() {
     mkdir -p "$DEV_DIR"
     lock
@@ -297,11 +318,12 @@ start) cmd_start ;;
 python) cmd_python ;;
 ts-sdk) cmd_ts_sdk ;;
 schemathesis) cmd_schemathesis ;;
+airweave-cli) cmd_airweave_cli ;;
 stop) cmd_stop ;;
 running) cmd_running ;;
 env) cmd_env ;;
 *)
-    echo "usage: $0 start|stop|running|env|python|ts-sdk|schemathesis" >&2
+    echo "usage: $0 start|stop|running|env|python|ts-sdk|schemathesis|airweave-cli" >&2
     exit 2
     ;;
 esac

@@ -62,6 +62,9 @@ export SCHEMATHESIS
 # Airweave's TypeScript SDK (npm @airweave/sdk): the directory whose node_modules holds it.
 AIRWEAVE_TS_SDK_DIR="$("${EMULATOR[@]}" ts-sdk)"
 export AIRWEAVE_TS_SDK_DIR
+# Airweave's CLI (pip airweave-cli), in its own venv: the CLI compatibility test runs it.
+AIRWEAVE_CLI="$("${EMULATOR[@]}" airweave-cli)"
+export AIRWEAVE_CLI
 
 # cfn-lint (with the serverless rules) and `sam validate --lint` on template.yaml, offline.
 step bash "$ROOT/infra/lint-template.sh"

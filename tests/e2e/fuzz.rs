@@ -271,6 +271,11 @@ const fn refused(operation: &'static str, status: u16, why: Why) -> Refusal {
 const REFUSED: &[Refusal] = &[
     refused("GET /collections", 422, FORGED_CURSOR),
     refused("GET /source-connections", 422, FORGED_CURSOR),
+    refused(
+        "GET /collections/{readable_id}/source-connections",
+        422,
+        FORGED_CURSOR,
+    ),
     refused("GET /source-connections/{id}/jobs", 422, FORGED_CURSOR),
     refused("GET /source-connections/{id}/entities", 422, FORGED_CURSOR),
     refused("GET /auth-providers/connections", 422, FORGED_CURSOR),
@@ -298,8 +303,9 @@ const REFUSED: &[Refusal] = &[
     ),
     // What the document leaves free-form in a connection's body: `config` follows the source's
     // catalog entry (`GET /sources/{short_name}`), `authentication` picks its method from the
-    // fields it has (no type tag; PATCH replaces direct credentials only), `schedule` is a cron
-    // the source may not allow that often; and the rule against control characters in names.
+    // fields it has (an optional `type` must name it; PATCH replaces direct credentials only),
+    // `schedule` is a cron the source may not allow that often; and the rule against control
+    // characters in names.
     refused(
         "POST /source-connections",
         422,

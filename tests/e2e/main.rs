@@ -4,6 +4,7 @@
 mod helpers;
 
 mod adapters;
+mod airweave_cli;
 mod airweave_sdk;
 mod airweave_ts_sdk;
 mod auth_provider_clients;

@@ -87,6 +87,8 @@ const PROVIDER: &[&str] = &["provider_readable_id", "provider_config"];
 const BROWSER: &[&str] = &["redirect_uri"];
 
 const PREFIX: &str = "authentication";
+/// The optional tag naming the method.
+const TYPE: &str = "type";
 
 fn path(field: &str) -> String {
     format!("{PREFIX}.{field}")
@@ -104,12 +106,47 @@ pub fn detect(
         Some(_) => return Err(vec![FieldError::new(PREFIX, "must be an object")]),
     };
     // `null` values count as absent, as the SDKs send explicit nulls for unset optionals.
-    let present: Map<String, Value> = fields
+    let mut present: Map<String, Value> = fields
         .iter()
         .filter(|(_, v)| !v.is_null())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    // An optional tag (Airweave's CLI sends `"type": "direct"`): it must name the method the
+    // other fields give.
+    let tagged = match present.remove(TYPE) {
+        None => None,
+        Some(Value::String(tag)) => match AuthMethod::parse(&tag) {
+            Some(method) => Some(method),
+            None => return Err(vec![unknown_type()]),
+        },
+        Some(_) => return Err(vec![unknown_type()]),
+    };
+    let detected = detect_untagged(&present, now)?;
+    match tagged {
+        Some(method) if method != detected.method() => Err(vec![FieldError::new(
+            path(TYPE),
+            format!(
+                "is '{}', but the fields given are those of '{}'",
+                method.as_str(),
+                detected.method().as_str()
+            ),
+        )]),
+        _ => Ok(detected),
+    }
+}
 
+fn unknown_type() -> FieldError {
+    FieldError::new(
+        path(TYPE),
+        "must be one of direct, oauth_token, oauth_browser, oauth_byoc, auth_provider",
+    )
+}
+
+/// The method the fields give, without a tag.
+fn detect_untagged(
+    present: &Map<String, Value>,
+    now: DateTime<Utc>,
+) -> Result<AuthenticationRequest, Vec<FieldError>> {
     let unknown: Vec<FieldError> = present
         .keys()
         .filter(|k| {
@@ -160,10 +197,10 @@ pub fn detect(
 
     match matched.first().map(|(m, _)| *m) {
         None => Ok(AuthenticationRequest::OauthBrowser),
-        Some(AuthMethod::Direct) => direct(&present),
-        Some(AuthMethod::OauthToken) => token(&present, now),
-        Some(AuthMethod::OauthByoc) => byoc(&present),
-        Some(_) => provider(&present),
+        Some(AuthMethod::Direct) => direct(present),
+        Some(AuthMethod::OauthToken) => token(present, now),
+        Some(AuthMethod::OauthByoc) => byoc(present),
+        Some(_) => provider(present),
     }
 }
 
@@ -572,6 +609,34 @@ mod tests {
             .into_iter()
             .map(|e| format!("{}: {}", e.field, e.message))
             .collect()
+    }
+
+    /// Airweave's CLI tags the method (`"type": "direct"`): a tag that names the method the
+    /// fields give is accepted, any other is a 422 on `authentication.type`.
+    #[test]
+    fn a_type_tag_must_name_the_method_the_fields_give() {
+        assert_eq!(
+            method(json!({"type": "direct", "credentials": {"api_key": "k"}})),
+            AuthMethod::Direct
+        );
+        assert_eq!(
+            method(json!({"type": "oauth_browser"})),
+            AuthMethod::OauthBrowser
+        );
+        assert_eq!(
+            method(json!({"type": null, "access_token": "t"})),
+            AuthMethod::OauthToken
+        );
+        assert_eq!(
+            errors(json!({"type": "oauth_token", "credentials": {"api_key": "k"}})),
+            ["authentication.type: is 'oauth_token', but the fields given are those of 'direct'"]
+        );
+        for bad in [json!("basic"), json!(3)] {
+            assert_eq!(
+                errors(json!({"type": bad, "credentials": {"api_key": "k"}})),
+                ["authentication.type: must be one of direct, oauth_token, oauth_browser, oauth_byoc, auth_provider"]
+            );
+        }
     }
 
     #[test]

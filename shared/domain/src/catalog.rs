@@ -19,6 +19,19 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
+    /// The method of a name as `as_str` spells it.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Direct,
+            Self::OauthBrowser,
+            Self::OauthToken,
+            Self::OauthByoc,
+            Self::AuthProvider,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Direct => "direct",

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         collections::delete,
         connections::create,
         connections::list,
+        connections::list_in_collection,
         connections::get,
         connections::update,
         connections::delete,

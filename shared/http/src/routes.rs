@@ -37,6 +37,7 @@ enum Route {
     Collection,
     Connections,
     Connection,
+    CollectionConnections,
     Run,
     Jobs,
     Job,
@@ -57,6 +58,7 @@ impl Route {
             ["sources", _] => Self::Source,
             ["collections"] => Self::Collections,
             ["collections", _] => Self::Collection,
+            ["collections", _, "source-connections"] => Self::CollectionConnections,
             ["source-connections"] => Self::Connections,
             ["source-connections", _] => Self::Connection,
             ["source-connections", _, "run"] => Self::Run,
@@ -82,6 +84,7 @@ impl Route {
             | Self::Job
             | Self::Entities
             | Self::OAuthCallback
+            | Self::CollectionConnections
             | Self::ProviderConnection => &[Method::GET],
             Self::Run | Self::CancelJob | Self::Reinitiate => &[Method::POST],
             Self::Collections | Self::Connections | Self::ProviderConnections => {
@@ -180,6 +183,9 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str)
             collections::delete(app, org, segments[1], request_id).await
         }
         (Route::Collection, _) => collections::get(app, org, segments[1], request_id).await,
+        (Route::CollectionConnections, _) => {
+            connections::list_in_collection(app, org, segments[1], &req, request_id).await
+        }
         (Route::Connections, &Method::POST) => {
             connections::create(app, org, &req, request_id).await
         }

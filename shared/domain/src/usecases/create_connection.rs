@@ -51,10 +51,11 @@ pub struct CreateConnectionInput {
     pub schedule: Option<Value>,
     /// Default true for direct and token credentials, false for browser OAuth flows.
     pub sync_immediately: Option<bool>,
-    /// No type tag: `{"credentials": {..}}` (direct), `{"access_token", "refresh_token",
-    /// "expires_at" | "expires_in"}` (oauth_token), `{}` (oauth_browser), `{"client_id",
-    /// "client_secret"}` (oauth_byoc), `{"provider_readable_id", "provider_config"}`
-    /// (auth_provider). Mixing two is a 422.
+    /// The method is told by its fields: `{"credentials": {..}}` (direct), `{"access_token",
+    /// "refresh_token", "expires_at" | "expires_in"}` (oauth_token), `{}` (oauth_browser),
+    /// `{"client_id", "client_secret"}` (oauth_byoc), `{"provider_readable_id",
+    /// "provider_config"}` (auth_provider). Mixing two is a 422. An optional `type` naming the
+    /// method (as Airweave's CLI sends it) must name the one the fields give.
     #[schema(value_type = Option<Object>)]
     pub authentication: Option<Value>,
     /// Where the browser returns after an OAuth flow.

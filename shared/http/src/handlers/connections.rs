@@ -10,6 +10,7 @@ use crate::response::json;
 use domain::connection::{SourceConnection, SourceConnectionListItem};
 use domain::idempotency::{IdempotencyKey, KeyedRequest};
 use domain::ids::OrganizationId;
+use domain::usecases::collections::get_collection;
 use domain::usecases::connections as read;
 use domain::usecases::create_connection::{create_connection, CreateConnectionInput};
 use domain::usecases::delete_connection::delete_connection;
@@ -130,8 +131,56 @@ pub async fn list(
     request_id: &str,
 ) -> HandlerResult {
     let params = query(req);
-    let page = page_request(&params, request_id)?;
     let collection = params.get("collection").map(String::as_str);
+    let filters: Vec<(&str, &str)> = collection.map(|c| ("collection", c)).into_iter().collect();
+    one_page(
+        app,
+        org,
+        collection,
+        "/source-connections",
+        &filters,
+        req,
+        request_id,
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/collections/{readable_id}/source-connections", tag = "collections",
+    params(
+        ("readable_id" = String, Path, description = "The collection's readable id"),
+        crate::paging::PageParams,
+    ),
+    responses(
+        (status = 200, description = "One page of the collection's connections; `Link: <...>; rel=\"next\"` when more follow", body = Vec<SourceConnectionListItem>),
+        (status = 404, description = "Unknown collection", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_in_collection(
+    app: &App,
+    org: OrganizationId,
+    readable_id: &str,
+    req: &Request,
+    request_id: &str,
+) -> HandlerResult {
+    // An unknown collection is a 404, not an empty list.
+    get_collection(&app.platform, org, readable_id)
+        .await
+        .map_err(|e| Problem::from_domain(e, request_id))?;
+    let path = format!("/collections/{readable_id}/source-connections");
+    one_page(app, org, Some(readable_id), &path, &[], req, request_id).await
+}
+
+/// One page of the organization's connections, of one collection or all.
+async fn one_page(
+    app: &App,
+    org: OrganizationId,
+    collection: Option<&str>,
+    path: &str,
+    filters: &[(&str, &str)],
+    req: &Request,
+    request_id: &str,
+) -> HandlerResult {
+    let page = page_request(&query(req), request_id)?;
     let found = read::list_connections(&app.platform, org, collection, &page)
         .await
         .map_err(|e| Problem::from_domain(e, request_id))?;
@@ -140,12 +189,11 @@ pub async fn list(
         .iter()
         .map(SourceConnectionListItem::from)
         .collect();
-    let filters: Vec<(&str, &str)> = collection.map(|c| ("collection", c)).into_iter().collect();
     Ok(paged(
         &items,
         found.next_cursor.as_deref(),
-        "/source-connections",
-        &filters,
+        path,
+        filters,
         page.limit,
         request_id,
     ))

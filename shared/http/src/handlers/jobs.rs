@@ -5,7 +5,7 @@ use super::HandlerResult;
 use crate::app::App;
 use crate::paging::{page_request, paged};
 use crate::problem::Problem;
-use crate::request::query;
+use crate::request::{body_bytes, json_body, query};
 use crate::response::json;
 use domain::entity::EntityRecord;
 use domain::ids::OrganizationId;
@@ -15,17 +15,26 @@ use domain::FieldError;
 use http::StatusCode;
 use lambda_http::Request;
 
+/// The optional body of `POST /source-connections/{id}/run`.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunInput {
+    /// Sync everything and delete what the source no longer has.
+    pub force_full_sync: Option<bool>,
+}
+
 #[utoipa::path(post, path = "/source-connections/{id}/run", tag = "source-connections",
     params(
         ("id" = String, Path, description = "The connection id"),
         ("force_full_sync" = Option<bool>, Query, description = "Sync everything and delete what the source no longer has, even when the source syncs incrementally"),
     ),
+    request_body(content = Option<RunInput>, description = "Optional; `force_full_sync` here is the same as in the query (either one asks for a full sync)"),
     responses(
         (status = 202, description = "The job, queued", body = Job),
         (status = 400, description = "The connection waits for authorization or re-authentication", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown connection", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is already pending, running or cancelling, or the connection is paused", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "force_full_sync is not true or false", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "force_full_sync is not true or false, or the body is not a RunInput", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn run(
     app: &App,
@@ -34,7 +43,7 @@ pub async fn run(
     req: &Request,
     request_id: &str,
 ) -> HandlerResult {
-    let force_full_sync = match query(req).get("force_full_sync").map(String::as_str) {
+    let in_query = match query(req).get("force_full_sync").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => {
@@ -42,7 +51,18 @@ pub async fn run(
             return Err(Problem::invalid(vec![error], request_id));
         }
     };
-    let job = runs::run_connection(&app.platform, org, id, force_full_sync)
+    // Airweave's CLI sends `{"force_full_sync": true}` as the body; an empty or `null` body is
+    // none.
+    let bytes = body_bytes(req);
+    let none = bytes.iter().all(u8::is_ascii_whitespace)
+        || serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| v.is_null());
+    let in_body = if none {
+        false
+    } else {
+        let (_, input): (_, RunInput) = json_body(req, request_id)?;
+        input.force_full_sync.unwrap_or(false)
+    };
+    let job = runs::run_connection(&app.platform, org, id, in_query || in_body)
         .await
         .map_err(|e| Problem::from_domain(e, request_id))?;
     Ok(json(StatusCode::ACCEPTED, &job, request_id))
