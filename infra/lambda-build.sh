@@ -70,10 +70,14 @@ cargo lambda build --release "--$arch" "${output[@]}" "${packages[@]}"
 if ! $deployed; then
     # Beside each link, how it was built: the benchmarks write it into BENCHMARKS.md.
     cpu=$([[ $arch == arm64 ]] && echo neoverse-n1 || echo haswell)
-    note="\`cargo lambda build --release --$arch\` (cargo-lambda and ziglang as pinned in"
-    note+=" infra/lambda-build.sh: ${REQUIREMENTS[*]}), workspace release profile,"
-    note+=" \`-C target-cpu=$cpu\`"
-    [[ $arch == arm64 ]] || note+="; the deployed build differs only in its architecture (arm64, neoverse-n1)"
+    pins=$(printf '%s, ' "${REQUIREMENTS[@]//==/ }")
+    note="\`cargo lambda build --release --$arch\` by infra/lambda-build.sh (${pins%, };"
+    note+=" the workspace release profile; \`-C target-cpu=$cpu\`)"
+    if [[ $arch == arm64 ]]; then
+        note+=": the deployed build"
+    else
+        note+=": the deployed build but for x86_64 instead of arm64 (neoverse-n1), the only difference"
+    fi
     overrides=$(env | grep -E '^(CARGO_PROFILE_RELEASE_[A-Z_]+|RUSTFLAGS|CARGO_ENCODED_RUSTFLAGS|CARGO_BUILD_RUSTFLAGS)=' | sort | tr '\n' ' ' || true)
     [[ -z $overrides ]] || note+="; overridden by the environment: ${overrides% }"
     mkdir -p "$target/lambda-bin"
