@@ -3,27 +3,31 @@
 
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart bench-sync bench-memory bench-soak bench-faults fakes openapi package
+.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart bench-sync bench-memory bench-soak bench-faults fakes openapi package check-panic
 
 help:
 	@echo "make dev             run the API locally against the emulator (Ctrl-C stops it)"
 	@echo "make test            fmt check, clippy -D warnings, all tests against the emulator"
 	@echo "make fakes           the providers' fake APIs on fixed local ports, with demo data"
 	@echo "make build           cargo build --workspace"
-	@echo "make package         every function's arm64 release zip (cargo-lambda, zig), with its size"
+	@echo "make package         every function's arm64 release zip (cargo-lambda, zig), with its size,"
+	@echo "                     then the panic check"
+	@echo "make check-panic     the panic check alone: a handler panic in a binary built as deployed"
+	@echo "                     is an error answer, and the process serves the next event"
 	@echo "make openapi         rewrite openapi.json from the code (a test fails while they differ)"
 	@echo "make fmt             format the workspace"
 	@echo "make clippy          lint the workspace"
 	@echo "make emulator-start  start the emulator (moto server) in the background"
 	@echo "make emulator-stop   stop the emulator started by emulator-start"
 	@echo "make clean-dev       stop that emulator and remove .dev (venv, node SDK, logs, dev API key)"
-	@echo "make bench-coldstart release builds, then cold-start init vs a hello-world lambda_runtime"
-	@echo "make bench-memory    release builds, then each function's peak RSS on its sample events"
+	@echo "make bench-coldstart deployed builds (this machine's architecture), then cold-start init"
+	@echo "                     vs a hello-world lambda_runtime"
+	@echo "make bench-memory    deployed builds, then each function's peak RSS on its sample events"
 	@echo "make bench-soak      the dev stack under mixed load from several organizations, 1% of AWS"
 	@echo "                     requests failed, then the invariants (SOAK_SECONDS=180 by default)"
 	@echo "make bench-faults    the whole fault matrix: every AWS request of every operation failed"
 	@echo "                     with every kind of fault (make test fails each once, one kind)"
-	@echo "make bench-sync      release builds, then the sync worker on 100,000 stub entities"
+	@echo "make bench-sync      deployed builds, then the sync worker on 100,000 stub entities"
 	@echo "                     (BENCH_ENTITIES=5000 for a quick run) against the emulator"
 
 dev:
@@ -42,6 +46,12 @@ build:
 
 package:
 	bash infra/package.sh
+
+# The panic probe built as `make package` builds the functions, for this machine's architecture,
+# against a fake Runtime API: a handler panic must be answered on the invocation's error route
+# and the process must serve the next event (`make package` runs it too).
+check-panic:
+	bin=$$(bash infra/lambda-build.sh panic-probe) && python3 infra/bench/panic_check.py "$$bin"
 
 openapi:
 	UPDATE_OPENAPI=1 cargo test -p http-api --lib openapi::tests::the_checked_in_document_is_what_the_code_generates
@@ -62,31 +72,36 @@ clean-dev:
 	bash infra/emulator.sh stop
 	rm -rf .dev
 
-# Release builds of the functions and of a hello-world lambda_runtime baseline, then their cold
-# starts against a fake Runtime API (DESIGN section 11: init <= 1.3x the baseline).
-bench-coldstart:
-	cargo build --release -p create-connection -p api -p oauth-callback -p sync-worker -p scheduler -p bench
-	python3 infra/bench/coldstart.py "$${CARGO_TARGET_DIR:-target}/release"
+# The benchmarks measure the deployed build: infra/lambda-build.sh builds these packages as
+# `make package` does (cargo-lambda, the workspace release profile) but for this machine's
+# architecture, and prints the directory holding each binary under its name. The benchmark
+# helpers (the hello-world baseline, the sync fixture: the bench crate) are built the same way.
+BENCH_PACKAGES := create-connection api oauth-callback sync-worker scheduler bench
 
-# Each function's release binary driven through every sample event in events/ (the e2e events
-# test, pointed at the release builds), its peak RSS recorded per event; the table of each
-# binary's heaviest event against the 128 MB memory setting goes into BENCHMARKS.md.
+# Cold starts of the functions and of a hello-world lambda_runtime baseline against a fake
+# Runtime API (DESIGN section 11: init <= 1.3x the baseline).
+bench-coldstart:
+	bin=$$(bash infra/lambda-build.sh $(BENCH_PACKAGES)) && \
+		python3 infra/bench/coldstart.py "$$bin"
+
+# Each function's binary driven through every sample event in events/ (the e2e events test,
+# pointed at those builds), its peak RSS recorded per event; the table of each binary's
+# heaviest event against the 128 MB memory setting goes into BENCHMARKS.md.
 bench-memory:
-	cargo build --release -p create-connection -p api -p oauth-callback -p sync-worker -p scheduler -p bench
-	LAMBDA_BINARY_DIR="$$(realpath "$${CARGO_TARGET_DIR:-target}")/release" \
-	BENCH_MEMORY_REPORT="$$PWD/.dev/memory.jsonl" \
+	bin=$$(bash infra/lambda-build.sh $(BENCH_PACKAGES)) && \
+	LAMBDA_BINARY_DIR="$$bin" BENCH_MEMORY_REPORT="$$PWD/.dev/memory.jsonl" \
 		bash infra/bench/with-emulator.sh \
-		cargo test -p e2e every_sample_event_drives_its_functions_binary
-	python3 infra/bench/memory.py .dev/memory.jsonl
+		cargo test -p e2e every_sample_event_drives_its_functions_binary && \
+	python3 infra/bench/memory.py .dev/memory.jsonl "$$bin"
 
 # The sync worker binary as its own process, fed SQS messages through a fake Runtime API, on a
 # stub connection of BENCH_ENTITIES entities: first sync, unchanged, 10% changed, full with
 # deletes, next to the emulator's raw write rate. infra/bench/with-emulator.sh starts the
 # emulator unless one answers, and stops it afterwards only if it started it.
 bench-sync:
-	cargo build --release -p sync-worker -p bench
-	bash infra/bench/with-emulator.sh sh -c '"$$BENCH_PYTHON" infra/bench/sync.py \
-		"$${CARGO_TARGET_DIR:-target}/release" "$${BENCH_ENTITIES:-100000}"'
+	bin=$$(bash infra/lambda-build.sh sync-worker bench) && \
+	BENCH_BIN="$$bin" bash infra/bench/with-emulator.sh sh -c '"$$BENCH_PYTHON" infra/bench/sync.py \
+		"$$BENCH_BIN" "$${BENCH_ENTITIES:-100000}"'
 
 # The dev gateway (debug build) on loopback under a bounded mixed load from several
 # organizations, with a share of its AWS requests failed at random; latency, 5xx and the

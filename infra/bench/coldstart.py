@@ -7,14 +7,18 @@ deployed one gets (no AWS call happens during init; SSL_CERT_FILE names the one 
 on Lambda's image), and are compared with a hello-world
 `lambda_runtime` binary built the same way in the same run, alternating, several rounds.
 
-Usage: python3 infra/bench/coldstart.py RELEASE_DIR [ROUNDS]
+Usage: python3 infra/bench/coldstart.py BIN_DIR [ROUNDS], BIN_DIR holding the binaries under
+their names (`make bench-coldstart` passes the one infra/lambda-build.sh prints: the deployed
+build for this machine's architecture).
 Prints a table (median init per binary, ratio to the baseline, binary size) and writes it into
 its section of BENCHMARKS.md. `record` below, which does that, is shared with sync.py.
 """
 
 import datetime
 import http.server
+import json
 import os
+import queue
 import statistics
 import subprocess
 import sys
@@ -27,6 +31,9 @@ FUNCTIONS = ["create-connection", "api", "oauth-callback", "sync-worker", "sched
 TARGET_RATIO = 1.3
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCHMARKS = os.path.join(ROOT, "BENCHMARKS.md")
+# What the fake Runtime API tells a function about its invocation (sync.py: the worker's).
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:000000000000:function:bench"
+DEADLINE_MS = 600_000
 HEADER = """# Benchmarks
 
 Results of the `make bench-*` targets. Each benchmark owns one section below and replaces it
@@ -35,21 +42,78 @@ whenever it runs; the figures are from the machine and commit named in that sect
 
 
 class RuntimeApi(http.server.ThreadingHTTPServer):
+    """The Lambda Runtime API for one process (also used by sync.py and panic.py): `events`
+    ((request id, payload) pairs) are handed out on /next in order; the process's answers arrive
+    on `answers` as (request id, "response" or "error", body, time). `polled` is set, and
+    `polled_at` taken, when the process first asks for work: its init is over."""
+
     daemon_threads = True
 
-    def __init__(self):
+    def __init__(self, function_arn=FUNCTION_ARN, deadline_ms=DEADLINE_MS):
         super().__init__(("127.0.0.1", 0), Handler)
-        self.asked = threading.Event()
-        self.asked_at = 0.0
+        self.function_arn, self.deadline_ms = function_arn, deadline_ms
+        self.events, self.answers = queue.Queue(), queue.Queue()
+        self.handed = {}  # request id -> when its event was handed over
+        self.polled = threading.Event()
+        self.polled_at = 0.0
+        self.closing = threading.Event()
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def close(self):
+        """Ends the long polls still waiting, stops serving and closes the socket."""
+        if not self.closing.is_set():
+            self.closing.set()
+            self.shutdown()
+            self.server_close()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        if self.path.endswith("/runtime/invocation/next") and not self.server.asked.is_set():
-            self.server.asked_at = time.perf_counter()
-            self.server.asked.set()
-        # The process is stopped once it has asked; no event is ever handed out.
-        time.sleep(5)
+        if not self.path.endswith("/runtime/invocation/next"):
+            return self.reply(404, b"{}")
+        if not self.server.polled.is_set():
+            self.server.polled_at = time.perf_counter()
+            self.server.polled.set()
+        while True:  # the long poll: no answer until there is an event
+            try:
+                request_id, payload = self.server.events.get(timeout=0.2)
+                break
+            except queue.Empty:
+                if self.server.closing.is_set():
+                    return
+        self.server.handed[request_id] = time.perf_counter()
+        self.reply(200, json.dumps(payload).encode(), {
+            "Lambda-Runtime-Aws-Request-Id": request_id,
+            "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + self.server.deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": self.server.function_arn,
+        })
+
+    def do_POST(self):
+        body, parts = self.read_body(), self.path.split("/")
+        if "invocation" in parts and parts[-1] in ("response", "error"):
+            self.server.answers.put((parts[-2], parts[-1], body, time.perf_counter()))
+        elif self.path.endswith("/init/error"):
+            self.server.answers.put((None, "init error", body, time.perf_counter()))
+        self.reply(202, b'{"status": "OK"}')
+
+    def read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b""
+        while size := int(self.rfile.readline().split(b";")[0], 16):
+            body += self.rfile.read(size + 2)[:size]  # each chunk ends with CRLF
+        self.rfile.readline()
+        return body
+
+    def reply(self, status, body, headers=None):
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
 
     def log_message(self, *args):
         pass
@@ -92,8 +156,6 @@ def ca_bundle():
 
 def init_seconds(binary):
     server = RuntimeApi()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -102,16 +164,16 @@ def init_seconds(binary):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        if not server.asked.wait(timeout=10):
+        if not server.polled.wait(timeout=10):
             process.kill()
             raise SystemExit(f"{binary} never asked for work: {process.stderr.read()[:500]!r}")
-        elapsed = server.asked_at - started
+        elapsed = server.polled_at - started
         process.kill()
         process.wait()
         return elapsed
     finally:
-        server.shutdown()
-        server.server_close()
+        # The process is stopped once it has asked; no event is ever handed out.
+        server.close()
 
 
 def markdown_table(header, rows):
@@ -158,9 +220,25 @@ def commit():
     return head + ("-dirty" if run("status", "--porcelain") else "")
 
 
-def record(section, command, table, notes):
+def build_of(directory, names):
+    """How the binaries `names` in `directory` were built: the note infra/lambda-build.sh leaves
+    beside each, or, for one it did not build, a plain release build."""
+    notes = []
+    for name in names:
+        try:
+            with open(os.path.join(directory, f".{name}.build")) as f:
+                note = f.read().strip()
+        except FileNotFoundError:
+            note = "`cargo build --release` (without cargo-lambda's flags: not the deployed build)"
+        if note not in notes:
+            notes.append(note)
+    return "; ".join(notes)
+
+
+def record(section, command, table, notes, build=None):
     """Replaces the section `## {section}` of BENCHMARKS.md (created with HEADER if missing) with
-    the date, machine, commit, command, `table` (lines) and `notes` (lines); others are kept."""
+    the date, machine, commit, command, the build measured when given (`build_of`), `table`
+    (lines) and `notes` (lines); the other sections are kept."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = [
         f"## {section}",
@@ -169,6 +247,7 @@ def record(section, command, table, notes):
         f"- Machine: {machine()}",
         f"- Commit: {commit()}",
         f"- Command: `{command}`",
+        *([f"- Build: {build}"] if build else []),
         "",
         *table,
         "",
@@ -196,31 +275,32 @@ def record(section, command, table, notes):
 
 
 def main():
-    release = sys.argv[1]
+    binaries = sys.argv[1]
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 60
     names = [BASELINE] + FUNCTIONS
     samples = {name: [] for name in names}
     for _ in range(rounds):
         for name in names:
-            samples[name].append(init_seconds(os.path.join(release, name)))
+            samples[name].append(init_seconds(os.path.join(binaries, name)))
     base = statistics.median(samples[BASELINE])
     rows = []
     for name in names:
         median = statistics.median(samples[name])
         ratio = median / base
         verdict = "" if name == BASELINE else (" PASS" if ratio <= TARGET_RATIO else " FAIL")
-        size = os.path.getsize(os.path.join(release, name))
+        size = os.path.getsize(os.path.join(binaries, name))
         rows.append([name, f"{median * 1000:.2f}", f"{ratio:.2f}x{verdict}", f"{size / 1e6:.2f}"])
     header = ["binary", "init ms (median)", f"vs baseline (target <= {TARGET_RATIO}x)", "binary MB"]
     table = markdown_table(header, rows)
     notes = [
         "Init = exec to the first `GET /runtime/invocation/next` against a fake Runtime API on",
         f"127.0.0.1; median of {rounds} rounds alternating with {BASELINE}, a hello-world",
-        "`lambda_runtime` binary from the same release build. Functions get a deployed function's",
+        "`lambda_runtime` binary from the same build. Functions get a deployed function's",
         "environment (SSL_CERT_FILE naming one CA bundle, as on Lambda's image); no AWS call.",
     ]
     print("\n".join(table))
-    record("Cold start (make bench-coldstart)", "make bench-coldstart", table, notes)
+    record("Cold start (make bench-coldstart)", "make bench-coldstart", table, notes,
+           build_of(binaries, names))
 
 
 if __name__ == "__main__":

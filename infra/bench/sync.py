@@ -1,15 +1,15 @@
 """Sync benchmark: the sync-worker binary syncing one stub connection of 100,000 entities.
 
-The release `sync-worker` runs as its own process, as on Lambda: a fake Runtime API on
-127.0.0.1 hands it the SQS events this script relays from the sync queue on the emulator (one
-message per invocation, as BatchSize 1; the deadline 600 s ahead, the function's timeout), and
-deletes every message the worker did not list as a batch item failure (Lambda's SQS
-integration). `sync-fixture` (bench
-crate) creates the tables, queue, organization and stub connection, queues the jobs and reads
-them back. Each scenario gets a fresh worker, so its peak RSS (VmHWM, read just before it is
-stopped) is its own. Its time runs from the first event handed over to the answer of the
-invocation that ended the job; the worker's JSON log gives its AWS requests by operation and
-the entity items written.
+The `sync-worker` built as it is deployed (infra/lambda-build.sh, for this machine's
+architecture) runs as its own process, as on Lambda: a fake Runtime API on 127.0.0.1
+(coldstart.RuntimeApi) hands it the SQS events this script relays from the sync queue on the
+emulator (one message per invocation, as BatchSize 1; the deadline 600 s ahead, the function's
+timeout), and deletes every message the worker did not list as a batch item failure (Lambda's
+SQS integration). `sync-fixture` (bench crate, built the same way) creates the tables, queue,
+organization and stub connection, queues the jobs and reads them back. Each scenario gets a
+fresh worker, so its peak RSS (VmHWM, read just before it is stopped) is its own. Its time runs
+from the first event handed over to the answer of the invocation that ended the job; the
+worker's JSON log gives its AWS requests by operation and the entity items written.
 
 Scenarios, on one connection: 1 first sync; 2 unchanged re-sync; 3 re-sync with config revision
 1 (10% changed); 4 forced full sync after entity_count is lowered by 1,000. The ceiling is
@@ -17,12 +17,12 @@ Scenarios, on one connection: 1 first sync; 2 unchanged re-sync; 3 re-sync with 
 emulator's raw write rate. Ceiling and first sync run 3 times, alternating, each first sync on a
 fresh connection, and their medians are compared; scenarios 2-4 run once, on the last one.
 
-Usage: python infra/bench/sync.py RELEASE_DIR [ENTITIES]. Run it with `make bench-sync`, which
-starts the emulator and exports its AWS settings (boto3 comes from the emulator's venv). Prints
-a table and writes it into the Sync section of BENCHMARKS.md.
+Usage: python infra/bench/sync.py BIN_DIR [ENTITIES], BIN_DIR holding sync-worker and
+sync-fixture. Run it with `make bench-sync`, which builds them, starts the emulator and exports
+its AWS settings (boto3 comes from the emulator's venv). Prints a table and writes it into the
+Sync section of BENCHMARKS.md.
 """
 
-import http.server
 import json
 import math
 import os
@@ -37,7 +37,7 @@ from collections import Counter, deque
 
 import boto3
 
-from coldstart import ca_bundle, markdown_table, record
+from coldstart import RuntimeApi, build_of, ca_bundle, markdown_table, record
 
 REPETITIONS = 3
 DEADLINE_MS = 600_000  # the worker function's Timeout in template.yaml
@@ -58,77 +58,12 @@ LAMBDA_ENV = {"AWS_LAMBDA_FUNCTION_NAME": "sync-worker", "AWS_LAMBDA_FUNCTION_VE
 PER_MESSAGE = ("sync message handled", "sync message failed", "not a sync message")
 
 
-class RuntimeApi(http.server.ThreadingHTTPServer):
-    """The Lambda Runtime API for one worker: `events` are handed out on /next in order, the
-    worker's answers arrive on `answers` as (request id, kind, body, time)."""
-
-    daemon_threads = True
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.events, self.answers = queue.Queue(), queue.Queue()
-        self.handed = {}  # request id -> when its event was handed over
-        self.polled = threading.Event()  # the worker has asked for work: its init is over
-        self.closing = threading.Event()
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        if not self.path.endswith("/runtime/invocation/next"):
-            return self.reply(404, b"{}")
-        self.server.polled.set()
-        while True:  # the long poll: no answer until there is an event
-            try:
-                request_id, payload = self.server.events.get(timeout=0.2)
-                break
-            except queue.Empty:
-                if self.server.closing.is_set():
-                    return
-        self.server.handed[request_id] = time.perf_counter()
-        self.reply(200, json.dumps(payload).encode(), {
-            "Lambda-Runtime-Aws-Request-Id": request_id,
-            "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + DEADLINE_MS),
-            "Lambda-Runtime-Invoked-Function-Arn": FUNCTION_ARN,
-        })
-
-    def do_POST(self):
-        body, parts = self.read_body(), self.path.split("/")
-        if "invocation" in parts and parts[-1] in ("response", "error"):
-            self.server.answers.put((parts[-2], parts[-1], body, time.perf_counter()))
-        elif self.path.endswith("/init/error"):
-            self.server.answers.put((None, "init error", body, time.perf_counter()))
-        self.reply(202, b'{"status": "OK"}')
-
-    def read_body(self):
-        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
-            return self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = b""
-        while size := int(self.rfile.readline().split(b";")[0], 16):
-            body += self.rfile.read(size + 2)[:size]  # each chunk ends with CRLF
-        self.rfile.readline()
-        return body
-
-    def reply(self, status, body, headers=None):
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-
-    def log_message(self, *args):
-        pass
-
-
 class Worker:
     """One sync-worker process behind its own Runtime API; its JSON log is read as it comes.
     It is reaped only with os.wait4, never through Popen, so its rusage (CPU time) is kept."""
 
     def __init__(self, release, app_env):
-        self.api = RuntimeApi()
-        threading.Thread(target=self.api.serve_forever, daemon=True).start()
+        self.api = RuntimeApi(function_arn=FUNCTION_ARN, deadline_ms=DEADLINE_MS)
         env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
         env.update(LAMBDA_ENV, **ca_bundle(), **app_env)
         env["AWS_LAMBDA_RUNTIME_API"] = f"127.0.0.1:{self.api.server_address[1]}"
@@ -203,9 +138,7 @@ class Worker:
                     break
                 time.sleep(0.02)
         if not self.api.closing.is_set():
-            self.api.closing.set()
-            self.api.shutdown()
-            self.api.server_close()
+            self.api.close()
             self.reader.join(timeout=5)
         return self.rusage
 
@@ -400,7 +333,8 @@ def main():
     ]
     print("\n".join(table))
     command = "make bench-sync" if n == 100_000 else f"BENCH_ENTITIES={n} make bench-sync"
-    record("Sync (make bench-sync)", command, table, notes)
+    record("Sync (make bench-sync)", command, table, notes,
+           build_of(release, ["sync-worker", "sync-fixture"]))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 //! checked. A missing variable stops a binary at start-up, naming it.
 //!
 //! With `BENCH_MEMORY_REPORT=FILE` the test also writes each binary's peak RSS on each event
-//! there, one JSON line per event (`make bench-memory`, run against the release binaries).
+//! there, one JSON line per event (`make bench-memory`, run against the deployed build).
 
 use crate::helpers::app::TestApp;
 use crate::helpers::runtime::{

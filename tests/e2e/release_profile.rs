@@ -1,9 +1,11 @@
 //! The deployed binaries are the tested ones: `make package` and `sam build` build through
 //! cargo-lambda, which adds its own release settings (`panic = "abort"`, thin LTO,
-//! `codegen-units = 1`, stripped symbols) for each one the manifest leaves unset. With
-//! `panic = "abort"` a handler panic kills the process instead of becoming an error answer (and
-//! the worker's whole batch is retried), while every test and benchmark runs a plain
-//! `cargo build --release` binary. So the workspace sets each of them itself.
+//! `codegen-units = 1`, stripped symbols) for each one the manifest leaves unset, and leaves an
+//! explicit one alone. With `panic = "abort"` a handler panic kills the process instead of
+//! becoming an error answer (and the worker's whole batch is retried), while the tests run a
+//! plain `cargo build` binary. So the workspace sets each of them itself. (`make package` also
+//! runs a panic through the Runtime API on a probe built by cargo-lambda; the benchmarks measure
+//! binaries built by cargo-lambda.)
 
 /// The `key = value` lines of the workspace manifest's `[profile.release]` table.
 fn release_profile() -> Vec<(String, String)> {

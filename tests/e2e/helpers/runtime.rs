@@ -27,7 +27,8 @@ struct State {
 }
 
 /// A function's binary: from `LAMBDA_BINARY_DIR` when set (`make bench-memory` points it at
-/// the release builds), else the workspace's debug binaries beside this test's own.
+/// the binaries infra/lambda-build.sh built as they are deployed), else the workspace's debug
+/// binaries beside this test's own.
 pub fn binary(name: &str) -> PathBuf {
     let dir = match std::env::var_os("LAMBDA_BINARY_DIR") {
         Some(dir) => PathBuf::from(dir),
