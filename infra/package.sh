@@ -8,13 +8,13 @@
 # must answer a handler panic on the Runtime API's error route and serve the next event in the
 # same process (infra/bench/panic_check.py); it fails for a build that aborts on panic.
 #
-# Environment: DEV_DIR (default .dev), CARGO_TARGET_DIR, PACKAGE_LIMIT_BYTES (default 4 MiB).
+# Environment: DEV_DIR (default .dev), CARGO_TARGET_DIR, PACKAGE_LIMIT_BYTES (default 4.5 MiB: see README, "How the functions are built").
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 FUNCTIONS=(create-connection api oauth-callback sync-worker scheduler)
-LIMIT=${PACKAGE_LIMIT_BYTES:-4194304}
+LIMIT=${PACKAGE_LIMIT_BYTES:-4718592}
 
 bash infra/lambda-build.sh --arm64 "${FUNCTIONS[@]}"
 
@@ -26,7 +26,7 @@ for f in "${FUNCTIONS[@]}"; do
     bytes=$(stat -c %s "$zip")
     verdict=""
     if ((bytes > LIMIT)); then
-        verdict="  over the $((LIMIT / 1048576)) MiB limit"
+        verdict="  over the limit of $LIMIT bytes"
         status=1
     fi
     # The bootstrap inside the zip: its ELF header's e_machine (offset 18; 183 is aarch64).
