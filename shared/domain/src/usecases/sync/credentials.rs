@@ -286,7 +286,13 @@ impl Credentials<'_> {
                     category: Some(ErrorCategory::OauthCredentialsExpired),
                 }))
             }
-            Err(e) => return Err(SyncError::Credentials(e.to_string())),
+            Err(e) => {
+                warn!(error = %e, "could not read the OAuth app to refresh with");
+                return Err(SyncError::Credentials(format!(
+                    "the OAuth app to refresh the {} token with could not be read",
+                    self.spec.name
+                )));
+            }
         };
         let answer = self
             .platform
@@ -379,7 +385,13 @@ impl Credentials<'_> {
                         category: Some(ErrorCategory::AuthProviderAccountGone),
                     }))
                 }
-                Err(e) => return Err(SyncError::Credentials(e.to_string())),
+                Err(e) => {
+                    warn!(error = %e, "could not read the auth provider connection's credentials");
+                    return Err(SyncError::Credentials(format!(
+                        "the credentials of auth provider connection '{id}' could not be read \
+                         (is its secret missing?)"
+                    )));
+                }
             };
         let fetched = self
             .platform

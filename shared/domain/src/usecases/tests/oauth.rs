@@ -739,6 +739,7 @@ async fn a_run_that_keeps_failing_to_start_fails_its_job_after_bounded_attempts(
     let error = job.error.unwrap();
     assert!(
         error.contains("failed 2 times in a row")
+            && error.contains("auth provider connection 'our-composio' could not be read")
             && error.contains("check the connection's credentials"),
         "{error}"
     );
