@@ -8,7 +8,7 @@ use super::idempotency::{RecordState, LEASE_TOKEN, STATE};
 use super::keys::{
     active_slot, collection_sk, connection_item, connection_pk, connection_sk, idempotency_pk,
     job_sk, organization_pk, sweep_bucket, Sweep, CONNECTION_PREFIX, DELETING_AT, META,
-    NEXT_RUN_AT, SCHED_BUCKET, SWEEP_AT, SWEEP_BUCKET, VERSION,
+    NEXT_RUN_AT, SCHED_BUCKET, STILL_AT_VERSION, SWEEP_AT, SWEEP_BUCKET, VERSION,
 };
 use super::paging::Filter;
 use super::{
@@ -29,10 +29,6 @@ use domain::ports::{
 };
 use domain::schedule::bucket_of;
 use std::collections::HashMap;
-
-/// The condition of a versioned write: the connection is still at `:version`, not being
-/// deleted.
-const STILL_AT_VERSION: &str = "#version = :version AND attribute_not_exists(#deleting)";
 
 /// What each write of the create transaction stands for, to read cancellation reasons by index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,19 +277,8 @@ impl ConnectionStore for DynamoStore {
         version: u64,
         secret: &SecretVersion,
     ) -> Result<(), StoreError> {
-        let mut item = connection_item(connection)?;
-        item.insert(VERSION.to_owned(), n(version + 1));
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(STILL_AT_VERSION)
-            .expression_attribute_names("#version", VERSION)
-            .expression_attribute_names("#deleting", DELETING_AT)
-            .expression_attribute_values(":version", n(version))
-            .build()
-            .map_err(build_error)?;
         let items = vec![
-            TransactWriteItem::builder().put(put).build(),
+            self.put_versioned(connection, version)?,
             self.secret_version_mark(connection.id, secret, Succession::Replaces)?,
         ];
         match self.transact(items).await? {
@@ -319,7 +304,7 @@ impl ConnectionStore for DynamoStore {
                 "SET #deleting = :now, #sweep_bucket = :bucket, #sweep_at = :now, #version = :next \
                  REMOVE #sched_bucket, #next_run_at",
             )
-            .condition_expression("#version = :version AND attribute_not_exists(#deleting)")
+            .condition_expression(STILL_AT_VERSION)
             .expression_attribute_names("#deleting", DELETING_AT)
             .expression_attribute_names("#sweep_bucket", SWEEP_BUCKET)
             .expression_attribute_names("#sweep_at", SWEEP_AT)

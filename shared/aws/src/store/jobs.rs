@@ -10,7 +10,7 @@
 
 use super::keys::{
     active_slot, connection_item, connection_pk, connection_sk, job_sk, organization_pk,
-    ACTIVE_SLOT, DELETING_AT, JOB_ID, VERSION,
+    ACTIVE_SLOT, DELETING_AT, JOB_ID, STILL_AT_VERSION, VERSION,
 };
 use super::paging::{list_items, Order};
 use super::{
@@ -160,16 +160,19 @@ impl DynamoStore {
         }
     }
 
-    /// A put of a connection item on the condition that it is still at `version` (and live).
+    /// A put of the connection at `version + 1`, on the condition that it is still at
+    /// `version` (and live).
     pub(crate) fn put_versioned(
         &self,
-        item: Item,
+        connection: &SourceConnection,
         version: u64,
     ) -> Result<TransactWriteItem, StoreError> {
+        let mut item = connection_item(connection)?;
+        item.insert(VERSION.to_owned(), n(version + 1));
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("#version = :version AND attribute_not_exists(#deleting)")
+            .condition_expression(STILL_AT_VERSION)
             .expression_attribute_names("#version", VERSION)
             .expression_attribute_names("#deleting", DELETING_AT)
             .expression_attribute_values(":version", n(version))
@@ -317,9 +320,7 @@ impl JobStore for DynamoStore {
         connection: &SourceConnection,
         version: u64,
     ) -> Result<(), StoreError> {
-        let mut advanced = connection_item(connection)?;
-        advanced.insert(VERSION.to_owned(), n(version + 1));
-        let advanced = self.put_versioned(advanced, version)?;
+        let advanced = self.put_versioned(connection, version)?;
         self.write_start(job, advanced, StoreError::VersionConflict)
             .await
     }
@@ -611,9 +612,7 @@ impl JobStore for DynamoStore {
             .put(put_job.build().map_err(build_error)?)
             .build()];
         if let Some((connection, version)) = run.connection {
-            let mut item = connection_item(connection)?;
-            item.insert(VERSION.to_owned(), n(version + 1));
-            items.push(self.put_versioned(item, version)?);
+            items.push(self.put_versioned(connection, version)?);
         }
         items.push(free_slot(&self.table, job.source_connection_id, job.id)?);
         match run.cursor {

@@ -103,6 +103,9 @@ pub(crate) fn idempotency_pk(org: OrganizationId, key: &str) -> String {
 
 /// The optimistic-locking counter of a connection item; later updates condition on it.
 pub(crate) const VERSION: &str = "version";
+/// The condition of a versioned write: the connection is still at `:version` (`#version`), not
+/// being deleted (`#deleting`).
+pub(crate) const STILL_AT_VERSION: &str = "#version = :version AND attribute_not_exists(#deleting)";
 /// Attributes of the scheduler's index, present only while a next run is planned.
 pub(crate) const SCHED_BUCKET: &str = "sched_bucket";
 pub(crate) const NEXT_RUN_AT: &str = "next_run_at";

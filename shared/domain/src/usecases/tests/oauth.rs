@@ -699,18 +699,23 @@ async fn composio(f: &Fakes, org: OrganizationId) {
     .unwrap();
 }
 
+/// A connection through the organization's Composio account `our-composio` (created first).
+async fn through_composio(f: &Fakes, org: OrganizationId) -> crate::connection::SourceConnection {
+    composio(f, org).await;
+    let body = portal(json!({
+        "provider_readable_id": "our-composio",
+        "provider_config": {"account_id": "ca_1"},
+    }));
+    create(&f.platform, org, body).await.unwrap().connection
+}
+
 /// A lasting cause before the first page (the provider connection's secret is gone): one retry
 /// after a backoff, then the job fails with a message to act on, the connection shows `error`
 /// and its slot is free for the next run; the message is never redelivered forever.
 #[tokio::test]
 async fn a_run_that_keeps_failing_to_start_fails_its_job_after_bounded_attempts() {
     let (f, org) = oauth_setup().await;
-    composio(&f, org).await;
-    let body = portal(json!({
-        "provider_readable_id": "our-composio",
-        "provider_config": {"account_id": "ca_1"},
-    }));
-    let created = create(&f.platform, org, body).await.unwrap().connection;
+    let created = through_composio(&f, org).await;
     let message = f.queue.drain().pop().unwrap();
     f.vault
         .delete_provider_secret(
@@ -754,12 +759,7 @@ async fn a_run_that_keeps_failing_to_start_fails_its_job_after_bounded_attempts(
 #[tokio::test]
 async fn auth_provider_connections_fetch_fresh_credentials_every_run() {
     let (f, org) = oauth_setup().await;
-    composio(&f, org).await;
-    let body = portal(json!({
-        "provider_readable_id": "our-composio",
-        "provider_config": {"account_id": "ca_1"},
-    }));
-    let created = create(&f.platform, org, body).await.unwrap().connection;
+    let created = through_composio(&f, org).await;
     assert_eq!(created.status, ConnectionStatus::Active);
     assert_eq!(
         created.auth.provider_readable_id.as_deref(),
