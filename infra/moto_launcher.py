@@ -13,6 +13,13 @@ whole table as its rollback snapshot: memory and latency grow without bound over
 100k-entity benchmark. After each DynamoDB request, still inside the lock, those lists are
 cleared; nothing the emulated API answers depends on them.
 
+moto rolls a cancelled TransactWriteItems back by putting those snapshots in place of the live
+tables, stream shard and all: a shard iterator handed out earlier then reads the replaced shard,
+which holds the cancelled writes' stream records and never gets a later one (the local stream
+poller, like Lambda, keeps its iterator). `keep_stream_shards_through_rollbacks` keeps the live
+shard instead, cut back to the records it had before the transaction, as on AWS, where a
+cancelled transaction writes nothing to the stream.
+
 This serves the app the `moto_server` console script serves (moto/server.py), with its
 request handler, wrapped in `SerialiseDynamoDB`. Usage: moto_launcher.py [-H HOST] [-p PORT]
 """
@@ -24,6 +31,7 @@ import sys
 import threading
 
 from moto.core.model_instances import model_data
+from moto.dynamodb.models import DynamoDBBackend
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -60,6 +68,32 @@ def forget_tracked_instances(service):
         model.instances_tracked.clear()
 
 
+def keep_stream_shards_through_rollbacks():
+    transact_write_items = DynamoDBBackend.transact_write_items
+
+    def keeping_stream_shards(self, transact_items):
+        live = {}
+        for item in transact_items:
+            operation = next(iter(item.values()), None)
+            name = operation.get("TableName") if isinstance(operation, dict) else None
+            table = self.tables.get(name)
+            shard = getattr(table, "stream_shard", None)
+            if shard is not None:
+                live[name] = (table, shard, len(shard.items))
+        try:
+            return transact_write_items(self, transact_items)
+        except BaseException:
+            for name, (table, shard, count) in live.items():
+                restored = self.tables.get(name)
+                if restored is not None and restored is not table:
+                    del shard.items[count:]
+                    shard.table = restored
+                    restored.stream_shard = shard
+            raise
+
+    DynamoDBBackend.transact_write_items = keeping_stream_shards
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1", help="address to bind")
@@ -73,6 +107,7 @@ def main():
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, lambda *_: sys.exit(0))
+    keep_stream_shards_through_rollbacks()
     app = SerialiseDynamoDB(DomainDispatcherApplication(create_backend_app))
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 

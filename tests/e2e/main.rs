@@ -12,6 +12,7 @@ mod auth_providers;
 mod aws_calls;
 mod collections;
 mod create_connection;
+mod dynamodb_streams;
 mod edges;
 mod events;
 mod fault_matrix;

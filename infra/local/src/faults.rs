@@ -383,5 +383,7 @@ pub fn with_faults_from_env(
         dynamodb: faults.dynamodb(&clients.dynamodb),
         secrets: faults.secrets(&clients.secrets).into(),
         sqs: faults.sqs(&clients.sqs).into(),
+        // Reading streams is Lambda's part, not the platform's: no faults there.
+        streams: clients.streams.clone(),
     })
 }

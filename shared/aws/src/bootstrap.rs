@@ -6,8 +6,8 @@ use crate::error::{adapter, boxed};
 use crate::store::{SCHEDULE_INDEX, SWEEP_INDEX};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
-    TimeToLiveStatus,
+    Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TableDescription, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use domain::fingerprint::MIN_KEY_BYTES;
@@ -58,6 +58,20 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, BoxError> {
     Ok(KeySchemaElement::builder()
         .attribute_name(name)
         .key_type(kind)
+        .build()?)
+}
+
+/// A global secondary index over `hash`/`range` that carries every attribute of an item.
+fn whole_item_index(name: &str, hash: &str, range: &str) -> Result<GlobalSecondaryIndex, BoxError> {
+    Ok(GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key(hash, KeyType::Hash)?)
+        .key_schema(key(range, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
         .build()?)
 }
 
@@ -125,14 +139,67 @@ pub async fn ensure_entities_table(
         .attribute_definitions(attribute("sk", ScalarAttributeType::S).map_err(fail)?)
         .key_schema(key("pk", KeyType::Hash).map_err(fail)?)
         .key_schema(key("sk", KeyType::Range).map_err(fail)?);
-    create_table(dynamodb, name, request).await
+    create_table(dynamodb, name, request).await?;
+    Ok(())
 }
 
+/// The webhooks index of a subscription's items, over `sub_pk`/`sub_sk`.
+pub const WEBHOOK_SUBSCRIPTION_INDEX: &str = "by_subscription";
+/// The webhooks index of events not dispatched yet, over `outbox_bucket`/`outbox_at`.
+pub const WEBHOOK_OUTBOX_INDEX: &str = "undispatched";
+
+/// The webhooks table: `pk`/`sk` strings, a stream of new images (what the dispatcher reads),
+/// the [`WEBHOOK_SUBSCRIPTION_INDEX`] over `sub_pk`/`sub_sk` and the [`WEBHOOK_OUTBOX_INDEX`]
+/// over `outbox_bucket`/`outbox_at` (both with every attribute) and TTL on `expires_at`.
+/// Answers the ARN of the table's stream, of an existing table too; an existing table without
+/// a stream is an error, not something this changes.
+pub async fn ensure_webhooks_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<String, BootstrapError> {
+    let fail = |source| BootstrapError::new("create the webhooks table", name, source);
+    let stream = StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewImage)
+        .build()
+        .map_err(|e| fail(boxed(e)))?;
+    let request = dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk", ScalarAttributeType::S).map_err(fail)?)
+        .attribute_definitions(attribute("sk", ScalarAttributeType::S).map_err(fail)?)
+        .attribute_definitions(attribute("sub_pk", ScalarAttributeType::S).map_err(fail)?)
+        .attribute_definitions(attribute("sub_sk", ScalarAttributeType::S).map_err(fail)?)
+        .attribute_definitions(attribute("outbox_bucket", ScalarAttributeType::S).map_err(fail)?)
+        .attribute_definitions(attribute("outbox_at", ScalarAttributeType::S).map_err(fail)?)
+        .key_schema(key("pk", KeyType::Hash).map_err(fail)?)
+        .key_schema(key("sk", KeyType::Range).map_err(fail)?)
+        .global_secondary_indexes(
+            whole_item_index(WEBHOOK_SUBSCRIPTION_INDEX, "sub_pk", "sub_sk").map_err(fail)?,
+        )
+        .global_secondary_indexes(
+            whole_item_index(WEBHOOK_OUTBOX_INDEX, "outbox_bucket", "outbox_at").map_err(fail)?,
+        )
+        .stream_specification(stream);
+    let table = create_table(dynamodb, name, request).await?;
+    enable_ttl(dynamodb, name, "expires_at").await?;
+    let enabled = table
+        .stream_specification()
+        .is_some_and(|s| s.stream_enabled());
+    // LatestStreamArn outlives a disabled stream, so it alone does not say there is one.
+    match table.latest_stream_arn {
+        Some(arn) if enabled => Ok(arn),
+        _ => Err(fail(adapter("the table has no stream"))),
+    }
+}
+
+/// Creates the table unless it exists; answers its description once it is active.
 async fn create_table(
     dynamodb: &aws_sdk_dynamodb::Client,
     name: &str,
     request: aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder,
-) -> Result<(), BootstrapError> {
+) -> Result<TableDescription, BootstrapError> {
     match request.send().await {
         Ok(_) => {}
         Err(e) if crate::error::service_code(&e) == Some("ResourceInUseException") => {}
@@ -144,7 +211,7 @@ async fn create_table(
 async fn wait_until_active(
     dynamodb: &aws_sdk_dynamodb::Client,
     name: &str,
-) -> Result<(), BootstrapError> {
+) -> Result<TableDescription, BootstrapError> {
     let deadline = Instant::now() + ACTIVE_TIMEOUT;
     loop {
         let out = dynamodb
@@ -160,8 +227,8 @@ async fn wait_until_active(
                     .iter()
                     .all(|index| index.index_status() == Some(&IndexStatus::Active))
             });
-        if active {
-            return Ok(());
+        if let (true, Some(table)) = (active, out.table) {
+            return Ok(table);
         }
         if Instant::now() >= deadline {
             return Err(BootstrapError::new(

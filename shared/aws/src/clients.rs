@@ -78,13 +78,16 @@ impl<C> fmt::Debug for Deferred<C> {
 }
 
 /// The SDK clients a function needs, cloned into handlers. DynamoDB, which every request and
-/// every run reads, is built at start-up; Secrets Manager and SQS on first use.
-/// `AWS_ENDPOINT_URL` in the environment points all of them at an emulator.
+/// every run reads, is built at start-up; Secrets Manager, SQS and DynamoDB Streams on first
+/// use. `AWS_ENDPOINT_URL` in the environment points all of them at an emulator.
 #[derive(Debug, Clone)]
 pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub secrets: Deferred<aws_sdk_secretsmanager::Client>,
     pub sqs: Deferred<aws_sdk_sqs::Client>,
+    /// Only a local stand-in for Lambda's event source mapping reads streams
+    /// ([`crate::StreamPoller`]); deployed functions are handed the records.
+    pub streams: Deferred<aws_sdk_dynamodbstreams::Client>,
 }
 
 impl AwsClients {
@@ -123,6 +126,11 @@ impl AwsClients {
             sqs: {
                 let config = aws_sdk_sqs::config::Builder::from(config).interceptor(meter);
                 Deferred::new(move || aws_sdk_sqs::Client::from_conf(config.build()))
+            },
+            streams: {
+                let config =
+                    aws_sdk_dynamodbstreams::config::Builder::from(config).interceptor(meter);
+                Deferred::new(move || aws_sdk_dynamodbstreams::Client::from_conf(config.build()))
             },
         }
     }

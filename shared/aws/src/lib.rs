@@ -1,6 +1,7 @@
 //! The AWS adapters: the state store on DynamoDB, the credential vault and the idempotency
-//! fingerprint key on Secrets Manager and the sync queue on SQS. This is the only crate that
-//! uses the AWS SDK; everything else sees the domain's ports.
+//! fingerprint key on Secrets Manager, the sync queue on SQS and, for local runs, the reader of
+//! DynamoDB streams that stands in for Lambda's. This is the only crate that uses the AWS SDK;
+//! everything else sees the domain's ports.
 
 mod batch;
 pub mod bootstrap;
@@ -11,6 +12,7 @@ mod fingerprint_key;
 pub mod metering;
 mod queue;
 mod store;
+mod streams;
 mod vault;
 
 pub use clients::{AwsClients, Deferred};
@@ -18,4 +20,5 @@ pub use entities::{DynamoEntities, MAX_PAYLOAD_BYTES};
 pub use fingerprint_key::{fingerprint_key_name, SecretsFingerprintKey};
 pub use queue::{ReceivedMessage, SqsQueue};
 pub use store::{schedule_bucket, DynamoStore, SCHEDULE_INDEX, SWEEP_INDEX};
+pub use streams::{RecordError, StreamError, StreamPoller};
 pub use vault::SecretsVault;

@@ -1,12 +1,14 @@
 //! The AWS side of a test: its own state and entities tables, sync queue and secret prefix (with
-//! its own idempotency fingerprint key) on the emulator (moto server), created fresh through the
-//! same bootstrap code the local stack uses.
+//! its own idempotency fingerprint key), or its own webhooks table, on the emulator (moto
+//! server), created fresh through the same bootstrap code the local stack uses.
 
 use aws_adapters::bootstrap::{
     ensure_entities_table, ensure_fingerprint_key, ensure_queue, ensure_state_table,
+    ensure_webhooks_table,
 };
 use aws_adapters::{
     AwsClients, DynamoEntities, DynamoStore, SecretsFingerprintKey, SecretsVault, SqsQueue,
+    StreamPoller,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
@@ -274,5 +276,60 @@ impl TestAws {
             .send()
             .await
             .expect("put item");
+    }
+}
+
+/// A test's own webhooks table, and the stream it writes.
+pub struct TestWebhooks {
+    pub clients: AwsClients,
+    pub table: String,
+    pub stream_arn: String,
+}
+
+impl TestWebhooks {
+    /// A fresh, uniquely named webhooks table.
+    pub async fn fresh() -> TestWebhooks {
+        use_emulator();
+        let clients = AwsClients::from_env().await;
+        let table = format!("webhooks-{}", uuid::Uuid::new_v4().simple());
+        let stream_arn = ensure_webhooks_table(&clients.dynamodb, &table)
+            .await
+            .expect("webhooks table (is the emulator running on AWS_ENDPOINT_URL?)");
+        TestWebhooks {
+            clients,
+            table,
+            stream_arn,
+        }
+    }
+
+    /// A poller of the table's stream from its trim horizon, as a new event source mapping.
+    pub fn poller(&self) -> StreamPoller {
+        StreamPoller::new(self.clients.streams.clone(), &self.stream_arn)
+    }
+
+    pub async fn put(&self, item: HashMap<String, AttributeValue>) {
+        self.clients
+            .dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put item");
+    }
+
+    /// One put of a transaction on the table.
+    pub fn transact_put(
+        &self,
+        item: HashMap<String, AttributeValue>,
+    ) -> aws_sdk_dynamodb::types::TransactWriteItem {
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .expect("a put");
+        aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .put(put)
+            .build()
     }
 }
