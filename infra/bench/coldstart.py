@@ -135,6 +135,7 @@ def environment(port):
         "AWS_EC2_METADATA_DISABLED": "true",
         "STATE_TABLE": "state",
         "ENTITIES_TABLE": "entities",
+        "WEBHOOKS_TABLE": "webhooks",
         "SYNC_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/sync",
         "SECRETS_PREFIX": "connectors",
         "RUST_LOG": "warn",

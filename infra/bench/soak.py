@@ -61,6 +61,7 @@ class Stack:
             PORT=str(self.port),
             STATE_TABLE=f"soak-state-{suffix}",
             ENTITIES_TABLE=f"soak-entities-{suffix}",
+            WEBHOOKS_TABLE=f"soak-webhooks-{suffix}",
             SYNC_QUEUE_NAME=f"soak-sync-{suffix}",
             SECRETS_PREFIX=self.prefix,
             SCHEDULER_TICK_SECONDS="5",

@@ -123,6 +123,7 @@ fn plain(connection: &SourceConnection) -> NewConnection<'_> {
         connection,
         first_job: None,
         idempotency: None,
+        events: &[],
     }
 }
 
@@ -160,9 +161,9 @@ async fn a_collection_is_stored_once_per_organization_and_read_back() {
     let org = OrganizationId::new();
     let docs = collection(org, "finance-docs");
 
-    store.insert_collection(&docs).await.unwrap();
+    store.insert_collection(&docs, &[]).await.unwrap();
     let again = store
-        .insert_collection(&collection(org, "finance-docs"))
+        .insert_collection(&collection(org, "finance-docs"), &[])
         .await;
     assert!(matches!(again, Err(StoreError::AlreadyExists)), "{again:?}");
 
@@ -178,7 +179,7 @@ async fn a_collection_is_stored_once_per_organization_and_read_back() {
     );
     // Another organization may use the same readable id.
     store
-        .insert_collection(&collection(other_org, "finance-docs"))
+        .insert_collection(&collection(other_org, "finance-docs"), &[])
         .await
         .unwrap();
 
@@ -196,11 +197,14 @@ async fn collections_page_with_skip_limit_and_cursor() {
     let store = aws.store();
     let org = OrganizationId::new();
     for id in ["coll-a", "coll-b", "coll-c", "coll-d", "coll-e"] {
-        store.insert_collection(&collection(org, id)).await.unwrap();
+        store
+            .insert_collection(&collection(org, id), &[])
+            .await
+            .unwrap();
     }
     // Another organization's collections never show up.
     store
-        .insert_collection(&collection(OrganizationId::new(), "coll-0"))
+        .insert_collection(&collection(OrganizationId::new(), "coll-0"), &[])
         .await
         .unwrap();
 
@@ -264,7 +268,7 @@ async fn a_cursor_the_store_did_not_issue_is_refused() {
     let store = aws.store();
     let org = OrganizationId::new();
     store
-        .insert_collection(&collection(org, "coll-a"))
+        .insert_collection(&collection(org, "coll-a"), &[])
         .await
         .unwrap();
 
@@ -293,11 +297,11 @@ async fn deleting_a_collection_needs_it_to_exist_and_be_empty() {
     let store = aws.store();
     let org = OrganizationId::new();
     store
-        .insert_collection(&collection(org, "empty-one"))
+        .insert_collection(&collection(org, "empty-one"), &[])
         .await
         .unwrap();
     store
-        .insert_collection(&collection(org, "busy-one"))
+        .insert_collection(&collection(org, "busy-one"), &[])
         .await
         .unwrap();
     store
@@ -306,7 +310,7 @@ async fn deleting_a_collection_needs_it_to_exist_and_be_empty() {
         .unwrap();
 
     store
-        .delete_collection(org, &readable("empty-one"))
+        .delete_collection(org, &readable("empty-one"), &[])
         .await
         .unwrap();
     assert_eq!(
@@ -317,20 +321,24 @@ async fn deleting_a_collection_needs_it_to_exist_and_be_empty() {
         None
     );
 
-    let missing = store.delete_collection(org, &readable("empty-one")).await;
+    let missing = store
+        .delete_collection(org, &readable("empty-one"), &[])
+        .await;
     assert!(
         matches!(missing, Err(StoreError::CollectionNotFound)),
         "{missing:?}"
     );
     let foreign = store
-        .delete_collection(OrganizationId::new(), &readable("busy-one"))
+        .delete_collection(OrganizationId::new(), &readable("busy-one"), &[])
         .await;
     assert!(
         matches!(foreign, Err(StoreError::CollectionNotFound)),
         "{foreign:?}"
     );
 
-    let busy = store.delete_collection(org, &readable("busy-one")).await;
+    let busy = store
+        .delete_collection(org, &readable("busy-one"), &[])
+        .await;
     assert!(
         matches!(busy, Err(StoreError::CollectionNotEmpty)),
         "{busy:?}"
@@ -350,7 +358,7 @@ async fn a_connection_is_written_with_its_first_job_and_counted_by_its_collectio
     let store = aws.store();
     let org = OrganizationId::new();
     store
-        .insert_collection(&collection(org, "finance-docs"))
+        .insert_collection(&collection(org, "finance-docs"), &[])
         .await
         .unwrap();
     let conn = connection(org, "finance-docs");
@@ -361,6 +369,7 @@ async fn a_connection_is_written_with_its_first_job_and_counted_by_its_collectio
             connection: &conn,
             first_job: Some(&job),
             idempotency: None,
+            events: &[],
         })
         .await
         .unwrap();
@@ -417,7 +426,7 @@ async fn a_connection_without_next_run_stays_out_of_the_schedule_index() {
     let store = aws.store();
     let org = OrganizationId::new();
     store
-        .insert_collection(&collection(org, "finance-docs"))
+        .insert_collection(&collection(org, "finance-docs"), &[])
         .await
         .unwrap();
     let mut conn = connection(org, "finance-docs");
@@ -445,6 +454,7 @@ async fn a_connection_into_a_missing_collection_writes_nothing() {
             connection: &conn,
             first_job: Some(&job),
             idempotency: None,
+            events: &[],
         })
         .await;
     assert!(
@@ -460,7 +470,7 @@ async fn a_connection_id_is_written_once() {
     let store = aws.store();
     let org = OrganizationId::new();
     store
-        .insert_collection(&collection(org, "finance-docs"))
+        .insert_collection(&collection(org, "finance-docs"), &[])
         .await
         .unwrap();
     let conn = connection(org, "finance-docs");
@@ -491,7 +501,7 @@ async fn another_organization_never_sees_a_connection() {
     let store = aws.store();
     let org = OrganizationId::new();
     store
-        .insert_collection(&collection(org, "finance-docs"))
+        .insert_collection(&collection(org, "finance-docs"), &[])
         .await
         .unwrap();
     let conn = connection(org, "finance-docs");
@@ -519,11 +529,11 @@ async fn connections_list_by_collection_and_page() {
     let store = aws.store();
     let org = OrganizationId::new();
     store
-        .insert_collection(&collection(org, "coll-a"))
+        .insert_collection(&collection(org, "coll-a"), &[])
         .await
         .unwrap();
     store
-        .insert_collection(&collection(org, "coll-b"))
+        .insert_collection(&collection(org, "coll-b"), &[])
         .await
         .unwrap();
     let mut in_a = Vec::new();
@@ -641,7 +651,7 @@ async fn an_expired_lease_is_taken_over_with_the_holders_ids() {
     let store = aws.store();
     let org = OrganizationId::new();
     store
-        .insert_collection(&collection(org, "finance-docs"))
+        .insert_collection(&collection(org, "finance-docs"), &[])
         .await
         .unwrap();
     let start = now();
@@ -670,6 +680,7 @@ async fn an_expired_lease_is_taken_over_with_the_holders_ids() {
             connection: &conn,
             first_job: None,
             idempotency: Some((&crashed, "{}")),
+            events: &[],
         })
         .await;
     assert!(matches!(lost, Err(StoreError::LeaseLost)), "{lost:?}");
@@ -736,7 +747,7 @@ async fn a_create_completes_its_key_in_the_same_transaction() {
     let store = aws.store();
     let org = OrganizationId::new();
     store
-        .insert_collection(&collection(org, "finance-docs"))
+        .insert_collection(&collection(org, "finance-docs"), &[])
         .await
         .unwrap();
     let at = now();
@@ -752,6 +763,7 @@ async fn a_create_completes_its_key_in_the_same_transaction() {
             connection: &conn,
             first_job: Some(&job),
             idempotency: Some((&held, &response)),
+            events: &[],
         })
         .await
         .unwrap();
@@ -1134,7 +1146,7 @@ async fn a_secret_version_mark_follows_only_the_version_it_came_from() {
     let store = aws.store();
     let org = OrganizationId::new();
     store
-        .insert_collection(&collection(org, "finance-docs"))
+        .insert_collection(&collection(org, "finance-docs"), &[])
         .await
         .unwrap();
     let conn = connection(org, "finance-docs");
@@ -1165,7 +1177,7 @@ async fn a_secret_version_mark_follows_only_the_version_it_came_from() {
 
     let current = store.get_versioned(org, id).await.unwrap().unwrap();
     store
-        .begin_delete(&current.value, current.version, Utc::now())
+        .begin_delete(&current.value, current.version, Utc::now(), &[])
         .await
         .unwrap();
     assert!(

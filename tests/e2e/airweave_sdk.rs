@@ -7,7 +7,7 @@ use crate::helpers::{syncing, wire};
 use std::path::PathBuf;
 use std::process::Command;
 
-fn sdk_python() -> PathBuf {
+pub(crate) fn sdk_python() -> PathBuf {
     let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     let python = std::env::var_os("AIRWEAVE_SDK_PYTHON")
         .map(PathBuf::from)

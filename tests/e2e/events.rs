@@ -48,6 +48,7 @@ fn environment(app: &TestApp, composio: &FakeComposio) -> Vec<(String, String)> 
     env.extend([
         ("STATE_TABLE".into(), aws.state_table.clone()),
         ("ENTITIES_TABLE".into(), aws.entities_table.clone()),
+        ("WEBHOOKS_TABLE".into(), aws.webhooks_table.clone()),
         ("SYNC_QUEUE_URL".into(), aws.queue_url.clone()),
         ("SECRETS_PREFIX".into(), aws.secrets_prefix.clone()),
         ("API_BASE_URL".into(), app.base_url.clone()),

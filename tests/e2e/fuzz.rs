@@ -328,6 +328,33 @@ const REFUSED: &[Refusal] = &[
             ("body", "must change at least one"),
         ]),
     ),
+    // A subscription's URL must be an https URL of public addresses, its event types names of
+    // the enum, its own secret base64; recover_since only comes with re-enabling.
+    refused(
+        "POST /webhooks/subscriptions",
+        422,
+        Why::Errors(&[
+            ("url", ""),
+            ("event_types", ""),
+            ("secret", ""),
+            ("description", ""),
+        ]),
+    ),
+    refused(
+        "PATCH /webhooks/subscriptions/{id}",
+        422,
+        Why::Errors(&[
+            ("url", ""),
+            ("event_types", ""),
+            ("recover_since", ""),
+            ("description", ""),
+        ]),
+    ),
+    refused(
+        "GET /webhooks/messages",
+        422,
+        Why::Errors(&[("event_types", "is not an event type"), ("cursor", "")]),
+    ),
     refused("POST /source-connections", 400, Why::State),
     refused("PATCH /source-connections/{id}", 400, Why::State),
     refused("POST /source-connections/{id}/run", 400, Why::State),

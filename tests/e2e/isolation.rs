@@ -26,6 +26,7 @@ fn body_for(method: &Method, path: &str) -> Option<Value> {
     match (method.as_str(), path) {
         ("POST", "/source-connections") => Some(stub_body("owned-docs", "k-intruder-matrix")),
         ("POST", "/collections") | ("POST", "/auth-providers/connections") => None,
+        ("PATCH", p) if p.starts_with("/webhooks/") => Some(json!({"disabled": true})),
         ("PATCH", _) => Some(json!({"name": "taken over"})),
         ("POST", _) => Some(json!({})),
         _ => None,

@@ -40,3 +40,4 @@ mod sources_catalog;
 mod sync;
 mod sync_adapters;
 mod tenancy;
+mod webhooks;

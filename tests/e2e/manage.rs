@@ -199,7 +199,7 @@ async fn new_credentials_clear_needs_reauth_and_replace_the_secret() {
     rejected.error_category = Some(domain::error_category::ErrorCategory::ApiKeyInvalid);
     rejected.auth.authenticated = false;
     store
-        .replace_connection(&rejected, current.version)
+        .replace_connection(&rejected, current.version, &[])
         .await
         .unwrap();
     assert_eq!(

@@ -24,6 +24,7 @@ async fn insert(store: &DynamoStore, org: OrganizationId, first_job: bool) -> So
             connection: &c,
             first_job: first_job.then_some(&job),
             idempotency: None,
+            events: &[],
         })
         .await
         .unwrap();
@@ -44,7 +45,7 @@ async fn due_schedules_come_from_the_index_and_only_active_connections_are_in_it
     let store = aws.store();
     let org = OrganizationId::new();
     store
-        .insert_collection(&collection(org, "docs"))
+        .insert_collection(&collection(org, "docs"), &[])
         .await
         .unwrap();
     let active = insert(&store, org, false).await;
@@ -53,7 +54,10 @@ async fn due_schedules_come_from_the_index_and_only_active_connections_are_in_it
 
     let mut p = store.get_versioned(org, paused.id).await.unwrap().unwrap();
     p.value.status = ConnectionStatus::Inactive;
-    store.replace_connection(&p.value, p.version).await.unwrap();
+    store
+        .replace_connection(&p.value, p.version, &[])
+        .await
+        .unwrap();
     let item = aws
         .item(&format!("ORG#{org}"), &format!("CONN#{}", paused.id))
         .await
@@ -94,7 +98,7 @@ async fn a_scheduled_start_claims_the_version_and_the_slot_together() {
     let store = aws.store();
     let org = OrganizationId::new();
     store
-        .insert_collection(&collection(org, "docs"))
+        .insert_collection(&collection(org, "docs"), &[])
         .await
         .unwrap();
     let c = insert(&store, org, false).await;
@@ -105,12 +109,12 @@ async fn a_scheduled_start_claims_the_version_and_the_slot_together() {
 
     let job = job_for(&c);
     store
-        .start_scheduled_job(&job, &advanced, read.version)
+        .start_scheduled_job(&job, &advanced, read.version, &[])
         .await
         .unwrap();
     let second = job_for(&c);
     let stale = store
-        .start_scheduled_job(&second, &advanced, read.version)
+        .start_scheduled_job(&second, &advanced, read.version, &[])
         .await;
     assert!(
         matches!(stale, Err(StoreError::VersionConflict)),
@@ -118,7 +122,7 @@ async fn a_scheduled_start_claims_the_version_and_the_slot_together() {
     );
     let fresh = store.get_versioned(org, c.id).await.unwrap().unwrap();
     let busy = store
-        .start_scheduled_job(&second, &fresh.value, fresh.version)
+        .start_scheduled_job(&second, &fresh.value, fresh.version, &[])
         .await;
     assert!(matches!(busy, Err(StoreError::JobActive)), "{busy:?}");
     assert_eq!(store.active_job(c.id).await.unwrap(), Some(job.id));
@@ -132,7 +136,7 @@ async fn an_active_slot_is_looked_at_once_and_freed_only_for_its_job() {
     let store = aws.store();
     let org = OrganizationId::new();
     store
-        .insert_collection(&collection(org, "docs"))
+        .insert_collection(&collection(org, "docs"), &[])
         .await
         .unwrap();
     let c = insert(&store, org, true).await;
@@ -181,14 +185,17 @@ async fn a_tombstone_hides_the_connection_frees_the_collection_and_is_found_by_t
     let store = aws.store();
     let org = OrganizationId::new();
     store
-        .insert_collection(&collection(org, "docs"))
+        .insert_collection(&collection(org, "docs"), &[])
         .await
         .unwrap();
     let c = insert(&store, org, true).await;
     let read = store.get_versioned(org, c.id).await.unwrap().unwrap();
-    let stale = store.begin_delete(&c, read.version + 1, now()).await;
+    let stale = store.begin_delete(&c, read.version + 1, now(), &[]).await;
     assert!(matches!(stale, Err(StoreError::VersionConflict)));
-    store.begin_delete(&c, read.version, now()).await.unwrap();
+    store
+        .begin_delete(&c, read.version, now(), &[])
+        .await
+        .unwrap();
 
     assert_eq!(store.get_connection(org, c.id).await.unwrap(), None);
     assert_eq!(store.get_versioned(org, c.id).await.unwrap(), None);
@@ -202,7 +209,7 @@ async fn a_tombstone_hides_the_connection_frees_the_collection_and_is_found_by_t
         Some(c.clone())
     );
     assert!(store.connection_exists(org, c.id).await.unwrap());
-    let run = store.start_job(&job_for(&c)).await;
+    let run = store.start_job(&job_for(&c), &[]).await;
     assert!(matches!(
         run,
         Err(StoreError::NotRunnable | StoreError::JobActive)
@@ -211,7 +218,7 @@ async fn a_tombstone_hides_the_connection_frees_the_collection_and_is_found_by_t
         all_due(&store, now() + Duration::days(2)).await.is_empty(),
         "unscheduled"
     );
-    let again = store.replace_connection(&c, read.version + 1).await;
+    let again = store.replace_connection(&c, read.version + 1, &[]).await;
     assert!(
         matches!(again, Err(StoreError::VersionConflict)),
         "a tombstone is never rewritten"
@@ -230,7 +237,7 @@ async fn a_tombstone_hides_the_connection_frees_the_collection_and_is_found_by_t
     assert_eq!(due.len(), 1);
 
     store
-        .delete_collection(org, &domain::names::ReadableId::parse("docs").unwrap())
+        .delete_collection(org, &domain::names::ReadableId::parse("docs").unwrap(), &[])
         .await
         .expect("the collection no longer counts the connection");
     store.delete_connection_records(c.id).await.unwrap();

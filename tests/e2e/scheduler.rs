@@ -128,7 +128,7 @@ async fn paused_and_needs_reauth_connections_never_fire() {
     let mut rejected = current.value.clone();
     rejected.status = ConnectionStatus::NeedsReauth;
     store
-        .replace_connection(&rejected, current.version)
+        .replace_connection(&rejected, current.version, &[])
         .await
         .unwrap();
 
@@ -189,7 +189,10 @@ async fn a_run_whose_worker_died_is_sent_again_then_failed() {
         holder: "worker-that-died".into(),
         until: now + Duration::minutes(1),
     };
-    store.claim_job(id, job, &lease, now).await.unwrap();
+    store
+        .claim_job(id, job, &lease, now, &|_| Vec::new())
+        .await
+        .unwrap();
     app.aws.receive_messages().await;
 
     let report = tick_at(&app, now + Duration::minutes(20)).await;

@@ -99,7 +99,7 @@ async fn run_again(app: &TestApp, id: ConnectionId, config: Value, force_full_sy
         .get_or_insert_with(Map::new)
         .extend(changes);
     store
-        .replace_connection(&connection, current.version)
+        .replace_connection(&connection, current.version, &[])
         .await
         .unwrap();
     let mut job = Job::pending(
@@ -110,7 +110,7 @@ async fn run_again(app: &TestApp, id: ConnectionId, config: Value, force_full_sy
         chrono::Utc::now(),
     );
     job.force_full_sync = force_full_sync;
-    store.start_job(&job).await.unwrap();
+    store.start_job(&job, &[]).await.unwrap();
     app.platform.queue.enqueue(&job.message()).await.unwrap();
     job.id
 }
@@ -359,7 +359,10 @@ async fn a_run_whose_lease_expired_is_taken_over_and_a_live_one_is_left_alone() 
         holder: "crashed-invocation".into(),
         until: now + chrono::Duration::seconds(60),
     };
-    store.claim_job(id, first, &crashed, now).await.unwrap();
+    store
+        .claim_job(id, first, &crashed, now, &|_| Vec::new())
+        .await
+        .unwrap();
     let (worker, _) = worker_for(&app, fast());
     let message = app
         .aws

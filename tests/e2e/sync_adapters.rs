@@ -27,7 +27,7 @@ fn lease(holder: &str, seconds: i64) -> Lease {
 async fn stored(store: &DynamoStore) -> (domain::connection::SourceConnection, domain::job::Job) {
     let org = OrganizationId::new();
     store
-        .insert_collection(&collection(org, "docs"))
+        .insert_collection(&collection(org, "docs"), &[])
         .await
         .unwrap();
     let c = connection(org, "docs");
@@ -37,6 +37,7 @@ async fn stored(store: &DynamoStore) -> (domain::connection::SourceConnection, d
             connection: &c,
             first_job: Some(&job),
             idempotency: None,
+            events: &[],
         })
         .await
         .unwrap();
@@ -53,7 +54,7 @@ async fn a_job_is_held_by_one_run_at_a_time_until_it_ends() {
         job: claimed,
         state: checkpoint,
     } = store
-        .claim_job(c.id, job.id, &lease("a", 60), now())
+        .claim_job(c.id, job.id, &lease("a", 60), now(), &|_| Vec::new())
         .await
         .unwrap()
     else {
@@ -63,7 +64,7 @@ async fn a_job_is_held_by_one_run_at_a_time_until_it_ends() {
     assert!(claimed.started_at.is_some() && checkpoint.is_none());
     assert!(matches!(
         store
-            .claim_job(c.id, job.id, &lease("b", 60), now())
+            .claim_job(c.id, job.id, &lease("b", 60), now(), &|_| Vec::new())
             .await
             .unwrap(),
         JobClaim::Busy { .. }
@@ -112,7 +113,7 @@ async fn a_job_is_held_by_one_run_at_a_time_until_it_ends() {
         job: resumed,
         state: restored,
     } = store
-        .claim_job(c.id, job.id, &lease("b", 60), now())
+        .claim_job(c.id, job.id, &lease("b", 60), now(), &|_| Vec::new())
         .await
         .unwrap()
     else {
@@ -130,6 +131,7 @@ async fn a_job_is_held_by_one_run_at_a_time_until_it_ends() {
         holder,
         connection: Some((&c, version)),
         cursor: CursorUpdate::Save(&cursor),
+        events: &[],
     };
     assert!(matches!(
         store.finish_job(finish("a", 1)).await,
@@ -161,14 +163,14 @@ async fn a_job_is_held_by_one_run_at_a_time_until_it_ends() {
     );
     assert!(matches!(
         store
-            .claim_job(c.id, job.id, &lease("c", 60), now())
+            .claim_job(c.id, job.id, &lease("c", 60), now(), &|_| Vec::new())
             .await
             .unwrap(),
         JobClaim::Finished(JobStatus::Completed)
     ));
     assert!(matches!(
         store
-            .claim_job(c.id, JobId::new(), &lease("c", 60), now())
+            .claim_job(c.id, JobId::new(), &lease("c", 60), now(), &|_| Vec::new())
             .await
             .unwrap(),
         JobClaim::Missing
@@ -191,12 +193,13 @@ async fn an_expired_lease_is_taken_over_and_jobs_list_newest_first() {
             job.id,
             &lease("dead", -1),
             now() - Duration::seconds(5),
+            &|_| Vec::new(),
         )
         .await
         .unwrap();
     assert!(matches!(
         store
-            .claim_job(c.id, job.id, &lease("alive", 60), now())
+            .claim_job(c.id, job.id, &lease("alive", 60), now(), &|_| Vec::new())
             .await
             .unwrap(),
         JobClaim::Claimed { .. }
@@ -204,7 +207,7 @@ async fn an_expired_lease_is_taken_over_and_jobs_list_newest_first() {
     // The first job still holds the connection's slot: another cannot start until it ends.
     let later = job_for(&c);
     assert!(matches!(
-        store.start_job(&later).await,
+        store.start_job(&later, &[]).await,
         Err(StoreError::JobActive)
     ));
     let mut ended = store.get_job(c.id, job.id).await.unwrap().unwrap();
@@ -214,9 +217,10 @@ async fn an_expired_lease_is_taken_over_and_jobs_list_newest_first() {
         holder: "alive",
         connection: None,
         cursor: CursorUpdate::Keep,
+        events: &[],
     };
     store.finish_job(run).await.unwrap();
-    store.start_job(&later).await.unwrap();
+    store.start_job(&later, &[]).await.unwrap();
     let listed = store.list_jobs(c.id, &Default::default()).await.unwrap();
     let ids: Vec<JobId> = listed.items.iter().map(|j| j.id).collect();
     assert_eq!(ids, [later.id, job.id]);

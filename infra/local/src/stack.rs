@@ -16,6 +16,7 @@ use std::path::Path;
 pub struct LocalSettings {
     pub state_table: String,
     pub entities_table: String,
+    pub webhooks_table: String,
     pub sync_queue_name: String,
     pub secrets_prefix: String,
     pub api_base_url: String,
@@ -43,6 +44,7 @@ impl LocalSettings {
         Ok(Self {
             state_table: var("STATE_TABLE", "connectors-state"),
             entities_table: var("ENTITIES_TABLE", "connectors-entities"),
+            webhooks_table: var("WEBHOOKS_TABLE", "connectors-webhooks"),
             sync_queue_name: var("SYNC_QUEUE_NAME", "connectors-sync"),
             secrets_prefix: var("SECRETS_PREFIX", "connectors-dev"),
             api_base_url: var("API_BASE_URL", &format!("http://127.0.0.1:{port}")),
@@ -57,11 +59,16 @@ impl LocalSettings {
 pub async fn bootstrap(clients: &AwsClients, settings: &LocalSettings) -> Result<Config, BoxError> {
     bootstrap::ensure_state_table(&clients.dynamodb, &settings.state_table).await?;
     bootstrap::ensure_entities_table(&clients.dynamodb, &settings.entities_table).await?;
+    bootstrap::ensure_webhooks_table(&clients.dynamodb, &settings.webhooks_table).await?;
     let sync_queue_url = bootstrap::ensure_queue(&clients.sqs, &settings.sync_queue_name).await?;
     bootstrap::ensure_fingerprint_key(&clients.secrets, &settings.secrets_prefix).await?;
     Ok(Config {
         state_table: settings.state_table.clone(),
         entities_table: settings.entities_table.clone(),
+        webhooks_table: settings.webhooks_table.clone(),
+        // Local receivers listen on loopback: allowed unless set to false.
+        webhook_allow_private_targets: env::var("WEBHOOK_ALLOW_PRIVATE_TARGETS")
+            .map_or(true, |v| v.trim() != "false"),
         sync_queue_url,
         secrets_prefix: settings.secrets_prefix.clone(),
         api_base_url: Some(settings.api_base_url.clone()),

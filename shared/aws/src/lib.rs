@@ -14,6 +14,7 @@ mod queue;
 mod store;
 mod streams;
 mod vault;
+mod webhooks;
 
 pub use clients::{AwsClients, Deferred};
 pub use entities::{DynamoEntities, MAX_PAYLOAD_BYTES};
@@ -22,3 +23,4 @@ pub use queue::{ReceivedMessage, SqsQueue};
 pub use store::{schedule_bucket, DynamoStore, SCHEDULE_INDEX, SWEEP_INDEX};
 pub use streams::{RecordError, StreamError, StreamPoller};
 pub use vault::SecretsVault;
+pub use webhooks::{DynamoWebhooks, BY_SUBSCRIPTION_INDEX, MESSAGE_RETENTION};

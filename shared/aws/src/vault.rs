@@ -37,6 +37,14 @@ impl SecretsVault {
         }
     }
 
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub fn connection_secret_name(&self, org: OrganizationId, id: ConnectionId) -> String {
         format!("{}/connections/{org}/{id}", self.prefix)
     }
@@ -50,7 +58,7 @@ impl SecretsVault {
     }
 
     /// The current value of a secret, `None` when there is no such secret.
-    async fn read(&self, name: &str) -> Result<Option<SecretString>, VaultError> {
+    pub(crate) async fn read(&self, name: &str) -> Result<Option<SecretString>, VaultError> {
         let result = self.client.get_secret_value().secret_id(name).send().await;
         match result {
             Ok(out) => Ok(out.secret_string.map(SecretString::from)),
@@ -60,7 +68,7 @@ impl SecretsVault {
     }
 
     /// Deletes a secret at once; a missing one is no error.
-    async fn remove(&self, name: &str) -> Result<(), VaultError> {
+    pub(crate) async fn remove(&self, name: &str) -> Result<(), VaultError> {
         let result = self
             .client
             .delete_secret()
@@ -75,7 +83,7 @@ impl SecretsVault {
     }
 }
 
-fn backend<E, R>(e: SdkError<E, R>) -> VaultError
+pub(crate) fn backend<E, R>(e: SdkError<E, R>) -> VaultError
 where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,

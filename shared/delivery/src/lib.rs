@@ -9,14 +9,15 @@
 //! Webhooks headers under both their `webhook-` and `svix-` names, signed as [`sign`] says, so
 //! the receivers' existing Svix or standardwebhooks verifiers accept it unchanged.
 //!
-//! This crate stands alone: it knows nothing of subscriptions, messages or retries, only how
-//! one attempt is made and what came of it ([`AttemptResult`]).
+//! It knows nothing of subscriptions, messages or retries, only how one attempt is made and
+//! what came of it ([`AttemptResult`]); [`ports`] offers that to the domain's use cases.
 
 #![warn(missing_docs)]
 
 mod address;
 mod answer;
 mod attempt;
+pub mod ports;
 mod signature;
 mod target;
 mod transport;

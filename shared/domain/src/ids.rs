@@ -87,3 +87,61 @@ impl Default for JobId {
         Self::new()
     }
 }
+
+uuid_id!(
+    /// A webhook subscription (an endpoint an organization receives events at).
+    SubscriptionId
+);
+uuid_id!(
+    /// A webhook message: one event, delivered to every subscription that wants it; time-ordered
+    /// (UUIDv7), so message ids order messages by when their event happened. Receivers see it as
+    /// `webhook-id`.
+    MessageId
+);
+uuid_id!(
+    /// One delivery attempt of a message to a subscription; time-ordered (UUIDv7).
+    AttemptId
+);
+
+impl SubscriptionId {
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl MessageId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// The smallest id of a message of `instant` or later: message ids from this one on are
+    /// messages of that instant or later (the bound of a time window over ids).
+    pub fn lowest_at(instant: chrono::DateTime<chrono::Utc>) -> Self {
+        let millis = u64::try_from(instant.timestamp_millis()).unwrap_or(0);
+        Self(uuid::Builder::from_unix_timestamp_millis(millis, &[0; 10]).into_uuid())
+    }
+}
+
+impl AttemptId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for SubscriptionId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Default for MessageId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Default for AttemptId {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -26,6 +26,7 @@ pub mod schedule;
 pub mod stream;
 pub mod tenancy;
 pub mod usecases;
+pub mod webhooks;
 
 #[cfg(test)]
 mod testing;

@@ -17,6 +17,7 @@ use crate::stream::{EntityStream, StreamError, StreamRequest};
 use crate::tenancy::{
     ApiKeyHash, ApiKeyId, ApiKeySummary, Organization, RedirectOrigin, StoredApiKey,
 };
+use crate::webhooks::Event;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -24,11 +25,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 mod vault;
+mod webhooks;
 
 pub use vault::{
     check_secret_size, CredentialVault, SecretEntry, SecretVersion, SecretsPage, VaultError,
     VersionedSecret, SECRET_VALUE_LIMIT,
 };
+pub use webhooks::{WebhookSecrets, WebhookStore, WebhookTargets};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -94,8 +97,13 @@ pub trait TenantStore: Send + Sync {
 
 #[async_trait]
 pub trait CollectionStore: Send + Sync {
-    /// `AlreadyExists` when the organization already has this readable id.
-    async fn insert_collection(&self, collection: &Collection) -> Result<(), StoreError>;
+    /// `AlreadyExists` when the organization already has this readable id. `events` are
+    /// recorded with it (the outbox), as with every write below that takes them.
+    async fn insert_collection(
+        &self,
+        collection: &Collection,
+        events: &[Event],
+    ) -> Result<(), StoreError>;
     async fn get_collection(
         &self,
         org: OrganizationId,
@@ -112,6 +120,7 @@ pub trait CollectionStore: Send + Sync {
         &self,
         org: OrganizationId,
         id: &ReadableId,
+        events: &[Event],
     ) -> Result<(), StoreError>;
 }
 
@@ -122,6 +131,8 @@ pub struct NewConnection<'a> {
     pub first_job: Option<&'a Job>,
     /// For a keyed create: the reservation it holds and the response to remember.
     pub idempotency: Option<(&'a Reservation, &'a str)>,
+    /// Recorded in the same transaction (the outbox).
+    pub events: &'a [Event],
 }
 
 #[async_trait]
@@ -153,6 +164,7 @@ pub trait ConnectionStore: Send + Sync {
         &self,
         connection: &SourceConnection,
         version: u64,
+        events: &[Event],
     ) -> Result<(), StoreError>;
     /// [`Self::replace_connection`] and, in the same transaction, marks the connection's
     /// secret version `secret` current (new credentials).
@@ -171,6 +183,7 @@ pub trait ConnectionStore: Send + Sync {
         connection: &SourceConnection,
         version: u64,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> Result<(), StoreError>;
     /// The connection as it was when its delete began, while its tombstone remains.
     async fn deleting_connection(
@@ -278,7 +291,13 @@ pub struct FinishedRun<'a> {
     /// `None` when the connection no longer exists.
     pub connection: Option<(&'a SourceConnection, u64)>,
     pub cursor: CursorUpdate<'a>,
+    /// Recorded with the outcome (the outbox).
+    pub events: &'a [Event],
 }
+
+/// The events of a change to a job, given the job as the change leaves it; empty when the
+/// organization records none.
+pub type JobEvents<'a> = &'a (dyn Fn(&Job) -> Vec<Event> + Send + Sync);
 
 /// Sync jobs (`CONN#id | JOB#<uuidv7>`), their leases and checkpoints, and the sync cursor.
 #[async_trait]
@@ -298,7 +317,7 @@ pub trait JobStore: Send + Sync {
     /// `JobActive` while another job is pending, running or cancelling; `NotRunnable` when the
     /// connection is gone, paused (`inactive`) or waiting for authentication. The slot is freed
     /// with the job's end ([`JobStore::finish_job`], [`JobStore::cancel_job`]).
-    async fn start_job(&self, job: &Job) -> Result<(), StoreError>;
+    async fn start_job(&self, job: &Job, events: &[Event]) -> Result<(), StoreError>;
     /// Like `start_job`, and in the same transaction replaces the connection (its advanced
     /// schedule) if it is still at `version`: `VersionConflict` when it changed (another
     /// scheduler claimed this run), `JobActive` when a job is active (nothing is written).
@@ -307,6 +326,7 @@ pub trait JobStore: Send + Sync {
         job: &Job,
         connection: &SourceConnection,
         version: u64,
+        events: &[Event],
     ) -> Result<(), StoreError>;
     /// The job holding the connection's active-job slot.
     async fn active_job(&self, connection: ConnectionId) -> Result<Option<JobId>, StoreError>;
@@ -319,21 +339,26 @@ pub trait JobStore: Send + Sync {
     /// Asks a job to stop: a pending job is cancelled at once (its slot freed), a running one
     /// becomes `cancelling` for its run to stop between pages, a cancelling one stays so.
     /// Answers the job as it now stands, or `None` when there is no such job; a job that had
-    /// already ended is answered unchanged.
+    /// already ended is answered unchanged. `events` are those of the job as it then stands,
+    /// recorded with the change (none when nothing changed).
     async fn cancel_job(
         &self,
         connection: ConnectionId,
         job: JobId,
         now: DateTime<Utc>,
+        events: JobEvents<'_>,
     ) -> Result<Option<Job>, StoreError>;
     /// Takes the job for a run under `lease`: a pending job becomes running; a running or
     /// cancelling one is taken over (status kept) when its lease has run out or was released.
+    /// `events` (of the job now running) are recorded when a pending job starts, not on a
+    /// take-over.
     async fn claim_job(
         &self,
         connection: ConnectionId,
         job: JobId,
         lease: &Lease,
         now: DateTime<Utc>,
+        events: JobEvents<'_>,
     ) -> Result<JobClaim, StoreError>;
     /// Writes the live counts and extends the lease to `lease.until`; answers the job's status
     /// (`cancelling` asks the run to stop). `LeaseLost` when the run no longer holds the job.

@@ -1,7 +1,9 @@
 //! The OpenAPI document, generated from the handlers' annotations and the domain's types, and
 //! served at `GET /openapi.json`.
 
-use crate::handlers::{auth_providers, collections, connections, health, jobs, oauth, sources};
+use crate::handlers::{
+    auth_providers, collections, connections, health, jobs, oauth, sources, webhooks,
+};
 use std::sync::OnceLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -38,6 +40,13 @@ use utoipa::{Modify, OpenApi};
         auth_providers::create,
         auth_providers::list,
         auth_providers::get,
+        webhooks::create,
+        webhooks::list,
+        webhooks::get,
+        webhooks::update,
+        webhooks::delete,
+        webhooks::list_messages,
+        webhooks::get_message,
     ),
     modifiers(&ApiKeyAuth, &BodyLimit),
     security(("api_key" = [])),

@@ -93,6 +93,19 @@ pub fn query(req: &Request) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
+/// Every value of a repeated query parameter (`?a=1&a=2`), in order, percent-decoded.
+pub fn query_values(req: &Request, name: &str) -> Vec<String> {
+    req.uri()
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }

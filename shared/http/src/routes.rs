@@ -2,7 +2,9 @@
 //! runtime (that would become a 502 without a body).
 
 use crate::app::App;
-use crate::handlers::{auth_providers, collections, connections, health, jobs, oauth, sources};
+use crate::handlers::{
+    auth_providers, collections, connections, health, jobs, oauth, sources, webhooks,
+};
 use crate::problem::Problem;
 use crate::request::header;
 use domain::ids::OrganizationId;
@@ -47,6 +49,10 @@ enum Route {
     OAuthCallback,
     ProviderConnections,
     ProviderConnection,
+    Subscriptions,
+    Subscription,
+    Messages,
+    Message,
 }
 
 impl Route {
@@ -70,6 +76,10 @@ impl Route {
             ["oauth", "callback"] => Self::OAuthCallback,
             ["auth-providers", "connections"] => Self::ProviderConnections,
             ["auth-providers", "connections", _] => Self::ProviderConnection,
+            ["webhooks", "subscriptions"] => Self::Subscriptions,
+            ["webhooks", "subscriptions", _] => Self::Subscription,
+            ["webhooks", "messages"] => Self::Messages,
+            ["webhooks", "messages", _] => Self::Message,
             _ => return None,
         })
     }
@@ -85,13 +95,16 @@ impl Route {
             | Self::Entities
             | Self::OAuthCallback
             | Self::CollectionConnections
-            | Self::ProviderConnection => &[Method::GET],
+            | Self::ProviderConnection
+            | Self::Messages
+            | Self::Message => &[Method::GET],
             Self::Run | Self::CancelJob | Self::Reinitiate => &[Method::POST],
-            Self::Collections | Self::Connections | Self::ProviderConnections => {
-                &[Method::GET, Method::POST]
-            }
+            Self::Collections
+            | Self::Connections
+            | Self::ProviderConnections
+            | Self::Subscriptions => &[Method::GET, Method::POST],
             Self::Collection => &[Method::GET, Method::DELETE],
-            Self::Connection => &[Method::GET, Method::PATCH, Method::DELETE],
+            Self::Connection | Self::Subscription => &[Method::GET, Method::PATCH, Method::DELETE],
         }
     }
 
@@ -210,6 +223,17 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str)
         (Route::ProviderConnection, _) => {
             auth_providers::get(app, org, segments[2], request_id).await
         }
+        (Route::Subscriptions, &Method::POST) => webhooks::create(app, org, &req, request_id).await,
+        (Route::Subscriptions, _) => webhooks::list(app, org, request_id).await,
+        (Route::Subscription, &Method::PATCH) => {
+            webhooks::update(app, org, segments[2], &req, request_id).await
+        }
+        (Route::Subscription, &Method::DELETE) => {
+            webhooks::delete(app, org, segments[2], request_id).await
+        }
+        (Route::Subscription, _) => webhooks::get(app, org, segments[2], &req, request_id).await,
+        (Route::Messages, _) => webhooks::list_messages(app, org, &req, request_id).await,
+        (Route::Message, _) => webhooks::get_message(app, org, segments[2], &req, request_id).await,
         (Route::Health | Route::OpenApi | Route::OAuthCallback, _) => {
             unreachable!("answered above")
         }

@@ -10,6 +10,11 @@ pub struct Config {
     pub state_table: String,
     /// DynamoDB table for synced entities (`ENTITIES_TABLE`).
     pub entities_table: String,
+    /// DynamoDB table of webhook subscriptions and messages (`WEBHOOKS_TABLE`).
+    pub webhooks_table: String,
+    /// Whether webhooks may go to private and loopback addresses over http
+    /// (`WEBHOOK_ALLOW_PRIVATE_TARGETS`: `true` for local work only; default `false`).
+    pub webhook_allow_private_targets: bool,
     /// SQS queue the sync worker consumes (`SYNC_QUEUE_URL`).
     pub sync_queue_url: String,
     /// Secrets Manager name prefix (`SECRETS_PREFIX`), e.g. `connectors`.
@@ -56,6 +61,8 @@ impl Config {
         Ok(Self {
             state_table: required("STATE_TABLE")?,
             entities_table: required("ENTITIES_TABLE")?,
+            webhooks_table: required("WEBHOOKS_TABLE")?,
+            webhook_allow_private_targets: flag(&lookup, "WEBHOOK_ALLOW_PRIVATE_TARGETS")?,
             sync_queue_url: required("SYNC_QUEUE_URL")?,
             secrets_prefix: required("SECRETS_PREFIX")?,
             api_base_url: lookup("API_BASE_URL").filter(|v| !v.trim().is_empty()),
@@ -104,6 +111,7 @@ mod tests {
         let base = [
             ("STATE_TABLE", "s"),
             ("ENTITIES_TABLE", "e"),
+            ("WEBHOOKS_TABLE", "w"),
             ("SYNC_QUEUE_URL", "q"),
             ("SECRETS_PREFIX", "p"),
         ];
@@ -127,6 +135,7 @@ mod tests {
         let base = [
             ("STATE_TABLE", "s"),
             ("ENTITIES_TABLE", "e"),
+            ("WEBHOOKS_TABLE", "w"),
             ("SYNC_QUEUE_URL", "q"),
             ("SECRETS_PREFIX", "p"),
         ];
@@ -173,6 +182,7 @@ mod tests {
         let all = [
             ("STATE_TABLE", "s"),
             ("ENTITIES_TABLE", "e"),
+            ("WEBHOOKS_TABLE", "w"),
             ("SYNC_QUEUE_URL", "q"),
             ("SECRETS_PREFIX", "p"),
         ];

@@ -7,8 +7,11 @@ pub mod telemetry;
 pub use config::{Config, ConfigError};
 
 use aws_adapters::{
-    AwsClients, DynamoEntities, DynamoStore, SecretsFingerprintKey, SecretsVault, SqsQueue,
+    AwsClients, DynamoEntities, DynamoStore, DynamoWebhooks, SecretsFingerprintKey, SecretsVault,
+    SqsQueue,
 };
+use delivery::ports::TargetCheck;
+use delivery::TargetPolicy;
 use domain::clock::SystemClock;
 use domain::usecases::sync::SyncSettings;
 use domain::usecases::Platform;
@@ -71,19 +74,20 @@ pub fn platform(config: &Config, clients: &AwsClients, upstreams: Upstreams) -> 
         tokens,
         providers,
     } = upstreams;
+    let vault = Arc::new(SecretsVault::new(
+        clients.secrets.clone(),
+        config.secrets_prefix.clone(),
+    ));
     Platform {
-        store: Arc::new(DynamoStore::new(
-            clients.dynamodb.clone(),
-            config.state_table.clone(),
-        )),
+        store: Arc::new(
+            DynamoStore::new(clients.dynamodb.clone(), config.state_table.clone())
+                .with_outbox(config.webhooks_table.clone()),
+        ),
         entities: Arc::new(DynamoEntities::new(
             clients.dynamodb.clone(),
             config.entities_table.clone(),
         )),
-        vault: Arc::new(SecretsVault::new(
-            clients.secrets.clone(),
-            config.secrets_prefix.clone(),
-        )),
+        vault: vault.clone(),
         fingerprint_key: Arc::new(SecretsFingerprintKey::new(
             clients.secrets.clone(),
             &config.secrets_prefix,
@@ -99,6 +103,16 @@ pub fn platform(config: &Config, clients: &AwsClients, upstreams: Upstreams) -> 
         oauth_redirect_uri: config.oauth_redirect_uri(),
         default_redirect_origins: config.default_redirect_origins.clone(),
         refresh_imported_tokens_with_platform_app: config.refresh_imported_tokens_with_platform_app,
+        webhooks: Arc::new(DynamoWebhooks::new(
+            clients.dynamodb.clone(),
+            config.webhooks_table.clone(),
+        )),
+        webhook_secrets: vault,
+        webhook_targets: Arc::new(TargetCheck {
+            policy: TargetPolicy {
+                allow_private: config.webhook_allow_private_targets,
+            },
+        }),
     }
 }
 

@@ -30,6 +30,7 @@ pub async fn admin(aws: &TestAws, args: &[&str], stdin: Option<&str>) -> AdminRu
         .chain([
             ("STATE_TABLE".to_owned(), aws.state_table.clone()),
             ("ENTITIES_TABLE".to_owned(), aws.entities_table.clone()),
+            ("WEBHOOKS_TABLE".to_owned(), aws.webhooks_table.clone()),
             ("SECRETS_PREFIX".to_owned(), aws.secrets_prefix.clone()),
         ])
         .collect();

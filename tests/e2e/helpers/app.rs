@@ -101,6 +101,14 @@ impl TestApp {
             // The OAuth suites import tokens and watch them refreshed; the domain's tests cover
             // the default, off.
             refresh_imported_tokens_with_platform_app: true,
+            webhooks: Arc::new(aws.webhooks()),
+            webhook_secrets: Arc::new(aws.vault()),
+            // Test receivers listen on loopback, as with `make dev`.
+            webhook_targets: Arc::new(delivery::ports::TargetCheck {
+                policy: delivery::TargetPolicy {
+                    allow_private: true,
+                },
+            }),
         };
         let store = aws.store();
         let org = stack::create_organization(

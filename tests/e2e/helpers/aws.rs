@@ -7,8 +7,8 @@ use aws_adapters::bootstrap::{
     ensure_webhooks_table,
 };
 use aws_adapters::{
-    AwsClients, DynamoEntities, DynamoStore, SecretsFingerprintKey, SecretsVault, SqsQueue,
-    StreamPoller,
+    AwsClients, DynamoEntities, DynamoStore, DynamoWebhooks, SecretsFingerprintKey, SecretsVault,
+    SqsQueue, StreamPoller,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
@@ -39,6 +39,8 @@ pub struct TestAws {
     pub clients: AwsClients,
     pub state_table: String,
     pub entities_table: String,
+    pub webhooks_table: String,
+    pub webhooks_stream_arn: String,
     pub queue_url: String,
     pub secrets_prefix: String,
 }
@@ -59,6 +61,10 @@ impl TestAws {
         ensure_entities_table(&clients.dynamodb, &entities_table)
             .await
             .expect("entities table");
+        let webhooks_table = format!("webhooks-{suffix}");
+        let webhooks_stream_arn = ensure_webhooks_table(&clients.dynamodb, &webhooks_table)
+            .await
+            .expect("webhooks table");
         let queue_url = ensure_queue(&clients.sqs, &queue_name)
             .await
             .expect("sync queue");
@@ -70,13 +76,21 @@ impl TestAws {
             clients,
             state_table,
             entities_table,
+            webhooks_table,
+            webhooks_stream_arn,
             queue_url,
             secrets_prefix,
         }
     }
 
+    /// The state store, recording events in this stack's webhooks table.
     pub fn store(&self) -> DynamoStore {
         DynamoStore::new(self.clients.dynamodb.clone(), &self.state_table)
+            .with_outbox(&self.webhooks_table)
+    }
+
+    pub fn webhooks(&self) -> DynamoWebhooks {
+        DynamoWebhooks::new(self.clients.dynamodb.clone(), &self.webhooks_table)
     }
 
     pub fn entities(&self) -> DynamoEntities {

@@ -10,7 +10,9 @@
 //! Every subcommand but `setup` and `ceiling` reads the functions' configuration
 //! (STATE_TABLE, ENTITIES_TABLE, SYNC_QUEUE_URL, SECRETS_PREFIX) from the environment.
 
-use aws_adapters::bootstrap::{ensure_entities_table, ensure_queue, ensure_state_table};
+use aws_adapters::bootstrap::{
+    ensure_entities_table, ensure_queue, ensure_state_table, ensure_webhooks_table,
+};
 use aws_adapters::{metering, AwsClients, DynamoEntities};
 use domain::collection::CreateCollectionInput;
 use domain::entity::{Change, EntityWrite};
@@ -57,6 +59,8 @@ async fn setup(count: u32) -> Result<Value, BoxError> {
     let config = Config {
         state_table: format!("bench-state-{suffix}"),
         entities_table: format!("bench-entities-{suffix}"),
+        webhooks_table: format!("bench-webhooks-{suffix}"),
+        webhook_allow_private_targets: false,
         sync_queue_url: ensure_queue(&clients.sqs, &format!("bench-sync-{suffix}")).await?,
         secrets_prefix: format!("bench-{suffix}"),
         api_base_url: None,
@@ -65,6 +69,7 @@ async fn setup(count: u32) -> Result<Value, BoxError> {
     };
     ensure_state_table(&clients.dynamodb, &config.state_table).await?;
     ensure_entities_table(&clients.dynamodb, &config.entities_table).await?;
+    ensure_webhooks_table(&clients.dynamodb, &config.webhooks_table).await?;
     let platform = wiring::platform(&config, &clients, wiring::Upstreams::from_env()?);
     let org =
         local_stack::stack::create_organization(platform.store.as_ref(), "Bench", None).await?;
@@ -87,6 +92,7 @@ async fn setup(count: u32) -> Result<Value, BoxError> {
         "env": {
             "STATE_TABLE": config.state_table,
             "ENTITIES_TABLE": config.entities_table,
+            "WEBHOOKS_TABLE": config.webhooks_table,
             "SYNC_QUEUE_URL": config.sync_queue_url,
             "SECRETS_PREFIX": config.secrets_prefix,
         },
@@ -118,11 +124,11 @@ async fn job(args: &[String]) -> Result<Value, BoxError> {
         .extend(changes);
     platform
         .store
-        .replace_connection(&connection, current.version)
+        .replace_connection(&connection, current.version, &[])
         .await?;
     let mut job = Job::pending(JobId::new(), org, id, Trigger::Manual, platform.clock.now());
     job.force_full_sync = args.iter().any(|a| a == "--force-full");
-    platform.store.start_job(&job).await?;
+    platform.store.start_job(&job, &[]).await?;
     platform.queue.enqueue(&job.message()).await?;
     Ok(json!({"job": job.id}))
 }

@@ -28,6 +28,7 @@ use domain::ports::{
     ConnectionStore, NewConnection, SecretVersion, StoreError, Succession, Versioned,
 };
 use domain::schedule::bucket_of;
+use domain::webhooks::Event;
 use std::collections::HashMap;
 
 /// What each write of the create transaction stands for, to read cancellation reasons by index.
@@ -159,6 +160,8 @@ impl ConnectionStore for DynamoStore {
             items.push(TransactWriteItem::builder().update(complete).build());
         }
 
+        // After the writes `writes` names: their cancellation reasons line up with it.
+        items.extend(self.outbox_items(new.events)?);
         let result = self
             .client
             .transact_write_items()
@@ -250,7 +253,16 @@ impl ConnectionStore for DynamoStore {
         &self,
         connection: &SourceConnection,
         version: u64,
+        events: &[Event],
     ) -> Result<(), StoreError> {
+        if !events.is_empty() {
+            let mut items = vec![self.put_versioned(connection, version)?];
+            items.extend(self.outbox_items(events)?);
+            return match self.transact(items).await? {
+                true => Ok(()),
+                false => Err(StoreError::VersionConflict),
+            };
+        }
         let mut item = connection_item(connection)?;
         item.insert(VERSION.to_owned(), n(version + 1));
         let result = self
@@ -292,6 +304,7 @@ impl ConnectionStore for DynamoStore {
         connection: &SourceConnection,
         version: u64,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         let org = connection.organization_id;
         let tombstone = Update::builder()
@@ -334,11 +347,15 @@ impl ConnectionStore for DynamoStore {
             .expression_attribute_values(":minus_one", n(-1))
             .build()
             .map_err(build_error)?;
+        let mut items = vec![
+            TransactWriteItem::builder().update(tombstone).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        items.extend(self.outbox_items(events)?);
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(tombstone).build())
-            .transact_items(TransactWriteItem::builder().update(count).build())
+            .set_transact_items(Some(items))
             .send()
             .await;
         let e = match result {
@@ -347,7 +364,7 @@ impl ConnectionStore for DynamoStore {
         };
         match failed_conditions(&e).as_slice() {
             [true, ..] => Err(StoreError::VersionConflict),
-            [_, true] => Err(StoreError::CollectionNotFound),
+            [_, true, ..] => Err(StoreError::CollectionNotFound),
             _ => Err(backend(e)),
         }
     }

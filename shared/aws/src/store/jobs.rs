@@ -28,7 +28,8 @@ use domain::connection::{ConnectionStatus, SourceConnection};
 use domain::ids::{ConnectionId, JobId};
 use domain::job::{Counts, Job, JobClaim, JobStatus, Lease, RunState};
 use domain::page::{Page, PageRequest};
-use domain::ports::{CursorUpdate, FinishedRun, JobStore, StoreError};
+use domain::ports::{CursorUpdate, FinishedRun, JobEvents, JobStore, StoreError};
+use domain::webhooks::Event;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -43,6 +44,12 @@ const CURSOR: &str = "CURSOR";
 const JOB_PREFIX: &str = "JOB#";
 /// Attempts of a claim whose read went stale before its conditional write.
 const CLAIM_ATTEMPTS: usize = 3;
+/// A claim: the job runs under the claimant's lease.
+const CLAIM_UPDATE: &str =
+    "SET #status = :status, #holder = :holder, #until = :until, started_at = :started";
+/// ... if it is as it was read and no lease holds it.
+const CLAIM_CONDITION: &str =
+    "#status = :observed AND (attribute_not_exists(#until) OR #until <= :now)";
 
 /// Frees the slot in the same transaction as the job's end, if `job` holds it (or nobody
 /// does: jobs written without one).
@@ -131,17 +138,19 @@ impl DynamoStore {
         job: &Job,
         connection: TransactWriteItem,
         refused: StoreError,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         let item = to_item(
             job,
             connection_pk(job.source_connection_id),
             &job_sk(job.id),
         )?;
-        let items = vec![
+        let mut items = vec![
             connection,
             self.put_new_write(active_slot(job))?,
             self.put_new_write(item)?,
         ];
+        items.extend(self.outbox_items(events)?);
         let result = self
             .client
             .transact_write_items()
@@ -155,7 +164,7 @@ impl DynamoStore {
         match failed_conditions(&e).as_slice() {
             [true, ..] => Err(refused),
             [_, true, ..] => Err(StoreError::JobActive),
-            [_, _, true] => Err(StoreError::AlreadyExists),
+            [_, _, true, ..] => Err(StoreError::AlreadyExists),
             _ => Err(backend(e)),
         }
     }
@@ -283,7 +292,7 @@ impl JobStore for DynamoStore {
         items.try_map(from_item)
     }
 
-    async fn start_job(&self, job: &Job) -> Result<(), StoreError> {
+    async fn start_job(&self, job: &Job, events: &[Event]) -> Result<(), StoreError> {
         let runnable = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(key(
@@ -310,7 +319,7 @@ impl JobStore for DynamoStore {
         let runnable = TransactWriteItem::builder()
             .condition_check(runnable)
             .build();
-        self.write_start(job, runnable, StoreError::NotRunnable)
+        self.write_start(job, runnable, StoreError::NotRunnable, events)
             .await
     }
 
@@ -319,9 +328,10 @@ impl JobStore for DynamoStore {
         job: &Job,
         connection: &SourceConnection,
         version: u64,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         let advanced = self.put_versioned(connection, version)?;
-        self.write_start(job, advanced, StoreError::VersionConflict)
+        self.write_start(job, advanced, StoreError::VersionConflict, events)
             .await
     }
 
@@ -360,6 +370,7 @@ impl JobStore for DynamoStore {
         connection: ConnectionId,
         job: JobId,
         now: DateTime<Utc>,
+        events: JobEvents<'_>,
     ) -> Result<Option<Job>, StoreError> {
         for _ in 0..CLAIM_ATTEMPTS {
             let Some(mut stored) = self.get_job(connection, job).await? else {
@@ -390,6 +401,12 @@ impl JobStore for DynamoStore {
             if done {
                 items.push(free_slot(&self.table, connection, job)?);
             }
+            let mut changed = stored.clone();
+            changed.status = status;
+            if done {
+                changed.completed_at = Some(now);
+            }
+            items.extend(self.outbox_items(&events(&changed))?);
             let result = self
                 .client
                 .transact_write_items()
@@ -398,10 +415,7 @@ impl JobStore for DynamoStore {
                 .await;
             match result {
                 Ok(_) => {
-                    stored.status = status;
-                    if done {
-                        stored.completed_at = Some(now);
-                    }
+                    stored = changed;
                     return Ok(Some(stored));
                 }
                 // The job moved on (claimed, finished) in between: look again.
@@ -420,6 +434,7 @@ impl JobStore for DynamoStore {
         job: JobId,
         lease: &Lease,
         now: DateTime<Utc>,
+        events: JobEvents<'_>,
     ) -> Result<JobClaim, StoreError> {
         for _ in 0..CLAIM_ATTEMPTS {
             let Some(item) = self.job_item(connection, job).await? else {
@@ -438,17 +453,50 @@ impl JobStore for DynamoStore {
                 JobStatus::Pending => JobStatus::Running,
                 other => other,
             };
+            let started = stored.started_at.unwrap_or(now);
+            let mut claimed = stored.clone();
+            claimed.status = status;
+            claimed.started_at = Some(started);
+            // A pending job starts: its events go with it, in a transaction (which answers no
+            // item, so the job is the one read, as changed). A take-over has none.
+            let events = match stored.status {
+                JobStatus::Pending => events(&claimed),
+                _ => Vec::new(),
+            };
+            if !events.is_empty() {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(connection_pk(connection), &job_sk(job))))
+                    .update_expression(CLAIM_UPDATE)
+                    .condition_expression(CLAIM_CONDITION)
+                    .expression_attribute_names("#status", STATUS)
+                    .expression_attribute_names("#holder", LEASE_HOLDER)
+                    .expression_attribute_names("#until", LEASE_UNTIL)
+                    .expression_attribute_values(":status", status_value(status))
+                    .expression_attribute_values(":observed", status_value(stored.status))
+                    .expression_attribute_values(":holder", s(&lease.holder))
+                    .expression_attribute_values(":until", millis(lease.until))
+                    .expression_attribute_values(":now", millis(now))
+                    .expression_attribute_values(":started", instant(started))
+                    .build()
+                    .map_err(build_error)?;
+                let mut items = vec![TransactWriteItem::builder().update(update).build()];
+                items.extend(self.outbox_items(&events)?);
+                if !self.transact(items).await? {
+                    continue;
+                }
+                return Ok(JobClaim::Claimed {
+                    state: run_state_of(&item)?,
+                    job: Box::new(claimed),
+                });
+            }
             let result = self
                 .client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key(connection_pk(connection), &job_sk(job))))
-                .update_expression(
-                    "SET #status = :status, #holder = :holder, #until = :until, started_at = :started",
-                )
-                .condition_expression(
-                    "#status = :observed AND (attribute_not_exists(#until) OR #until <= :now)",
-                )
+                .update_expression(CLAIM_UPDATE)
+                .condition_expression(CLAIM_CONDITION)
                 .expression_attribute_names("#status", STATUS)
                 .expression_attribute_names("#holder", LEASE_HOLDER)
                 .expression_attribute_names("#until", LEASE_UNTIL)
@@ -457,7 +505,7 @@ impl JobStore for DynamoStore {
                 .expression_attribute_values(":holder", s(&lease.holder))
                 .expression_attribute_values(":until", millis(lease.until))
                 .expression_attribute_values(":now", millis(now))
-                .expression_attribute_values(":started", instant(stored.started_at.unwrap_or(now)))
+                .expression_attribute_values(":started", instant(started))
                 .return_values(ReturnValue::AllNew)
                 .send()
                 .await;
@@ -636,6 +684,7 @@ impl JobStore for DynamoStore {
                 items.push(TransactWriteItem::builder().delete(delete).build());
             }
         }
+        items.extend(self.outbox_items(run.events)?);
         let result = self
             .client
             .transact_write_items()

@@ -23,6 +23,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use domain::ports::StoreError;
+use domain::webhooks::{Event, Message};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -34,6 +35,8 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// The webhooks table, where the events of changes are recorded (the outbox).
+    outbox: Option<String>,
 }
 
 impl DynamoStore {
@@ -41,7 +44,45 @@ impl DynamoStore {
         Self {
             client,
             table: table_name.into(),
+            outbox: None,
         }
+    }
+
+    /// Records events of changes in `webhooks_table`, in the transactions of the changes.
+    pub fn with_outbox(mut self, webhooks_table: impl Into<String>) -> Self {
+        self.outbox = Some(webhooks_table.into());
+        self
+    }
+
+    /// The outbox items of `events`: one new message item each, in the webhooks table.
+    pub(crate) fn outbox_items(
+        &self,
+        events: &[Event],
+    ) -> Result<Vec<aws_sdk_dynamodb::types::TransactWriteItem>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(table) = &self.outbox else {
+            // Never drop an event: a store without an outbox cannot take the change.
+            return Err(StoreError::Backend(boxed(std::io::Error::other(
+                "events to record, but the store has no webhooks table",
+            ))));
+        };
+        events
+            .iter()
+            .map(|event| {
+                let item = crate::webhooks::message_item(&Message::from(event.clone()))?;
+                let put = aws_sdk_dynamodb::types::Put::builder()
+                    .table_name(table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .map_err(build_error)?;
+                Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .put(put)
+                    .build())
+            })
+            .collect()
     }
 
     pub fn table_name(&self) -> &str {

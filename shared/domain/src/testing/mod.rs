@@ -10,6 +10,7 @@ mod queue;
 mod sources;
 mod store;
 mod vault;
+mod webhooks;
 
 pub use entities::MemoryEntities;
 pub use fingerprint_key::MemoryFingerprintKey;
@@ -18,6 +19,7 @@ pub use queue::MemoryQueue;
 pub use sources::{CheckCall, FakeSources, ScriptedStream};
 pub use store::MemoryStore;
 pub use vault::MemoryVault;
+pub use webhooks::{FakeTargets, MemoryWebhooks};
 
 use crate::clock::{Clock, FixedClock};
 use crate::page::{Page, PageRequest};
@@ -88,6 +90,7 @@ pub struct Fakes {
     pub sources: Arc<FakeSources>,
     pub tokens: Arc<FakeTokens>,
     pub providers: Arc<FakeProviders>,
+    pub webhooks: Arc<MemoryWebhooks>,
 }
 
 pub fn platform() -> Fakes {
@@ -99,6 +102,7 @@ pub fn platform() -> Fakes {
     let sources = Arc::new(FakeSources::new());
     let tokens = Arc::new(FakeTokens::default());
     let providers = Arc::new(FakeProviders::default());
+    let webhooks = Arc::new(MemoryWebhooks::default());
     let platform = Platform {
         store: store.clone(),
         entities: entities.clone(),
@@ -112,6 +116,9 @@ pub fn platform() -> Fakes {
         oauth_redirect_uri: Some("https://api.example.com/oauth/callback".into()),
         default_redirect_origins: Vec::new(),
         refresh_imported_tokens_with_platform_app: false,
+        webhooks: webhooks.clone(),
+        webhook_secrets: webhooks.clone(),
+        webhook_targets: Arc::new(FakeTargets),
     };
     Fakes {
         platform,
@@ -123,5 +130,6 @@ pub fn platform() -> Fakes {
         sources,
         tokens,
         providers,
+        webhooks,
     }
 }

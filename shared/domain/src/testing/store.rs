@@ -12,12 +12,13 @@ use crate::oauth::{PendingFlow, StateHash};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
     CollectionStore, ConnectionRef, ConnectionStore, CursorUpdate, FinishedRun, FlowStore,
-    IdempotencyStore, JobCheck, JobStore, NewConnection, ProviderConnectionStore,
+    IdempotencyStore, JobCheck, JobEvents, JobStore, NewConnection, ProviderConnectionStore,
     RefreshLeaseStore, ScheduleStore, SecretVersion, StoreError, TenantStore, Versioned,
 };
 use crate::schedule::bucket_of;
 use crate::tenancy::{ApiKeyHash, Organization};
 use crate::usecases::scheduler::LOST_MESSAGE_AFTER;
+use crate::webhooks::Event;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -77,6 +78,8 @@ struct State {
     provider_connections: BTreeMap<(OrganizationId, String), ProviderConnection>,
     cursors: BTreeMap<ConnectionId, Value>,
     keys: BTreeMap<(OrganizationId, String), KeyRow>,
+    /// Every event recorded with a change (the outbox), in order.
+    outbox: Vec<Event>,
 }
 
 /// Stops the next `insert_connection` before it writes anything, so a test can act in between.
@@ -104,6 +107,11 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// Every event recorded with a change so far, in order.
+    pub fn recorded_events(&self) -> Vec<Event> {
+        lock(&self.state).outbox.clone()
+    }
+
     /// Makes every `insert_connection` fail with a backend error until switched off.
     pub fn fail_insert_connection(&self, fail: bool) {
         self.fail_insert_connection.store(fail, Ordering::SeqCst);
@@ -370,7 +378,11 @@ impl TenantStore for MemoryStore {
 
 #[async_trait]
 impl CollectionStore for MemoryStore {
-    async fn insert_collection(&self, collection: &Collection) -> Result<(), StoreError> {
+    async fn insert_collection(
+        &self,
+        collection: &Collection,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
         let key = (
             collection.organization_id,
@@ -386,6 +398,7 @@ impl CollectionStore for MemoryStore {
                 connections: 0,
             },
         );
+        state.outbox.extend_from_slice(events);
         Ok(())
     }
 
@@ -418,6 +431,7 @@ impl CollectionStore for MemoryStore {
         &self,
         org: OrganizationId,
         id: &ReadableId,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
         let key = (org, id.as_str().to_owned());
@@ -426,6 +440,7 @@ impl CollectionStore for MemoryStore {
             Some(row) if row.connections > 0 => Err(StoreError::CollectionNotEmpty),
             Some(_) => {
                 state.collections.remove(&key);
+                state.outbox.extend_from_slice(events);
                 Ok(())
             }
         }
@@ -494,6 +509,7 @@ impl ConnectionStore for MemoryStore {
                 };
             }
         }
+        state.outbox.extend_from_slice(new.events);
         Ok(())
     }
 
@@ -538,12 +554,15 @@ impl ConnectionStore for MemoryStore {
         &self,
         connection: &SourceConnection,
         version: u64,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         if self.fail_replace_connection.load(Ordering::SeqCst) {
             return Err(StoreError::Backend(injected("replace_connection")));
         }
         let mut state = lock(&self.state);
-        replace(&mut state, connection, version)
+        replace(&mut state, connection, version)?;
+        state.outbox.extend_from_slice(events);
+        Ok(())
     }
 
     async fn replace_connection_with_secret(
@@ -568,6 +587,7 @@ impl ConnectionStore for MemoryStore {
         connection: &SourceConnection,
         version: u64,
         now: DateTime<Utc>,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         if self.fail_begin_delete.load(Ordering::SeqCst) {
             return Err(StoreError::Backend(injected("begin_delete")));
@@ -590,6 +610,7 @@ impl ConnectionStore for MemoryStore {
             row.connections = row.connections.saturating_sub(1);
         }
         state.tombstones.insert(key, (stored, now));
+        state.outbox.extend_from_slice(events);
         Ok(())
     }
 
@@ -855,7 +876,7 @@ impl JobStore for MemoryStore {
         Ok(page_of(items, page))
     }
 
-    async fn start_job(&self, job: &Job) -> Result<(), StoreError> {
+    async fn start_job(&self, job: &Job, events: &[Event]) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
         let connection = state
             .connections
@@ -876,6 +897,7 @@ impl JobStore for MemoryStore {
         state
             .jobs
             .insert((job.source_connection_id, job.id), job.clone());
+        state.outbox.extend_from_slice(events);
         Ok(())
     }
 
@@ -884,6 +906,7 @@ impl JobStore for MemoryStore {
         job: &Job,
         connection: &SourceConnection,
         version: u64,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
         let key = (connection.organization_id, connection.id);
@@ -899,6 +922,7 @@ impl JobStore for MemoryStore {
         state
             .jobs
             .insert((job.source_connection_id, job.id), job.clone());
+        state.outbox.extend_from_slice(events);
         Ok(())
     }
 
@@ -923,6 +947,7 @@ impl JobStore for MemoryStore {
         connection: ConnectionId,
         job: JobId,
         now: DateTime<Utc>,
+        events: JobEvents<'_>,
     ) -> Result<Option<Job>, StoreError> {
         let mut state = lock(&self.state);
         let Some(stored) = state.jobs.get_mut(&(connection, job)) else {
@@ -936,11 +961,14 @@ impl JobStore for MemoryStore {
                 if state.active.get(&connection) == Some(&job) {
                     state.active.remove(&connection);
                 }
+                state.outbox.extend(events(&cancelled));
                 Ok(Some(cancelled))
             }
             JobStatus::Running => {
                 stored.status = JobStatus::Cancelling;
-                Ok(Some(stored.clone()))
+                let cancelling = stored.clone();
+                state.outbox.extend(events(&cancelling));
+                Ok(Some(cancelling))
             }
             _ => Ok(Some(stored.clone())),
         }
@@ -952,6 +980,7 @@ impl JobStore for MemoryStore {
         job: JobId,
         lease: &Lease,
         now: DateTime<Utc>,
+        events: JobEvents<'_>,
     ) -> Result<JobClaim, StoreError> {
         let mut state = lock(&self.state);
         let Some(stored) = state.jobs.get(&(connection, job)).cloned() else {
@@ -967,10 +996,12 @@ impl JobStore for MemoryStore {
             }
         }
         let mut claimed = stored;
+        claimed.started_at.get_or_insert(now);
         if claimed.status == JobStatus::Pending {
             claimed.status = JobStatus::Running;
+            let recorded = events(&claimed);
+            state.outbox.extend(recorded);
         }
-        claimed.started_at.get_or_insert(now);
         state.jobs.insert((connection, job), claimed.clone());
         state
             .runs
@@ -1087,6 +1118,7 @@ impl JobStore for MemoryStore {
                 state.cursors.remove(&job.source_connection_id);
             }
         }
+        state.outbox.extend_from_slice(run.events);
         Ok(())
     }
 

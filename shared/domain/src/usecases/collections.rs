@@ -7,6 +7,8 @@ use crate::ids::OrganizationId;
 use crate::names::{CollectionName, ReadableId};
 use crate::page::{Page, PageRequest};
 use crate::ports::StoreError;
+use crate::usecases::webhooks::outbox::Outbox;
+use crate::webhooks::{Event, EventType};
 
 fn not_found(id: &str) -> DomainError {
     DomainError::NotFound(format!("collection '{id}' not found"))
@@ -53,7 +55,10 @@ pub async fn create_collection(
         created_at: now,
         modified_at: now,
     };
-    match platform.store.insert_collection(&collection).await {
+    let events = Outbox::of(platform, org)
+        .await
+        .record(|| Event::collection(EventType::CollectionCreated, &collection, now));
+    match platform.store.insert_collection(&collection, &events).await {
         Ok(()) => Ok(collection),
         Err(StoreError::AlreadyExists) if explicit => Err(DomainError::Conflict(format!(
             "a collection with readable_id '{}' already exists",
@@ -99,9 +104,16 @@ pub async fn delete_collection(
     id: &str,
 ) -> Result<Collection, DomainError> {
     let collection = get_collection(platform, org, id).await?;
+    let events = Outbox::of(platform, org).await.record(|| {
+        Event::collection(
+            EventType::CollectionDeleted,
+            &collection,
+            platform.clock.now(),
+        )
+    });
     match platform
         .store
-        .delete_collection(org, &collection.readable_id)
+        .delete_collection(org, &collection.readable_id, &events)
         .await
     {
         Ok(()) => Ok(collection),

@@ -4,6 +4,8 @@
 
 mod resolve;
 
+use crate::usecases::webhooks::outbox::Outbox;
+use crate::webhooks::{Event, EventType};
 use resolve::{authenticated, checked_credentials, start_browser_flow, through_provider, Resolved};
 
 use super::Platform;
@@ -430,7 +432,7 @@ async fn write(
     reservation: Option<&Reservation>,
     now: DateTime<Utc>,
 ) -> Result<SourceConnection, DomainError> {
-    platform
+    let collection = platform
         .store
         .get_collection(org, &plan.collection)
         .await
@@ -505,12 +507,19 @@ async fn write(
     }
 
     let response = serde_json::to_string(&connection).map_err(DomainError::internal)?;
+    let outbox = Outbox::of(platform, org).await;
+    let mut events =
+        outbox.record(|| Event::connection(EventType::ConnectionCreated, &connection, now));
+    if let Some(job) = first_job.as_ref().filter(|_| outbox.recording()) {
+        events.push(Event::sync(job, &connection, collection.name.as_str(), now));
+    }
     let inserted = platform
         .store
         .insert_connection(NewConnection {
             connection: &connection,
             first_job: first_job.as_ref(),
             idempotency: reservation.map(|r| (r, response.as_str())),
+            events: &events,
         })
         .await;
     if let Err(e) = inserted {

@@ -14,6 +14,8 @@ use crate::connection::SourceConnection;
 use crate::error::DomainError;
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::ports::StoreError;
+use crate::usecases::webhooks::outbox::{job_events, JobContext, Outbox};
+use crate::webhooks::{Event, EventType};
 use std::time::Duration;
 use tracing::{info, instrument, warn};
 
@@ -79,8 +81,12 @@ async fn begin(
                 .await
                 .map_err(DomainError::internal);
         };
+        let now = platform.clock.now();
+        let events = Outbox::of(platform, org)
+            .await
+            .record(|| Event::connection(EventType::ConnectionDeleted, &current.value, now));
         match store
-            .begin_delete(&current.value, current.version, platform.clock.now())
+            .begin_delete(&current.value, current.version, now, &events)
             .await
         {
             Ok(()) => return Ok(Some(current.value)),
@@ -103,7 +109,7 @@ pub async fn finish_delete(
 ) -> Result<DeleteProgress, StoreError> {
     let (org, id) = (connection.organization_id, connection.id);
     if let Some(job) = platform.store.active_job(id).await? {
-        if !stop_job(platform, id, job, wait).await? {
+        if !stop_job(platform, connection, job, wait).await? {
             return Ok(DeleteProgress::WaitingForRun(job));
         }
     }
@@ -138,13 +144,21 @@ pub async fn finish_delete(
 /// nothing). `false` when a run still holds it after `wait`.
 async fn stop_job(
     platform: &Platform,
-    connection: ConnectionId,
+    deleted: &SourceConnection,
     job: JobId,
     wait: Duration,
 ) -> Result<bool, StoreError> {
     let store = &platform.store;
+    let connection = deleted.id;
+    let outbox = Outbox::of(platform, deleted.organization_id).await;
+    let context = JobContext::of(platform, outbox, deleted).await;
     store
-        .cancel_job(connection, job, platform.clock.now())
+        .cancel_job(
+            connection,
+            job,
+            platform.clock.now(),
+            &job_events(context.as_ref()),
+        )
         .await?;
     let deadline = tokio::time::Instant::now() + wait;
     loop {

@@ -14,6 +14,7 @@ pub mod sync;
 pub mod tenancy;
 pub mod update_connection;
 mod upstream_errors;
+pub mod webhooks;
 
 use crate::clock::Clock;
 use crate::error::DomainError;
@@ -21,6 +22,7 @@ use crate::fingerprint::FingerprintKey;
 use crate::oauth::TokenEndpoint;
 use crate::ports::{
     AuthProviders, CredentialVault, EntityStore, SourceDirectory, Store, StoreError, SyncQueue,
+    WebhookSecrets, WebhookStore, WebhookTargets,
 };
 use std::sync::Arc;
 
@@ -49,6 +51,12 @@ pub struct Platform {
     /// platform's client secret must not refresh a token it never issued, e.g. a stolen one).
     /// Off, an imported token that expires asks for re-authorization.
     pub refresh_imported_tokens_with_platform_app: bool,
+    /// Webhook subscriptions and the message log.
+    pub webhooks: Arc<dyn WebhookStore>,
+    /// Subscriptions' signing secrets.
+    pub webhook_secrets: Arc<dyn WebhookSecrets>,
+    /// Where an endpoint's URL may lead.
+    pub webhook_targets: Arc<dyn WebhookTargets>,
 }
 
 /// A store error of a list call, as the caller sees it: a cursor we did not issue is bad input.

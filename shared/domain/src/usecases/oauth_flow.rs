@@ -22,6 +22,8 @@ use crate::oauth::{
 };
 use crate::ports::{CheckError, StoreError, Succession, VaultError};
 use crate::redact::Redacted;
+use crate::usecases::webhooks::outbox::{JobContext, Outbox};
+use crate::webhooks::{Event, EventType};
 use chrono::{DateTime, DurationRound, Utc};
 use tracing::{error, info, instrument, warn};
 
@@ -253,7 +255,7 @@ pub async fn reinitiate_oauth(
         connection.modified_at = now;
         match platform
             .store
-            .replace_connection(&connection, read.version)
+            .replace_connection(&connection, read.version, &[])
             .await
         {
             Ok(()) => {
@@ -643,6 +645,7 @@ async fn activate(
         StoredCredential::Tokens { token, .. } => token.expires_at,
         _ => None,
     };
+    let outbox = Outbox::of(platform, flow.organization_id).await;
     for _ in 0..5 {
         let before = current.value.clone();
         let paused = before.status == ConnectionStatus::Inactive;
@@ -670,12 +673,17 @@ async fn activate(
             .sync
             .get_or_insert_with(Default::default)
             .last_job = Some((&job).into());
+        let authorized = outbox
+            .record(|| Event::connection(EventType::ConnectionAuthCompleted, &connection, now));
         let started = if paused {
             Err(StoreError::JobActive)
         } else {
+            let context = JobContext::of(platform, outbox, &connection).await;
+            let mut events = authorized.clone();
+            events.extend(context.iter().map(|c| c.event(&job)));
             platform
                 .store
-                .start_scheduled_job(&job, &connection, current.version)
+                .start_scheduled_job(&job, &connection, current.version, &events)
                 .await
         };
         // The first job goes with the activation, unless one of an earlier authorization runs.
@@ -687,7 +695,7 @@ async fn activate(
                 connection.sync = before.sync.clone();
                 platform
                     .store
-                    .replace_connection(&connection, current.version)
+                    .replace_connection(&connection, current.version, &authorized)
                     .await
                     .map(|()| None)
             }

@@ -11,6 +11,7 @@ use crate::error::DomainError;
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Job, JobStatus, Trigger};
 use crate::ports::StoreError;
+use crate::usecases::webhooks::outbox::{job_events, JobContext, Outbox};
 use tracing::{info, instrument, warn};
 
 /// Why this connection cannot run a job now, if it cannot.
@@ -59,9 +60,12 @@ pub async fn run_connection(
         platform.clock.now(),
     );
     job.force_full_sync = force_full_sync;
+    let outbox = Outbox::of(platform, org).await;
+    let context = JobContext::of(platform, outbox, &connection).await;
+    let events: Vec<_> = context.iter().map(|c| c.event(&job)).collect();
     let mut attempts = 0;
     loop {
-        match platform.store.start_job(&job).await {
+        match platform.store.start_job(&job, &events).await {
             Ok(()) => break,
             Err(StoreError::JobActive) => return Err(already_active()),
             Err(StoreError::NotRunnable) => {
@@ -105,9 +109,22 @@ pub async fn cancel_job(
     if before.status.is_terminal() {
         return Err(ended(before.status));
     }
+    let outbox = Outbox::of(platform, org).await;
+    let context = match outbox.recording() {
+        true => {
+            let connection = get_connection(platform, org, connection_id).await?;
+            JobContext::of(platform, outbox, &connection).await
+        }
+        false => None,
+    };
     let job = platform
         .store
-        .cancel_job(before.source_connection_id, before.id, platform.clock.now())
+        .cancel_job(
+            before.source_connection_id,
+            before.id,
+            platform.clock.now(),
+            &job_events(context.as_ref()),
+        )
         .await
         .map_err(DomainError::internal)?
         .ok_or_else(|| DomainError::NotFound(format!("sync job '{job_id}' not found")))?;
@@ -134,9 +151,16 @@ pub(crate) async fn stop_active_job(
     if last.status.is_terminal() {
         return Ok(None);
     }
+    let outbox = Outbox::of(platform, org).await;
+    let context = JobContext::of(platform, outbox, connection).await;
     let job = platform
         .store
-        .cancel_job(connection.id, last.id, platform.clock.now())
+        .cancel_job(
+            connection.id,
+            last.id,
+            platform.clock.now(),
+            &job_events(context.as_ref()),
+        )
         .await
         .map_err(DomainError::internal)?;
     let Some(job) = job else {
@@ -166,7 +190,7 @@ async fn show_last_job(platform: &Platform, org: OrganizationId, id: ConnectionI
         sync.last_job = Some(JobDetails::from(job));
         match platform
             .store
-            .replace_connection(&connection, current.version)
+            .replace_connection(&connection, current.version, &[])
             .await
         {
             Err(StoreError::VersionConflict) => continue,

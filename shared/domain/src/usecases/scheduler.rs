@@ -23,6 +23,7 @@ use crate::ids::JobId;
 use crate::job::{Job, JobStatus, Lease, Trigger};
 use crate::ports::{ConnectionRef, CursorUpdate, JobCheck, StoreError};
 use crate::schedule::{CronSchedule, BUCKETS};
+use crate::usecases::webhooks::outbox::{JobContext, Outbox};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 use tracing::{info, instrument, warn};
@@ -150,6 +151,7 @@ async fn fire(
 ) -> Result<(), StoreError> {
     let store = &platform.store;
     let (org, id) = (target.organization_id, target.connection_id);
+    let outbox = Outbox::of(platform, org).await;
     for _ in 0..3 {
         let Some(current) = store.get_versioned(org, id).await? else {
             return Ok(());
@@ -174,8 +176,10 @@ async fn fire(
         let job = Job::pending(JobId::new(), org, id, Trigger::Scheduled, now);
         let mut with_job = next.clone();
         with_job.sync.get_or_insert_with(Default::default).last_job = Some(JobDetails::from(&job));
+        let context = JobContext::of(platform, outbox, &with_job).await;
+        let events: Vec<_> = context.iter().map(|c| c.event(&job)).collect();
         match store
-            .start_scheduled_job(&job, &with_job, current.version)
+            .start_scheduled_job(&job, &with_job, current.version, &events)
             .await
         {
             Ok(()) => {
@@ -187,7 +191,7 @@ async fn fire(
                 return Ok(());
             }
             Err(StoreError::JobActive) => {
-                match store.replace_connection(&next, current.version).await {
+                match store.replace_connection(&next, current.version, &[]).await {
                     Ok(()) => {
                         info!(source_connection_id = %id, "scheduled run skipped: a job is still active");
                         report.skipped_active += 1;

@@ -172,7 +172,11 @@ pub async fn update_connection(
                     .replace_connection_with_secret(&updated, current.version, version)
                     .await
             }
-            None => store.replace_connection(&updated, current.version).await,
+            None => {
+                store
+                    .replace_connection(&updated, current.version, &[])
+                    .await
+            }
         };
         match replaced {
             Ok(()) => {

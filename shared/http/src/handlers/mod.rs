@@ -7,6 +7,7 @@ pub mod health;
 pub mod jobs;
 pub mod oauth;
 pub mod sources;
+pub mod webhooks;
 
 use crate::problem::Problem;
 use lambda_http::{Body, Response};

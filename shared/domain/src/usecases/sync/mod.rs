@@ -24,6 +24,7 @@ use super::Platform;
 use crate::auth::AuthenticationRequest;
 use crate::job::{JobClaim, JobStatus, Lease, SyncMessage};
 use crate::ports::{QueueError, StoreError, VaultError, MAX_QUEUE_DELAY};
+use crate::usecases::webhooks::outbox::{job_events, JobContext, Outbox};
 use credentials::{Credential, Credentials};
 use run::Run;
 use std::time::Duration;
@@ -196,9 +197,30 @@ pub async fn run_sync(
         holder: uuid::Uuid::new_v4().to_string(),
         until: now + settings.lease,
     };
+    // What the job's start reports (only read for an organization with subscriptions).
+    let outbox = Outbox::of(platform, message.organization_id).await;
+    let connection = match outbox.recording() {
+        true => {
+            platform
+                .store
+                .get_connection(message.organization_id, message.connection_id)
+                .await?
+        }
+        false => None,
+    };
+    let context = match &connection {
+        Some(c) => JobContext::of(platform, outbox, c).await,
+        None => None,
+    };
     let claim = platform
         .store
-        .claim_job(message.connection_id, message.job_id, &lease, now)
+        .claim_job(
+            message.connection_id,
+            message.job_id,
+            &lease,
+            now,
+            &job_events(context.as_ref()),
+        )
         .await?;
     let (job, saved) = match claim {
         JobClaim::Claimed { job, state } => (*job, state),

@@ -276,7 +276,7 @@ impl<'a> Run<'a> {
                 }
                 platform
                     .store
-                    .replace_connection(&connection, read.version)
+                    .replace_connection(&connection, read.version, &[])
                     .await
             }
         })

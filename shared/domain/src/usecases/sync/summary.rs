@@ -8,7 +8,9 @@ use crate::error_category::ErrorCategory;
 use crate::ids::{ConnectionId, OrganizationId};
 use crate::job::{Job, JobStatus, TypeTally};
 use crate::ports::{CursorUpdate, FinishedRun, StoreError, Versioned};
+use crate::usecases::webhooks::outbox::{collection_name, Outbox};
 use crate::usecases::Platform;
+use crate::webhooks::{Event, EventType};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -76,6 +78,7 @@ pub(crate) async fn record_ending(
         cursor,
         now,
     } = ending;
+    let outbox = Outbox::of(platform, job.organization_id).await;
     retry_on_version_conflict(
         platform,
         job.organization_id,
@@ -84,14 +87,31 @@ pub(crate) async fn record_ending(
         |current| {
             let updated = current.map(|c| {
                 let after = connection_after(&c.value, job, outcome, tallies, remaining, now);
-                (after, c.version)
+                let reauth = after.status == ConnectionStatus::NeedsReauth
+                    && c.value.status != ConnectionStatus::NeedsReauth;
+                (after, c.version, reauth)
             });
             async move {
+                // The job's end, and the connection's need of new credentials when this run
+                // found it; nothing of a connection deleted meanwhile (its deletion said so).
+                let mut events = Vec::new();
+                if let Some((after, _, reauth)) = updated.as_ref().filter(|_| outbox.recording()) {
+                    let name = collection_name(platform, after).await;
+                    events.push(Event::sync(job, after, &name, now));
+                    if *reauth {
+                        events.push(Event::connection(
+                            EventType::ConnectionNeedsReauth,
+                            after,
+                            now,
+                        ));
+                    }
+                }
                 let run = FinishedRun {
                     job,
                     holder,
-                    connection: updated.as_ref().map(|(c, v)| (c, *v)),
+                    connection: updated.as_ref().map(|(c, v, _)| (c, *v)),
                     cursor,
+                    events: &events,
                 };
                 platform.store.finish_job(run).await
             }

@@ -72,7 +72,7 @@ async fn next_job(f: &Fakes, message: &SyncMessage, force_full_sync: bool) -> Sy
         now(),
     );
     job.force_full_sync = force_full_sync;
-    f.store.start_job(&job).await.expect("a new job");
+    f.store.start_job(&job, &[]).await.expect("a new job");
     job.message()
 }
 

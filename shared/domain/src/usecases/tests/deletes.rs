@@ -206,7 +206,7 @@ async fn a_delete_out_of_time_leaves_the_rest_to_the_sweep() {
     let id = synced(&f, org).await;
     let current = f.store.get_versioned(org, id).await.unwrap().unwrap();
     f.store
-        .begin_delete(&current.value, current.version, now())
+        .begin_delete(&current.value, current.version, now(), &[])
         .await
         .unwrap();
 

@@ -15,6 +15,7 @@ mod secrets;
 mod tenancy;
 mod updates;
 mod validation;
+mod webhooks;
 
 use crate::collection::CreateCollectionInput;
 use crate::error::{DomainError, FieldError};

@@ -1,0 +1,333 @@
+//! Subscriptions and the message log (reads); see the module's documentation for the items.
+
+use super::keys::{
+    attempts_of_message, message_of, message_sk, org_pk, subscription_index_pk, subscription_sk,
+    ATTEMPT_PREFIX, BY_SUBSCRIPTION_INDEX, MESSAGE_PREFIX, SUBSCRIPTION_PREFIX,
+};
+use crate::store::paging::{list_items, Filter, Order};
+use crate::store::{backend, from_item, is_condition_failure, key, n, s, to_item, Item};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use domain::ids::{MessageId, OrganizationId, SubscriptionId};
+use domain::page::{Page, PageRequest};
+use domain::ports::{StoreError, Versioned, WebhookStore};
+use domain::webhooks::{DeliveryAttempt, Message, Subscription};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const VERSION: &str = "version";
+/// How long an answer of [`WebhookStore::has_subscriptions`] is reused, as API keys are.
+const PRESENCE_TTL: Duration = Duration::from_secs(5);
+
+/// Implements [`WebhookStore`] on the webhooks table.
+#[derive(Debug, Clone)]
+pub struct DynamoWebhooks {
+    client: Client,
+    table: String,
+    /// Whether an organization has subscriptions, and when that was read.
+    presence: Arc<Mutex<HashMap<OrganizationId, (bool, Instant)>>>,
+}
+
+impl DynamoWebhooks {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            presence: Arc::default(),
+        }
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    fn remember(&self, org: OrganizationId, present: bool) {
+        let mut cache = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: a function serving many organizations forgets the stale answers.
+        if cache.len() > 10_000 {
+            cache.retain(|_, (_, at)| at.elapsed() < PRESENCE_TTL);
+        }
+        cache.insert(org, (present, Instant::now()));
+    }
+
+    fn recalled(&self, org: OrganizationId) -> Option<bool> {
+        let cache = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(&org)
+            .filter(|(_, at)| at.elapsed() < PRESENCE_TTL)
+            .map(|(present, _)| *present)
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?
+            .item)
+    }
+
+    /// Every item of a partition (or of an index partition) with this sort key prefix.
+    async fn query_all(
+        &self,
+        index: Option<&str>,
+        pk: String,
+        prefix: &str,
+        newest_first: bool,
+        limit: Option<usize>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let (pk_name, sk_name) = match index {
+            Some(_) => ("sub_pk", "sub_sk"),
+            None => ("pk", "sk"),
+        };
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_names("#sk", sk_name)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s(prefix))
+                .scan_index_forward(!newest_first)
+                .set_limit(limit.map(|l| l.min(1000) as i32))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(backend)?;
+            items.extend(out.items.unwrap_or_default());
+            if limit.is_some_and(|l| items.len() >= l) {
+                items.truncate(limit.unwrap_or(usize::MAX));
+                break;
+            }
+            match out.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+}
+
+fn version_of(item: &Item) -> u64 {
+    item.get(VERSION)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[async_trait]
+impl WebhookStore for DynamoWebhooks {
+    async fn has_subscriptions(&self, org: OrganizationId) -> Result<bool, StoreError> {
+        if let Some(present) = self.recalled(org) {
+            return Ok(present);
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(org_pk(org)))
+            .expression_attribute_values(":prefix", s(SUBSCRIPTION_PREFIX))
+            .projection_expression("pk")
+            .limit(1)
+            .send()
+            .await
+            .map_err(backend)?;
+        let present = out.count > 0;
+        self.remember(org, present);
+        Ok(present)
+    }
+
+    async fn insert_subscription(&self, subscription: &Subscription) -> Result<(), StoreError> {
+        let mut item = to_item(
+            subscription,
+            org_pk(subscription.organization_id),
+            &subscription_sk(subscription.id),
+        )?;
+        item.insert(VERSION.to_owned(), n(1));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                self.remember(subscription.organization_id, true);
+                Ok(())
+            }
+            Err(e) if is_condition_failure(&e) => Err(StoreError::AlreadyExists),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn get_subscription(
+        &self,
+        org: OrganizationId,
+        id: SubscriptionId,
+    ) -> Result<Option<Versioned<Subscription>>, StoreError> {
+        let Some(item) = self.get(org_pk(org), &subscription_sk(id)).await? else {
+            return Ok(None);
+        };
+        let version = version_of(&item);
+        Ok(Some(Versioned {
+            value: from_item(item)?,
+            version,
+        }))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        org: OrganizationId,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let items = self
+            .query_all(None, org_pk(org), SUBSCRIPTION_PREFIX, false, None)
+            .await?;
+        let mut found: Vec<Subscription> =
+            items.into_iter().map(from_item).collect::<Result<_, _>>()?;
+        found.sort_by_key(|s| s.created_at);
+        self.remember(org, !found.is_empty());
+        Ok(found)
+    }
+
+    async fn replace_subscription(
+        &self,
+        subscription: &Subscription,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let mut item = to_item(
+            subscription,
+            org_pk(subscription.organization_id),
+            &subscription_sk(subscription.id),
+        )?;
+        item.insert(VERSION.to_owned(), n(version + 1));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("#version = :version")
+            .expression_attribute_names("#version", VERSION)
+            .expression_attribute_values(":version", n(version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn delete_subscription(
+        &self,
+        org: OrganizationId,
+        id: SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(org_pk(org), &subscription_sk(id))))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(backend)?;
+        // The next check reads again: this may have been the last one.
+        self.presence
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&org);
+        out.attributes.map(from_item).transpose()
+    }
+
+    async fn list_messages(
+        &self,
+        org: OrganizationId,
+        event_types: &[String],
+        page: &PageRequest,
+    ) -> Result<Page<Message>, StoreError> {
+        let filter = (!event_types.is_empty()).then(|| {
+            let placeholders: Vec<String> =
+                (0..event_types.len()).map(|i| format!(":t{i}")).collect();
+            Filter {
+                expression: format!("#event_type IN ({})", placeholders.join(", ")),
+                names: HashMap::from([("#event_type".to_owned(), "event_type".to_owned())]),
+                values: placeholders
+                    .into_iter()
+                    .zip(event_types)
+                    .map(|(p, t)| (p, s(t)))
+                    .collect(),
+            }
+        });
+        let page = list_items(
+            &self.client,
+            &self.table,
+            org_pk(org),
+            MESSAGE_PREFIX,
+            filter,
+            page,
+            Order::Descending,
+        )
+        .await?;
+        page.try_map(|item| message_of(&item))
+    }
+
+    async fn get_message(
+        &self,
+        org: OrganizationId,
+        id: MessageId,
+    ) -> Result<Option<Message>, StoreError> {
+        self.get(org_pk(org), &message_sk(id))
+            .await?
+            .map(|item| message_of(&item))
+            .transpose()
+    }
+
+    async fn message_attempts(
+        &self,
+        org: OrganizationId,
+        id: MessageId,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        self.query_all(None, org_pk(org), &attempts_of_message(id), true, None)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
+    async fn subscription_attempts(
+        &self,
+        org: OrganizationId,
+        id: SubscriptionId,
+        limit: usize,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        let items = self
+            .query_all(
+                Some(BY_SUBSCRIPTION_INDEX),
+                subscription_index_pk(id),
+                ATTEMPT_PREFIX,
+                true,
+                Some(limit),
+            )
+            .await?;
+        // The index is keyed by subscription only: keep the organization's own.
+        let own = org_pk(org);
+        items
+            .into_iter()
+            .filter(|item| item.get("pk").and_then(|v| v.as_s().ok()) == Some(&own))
+            .map(from_item)
+            .collect()
+    }
+}
