@@ -20,7 +20,11 @@ fn problem(request_id: &str) -> impl Fn(domain::DomainError) -> Problem + '_ {
 
 /// A `true`/`false` query flag; absent is `false`.
 fn flag(req: &Request, name: &str, request_id: &str) -> Result<bool, Problem> {
-    match query(req).get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+    match query(req)
+        .get(name)
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
         None | Some("false" | "0" | "") => Ok(false),
         Some("true" | "1") => Ok(true),
         Some(_) => Err(Problem::invalid(
