@@ -1,12 +1,13 @@
 //! The cost of a create, counted at the SDK: a warm direct create makes exactly four AWS calls
-//! (collection read, secret, transaction, message); the API key is served from the cache. A
+//! (collection read, secret, transaction, message); the API key and whether the organization
+//! has webhook subscriptions are served from the cache (a function asks again after 5 s). A
 //! keyed create adds its idempotency claim, and the first keyed create of a process reads the
 //! fingerprint key, once: a warm keyed create asks Secrets Manager only for the connection's
 //! secret.
 
 use crate::helpers::app::{stub_body, TestApp};
 use crate::helpers::sdk::{CallLog, WithInterceptor};
-use aws_adapters::{DynamoStore, SecretsFingerprintKey, SecretsVault, SqsQueue};
+use aws_adapters::{DynamoStore, DynamoWebhooks, SecretsFingerprintKey, SecretsVault, SqsQueue};
 use std::sync::Arc;
 
 /// An app, and a second one on the same stack whose every AWS call is recorded, already warm
@@ -21,11 +22,15 @@ async fn warm_counted_app() -> (TestApp, TestApp, CallLog) {
         let sqs = recorder.sqs(&aws.clients.sqs);
         let base = app.platform.clone();
         let state_table = aws.state_table.clone();
+        let webhooks_table = aws.webhooks_table.clone();
         let prefix = aws.secrets_prefix.clone();
         let queue_url = aws.queue_url.clone();
         TestApp::spawn_with(move |p| {
             *p = base;
-            p.store = Arc::new(DynamoStore::new(dynamodb, state_table));
+            p.store = Arc::new(
+                DynamoStore::new(dynamodb.clone(), state_table).with_outbox(&webhooks_table),
+            );
+            p.webhooks = Arc::new(DynamoWebhooks::new(dynamodb, webhooks_table));
             p.vault = Arc::new(SecretsVault::new(secrets.clone(), &prefix));
             p.fingerprint_key = Arc::new(SecretsFingerprintKey::new(secrets, &prefix));
             p.queue = Arc::new(SqsQueue::new(sqs, queue_url));
@@ -49,6 +54,18 @@ async fn warm_counted_app() -> (TestApp, TestApp, CallLog) {
         recorder.take(),
         ["DynamoDB_20120810.GetItem"],
         "one key lookup"
+    );
+    // Warm too: whether the organization has webhook subscriptions, cached like the key.
+    assert!(!counted
+        .platform
+        .webhooks
+        .has_subscriptions(app.org)
+        .await
+        .unwrap());
+    assert_eq!(
+        recorder.take(),
+        ["DynamoDB_20120810.Query"],
+        "one subscription lookup"
     );
     (app, counted, recorder)
 }

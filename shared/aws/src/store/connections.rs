@@ -13,7 +13,7 @@ use super::keys::{
 use super::paging::Filter;
 use super::{
     backend, build_error, failed_conditions, from_item, is_condition_failure, n, s, to_item,
-    DynamoStore, Item,
+    version_of, DynamoStore, Item,
 };
 use crate::batch::{delete_all, MAX_WRITE_BATCH};
 use async_trait::async_trait;
@@ -64,13 +64,6 @@ impl Write {
 /// The connection of a live (not deleting) connection item.
 fn live(item: Item) -> Option<Item> {
     (!item.contains_key(DELETING_AT)).then_some(item)
-}
-
-fn version_of(item: &Item) -> u64 {
-    item.get(VERSION)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
 }
 
 impl DynamoStore {

@@ -463,21 +463,27 @@ impl JobStore for DynamoStore {
                 JobStatus::Pending => events(&claimed),
                 _ => Vec::new(),
             };
+            let names = HashMap::from([
+                ("#status".to_owned(), STATUS.to_owned()),
+                ("#holder".to_owned(), LEASE_HOLDER.to_owned()),
+                ("#until".to_owned(), LEASE_UNTIL.to_owned()),
+            ]);
+            let values = HashMap::from([
+                (":status".to_owned(), status_value(status)),
+                (":observed".to_owned(), status_value(stored.status)),
+                (":holder".to_owned(), s(&lease.holder)),
+                (":until".to_owned(), millis(lease.until)),
+                (":now".to_owned(), millis(now)),
+                (":started".to_owned(), instant(started)),
+            ]);
             if !events.is_empty() {
                 let update = Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(key(connection_pk(connection), &job_sk(job))))
                     .update_expression(CLAIM_UPDATE)
                     .condition_expression(CLAIM_CONDITION)
-                    .expression_attribute_names("#status", STATUS)
-                    .expression_attribute_names("#holder", LEASE_HOLDER)
-                    .expression_attribute_names("#until", LEASE_UNTIL)
-                    .expression_attribute_values(":status", status_value(status))
-                    .expression_attribute_values(":observed", status_value(stored.status))
-                    .expression_attribute_values(":holder", s(&lease.holder))
-                    .expression_attribute_values(":until", millis(lease.until))
-                    .expression_attribute_values(":now", millis(now))
-                    .expression_attribute_values(":started", instant(started))
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
                     .build()
                     .map_err(build_error)?;
                 let mut items = vec![TransactWriteItem::builder().update(update).build()];
@@ -497,15 +503,8 @@ impl JobStore for DynamoStore {
                 .set_key(Some(key(connection_pk(connection), &job_sk(job))))
                 .update_expression(CLAIM_UPDATE)
                 .condition_expression(CLAIM_CONDITION)
-                .expression_attribute_names("#status", STATUS)
-                .expression_attribute_names("#holder", LEASE_HOLDER)
-                .expression_attribute_names("#until", LEASE_UNTIL)
-                .expression_attribute_values(":status", status_value(status))
-                .expression_attribute_values(":observed", status_value(stored.status))
-                .expression_attribute_values(":holder", s(&lease.holder))
-                .expression_attribute_values(":until", millis(lease.until))
-                .expression_attribute_values(":now", millis(now))
-                .expression_attribute_values(":started", instant(started))
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
                 .return_values(ReturnValue::AllNew)
                 .send()
                 .await;

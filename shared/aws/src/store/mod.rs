@@ -15,6 +15,7 @@ mod schedule;
 mod secret_versions;
 mod tenancy;
 
+pub(crate) use keys::VERSION;
 pub use keys::{schedule_bucket, SCHEDULE_INDEX, SWEEP_INDEX};
 
 use crate::error::{boxed, service_code};
@@ -91,16 +92,7 @@ impl DynamoStore {
 
     /// One item by its key, read consistently: reads here usually follow a write.
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, sk)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(out.item)
+        get_item(&self.client, &self.table, pk, sk).await
     }
 
     /// Writes `items` in one transaction: `Ok(false)` when one of their conditions failed.
@@ -159,6 +151,32 @@ pub(crate) fn failed_conditions<R>(
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// One item of `table` by its key, read consistently.
+pub(crate) async fn get_item(
+    client: &Client,
+    table: &str,
+    pk: String,
+    sk: &str,
+) -> Result<Option<Item>, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key(pk, sk)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(backend)?;
+    Ok(out.item)
+}
+
+/// The optimistic-locking version of an item (`version`; 1 when it has none yet).
+pub(crate) fn version_of(item: &Item) -> u64 {
+    item.get(keys::VERSION)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
 }
 
 pub(crate) fn key(pk: String, sk: &str) -> Item {

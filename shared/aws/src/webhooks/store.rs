@@ -5,7 +5,10 @@ use super::keys::{
     ATTEMPT_PREFIX, BY_SUBSCRIPTION_INDEX, MESSAGE_PREFIX, SUBSCRIPTION_PREFIX,
 };
 use crate::store::paging::{list_items, Filter, Order};
-use crate::store::{backend, from_item, is_condition_failure, key, n, s, to_item, Item};
+use crate::store::{
+    backend, from_item, get_item, is_condition_failure, key, n, s, to_item, version_of, Item,
+    VERSION,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use domain::ids::{MessageId, OrganizationId, SubscriptionId};
@@ -16,7 +19,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const VERSION: &str = "version";
 /// How long an answer of [`WebhookStore::has_subscriptions`] is reused, as API keys are.
 const PRESENCE_TTL: Duration = Duration::from_secs(5);
 
@@ -60,16 +62,7 @@ impl DynamoWebhooks {
     }
 
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
-        Ok(self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, sk)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(backend)?
-            .item)
+        get_item(&self.client, &self.table, pk, sk).await
     }
 
     /// Every item of a partition (or of an index partition) with this sort key prefix.
@@ -116,13 +109,6 @@ impl DynamoWebhooks {
         }
         Ok(items)
     }
-}
-
-fn version_of(item: &Item) -> u64 {
-    item.get(VERSION)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 #[async_trait]
