@@ -3,7 +3,7 @@
 
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart bench-sync bench-memory bench-soak bench-faults fakes openapi package check-panic
+.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart bench-sync bench-memory bench-soak bench-faults bench-webhooks fakes openapi package check-panic
 
 help:
 	@echo "make dev             run the API locally against the emulator (Ctrl-C stops it)"
@@ -29,6 +29,8 @@ help:
 	@echo "                     with every kind of fault (make test fails each once, one kind)"
 	@echo "make bench-sync      deployed builds, then the sync worker on 100,000 stub entities"
 	@echo "                     (BENCH_ENTITIES=5000 for a quick run) against the emulator"
+	@echo "make bench-webhooks  webhook delivery on the emulator: commit -> first attempt latency"
+	@echo "                     (median, p99) and the sender's deliveries per second"
 
 dev:
 	bash infra/dev.sh
@@ -110,6 +112,14 @@ bench-soak:
 	cargo build -p local-stack -p admin --bins
 	bash infra/bench/with-emulator.sh sh -c '"$$BENCH_PYTHON" infra/bench/soak.py \
 		"$${CARGO_TARGET_DIR:-target}/debug"'
+
+# Webhook delivery on the emulator: latency from a change's commit to the first attempt at a
+# local receiver (median, p99), and the sender's deliveries per second on a backlog; the table
+# goes into BENCHMARKS.md. BENCH_WEBHOOK_EVENTS sets the latency sample (200).
+bench-webhooks:
+	cargo build -p bench --bin webhook-bench
+	bash infra/bench/with-emulator.sh sh -c '"$${CARGO_TARGET_DIR:-target}/debug/webhook-bench" \
+		"$${BENCH_WEBHOOK_EVENTS:-200}" 500 | python3 infra/bench/webhooks.py'
 
 # The fault matrix with every kind of fault at every AWS request of every operation (make test
 # runs one kind per request, the kinds in turn); its table goes into BENCHMARKS.md.

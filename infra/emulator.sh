@@ -13,6 +13,10 @@
 #   infra/emulator.sh schemathesis
 #                               set up .dev/fuzz-venv with schemathesis if needed and print its
 #                               `schemathesis` executable (the API fuzzing test runs it)
+#   infra/emulator.sh webhook-verifiers
+#                               set up .dev/verify-venv with the standardwebhooks and Svix
+#                               packages if needed and print its python (the webhook delivery
+#                               test verifies every signature with them)
 #   infra/emulator.sh airweave-cli
 #                               set up .dev/cli-venv with Airweave's CLI if needed and print its
 #                               `airweave` executable (the CLI compatibility test runs it)
@@ -36,6 +40,7 @@ TOOLS_DIR="${TOOLS_DIR:-$DEV_DIR}"
 VENV="$TOOLS_DIR/venv"
 FUZZ_VENV="$TOOLS_DIR/fuzz-venv"
 CLI_VENV="$TOOLS_DIR/cli-venv"
+VERIFY_VENV="$TOOLS_DIR/verify-venv"
 NODE_DIR="$TOOLS_DIR/node"
 PID_FILE="$DEV_DIR/emulator.pid"
 PORT_FILE="$DEV_DIR/emulator.port"
@@ -54,6 +59,9 @@ FUZZ_REQUIREMENTS=('schemathesis==4.32.5')
 # Airweave's CLI (what its users install), pinned exactly, in its own venv: its dependencies
 # (typer, rich, httpx) must not fight the pins above.
 CLI_REQUIREMENTS=('airweave-cli==0.1.15')
+# The receivers' own webhook verifiers (Standard Webhooks' reference package and Svix's SDK),
+# pinned exactly, in their own venv: Svix's SDK brings its own httpx and pydantic.
+VERIFY_REQUIREMENTS=('standardwebhooks==1.3.0' 'svix==2.9.1')
 # @airweave/sdk (npm), pinned exactly: the TypeScript wire test runs it from $NODE_DIR.
 TS_SDK_VERSION=0.7.20
 START_TIMEOUT_SECONDS=30
@@ -160,6 +168,12 @@ ensure_cli_venv() {
     install_requirements "$CLI_VENV" 'import os, sys, airweave_cli
 assert os.access(os.path.join(os.path.dirname(sys.executable), "airweave"), os.X_OK)' \
         -- "${CLI_REQUIREMENTS[@]}"
+}
+
+# The verifiers' venv: both packages importable.
+ensure_verify_venv() {
+    install_requirements "$VERIFY_VENV" 'import standardwebhooks, svix.webhooks' \
+        -- "${VERIFY_REQUIREMENTS[@]}"
 }
 
 # Installs @airweave/sdk@$TS_SDK_VERSION into $NODE_DIR/node_modules when missing or when the pin
@@ -306,6 +320,13 @@ cmd_airweave_cli() {
     printf '%s\n' "$CLI_VENV/bin/airweave"
 }
 
+cmd_webhook_verifiers() {
+    mkdir -p "$DEV_DIR"
+    lock
+    ensure_verify_venv >&2
+    printf '%s\n' "$VERIFY_VENV/bin/python"
+}
+
 cmd_ts_sdk() {
     mkdir -p "$DEV_DIR"
     lock
@@ -319,11 +340,12 @@ python) cmd_python ;;
 ts-sdk) cmd_ts_sdk ;;
 schemathesis) cmd_schemathesis ;;
 airweave-cli) cmd_airweave_cli ;;
+webhook-verifiers) cmd_webhook_verifiers ;;
 stop) cmd_stop ;;
 running) cmd_running ;;
 env) cmd_env ;;
 *)
-    echo "usage: $0 start|stop|running|env|python|ts-sdk|schemathesis|airweave-cli" >&2
+    echo "usage: $0 start|stop|running|env|python|ts-sdk|schemathesis|airweave-cli|webhook-verifiers" >&2
     exit 2
     ;;
 esac

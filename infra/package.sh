@@ -13,7 +13,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-FUNCTIONS=(create-connection api oauth-callback sync-worker scheduler)
+FUNCTIONS=(create-connection api oauth-callback sync-worker scheduler webhook-sender)
 LIMIT=${PACKAGE_LIMIT_BYTES:-4718592}
 
 bash infra/lambda-build.sh --arm64 "${FUNCTIONS[@]}"

@@ -65,6 +65,10 @@ export AIRWEAVE_TS_SDK_DIR
 # Airweave's CLI (pip airweave-cli), in its own venv: the CLI compatibility test runs it.
 AIRWEAVE_CLI="$("${EMULATOR[@]}" airweave-cli)"
 export AIRWEAVE_CLI
+# standardwebhooks and Svix's SDK, in their own venv: the webhook delivery test verifies every
+# delivered signature with them.
+WEBHOOK_VERIFIERS_PYTHON="$("${EMULATOR[@]}" webhook-verifiers)"
+export WEBHOOK_VERIFIERS_PYTHON
 
 # cfn-lint (with the serverless rules) and `sam validate --lint` on template.yaml, offline.
 step bash "$ROOT/infra/lint-template.sh"
@@ -72,7 +76,7 @@ step cargo fmt --all --check
 step cargo clippy "${locked[@]}" --workspace --all-targets -- -D warnings
 # The function binaries themselves: the e2e tests run each one against a local Runtime API,
 # and the admin CLI as an operator runs it.
-step cargo build "${locked[@]}" -p create-connection -p api -p oauth-callback -p sync-worker -p scheduler -p admin
+step cargo build "${locked[@]}" -p create-connection -p api -p oauth-callback -p sync-worker -p scheduler -p webhook-sender -p admin
 # The summary line adds up every test binary's result, so the last line is the whole count.
 test_log="$(mktemp)"
 status=0

@@ -137,6 +137,7 @@ def environment(port):
         "ENTITIES_TABLE": "entities",
         "WEBHOOKS_TABLE": "webhooks",
         "SYNC_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/sync",
+        "WEBHOOK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/webhooks",
         "SECRETS_PREFIX": "connectors",
         "RUST_LOG": "warn",
     }

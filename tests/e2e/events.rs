@@ -25,6 +25,7 @@ fn expected(name: &str) -> (&'static str, Option<u16>) {
         "oauth-callback.json" => ("oauth-callback", Some(400)),
         "scheduler-tick.json" => ("scheduler", None),
         "sync-worker-sqs.json" => ("sync-worker", None),
+        "webhook-sender-sqs.json" | "webhook-sender-stream.json" => ("webhook-sender", None),
         "api-collections-1-create.json" | "api-auth-providers-1-create.json" => ("api", Some(201)),
         // A connection id this stack does not have.
         n if n.starts_with("api-connection-") => ("api", Some(404)),
@@ -50,6 +51,7 @@ fn environment(app: &TestApp, composio: &FakeComposio) -> Vec<(String, String)> 
         ("ENTITIES_TABLE".into(), aws.entities_table.clone()),
         ("WEBHOOKS_TABLE".into(), aws.webhooks_table.clone()),
         ("SYNC_QUEUE_URL".into(), aws.queue_url.clone()),
+        ("WEBHOOK_QUEUE_URL".into(), aws.webhook_queue_url.clone()),
         ("SECRETS_PREFIX".into(), aws.secrets_prefix.clone()),
         ("API_BASE_URL".into(), app.base_url.clone()),
         (
@@ -123,6 +125,17 @@ async fn every_sample_event_drives_its_functions_binary() {
                 );
                 assert_eq!(response["errors"], 0, "{name}: {response}");
             }
+            None if function == "webhook-sender" => {
+                // Both sources' events parse and are handled: the delivery task names a
+                // subscription this stack does not have (dropped), and the stream's message
+                // belongs to an organization without subscriptions (nothing to queue). No
+                // item fails, so neither comes again.
+                assert_eq!(
+                    response["batchItemFailures"],
+                    serde_json::json!([]),
+                    "{name}: {response}"
+                );
+            }
             None => {
                 // The message for a job this stack does not have is acknowledged and dropped;
                 // the one that is not a sync message is a batch item failure.
@@ -191,6 +204,7 @@ async fn a_missing_variable_stops_each_binary_at_start_up_naming_it() {
         "oauth-callback",
         "sync-worker",
         "scheduler",
+        "webhook-sender",
     ] {
         let (success, stderr) = start_up_failure(binary(function), &env);
         assert!(!success, "{function} started without STATE_TABLE");

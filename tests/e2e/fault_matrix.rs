@@ -14,12 +14,12 @@
 //! every kind and records the table in BENCHMARKS.md.
 
 use crate::helpers::app::{composio_clients, TestApp, GITHUB_TOKEN};
+use crate::helpers::clock::TestClock;
 use crate::helpers::faults::{Call, Faults, Kind};
 use crate::helpers::github::FakeGithub;
 use aws_adapters::{DynamoEntities, DynamoStore, SecretsFingerprintKey, SecretsVault, SqsQueue};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Duration, Utc};
-use domain::clock::Clock;
 use domain::usecases::scheduler::{tick, TickLimits};
 use domain::usecases::sync::SyncSettings;
 use fakes::composio::{ComposioAccount, FakeComposio};
@@ -28,23 +28,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use worker::Worker;
-
-/// A clock the matrix moves: leases run out and sweeps come due without waiting.
-struct TestClock(Mutex<DateTime<Utc>>);
-
-impl TestClock {
-    fn advance(&self, by: Duration) {
-        *self.0.lock().unwrap() += by;
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Op {
@@ -129,7 +114,7 @@ const LEASE: std::time::Duration = std::time::Duration::from_secs(120);
 impl World {
     async fn new(continuation: bool, mode: Delivery) -> World {
         let faults = Faults::default();
-        let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
+        let clock = Arc::new(TestClock::new(Utc::now()));
         let (f, c) = (faults.clone(), Arc::clone(&clock));
         let github = FakeGithub::start(GITHUB_TOKEN).await;
         let mut config =
@@ -577,7 +562,7 @@ async fn prepare(w: &World, op: Op) -> Prepared {
             )
             .await;
             let due: DateTime<Utc> = c["schedule"]["next_run"].as_str().unwrap().parse().unwrap();
-            *w.clock.0.lock().unwrap() = due;
+            w.clock.set(due);
             Prepared {
                 connection: Some(id_of(&c)),
                 ..Prepared::default()

@@ -350,6 +350,13 @@ const REFUSED: &[Refusal] = &[
             ("description", ""),
         ]),
     ),
+    // A recovery's window: instants (the document's date-time, which the fuzzer fills with
+    // any text), running forward.
+    refused(
+        "POST /webhooks/subscriptions/{id}/recover",
+        422,
+        Why::Errors(&[("since", ""), ("until", "")]),
+    ),
     refused(
         "GET /webhooks/messages",
         422,

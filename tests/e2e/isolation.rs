@@ -27,6 +27,7 @@ fn body_for(method: &Method, path: &str) -> Option<Value> {
         ("POST", "/source-connections") => Some(stub_body("owned-docs", "k-intruder-matrix")),
         ("POST", "/collections") | ("POST", "/auth-providers/connections") => None,
         ("PATCH", p) if p.starts_with("/webhooks/") => Some(json!({"disabled": true})),
+        ("POST", p) if p.ends_with("/recover") => Some(json!({"since": "2026-01-01T00:00:00Z"})),
         ("PATCH", _) => Some(json!({"name": "taken over"})),
         ("POST", _) => Some(json!({})),
         _ => None,

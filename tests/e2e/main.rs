@@ -40,4 +40,6 @@ mod sources_catalog;
 mod sync;
 mod sync_adapters;
 mod tenancy;
+mod webhook_delivery;
+mod webhook_fault_matrix;
 mod webhooks;

@@ -10,7 +10,7 @@ use domain::ids::{ConnectionId, JobId, OrganizationId};
 use domain::page::PageRequest;
 use domain::ports::{
     CollectionStore, ConnectionRef, ConnectionStore, CredentialVault, JobStore, NewConnection,
-    ScheduleStore, StoreError,
+    ScheduleStore, StoreError, WebhookSecrets,
 };
 use domain::schedule::{bucket_of, BUCKETS};
 use domain::usecases::scheduler::LOST_MESSAGE_AFTER;
@@ -290,12 +290,30 @@ async fn sweep_positions_and_the_secret_listing_page_through() {
         .map(|s| {
             assert_eq!(s.organization_id, org);
             assert!((s.created_at - now()).num_seconds().abs() < 120, "{s:?}");
-            s.connection_id
+            s.id
         })
         .collect();
     listed.sort();
     ids.sort();
     assert_eq!(listed, ids);
+    // Subscriptions' secrets are listed apart, and the connections' listing never holds them.
+    let hook = domain::ids::SubscriptionId::new();
+    let secret = domain::webhooks::WebhookSecret::from_random([3; 32]);
+    vault
+        .create_webhook_secret(org, hook, &secret)
+        .await
+        .unwrap();
+    let hooks = vault.list_webhook_secrets(None, 10).await.unwrap();
+    assert_eq!(
+        hooks
+            .secrets
+            .iter()
+            .map(|s| (s.organization_id, s.id))
+            .collect::<Vec<_>>(),
+        [(org, hook)]
+    );
+    let connections = vault.list_connection_secrets(None, 10).await.unwrap();
+    assert_eq!(connections.secrets.len(), ids.len());
 
     let first = vault
         .current_connection_secret_version(org, ids[0])

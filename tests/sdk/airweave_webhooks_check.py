@@ -2,7 +2,7 @@
 API, unchanged: every call must parse into the SDK's own models.
 
 Usage: AIRWEAVE_API_KEY=... python airweave_webhooks_check.py BASE_URL RECEIVER_URL
-[MESSAGE_ID]. Subscribes RECEIVER_URL, reads, changes and finally deletes that subscription;
+[MESSAGE_ID]. Subscribes RECEIVER_URL, reads, changes, recovers and finally deletes that subscription;
 with MESSAGE_ID also reads the message log and that message with its attempts. Prints one JSON
 line describing what it saw; exits non-zero on the first mismatch.
 """
@@ -43,6 +43,11 @@ def main() -> None:
     since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
     enabled = hooks.patch_subscription(created.id, disabled=False, recover_since=since)
     assert enabled.disabled is False, enabled
+    recovery = hooks.recover_failed_messages(created.id, since=since)
+    assert recovery.status == "completed" and recovery.id, recovery
+    until = datetime.datetime.now(datetime.timezone.utc)
+    window = hooks.recover_failed_messages(created.id, since=since, until=until)
+    assert window.status == "completed", window
 
     try:
         hooks.create_subscription(url=receiver, event_types=["sync.exploded"])

@@ -152,10 +152,12 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error + Send + S
                         .into(),
                 );
             }
-            let config = bootstrap(&clients, &settings).await?;
+            let config = bootstrap(&clients, &settings).await?.config;
             println!("state table     {}", config.state_table);
             println!("entities table  {}", config.entities_table);
+            println!("webhooks table  {}", config.webhooks_table);
             println!("sync queue      {}", config.sync_queue_url);
+            println!("webhook queue   {}", config.webhook_queue_url);
             println!(
                 "idempotency key {}",
                 aws_adapters::fingerprint_key_name(&config.secrets_prefix)

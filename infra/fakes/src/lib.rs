@@ -11,6 +11,7 @@ pub mod linear;
 pub mod notion;
 pub mod oauth;
 pub mod pipedream;
+pub mod receiver;
 pub mod server;
 pub mod slack;
 

@@ -5,19 +5,23 @@ use domain::ids::OrganizationId;
 use domain::oauth::OAuthApp;
 use domain::ports::{BoxError, CredentialVault, SourceDirectory, StoreError, TenantStore};
 use domain::tenancy::{api_key_from_random, ApiKeyHash, Organization, RedirectOrigin};
+use domain::webhooks::RetrySchedule;
 use http_api::Config;
 use secrecy::{ExposeSecret, SecretString};
 use std::env;
 use std::path::Path;
 
 /// Resource names for the local stack; each can be overridden by the variable the Lambda
-/// functions read (`STATE_TABLE`, `ENTITIES_TABLE`, `SECRETS_PREFIX`) or `SYNC_QUEUE_NAME`.
+/// functions read (`STATE_TABLE`, `ENTITIES_TABLE`, `SECRETS_PREFIX`) or `SYNC_QUEUE_NAME` and
+/// `WEBHOOK_QUEUE_NAME`.
 #[derive(Debug, Clone)]
 pub struct LocalSettings {
     pub state_table: String,
     pub entities_table: String,
     pub webhooks_table: String,
     pub sync_queue_name: String,
+    /// The webhook delivery queue (`WEBHOOK_QUEUE_NAME`).
+    pub webhook_queue_name: String,
     pub secrets_prefix: String,
     pub api_base_url: String,
     pub port: u16,
@@ -46,6 +50,7 @@ impl LocalSettings {
             entities_table: var("ENTITIES_TABLE", "connectors-entities"),
             webhooks_table: var("WEBHOOKS_TABLE", "connectors-webhooks"),
             sync_queue_name: var("SYNC_QUEUE_NAME", "connectors-sync"),
+            webhook_queue_name: var("WEBHOOK_QUEUE_NAME", "connectors-webhook-deliveries"),
             secrets_prefix: var("SECRETS_PREFIX", "connectors-dev"),
             api_base_url: var("API_BASE_URL", &format!("http://127.0.0.1:{port}")),
             port,
@@ -54,15 +59,28 @@ impl LocalSettings {
     }
 }
 
-/// Creates the tables, the queue (+DLQ) and the idempotency fingerprint key when missing, and
+/// What [`bootstrap`] made ready: the functions' config, and the webhooks table's stream (what
+/// the local stand-in for the sender's stream trigger reads).
+pub struct Bootstrapped {
+    pub config: Config,
+    pub webhooks_stream_arn: String,
+}
+
+/// Creates the tables, the queues (+DLQs) and the idempotency fingerprint key when missing, and
 /// answers the functions' config.
-pub async fn bootstrap(clients: &AwsClients, settings: &LocalSettings) -> Result<Config, BoxError> {
+pub async fn bootstrap(
+    clients: &AwsClients,
+    settings: &LocalSettings,
+) -> Result<Bootstrapped, BoxError> {
     bootstrap::ensure_state_table(&clients.dynamodb, &settings.state_table).await?;
     bootstrap::ensure_entities_table(&clients.dynamodb, &settings.entities_table).await?;
-    bootstrap::ensure_webhooks_table(&clients.dynamodb, &settings.webhooks_table).await?;
+    let webhooks_stream_arn =
+        bootstrap::ensure_webhooks_table(&clients.dynamodb, &settings.webhooks_table).await?;
     let sync_queue_url = bootstrap::ensure_queue(&clients.sqs, &settings.sync_queue_name).await?;
+    let webhook_queue_url =
+        bootstrap::ensure_webhook_queue(&clients.sqs, &settings.webhook_queue_name).await?;
     bootstrap::ensure_fingerprint_key(&clients.secrets, &settings.secrets_prefix).await?;
-    Ok(Config {
+    let config = Config {
         state_table: settings.state_table.clone(),
         entities_table: settings.entities_table.clone(),
         webhooks_table: settings.webhooks_table.clone(),
@@ -70,6 +88,12 @@ pub async fn bootstrap(clients: &AwsClients, settings: &LocalSettings) -> Result
         webhook_allow_private_targets: env::var("WEBHOOK_ALLOW_PRIVATE_TARGETS")
             .map_or(true, |v| v.trim() != "false"),
         sync_queue_url,
+        webhook_queue_url,
+        webhook_retry_schedule: match env::var("WEBHOOK_RETRY_SCHEDULE") {
+            Ok(raw) if !raw.trim().is_empty() => RetrySchedule::parse(&raw)
+                .map_err(|reason| format!("WEBHOOK_RETRY_SCHEDULE: {reason}"))?,
+            _ => RetrySchedule::default(),
+        },
         secrets_prefix: settings.secrets_prefix.clone(),
         api_base_url: Some(settings.api_base_url.clone()),
         // The dev organization carries its own allowlist; others get none by default.
@@ -77,6 +101,10 @@ pub async fn bootstrap(clients: &AwsClients, settings: &LocalSettings) -> Result
         refresh_imported_tokens_with_platform_app: wiring::config::env_flag(
             "REFRESH_IMPORTED_TOKENS_WITH_PLATFORM_APP",
         )?,
+    };
+    Ok(Bootstrapped {
+        config,
+        webhooks_stream_arn,
     })
 }
 

@@ -42,6 +42,9 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// Seconds a sync message stays invisible while a worker runs it: the Lambda's 15 minutes.
 pub const SYNC_VISIBILITY_TIMEOUT_SECS: u32 = 900;
+/// Seconds a webhook delivery task stays invisible while the sender runs it: six times the
+/// sender's 60 s timeout, as AWS advises for a queue feeding Lambda.
+pub const WEBHOOK_VISIBILITY_TIMEOUT_SECS: u32 = 360;
 /// Deliveries before a sync message moves to the dead-letter queue.
 pub const SYNC_MAX_RECEIVE_COUNT: u32 = 5;
 /// The dead-letter queue keeps messages as long as SQS allows (14 days).
@@ -279,6 +282,24 @@ async fn enable_ttl(
 
 /// The sync queue and its dead-letter queue `{name}-dlq`; answers the sync queue's URL.
 pub async fn ensure_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, BootstrapError> {
+    ensure_queue_with_dlq(sqs, name, SYNC_VISIBILITY_TIMEOUT_SECS).await
+}
+
+/// The webhook delivery queue and its dead-letter queue `{name}-dlq`, as template.yaml
+/// declares them (a visibility timeout of six sender timeouts); answers the queue's URL.
+pub async fn ensure_webhook_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+) -> Result<String, BootstrapError> {
+    ensure_queue_with_dlq(sqs, name, WEBHOOK_VISIBILITY_TIMEOUT_SECS).await
+}
+
+/// A queue whose messages go to `{name}-dlq` after their fifth receive.
+async fn ensure_queue_with_dlq(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    visibility_timeout_secs: u32,
+) -> Result<String, BootstrapError> {
     let dlq_name = format!("{name}-dlq");
     let dlq_url = ensure_one_queue(
         sqs,
@@ -311,7 +332,7 @@ pub async fn ensure_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<Strin
         HashMap::from([
             (
                 QueueAttributeName::VisibilityTimeout,
-                SYNC_VISIBILITY_TIMEOUT_SECS.to_string(),
+                visibility_timeout_secs.to_string(),
             ),
             (QueueAttributeName::RedrivePolicy, redrive.to_string()),
         ]),

@@ -23,4 +23,4 @@ pub use queue::{ReceivedMessage, SqsQueue};
 pub use store::{schedule_bucket, DynamoStore, SCHEDULE_INDEX, SWEEP_INDEX};
 pub use streams::{RecordError, StreamError, StreamPoller};
 pub use vault::SecretsVault;
-pub use webhooks::{DynamoWebhooks, BY_SUBSCRIPTION_INDEX, MESSAGE_RETENTION};
+pub use webhooks::{streamed_message, DynamoWebhooks, BY_SUBSCRIPTION_INDEX, MESSAGE_RETENTION};

@@ -1,11 +1,13 @@
-//! The sync queue: one SQS message per job to run.
+//! The SQS queues: the sync queue (one message per job to run) and the webhook delivery queue
+//! (one message per attempt of a message to a subscription).
 
 use crate::clients::Deferred;
 use crate::error::boxed;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use domain::job::SyncMessage;
-use domain::ports::{QueueError, SyncQueue, MAX_QUEUE_DELAY};
+use domain::ports::{DeliveryQueue, QueueError, SyncQueue, MAX_QUEUE_DELAY};
+use domain::webhooks::DeliveryTask;
 use std::time::Duration;
 
 /// A message as the queue handed it out, for a consumer that is not Lambda's SQS integration
@@ -99,7 +101,7 @@ impl SqsQueue {
 
     async fn send(&self, message: &SyncMessage, delay: Option<Duration>) -> Result<(), QueueError> {
         let body = serde_json::to_string(message).map_err(|e| QueueError(boxed(e)))?;
-        let delay = delay.map(|d| d.min(MAX_QUEUE_DELAY).as_secs() as i32);
+        let delay = delay.map(delay_seconds);
         self.client
             .send_message()
             .queue_url(&self.queue_url)
@@ -123,8 +125,60 @@ impl SyncQueue for SqsQueue {
         message: &SyncMessage,
         delay: Duration,
     ) -> Result<(), QueueError> {
-        // Rounded up: a wait of 1.5 s must not become 1 s.
-        let delay = Duration::from_secs(delay.as_secs() + u64::from(delay.subsec_nanos() > 0));
         self.send(message, Some(delay)).await
+    }
+}
+
+/// Whole seconds, rounded up (a wait of 1.5 s must not become 1 s), at most the queue's limit.
+fn delay_seconds(delay: Duration) -> i32 {
+    let rounded = Duration::from_secs(delay.as_secs() + u64::from(delay.subsec_nanos() > 0));
+    rounded.min(MAX_QUEUE_DELAY).as_secs() as i32
+}
+
+#[async_trait]
+impl DeliveryQueue for SqsQueue {
+    /// In batches of 10 (SQS's most); a batch with any entry refused is an error, so the
+    /// caller sends again (the entries that went through are then repeated, which the sender
+    /// drops once their attempt is recorded).
+    async fn enqueue_deliveries(
+        &self,
+        tasks: &[DeliveryTask],
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let delay = delay_seconds(delay);
+        for chunk in tasks.chunks(10) {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (i, task) in chunk.iter().enumerate() {
+                let body = serde_json::to_string(task).map_err(|e| QueueError(boxed(e)))?;
+                entries.push(
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .delay_seconds(delay)
+                        .build()
+                        .map_err(|e| QueueError(boxed(e)))?,
+                );
+            }
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| QueueError(boxed(e)))?;
+            if let Some(failed) = out.failed.first() {
+                return Err(QueueError(
+                    format!(
+                        "SQS refused {} of {} deliveries ({})",
+                        out.failed.len(),
+                        chunk.len(),
+                        failed.code
+                    )
+                    .into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }

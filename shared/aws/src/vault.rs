@@ -359,7 +359,20 @@ impl CredentialVault for SecretsVault {
         after: Option<&str>,
         limit: usize,
     ) -> Result<SecretsPage, VaultError> {
-        let prefix = format!("{}/connections/", self.prefix);
+        self.list_under("connections", after, limit).await
+    }
+}
+
+impl SecretsVault {
+    /// One page of the secrets named `{prefix}/{kind}/{org}/{id}`; names of another shape are
+    /// left out.
+    pub(crate) async fn list_under<I: std::str::FromStr>(
+        &self,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SecretsPage<I>, VaultError> {
+        let prefix = format!("{}/{kind}/", self.prefix);
         let filter = Filter::builder()
             .key(FilterNameStringType::Name)
             .values(&prefix)
@@ -382,7 +395,7 @@ impl CredentialVault for SecretsVault {
                 let created = entry.created_date()?;
                 Some(SecretEntry {
                     organization_id: org.parse().ok()?,
-                    connection_id: id.parse().ok()?,
+                    id: id.parse().ok()?,
                     created_at: DateTime::from_timestamp(created.secs(), created.subsec_nanos())?,
                 })
             })

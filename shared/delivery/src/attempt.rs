@@ -1,40 +1,8 @@
-//! The outcome of one delivery attempt, as the attempt record and the retry schedule need it.
+//! Why an attempt got no answer, in the few words the attempt record shows.
 
 use std::error::Error as _;
 use std::io;
 use std::time::Duration;
-
-/// What one POST to an endpoint came to. Nothing in it repeats what we sent (the signature,
-/// the key, the payload or the URL): it is shown back to the customer as the attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttemptResult {
-    /// The HTTP status of the answer; `None` when there was no answer.
-    pub status_code: Option<u16>,
-    /// At most the first 1024 bytes of the answer's body, as text (invalid UTF-8 replaced,
-    /// cut on a character boundary); empty when there was no answer.
-    pub response: String,
-    /// The endpoint answered 2xx: the message is delivered and is not retried.
-    pub delivered: bool,
-    /// How long a non-2xx answer asked us to wait (`Retry-After`, at most a day), to be
-    /// honoured by the retry schedule.
-    pub retry_after: Option<Duration>,
-    /// Why there was no answer: the target was refused, the request timed out, the connection
-    /// was refused or reset, TLS failed. A short message for the attempt record.
-    pub error: Option<String>,
-}
-
-impl AttemptResult {
-    /// An attempt that got no answer, for the reason given.
-    pub(crate) fn failed(error: impl Into<String>) -> Self {
-        Self {
-            status_code: None,
-            response: String::new(),
-            delivered: false,
-            retry_after: None,
-            error: Some(error.into()),
-        }
-    }
-}
 
 /// The reason a request got no answer, in a few words. reqwest's own message is never used:
 /// it names the URL, which may carry a customer's query string.

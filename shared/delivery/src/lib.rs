@@ -24,7 +24,7 @@ mod transport;
 
 pub use address::is_public;
 pub use answer::{MAX_RETRY_AFTER, RESPONSE_LIMIT};
-pub use attempt::AttemptResult;
+pub use domain::webhooks::AttemptResult;
 pub use signature::{secret_key, sign, SecretError, SECRET_PREFIX};
 pub use target::{resolve_target, Target, TargetError, TargetPolicy};
 pub use transport::{DeliveryRequest, Transport, TransportError, DEFAULT_TIMEOUT};

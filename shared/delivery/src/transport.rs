@@ -2,10 +2,11 @@
 //! check allowed.
 
 use crate::answer::{read_start, response_text, retry_after};
-use crate::attempt::{no_answer, timed_out, AttemptResult};
+use crate::attempt::{no_answer, timed_out};
 use crate::signature::sign;
 use crate::target::{resolve_target, TargetPolicy};
 use bytes::Bytes;
+use domain::webhooks::AttemptResult;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::redirect::Policy;
 use std::fmt;

@@ -31,7 +31,7 @@ pub use vault::{
     check_secret_size, CredentialVault, SecretEntry, SecretVersion, SecretsPage, VaultError,
     VersionedSecret, SECRET_VALUE_LIMIT,
 };
-pub use webhooks::{WebhookSecrets, WebhookStore, WebhookTargets};
+pub use webhooks::{DeliveryQueue, WebhookSecrets, WebhookStore, WebhookTargets, WebhookTransport};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -35,8 +35,12 @@ impl App {
         Ok(Self::new(wiring::platform_from_env().await?))
     }
 
-    pub fn from_parts(config: &Config, clients: &AwsClients, upstreams: Upstreams) -> Self {
-        Self::new(wiring::platform(config, clients, upstreams))
+    pub fn from_parts(
+        config: &Config,
+        clients: &AwsClients,
+        upstreams: Upstreams,
+    ) -> Result<Self, StartupError> {
+        Ok(Self::new(wiring::platform(config, clients, upstreams)?))
     }
 
     pub(crate) fn cached_organization(&self, key: &ApiKeyHash) -> Option<OrganizationId> {

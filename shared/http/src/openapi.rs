@@ -45,6 +45,7 @@ use utoipa::{Modify, OpenApi};
         webhooks::get,
         webhooks::update,
         webhooks::delete,
+        webhooks::recover,
         webhooks::list_messages,
         webhooks::get_message,
     ),

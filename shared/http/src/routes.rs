@@ -51,6 +51,7 @@ enum Route {
     ProviderConnection,
     Subscriptions,
     Subscription,
+    Recover,
     Messages,
     Message,
 }
@@ -78,6 +79,7 @@ impl Route {
             ["auth-providers", "connections", _] => Self::ProviderConnection,
             ["webhooks", "subscriptions"] => Self::Subscriptions,
             ["webhooks", "subscriptions", _] => Self::Subscription,
+            ["webhooks", "subscriptions", _, "recover"] => Self::Recover,
             ["webhooks", "messages"] => Self::Messages,
             ["webhooks", "messages", _] => Self::Message,
             _ => return None,
@@ -98,7 +100,7 @@ impl Route {
             | Self::ProviderConnection
             | Self::Messages
             | Self::Message => &[Method::GET],
-            Self::Run | Self::CancelJob | Self::Reinitiate => &[Method::POST],
+            Self::Run | Self::CancelJob | Self::Reinitiate | Self::Recover => &[Method::POST],
             Self::Collections
             | Self::Connections
             | Self::ProviderConnections
@@ -232,6 +234,7 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str)
             webhooks::delete(app, org, segments[2], request_id).await
         }
         (Route::Subscription, _) => webhooks::get(app, org, segments[2], &req, request_id).await,
+        (Route::Recover, _) => webhooks::recover(app, org, segments[2], &req, request_id).await,
         (Route::Messages, _) => webhooks::list_messages(app, org, &req, request_id).await,
         (Route::Message, _) => webhooks::get_message(app, org, segments[2], &req, request_id).await,
         (Route::Health | Route::OpenApi | Route::OAuthCallback, _) => {

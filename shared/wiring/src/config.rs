@@ -2,6 +2,7 @@
 //! with a message naming it.
 
 use domain::tenancy::RedirectOrigin;
+use domain::webhooks::RetrySchedule;
 use std::env;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +18,11 @@ pub struct Config {
     pub webhook_allow_private_targets: bool,
     /// SQS queue the sync worker consumes (`SYNC_QUEUE_URL`).
     pub sync_queue_url: String,
+    /// SQS queue the webhook sender consumes (`WEBHOOK_QUEUE_URL`).
+    pub webhook_queue_url: String,
+    /// When failed webhook deliveries are tried again (`WEBHOOK_RETRY_SCHEDULE`, comma-separated
+    /// seconds, one per attempt; unset: Svix's schedule).
+    pub webhook_retry_schedule: RetrySchedule,
     /// Secrets Manager name prefix (`SECRETS_PREFIX`), e.g. `connectors`.
     pub secrets_prefix: String,
     /// Public base URL of the API (`API_BASE_URL`), used for OAuth redirect URIs.
@@ -64,6 +70,16 @@ impl Config {
             webhooks_table: required("WEBHOOKS_TABLE")?,
             webhook_allow_private_targets: flag(&lookup, "WEBHOOK_ALLOW_PRIVATE_TARGETS")?,
             sync_queue_url: required("SYNC_QUEUE_URL")?,
+            webhook_queue_url: required("WEBHOOK_QUEUE_URL")?,
+            webhook_retry_schedule: match lookup("WEBHOOK_RETRY_SCHEDULE") {
+                Some(raw) if !raw.trim().is_empty() => {
+                    RetrySchedule::parse(&raw).map_err(|reason| ConfigError::Invalid {
+                        name: "WEBHOOK_RETRY_SCHEDULE",
+                        reason,
+                    })?
+                }
+                _ => RetrySchedule::default(),
+            },
             secrets_prefix: required("SECRETS_PREFIX")?,
             api_base_url: lookup("API_BASE_URL").filter(|v| !v.trim().is_empty()),
             default_redirect_origins: lookup("DEFAULT_REDIRECT_ORIGINS")
@@ -113,6 +129,7 @@ mod tests {
             ("ENTITIES_TABLE", "e"),
             ("WEBHOOKS_TABLE", "w"),
             ("SYNC_QUEUE_URL", "q"),
+            ("WEBHOOK_QUEUE_URL", "wq"),
             ("SECRETS_PREFIX", "p"),
         ];
         let with = |origins: &str| {
@@ -137,6 +154,7 @@ mod tests {
             ("ENTITIES_TABLE", "e"),
             ("WEBHOOKS_TABLE", "w"),
             ("SYNC_QUEUE_URL", "q"),
+            ("WEBHOOK_QUEUE_URL", "wq"),
             ("SECRETS_PREFIX", "p"),
         ];
         let with = |value: Option<&str>| {
@@ -184,6 +202,7 @@ mod tests {
             ("ENTITIES_TABLE", "e"),
             ("WEBHOOKS_TABLE", "w"),
             ("SYNC_QUEUE_URL", "q"),
+            ("WEBHOOK_QUEUE_URL", "wq"),
             ("SECRETS_PREFIX", "p"),
         ];
         assert!(Config::from_lookup(vars(&all)).is_ok());
@@ -204,6 +223,36 @@ mod tests {
         assert_eq!(
             Config::from_lookup(vars(&blank)).unwrap_err(),
             ConfigError::Missing("STATE_TABLE")
+        );
+    }
+
+    #[test]
+    fn the_retry_schedule_is_svixs_unless_the_operator_gives_one() {
+        let base = [
+            ("STATE_TABLE", "s"),
+            ("ENTITIES_TABLE", "e"),
+            ("WEBHOOKS_TABLE", "w"),
+            ("SYNC_QUEUE_URL", "q"),
+            ("WEBHOOK_QUEUE_URL", "wq"),
+            ("SECRETS_PREFIX", "p"),
+        ];
+        let with = |value: &str| {
+            let mut pairs = base.to_vec();
+            pairs.push(("WEBHOOK_RETRY_SCHEDULE", value));
+            Config::from_lookup(vars(&pairs))
+        };
+        let default = Config::from_lookup(vars(&base)).unwrap();
+        assert_eq!(default.webhook_retry_schedule, RetrySchedule::default());
+        assert_eq!(with("").unwrap().webhook_retry_schedule.attempts(), 8);
+        assert_eq!(
+            with("0,1,1,1").unwrap().webhook_retry_schedule.attempts(),
+            4
+        );
+        let e = with("0,soon").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("environment variable WEBHOOK_RETRY_SCHEDULE:"),
+            "{e}"
         );
     }
 }

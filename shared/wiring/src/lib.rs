@@ -11,9 +11,10 @@ use aws_adapters::{
     SqsQueue,
 };
 use delivery::ports::TargetCheck;
-use delivery::TargetPolicy;
+use delivery::{TargetPolicy, Transport};
 use domain::clock::SystemClock;
 use domain::usecases::sync::SyncSettings;
+use domain::usecases::webhooks::send::SenderSettings;
 use domain::usecases::Platform;
 use sources::{env_var, http_client, Catalog, CatalogError, OAuthTokens, ProviderClients};
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Sources(#[from] sources::CatalogError),
+    #[error(transparent)]
+    Webhooks(#[from] delivery::TransportError),
 }
 
 /// Everything outside AWS the platform calls: the sources, the providers' token endpoints and
@@ -64,11 +67,24 @@ pub async fn platform_from_env() -> Result<Platform, StartupError> {
     let config = Config::from_env()?;
     let upstreams = Upstreams::from_env()?;
     let clients = AwsClients::from_env().await;
-    Ok(platform(&config, &clients, upstreams))
+    platform(&config, &clients, upstreams)
 }
 
-/// The platform on these clients and resources.
-pub fn platform(config: &Config, clients: &AwsClients, upstreams: Upstreams) -> Platform {
+/// The webhook sender's settings: the operator's retry schedule, Svix's disabling after 5 days.
+pub fn sender_settings(config: &Config) -> SenderSettings {
+    SenderSettings {
+        schedule: config.webhook_retry_schedule.clone(),
+        ..SenderSettings::default()
+    }
+}
+
+/// The platform on these clients and resources. Fails only when the webhooks' HTTPS client
+/// cannot be built.
+pub fn platform(
+    config: &Config,
+    clients: &AwsClients,
+    upstreams: Upstreams,
+) -> Result<Platform, StartupError> {
     let Upstreams {
         sources,
         tokens,
@@ -78,7 +94,11 @@ pub fn platform(config: &Config, clients: &AwsClients, upstreams: Upstreams) -> 
         clients.secrets.clone(),
         config.secrets_prefix.clone(),
     ));
-    Platform {
+    let policy = TargetPolicy {
+        allow_private: config.webhook_allow_private_targets,
+    };
+    let transport = Transport::new(policy, delivery::DEFAULT_TIMEOUT)?;
+    Ok(Platform {
         store: Arc::new(
             DynamoStore::new(clients.dynamodb.clone(), config.state_table.clone())
                 .with_outbox(config.webhooks_table.clone()),
@@ -108,12 +128,13 @@ pub fn platform(config: &Config, clients: &AwsClients, upstreams: Upstreams) -> 
             config.webhooks_table.clone(),
         )),
         webhook_secrets: vault,
-        webhook_targets: Arc::new(TargetCheck {
-            policy: TargetPolicy {
-                allow_private: config.webhook_allow_private_targets,
-            },
-        }),
-    }
+        webhook_targets: Arc::new(TargetCheck { policy }),
+        deliveries: Arc::new(SqsQueue::new(
+            clients.sqs.clone(),
+            config.webhook_queue_url.clone(),
+        )),
+        webhook_transport: Arc::new(transport),
+    })
 }
 
 #[cfg(test)]

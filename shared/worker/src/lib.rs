@@ -1,9 +1,11 @@
-//! The sync worker's handler: an SQS batch of sync messages in, the ids of the messages to
-//! deliver again out (`ReportBatchItemFailures`). The Lambda function and the dev gateway's
-//! poller run exactly this code.
+//! The background functions' handlers. Here, the sync worker's: an SQS batch of sync messages
+//! in, the ids of the messages to deliver again out (`ReportBatchItemFailures`); the scheduler's
+//! tick and the webhook sender have modules of their own. The Lambda functions and the dev
+//! gateway's pollers run exactly this code.
 
 pub mod poller;
 pub mod scheduler;
+pub mod webhook_sender;
 
 pub use wiring::{telemetry, StartupError};
 

@@ -1,10 +1,11 @@
-//! Lambda's SQS integration, done locally (the dev gateway, tests): long-polls the sync queue,
-//! hands each batch to [`crate::handle_batch`] and deletes exactly the messages it did not
-//! report as failures; the others come back after the queue's visibility timeout.
+//! Lambda's SQS integration, done locally (the dev gateway, tests): long-polls a queue, hands
+//! each batch to the function's handler ([`crate::handle_batch`] for the sync queue) and
+//! deletes exactly the messages it did not report as failures; the others come back after the
+//! queue's visibility timeout.
 
 use crate::{handle_batch, Worker};
 use aws_adapters::SqsQueue;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -14,14 +15,27 @@ use tracing::warn;
 pub const INVOCATION_TIME: Duration = Duration::from_secs(900);
 /// Messages per batch, as the deployed event source mapping.
 pub const BATCH_SIZE: i32 = 1;
-const LONG_POLL: Duration = Duration::from_secs(20);
+pub(crate) const LONG_POLL: Duration = Duration::from_secs(20);
 
 /// One long poll and the batch it brought; answers how many messages it handled.
 pub async fn poll_once(worker: &Worker, queue: &SqsQueue, wait: Duration) -> usize {
-    let received = match queue.receive(BATCH_SIZE, wait).await {
+    poll_queue(queue, BATCH_SIZE, wait, |event| {
+        handle_batch(worker, event, Instant::now() + INVOCATION_TIME)
+    })
+    .await
+}
+
+/// One long poll of up to `batch` messages, handed to `handler` as Lambda's SQS event; the
+/// messages it did not report as failures are deleted. Answers how many it handled.
+pub async fn poll_queue<F, Fut>(queue: &SqsQueue, batch: i32, wait: Duration, handler: F) -> usize
+where
+    F: FnOnce(SqsEvent) -> Fut,
+    Fut: Future<Output = SqsBatchResponse>,
+{
+    let received = match queue.receive(batch, wait).await {
         Ok(received) => received,
         Err(e) => {
-            warn!(error = %e, "could not receive sync messages");
+            warn!(error = %e, queue = queue.queue_url(), "could not receive messages");
             tokio::time::sleep(Duration::from_secs(1)).await;
             return 0;
         }
@@ -37,7 +51,7 @@ pub async fn poll_once(worker: &Worker, queue: &SqsQueue, wait: Duration) -> usi
         record.body = Some(m.body.clone());
         event.records.push(record);
     }
-    let response = handle_batch(worker, event, Instant::now() + INVOCATION_TIME).await;
+    let response = handler(event).await;
     for m in &received {
         let failed = response
             .batch_item_failures
@@ -45,7 +59,7 @@ pub async fn poll_once(worker: &Worker, queue: &SqsQueue, wait: Duration) -> usi
             .any(|f| f.item_identifier == m.message_id);
         if !failed {
             if let Err(e) = queue.delete(&m.receipt_handle).await {
-                warn!(error = %e, "could not delete a handled sync message");
+                warn!(error = %e, "could not delete a handled message");
             }
         }
     }

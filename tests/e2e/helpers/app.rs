@@ -109,6 +109,16 @@ impl TestApp {
                     allow_private: true,
                 },
             }),
+            deliveries: Arc::new(aws.deliveries()),
+            webhook_transport: Arc::new(
+                delivery::Transport::new(
+                    delivery::TargetPolicy {
+                        allow_private: true,
+                    },
+                    delivery::DEFAULT_TIMEOUT,
+                )
+                .expect("webhook transport"),
+            ),
         };
         let store = aws.store();
         let org = stack::create_organization(

@@ -4,7 +4,7 @@
 
 use aws_adapters::bootstrap::{
     ensure_entities_table, ensure_fingerprint_key, ensure_queue, ensure_state_table,
-    ensure_webhooks_table,
+    ensure_webhook_queue, ensure_webhooks_table,
 };
 use aws_adapters::{
     AwsClients, DynamoEntities, DynamoStore, DynamoWebhooks, SecretsFingerprintKey, SecretsVault,
@@ -42,6 +42,8 @@ pub struct TestAws {
     pub webhooks_table: String,
     pub webhooks_stream_arn: String,
     pub queue_url: String,
+    /// The webhook delivery queue.
+    pub webhook_queue_url: String,
     pub secrets_prefix: String,
 }
 
@@ -68,6 +70,9 @@ impl TestAws {
         let queue_url = ensure_queue(&clients.sqs, &queue_name)
             .await
             .expect("sync queue");
+        let webhook_queue_url = ensure_webhook_queue(&clients.sqs, &format!("deliveries-{suffix}"))
+            .await
+            .expect("webhook queue");
         let secrets_prefix = format!("test-{suffix}");
         ensure_fingerprint_key(&clients.secrets, &secrets_prefix)
             .await
@@ -79,6 +84,7 @@ impl TestAws {
             webhooks_table,
             webhooks_stream_arn,
             queue_url,
+            webhook_queue_url,
             secrets_prefix,
         }
     }
@@ -116,6 +122,11 @@ impl TestAws {
             .expect("the fingerprint key")
             .secret_string
             .expect("a text secret")
+    }
+
+    /// The webhook delivery queue.
+    pub fn deliveries(&self) -> SqsQueue {
+        self.queue_at(&self.webhook_queue_url)
     }
 
     pub fn queue(&self) -> SqsQueue {

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod app;
 pub mod aws;
+pub mod clock;
 pub mod faults;
 /// The provider fakes live in `infra/fakes`, shared with `make fakes`.
 pub use fakes::github;

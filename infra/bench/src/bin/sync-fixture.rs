@@ -11,7 +11,8 @@
 //! (STATE_TABLE, ENTITIES_TABLE, SYNC_QUEUE_URL, SECRETS_PREFIX) from the environment.
 
 use aws_adapters::bootstrap::{
-    ensure_entities_table, ensure_queue, ensure_state_table, ensure_webhooks_table,
+    ensure_entities_table, ensure_queue, ensure_state_table, ensure_webhook_queue,
+    ensure_webhooks_table,
 };
 use aws_adapters::{metering, AwsClients, DynamoEntities};
 use domain::collection::CreateCollectionInput;
@@ -62,6 +63,9 @@ async fn setup(count: u32) -> Result<Value, BoxError> {
         webhooks_table: format!("bench-webhooks-{suffix}"),
         webhook_allow_private_targets: false,
         sync_queue_url: ensure_queue(&clients.sqs, &format!("bench-sync-{suffix}")).await?,
+        webhook_queue_url: ensure_webhook_queue(&clients.sqs, &format!("bench-webhooks-{suffix}"))
+            .await?,
+        webhook_retry_schedule: Default::default(),
         secrets_prefix: format!("bench-{suffix}"),
         api_base_url: None,
         default_redirect_origins: Vec::new(),
@@ -70,7 +74,7 @@ async fn setup(count: u32) -> Result<Value, BoxError> {
     ensure_state_table(&clients.dynamodb, &config.state_table).await?;
     ensure_entities_table(&clients.dynamodb, &config.entities_table).await?;
     ensure_webhooks_table(&clients.dynamodb, &config.webhooks_table).await?;
-    let platform = wiring::platform(&config, &clients, wiring::Upstreams::from_env()?);
+    let platform = wiring::platform(&config, &clients, wiring::Upstreams::from_env()?)?;
     let org =
         local_stack::stack::create_organization(platform.store.as_ref(), "Bench", None).await?;
     let collection = CreateCollectionInput {
@@ -94,6 +98,7 @@ async fn setup(count: u32) -> Result<Value, BoxError> {
             "ENTITIES_TABLE": config.entities_table,
             "WEBHOOKS_TABLE": config.webhooks_table,
             "SYNC_QUEUE_URL": config.sync_queue_url,
+            "WEBHOOK_QUEUE_URL": config.webhook_queue_url,
             "SECRETS_PREFIX": config.secrets_prefix,
         },
         "org": org,

@@ -3,7 +3,7 @@
 use crate::store::{n, s, Item};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use domain::ids::{MessageId, OrganizationId, SubscriptionId};
+use domain::ids::{AttemptId, MessageId, OrganizationId, SubscriptionId};
 use domain::ports::StoreError;
 use domain::webhooks::Message;
 use std::time::Duration;
@@ -16,6 +16,11 @@ pub const BY_SUBSCRIPTION_INDEX: &str = "by_subscription";
 pub(crate) const SUBSCRIPTION_PREFIX: &str = "SUB#";
 pub(crate) const MESSAGE_PREFIX: &str = "MSG#";
 pub(crate) const ATTEMPT_PREFIX: &str = "ATT#";
+pub(crate) const DELIVERY_PREFIX: &str = "DLV#";
+/// The outbox index (`outbox_bucket`, `outbox_at`): messages not dispatched yet, spread over
+/// this many partitions so that no one index partition takes every organization's writes.
+pub(crate) const OUTBOX_INDEX: &str = "undispatched";
+pub(crate) const OUTBOX_BUCKETS: u8 = 8;
 
 pub(crate) fn org_pk(org: OrganizationId) -> String {
     format!("ORG#{org}")
@@ -31,6 +36,34 @@ pub(crate) fn message_sk(id: MessageId) -> String {
 
 pub(crate) fn attempts_of_message(id: MessageId) -> String {
     format!("{ATTEMPT_PREFIX}{id}#")
+}
+
+/// An attempt of a message: under its message, newest last.
+pub(crate) fn attempt_sk(message: MessageId, attempt: AttemptId) -> String {
+    format!("{ATTEMPT_PREFIX}{message}#{attempt}")
+}
+
+/// Where the delivery of a message to a subscription stands.
+pub(crate) fn delivery_sk(message: MessageId, subscription: SubscriptionId) -> String {
+    format!("{DELIVERY_PREFIX}{message}#{subscription}")
+}
+
+/// A delivery's sort key on the subscription index: by message, so by the event's time.
+pub(crate) fn delivery_index_sk(message: MessageId) -> String {
+    format!("{DELIVERY_PREFIX}{message}")
+}
+
+/// The outbox partition of a message (from its id's random bits).
+pub(crate) fn outbox_bucket(message: MessageId) -> String {
+    format!(
+        "B{}",
+        message.as_uuid().as_u128() % u128::from(OUTBOX_BUCKETS)
+    )
+}
+
+/// An instant as the outbox index sorts it (fixed width, so text order is time order).
+pub(crate) fn outbox_at(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// The partition of a subscription's attempts and deliveries on the index.
@@ -61,6 +94,9 @@ pub(crate) fn message_item(message: &Message) -> Result<Item, StoreError> {
         ("payload".to_owned(), s(payload)),
         ("timestamp".to_owned(), s(message.timestamp.to_rfc3339())),
         ("expires_at".to_owned(), expiry(message.timestamp)),
+        // In the outbox index until its dispatch is done (the sweep's way to find it).
+        ("outbox_bucket".to_owned(), s(outbox_bucket(message.id))),
+        ("outbox_at".to_owned(), s(outbox_at(message.timestamp))),
     ]))
 }
 
@@ -83,4 +119,19 @@ pub(crate) fn message_of(item: &Item) -> Result<Message, StoreError> {
             .map_err(|e| bad(&e))?
             .with_timezone(&Utc),
     })
+}
+
+/// The message a stream record's new image holds; `None` for any other item (attempts,
+/// deliveries, subscriptions).
+pub fn streamed_message(image: serde_dynamo::Item) -> Result<Option<Message>, StoreError> {
+    let item: Item = image.into();
+    if item
+        .get("kind")
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        != Some("message")
+    {
+        return Ok(None);
+    }
+    message_of(&item).map(Some)
 }

@@ -10,10 +10,11 @@
 //!
 //! Messages, attempts and deliveries expire after 30 days (`expires_at`, the table's TTL).
 
+mod deliveries;
 mod keys;
 mod secrets;
 mod store;
 
 pub(crate) use keys::message_item;
-pub use keys::{BY_SUBSCRIPTION_INDEX, MESSAGE_RETENTION};
+pub use keys::{streamed_message, BY_SUBSCRIPTION_INDEX, MESSAGE_RETENTION};
 pub use store::DynamoWebhooks;

@@ -5,7 +5,7 @@ use crate::vault::backend;
 use crate::SecretsVault;
 use async_trait::async_trait;
 use domain::ids::{OrganizationId, SubscriptionId};
-use domain::ports::{VaultError, WebhookSecrets};
+use domain::ports::{SecretsPage, VaultError, WebhookSecrets};
 use domain::webhooks::WebhookSecret;
 use secrecy::ExposeSecret;
 
@@ -54,5 +54,13 @@ impl WebhookSecrets for SecretsVault {
         id: SubscriptionId,
     ) -> Result<(), VaultError> {
         self.remove(&self.webhook_secret_name(org, id)).await
+    }
+
+    async fn list_webhook_secrets(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SecretsPage<SubscriptionId>, VaultError> {
+        self.list_under("webhooks", after, limit).await
     }
 }

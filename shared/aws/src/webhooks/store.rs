@@ -11,10 +11,11 @@ use crate::store::{
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
 use domain::ids::{MessageId, OrganizationId, SubscriptionId};
 use domain::page::{Page, PageRequest};
 use domain::ports::{StoreError, Versioned, WebhookStore};
-use domain::webhooks::{DeliveryAttempt, Message, Subscription};
+use domain::webhooks::{DeliveryAttempt, DeliveryState, Message, Subscription};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,8 +26,8 @@ const PRESENCE_TTL: Duration = Duration::from_secs(5);
 /// Implements [`WebhookStore`] on the webhooks table.
 #[derive(Debug, Clone)]
 pub struct DynamoWebhooks {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
     /// Whether an organization has subscriptions, and when that was read.
     presence: Arc<Mutex<HashMap<OrganizationId, (bool, Instant)>>>,
 }
@@ -315,5 +316,67 @@ impl WebhookStore for DynamoWebhooks {
             .filter(|item| item.get("pk").and_then(|v| v.as_s().ok()) == Some(&own))
             .map(from_item)
             .collect()
+    }
+
+    async fn delivery(
+        &self,
+        org: OrganizationId,
+        message: MessageId,
+        subscription: SubscriptionId,
+    ) -> Result<Option<DeliveryState>, StoreError> {
+        self.read_delivery(org, message, subscription).await
+    }
+
+    async fn record_attempt(
+        &self,
+        org: OrganizationId,
+        attempt: &DeliveryAttempt,
+        state: &DeliveryState,
+    ) -> Result<bool, StoreError> {
+        self.write_attempt(org, attempt, state).await
+    }
+
+    async fn fail_delivery(
+        &self,
+        org: OrganizationId,
+        state: &DeliveryState,
+    ) -> Result<bool, StoreError> {
+        self.write_failed(org, state).await
+    }
+
+    async fn unsuccessful_deliveries(
+        &self,
+        org: OrganizationId,
+        subscription: SubscriptionId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryState>, StoreError> {
+        self.query_unsuccessful(org, subscription, since, until)
+            .await
+    }
+
+    async fn restart_delivery(
+        &self,
+        org: OrganizationId,
+        read: &DeliveryState,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.write_restart(org, read, at).await
+    }
+
+    async fn mark_dispatched(
+        &self,
+        org: OrganizationId,
+        message: MessageId,
+    ) -> Result<(), StoreError> {
+        self.leave_outbox(org, message).await
+    }
+
+    async fn undispatched(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.read_outbox(before, limit).await
     }
 }

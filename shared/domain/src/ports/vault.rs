@@ -170,17 +170,19 @@ pub trait CredentialVault: Send + Sync {
     ) -> Result<SecretsPage, VaultError>;
 }
 
-/// A connection secret as listed, without its value.
+/// A secret as listed, without its value: a connection's, or (`I = SubscriptionId`) a webhook
+/// subscription's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SecretEntry {
+pub struct SecretEntry<I = ConnectionId> {
     pub organization_id: OrganizationId,
-    pub connection_id: ConnectionId,
+    /// The id of what the secret belongs to.
+    pub id: I,
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SecretsPage {
-    pub secrets: Vec<SecretEntry>,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretsPage<I = ConnectionId> {
+    pub secrets: Vec<SecretEntry<I>>,
     /// Where the next page starts; `None` after the last.
     pub next: Option<String>,
 }

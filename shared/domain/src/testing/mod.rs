@@ -3,6 +3,7 @@
 //! writes and transactions are, and each follows the contract written on its port. Switches
 //! inject the failures the use cases must survive.
 
+mod delivery;
 mod entities;
 mod fingerprint_key;
 mod oauth;
@@ -12,6 +13,7 @@ mod store;
 mod vault;
 mod webhooks;
 
+pub use delivery::{MemoryDeliveries, ScriptedTransport};
 pub use entities::MemoryEntities;
 pub use fingerprint_key::MemoryFingerprintKey;
 pub use oauth::{FakeProviders, FakeTokens};
@@ -91,6 +93,8 @@ pub struct Fakes {
     pub tokens: Arc<FakeTokens>,
     pub providers: Arc<FakeProviders>,
     pub webhooks: Arc<MemoryWebhooks>,
+    pub deliveries: Arc<MemoryDeliveries>,
+    pub transport: Arc<ScriptedTransport>,
 }
 
 pub fn platform() -> Fakes {
@@ -103,6 +107,8 @@ pub fn platform() -> Fakes {
     let tokens = Arc::new(FakeTokens::default());
     let providers = Arc::new(FakeProviders::default());
     let webhooks = Arc::new(MemoryWebhooks::default());
+    let deliveries = Arc::new(MemoryDeliveries::default());
+    let transport = Arc::new(ScriptedTransport::default());
     let platform = Platform {
         store: store.clone(),
         entities: entities.clone(),
@@ -119,6 +125,8 @@ pub fn platform() -> Fakes {
         webhooks: webhooks.clone(),
         webhook_secrets: webhooks.clone(),
         webhook_targets: Arc::new(FakeTargets),
+        deliveries: deliveries.clone(),
+        webhook_transport: transport.clone(),
     };
     Fakes {
         platform,
@@ -131,5 +139,7 @@ pub fn platform() -> Fakes {
         tokens,
         providers,
         webhooks,
+        deliveries,
+        transport,
     }
 }

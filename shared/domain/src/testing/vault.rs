@@ -325,13 +325,11 @@ impl CredentialVault for MemoryVault {
         Ok(SecretsPage {
             secrets: taken
                 .into_iter()
-                .map(
-                    |(_, organization_id, connection_id, created_at)| SecretEntry {
-                        organization_id,
-                        connection_id,
-                        created_at,
-                    },
-                )
+                .map(|(_, organization_id, id, created_at)| SecretEntry {
+                    organization_id,
+                    id,
+                    created_at,
+                })
                 .collect(),
             next,
         })

@@ -5,11 +5,15 @@ use super::lock;
 use crate::ids::{MessageId, OrganizationId, SubscriptionId};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
-    StoreError, VaultError, Versioned, WebhookSecrets, WebhookStore, WebhookTargets,
+    SecretEntry, SecretsPage, StoreError, VaultError, Versioned, WebhookSecrets, WebhookStore,
+    WebhookTargets,
 };
-use crate::webhooks::{DeliveryAttempt, Message, Subscription, WebhookSecret, WebhookUrl};
+use crate::webhooks::{
+    AttemptStatus, DeliveryAttempt, DeliveryState, Message, Subscription, WebhookSecret, WebhookUrl,
+};
 use async_trait::async_trait;
-use std::collections::BTreeMap;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 #[derive(Default)]
@@ -17,7 +21,10 @@ struct State {
     subscriptions: BTreeMap<(OrganizationId, SubscriptionId), (Subscription, u64)>,
     messages: BTreeMap<(OrganizationId, MessageId), Message>,
     attempts: Vec<(OrganizationId, DeliveryAttempt)>,
-    secrets: BTreeMap<(OrganizationId, SubscriptionId), WebhookSecret>,
+    /// With when each was created (the fixed clock's instant: the tests move theirs past it).
+    secrets: BTreeMap<(OrganizationId, SubscriptionId), (WebhookSecret, DateTime<Utc>)>,
+    deliveries: BTreeMap<(OrganizationId, MessageId, SubscriptionId), DeliveryState>,
+    dispatched: BTreeSet<(OrganizationId, MessageId)>,
 }
 
 #[derive(Default)]
@@ -35,6 +42,37 @@ impl MemoryWebhooks {
             .messages
             .insert((message.organization_id, message.id), message);
     }
+
+    /// Every attempt recorded, oldest first.
+    pub fn attempts(&self) -> Vec<DeliveryAttempt> {
+        let mut all: Vec<DeliveryAttempt> = lock(&self.state)
+            .attempts
+            .iter()
+            .map(|(_, a)| a.clone())
+            .collect();
+        all.sort_by_key(|a| a.id);
+        all
+    }
+
+    pub fn is_dispatched(&self, org: OrganizationId, message: MessageId) -> bool {
+        lock(&self.state).dispatched.contains(&(org, message))
+    }
+
+    pub fn subscription(&self, org: OrganizationId, id: SubscriptionId) -> Option<Subscription> {
+        lock(&self.state)
+            .subscriptions
+            .get(&(org, id))
+            .map(|(s, _)| s.clone())
+    }
+}
+
+/// Whether `next` may replace `stored`: none stored, or a pending one with fewer attempts
+/// (`or_equal`: as many are enough).
+fn steps_on(stored: Option<&DeliveryState>, next: &DeliveryState, or_equal: bool) -> bool {
+    stored.is_none_or(|s| {
+        s.status == AttemptStatus::Pending
+            && (s.attempts < next.attempts || (or_equal && s.attempts == next.attempts))
+    })
 }
 
 #[async_trait]
@@ -178,6 +216,113 @@ impl WebhookStore for MemoryWebhooks {
         found.truncate(limit);
         Ok(found)
     }
+
+    async fn delivery(
+        &self,
+        org: OrganizationId,
+        message: MessageId,
+        subscription: SubscriptionId,
+    ) -> Result<Option<DeliveryState>, StoreError> {
+        Ok(lock(&self.state)
+            .deliveries
+            .get(&(org, message, subscription))
+            .cloned())
+    }
+
+    async fn record_attempt(
+        &self,
+        org: OrganizationId,
+        attempt: &DeliveryAttempt,
+        state: &DeliveryState,
+    ) -> Result<bool, StoreError> {
+        let mut all = lock(&self.state);
+        let key = (org, state.message_id, state.subscription_id);
+        if !steps_on(all.deliveries.get(&key), state, false) {
+            return Ok(false);
+        }
+        all.deliveries.insert(key, state.clone());
+        all.attempts.push((org, attempt.clone()));
+        Ok(true)
+    }
+
+    async fn fail_delivery(
+        &self,
+        org: OrganizationId,
+        state: &DeliveryState,
+    ) -> Result<bool, StoreError> {
+        let mut all = lock(&self.state);
+        let key = (org, state.message_id, state.subscription_id);
+        if !steps_on(all.deliveries.get(&key), state, true) {
+            return Ok(false);
+        }
+        all.deliveries.insert(key, state.clone());
+        Ok(true)
+    }
+
+    async fn unsuccessful_deliveries(
+        &self,
+        org: OrganizationId,
+        subscription: SubscriptionId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryState>, StoreError> {
+        let (low, high) = (MessageId::lowest_at(since), MessageId::lowest_at(until));
+        Ok(lock(&self.state)
+            .deliveries
+            .iter()
+            .filter(|((o, m, s), d)| {
+                *o == org
+                    && *s == subscription
+                    && *m >= low
+                    && *m < high
+                    && d.status != AttemptStatus::Success
+            })
+            .map(|(_, d)| d.clone())
+            .collect())
+    }
+
+    async fn restart_delivery(
+        &self,
+        org: OrganizationId,
+        read: &DeliveryState,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut all = lock(&self.state);
+        let key = (org, read.message_id, read.subscription_id);
+        match all.deliveries.get_mut(&key) {
+            Some(stored) if stored == read => {
+                stored.status = AttemptStatus::Pending;
+                stored.attempts = 0;
+                stored.updated_at = at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn mark_dispatched(
+        &self,
+        org: OrganizationId,
+        message: MessageId,
+    ) -> Result<(), StoreError> {
+        lock(&self.state).dispatched.insert((org, message));
+        Ok(())
+    }
+
+    async fn undispatched(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let all = lock(&self.state);
+        Ok(all
+            .messages
+            .iter()
+            .filter(|(key, m)| m.timestamp < before && !all.dispatched.contains(key))
+            .map(|(_, m)| m.clone())
+            .take(limit)
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -188,7 +333,9 @@ impl WebhookSecrets for MemoryWebhooks {
         id: SubscriptionId,
         secret: &WebhookSecret,
     ) -> Result<(), VaultError> {
-        lock(&self.state).secrets.insert((org, id), secret.clone());
+        lock(&self.state)
+            .secrets
+            .insert((org, id), (secret.clone(), super::now()));
         Ok(())
     }
 
@@ -197,7 +344,10 @@ impl WebhookSecrets for MemoryWebhooks {
         org: OrganizationId,
         id: SubscriptionId,
     ) -> Result<Option<WebhookSecret>, VaultError> {
-        Ok(lock(&self.state).secrets.get(&(org, id)).cloned())
+        Ok(lock(&self.state)
+            .secrets
+            .get(&(org, id))
+            .map(|(s, _)| s.clone()))
     }
 
     async fn delete_webhook_secret(
@@ -207,6 +357,35 @@ impl WebhookSecrets for MemoryWebhooks {
     ) -> Result<(), VaultError> {
         lock(&self.state).secrets.remove(&(org, id));
         Ok(())
+    }
+
+    async fn list_webhook_secrets(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SecretsPage<SubscriptionId>, VaultError> {
+        let state = lock(&self.state);
+        let mut rest = state
+            .secrets
+            .iter()
+            .map(|((org, id), (_, at))| (format!("{org}/{id}"), *org, *id, *at))
+            .filter(|(key, ..)| after.is_none_or(|a| key.as_str() > a));
+        let taken: Vec<_> = rest.by_ref().take(limit).collect();
+        let next = match rest.next() {
+            Some(_) => taken.last().map(|(key, ..)| key.clone()),
+            None => None,
+        };
+        Ok(SecretsPage {
+            secrets: taken
+                .into_iter()
+                .map(|(_, organization_id, id, created_at)| SecretEntry {
+                    organization_id,
+                    id,
+                    created_at,
+                })
+                .collect(),
+            next,
+        })
     }
 }
 

@@ -21,8 +21,8 @@ use crate::error::DomainError;
 use crate::fingerprint::FingerprintKey;
 use crate::oauth::TokenEndpoint;
 use crate::ports::{
-    AuthProviders, CredentialVault, EntityStore, SourceDirectory, Store, StoreError, SyncQueue,
-    WebhookSecrets, WebhookStore, WebhookTargets,
+    AuthProviders, CredentialVault, DeliveryQueue, EntityStore, SourceDirectory, Store, StoreError,
+    SyncQueue, WebhookSecrets, WebhookStore, WebhookTargets, WebhookTransport,
 };
 use std::sync::Arc;
 
@@ -57,6 +57,10 @@ pub struct Platform {
     pub webhook_secrets: Arc<dyn WebhookSecrets>,
     /// Where an endpoint's URL may lead.
     pub webhook_targets: Arc<dyn WebhookTargets>,
+    /// The delivery queue: one task per attempt of a message to a subscription.
+    pub deliveries: Arc<dyn DeliveryQueue>,
+    /// Makes attempts (only the sender does).
+    pub webhook_transport: Arc<dyn WebhookTransport>,
 }
 
 /// A store error of a list call, as the caller sees it: a cursor we did not issue is bad input.

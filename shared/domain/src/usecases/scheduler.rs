@@ -14,6 +14,10 @@
 //! - **Deletes** that stopped part-way (a tombstone older than a couple of minutes) are finished.
 //! - **Orphan secrets**: a connection secret older than an hour with no connection (the crash
 //!   window between the secret and the transaction of a create) is deleted, a page per tick.
+//! - **Orphan webhook secrets**: the same for subscriptions' secrets (a create writes the secret
+//!   before the subscription).
+//! - **Webhook outbox**: a message the stream did not dispatch within a minute is dispatched
+//!   (`webhooks::dispatch::sweep_outbox`).
 
 use super::delete_connection::{finish_delete, DeleteProgress};
 use super::sync::summary::{end_job, record_ending, Ending, Outcome};
@@ -38,6 +42,7 @@ pub const DELETE_GRACE: Duration = Duration::minutes(2);
 pub const ORPHAN_SECRET_AGE: Duration = Duration::hours(1);
 /// The sweep position of the orphan-secret sweep.
 const SECRETS_SWEEP: &str = "orphan-secrets";
+const WEBHOOK_SECRETS_SWEEP: &str = "orphan-webhook-secrets";
 
 /// How much one tick handles of each part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +51,8 @@ pub struct TickLimits {
     pub job_checks_per_bucket: usize,
     pub deletes_per_bucket: usize,
     pub secrets: usize,
+    /// Undispatched webhook messages dispatched per tick.
+    pub outbox: usize,
     /// How long one tick spends on finishing deletes, all buckets together.
     pub delete_budget: std::time::Duration,
 }
@@ -57,6 +64,7 @@ impl Default for TickLimits {
             job_checks_per_bucket: 50,
             deletes_per_bucket: 5,
             secrets: 100,
+            outbox: 200,
             delete_budget: std::time::Duration::from_secs(60),
         }
     }
@@ -79,8 +87,10 @@ pub struct TickReport {
     pub freed_slots: usize,
     /// Half-done deletes finished.
     pub deletes_finished: usize,
-    /// Orphan secrets deleted.
+    /// Orphan secrets deleted (connections' and webhook subscriptions').
     pub orphan_secrets: usize,
+    /// Webhook messages the stream had not dispatched, dispatched now.
+    pub undispatched_messages: usize,
     /// Parts that failed this tick (logged; the next tick tries again).
     pub errors: usize,
 }
@@ -110,6 +120,20 @@ pub async fn tick(platform: &Platform, limits: &TickLimits) -> TickReport {
         report.errors += 1;
         warn!(error = %e, "could not sweep orphan secrets");
     }
+    if let Err(e) = sweep_webhook_secrets(platform, now, limits, &mut report).await {
+        report.errors += 1;
+        warn!(error = %e, "could not sweep orphan webhook secrets");
+    }
+    match super::webhooks::dispatch::sweep_outbox(platform, now, limits.outbox).await {
+        Ok(swept) => {
+            report.undispatched_messages = swept.dispatched.len();
+            report.errors += swept.errors;
+        }
+        Err(e) => {
+            report.errors += 1;
+            warn!(error = %e, "could not sweep the webhook outbox");
+        }
+    }
     info!(
         fired = report.fired.len(),
         skipped_active = report.skipped_active,
@@ -119,6 +143,7 @@ pub async fn tick(platform: &Platform, limits: &TickLimits) -> TickReport {
         freed_slots = report.freed_slots,
         deletes_finished = report.deletes_finished,
         orphan_secrets = report.orphan_secrets,
+        undispatched_messages = report.undispatched_messages,
         errors = report.errors,
         "scheduler tick"
     );
@@ -416,7 +441,7 @@ async fn sweep_secrets(
         if secret.created_at > now - ORPHAN_SECRET_AGE {
             continue;
         }
-        let (org, id) = (secret.organization_id, secret.connection_id);
+        let (org, id) = (secret.organization_id, secret.id);
         if store.connection_exists(org, id).await? {
             continue;
         }
@@ -430,5 +455,52 @@ async fn sweep_secrets(
     }
     store
         .save_sweep_position(SECRETS_SWEEP, page.next.as_deref())
+        .await
+}
+
+/// Deletes a page of subscriptions' secrets that have no subscription an hour after they were
+/// written (a create that died between the secret and the subscription).
+async fn sweep_webhook_secrets(
+    platform: &Platform,
+    now: DateTime<Utc>,
+    limits: &TickLimits,
+    report: &mut TickReport,
+) -> Result<(), StoreError> {
+    let store = &platform.store;
+    let vault_error = |e| StoreError::Backend(Box::new(e));
+    let position = store.sweep_position(WEBHOOK_SECRETS_SWEEP).await?;
+    let page = match platform
+        .webhook_secrets
+        .list_webhook_secrets(position.as_deref(), limits.secrets)
+        .await
+    {
+        Ok(page) => page,
+        Err(e) if position.is_some() => {
+            warn!(error = %e, "could not list webhook secrets from the saved position; starting over");
+            store
+                .save_sweep_position(WEBHOOK_SECRETS_SWEEP, None)
+                .await?;
+            return Ok(());
+        }
+        Err(e) => return Err(vault_error(e)),
+    };
+    for secret in &page.secrets {
+        if secret.created_at > now - ORPHAN_SECRET_AGE {
+            continue;
+        }
+        let (org, id) = (secret.organization_id, secret.id);
+        if platform.webhooks.get_subscription(org, id).await?.is_some() {
+            continue;
+        }
+        platform
+            .webhook_secrets
+            .delete_webhook_secret(org, id)
+            .await
+            .map_err(vault_error)?;
+        info!(organization_id = %org, subscription_id = %id, created_at = %secret.created_at, "deleted an orphan webhook secret");
+        report.orphan_secrets += 1;
+    }
+    store
+        .save_sweep_position(WEBHOOK_SECRETS_SWEEP, page.next.as_deref())
         .await
 }

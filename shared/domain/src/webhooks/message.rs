@@ -50,28 +50,3 @@ pub struct DeliveryAttempt {
     pub timestamp: DateTime<Utc>,
     pub url: String,
 }
-
-/// Where the delivery of one message to one subscription stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeliveryState {
-    pub message_id: MessageId,
-    pub subscription_id: SubscriptionId,
-    /// `pending` while attempts remain, then `success` or `failed`.
-    pub status: AttemptStatus,
-    /// Attempts made so far.
-    pub attempts: u32,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// The delivery queue's message: make attempt `attempt` (1 is the first) of a message to a
-/// subscription, not before `not_before` (a wait longer than the queue's longest delay is
-/// chained).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeliveryTask {
-    pub organization_id: OrganizationId,
-    pub message_id: MessageId,
-    pub subscription_id: SubscriptionId,
-    pub attempt: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_before: Option<DateTime<Utc>>,
-}

@@ -8,6 +8,7 @@ use crate::request::{json_body, query, query_values};
 use crate::response::json;
 use domain::ids::OrganizationId;
 use domain::usecases::webhooks::messages::{self, MessageView};
+use domain::usecases::webhooks::recover::{self, RecoverRequest, RecoveryView};
 use domain::usecases::webhooks::subscriptions::{self, SubscriptionDetail, SubscriptionView};
 use domain::webhooks::{NewSubscription, SubscriptionChange};
 use domain::FieldError;
@@ -102,11 +103,32 @@ pub async fn update(
     request_id: &str,
 ) -> HandlerResult {
     let (_, change): (_, SubscriptionChange) = json_body(req, request_id)?;
-    let (updated, _recover_since) =
-        subscriptions::update_subscription(&app.platform, org, id, change)
-            .await
-            .map_err(problem(request_id))?;
+    let updated = subscriptions::update_subscription(&app.platform, org, id, change)
+        .await
+        .map_err(problem(request_id))?;
     Ok(json(StatusCode::OK, &updated, request_id))
+}
+
+#[utoipa::path(post, path = "/webhooks/subscriptions/{id}/recover", tag = "webhooks",
+    params(("id" = String, Path, description = "The subscription id")),
+    request_body = RecoverRequest,
+    responses(
+        (status = 200, description = "Every delivery of the window that did not succeed is queued again, each from its first attempt", body = RecoveryView),
+        (status = 404, description = "Unknown subscription", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No `since`, or `until` not after it", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn recover(
+    app: &App,
+    org: OrganizationId,
+    id: &str,
+    req: &Request,
+    request_id: &str,
+) -> HandlerResult {
+    let (_, window): (_, RecoverRequest) = json_body(req, request_id)?;
+    let recovered = recover::recover(&app.platform, org, id, &window)
+        .await
+        .map_err(problem(request_id))?;
+    Ok(json(StatusCode::OK, &recovered, request_id))
 }
 
 #[utoipa::path(delete, path = "/webhooks/subscriptions/{id}", tag = "webhooks",

@@ -15,6 +15,7 @@ mod secrets;
 mod tenancy;
 mod updates;
 mod validation;
+mod webhook_delivery;
 mod webhooks;
 
 use crate::collection::CreateCollectionInput;

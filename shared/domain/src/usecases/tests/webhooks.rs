@@ -196,7 +196,7 @@ async fn a_subscription_is_changed_then_deleted_with_its_secret() {
     .unwrap();
     let id = created.id.to_string();
 
-    let (changed, _) = update_subscription(
+    let changed = update_subscription(
         &f.platform,
         org,
         &id,

@@ -66,7 +66,7 @@ fn not_found(id: &str) -> DomainError {
     DomainError::NotFound(format!("webhook subscription '{id}' not found"))
 }
 
-fn parse_id(id: &str) -> Result<SubscriptionId, DomainError> {
+pub(crate) fn parse_id(id: &str) -> Result<SubscriptionId, DomainError> {
     id.parse().map_err(|_| not_found(id))
 }
 
@@ -199,7 +199,7 @@ pub async fn list_subscriptions(
     Ok(views)
 }
 
-async fn read(
+pub(crate) async fn read(
     platform: &Platform,
     org: OrganizationId,
     id: &str,
@@ -243,14 +243,14 @@ pub async fn get_subscription(
     })
 }
 
-/// Applies a PATCH. Re-enabling forgets how long the subscription had been failing; the caller
-/// (the recovery) re-sends what failed since `recover_since`.
+/// Applies a PATCH. Re-enabling forgets how long the subscription had been failing and, with
+/// `recover_since`, sends again what did not succeed since then (as a recovery would).
 pub async fn update_subscription(
     platform: &Platform,
     org: OrganizationId,
     id: &str,
     change: SubscriptionChange,
-) -> Result<(SubscriptionView, Option<DateTime<Utc>>), DomainError> {
+) -> Result<SubscriptionView, DomainError> {
     let mut errors = Vec::new();
     let url = match change.url.as_deref() {
         None => None,
@@ -296,11 +296,12 @@ pub async fn update_subscription(
             .await
         {
             Ok(()) => {
+                if let Some(since) = change.recover_since {
+                    let now = platform.clock.now();
+                    super::recover::resend(platform, org, subscription.id, since, now).await?;
+                }
                 let (health, _) = health(platform, &subscription, Health::WINDOW).await?;
-                return Ok((
-                    SubscriptionView::of(subscription, health),
-                    change.recover_since,
-                ));
+                return Ok(SubscriptionView::of(subscription, health));
             }
             Err(StoreError::VersionConflict) => continue,
             Err(e) => return Err(DomainError::internal(e)),

@@ -1,0 +1,167 @@
+//! The webhook benchmark (`make bench-webhooks`): on a fresh stack on the emulator, the sender
+//! runs in-process as `make dev` runs it (the stream read four times a second as Lambda's
+//! mapping does, the delivery queue long-polled), delivering to a local receiver.
+//!
+//! - Latency: one collection created at a time (its event recorded in the create's
+//!   transaction); the time from the create's commit to the receiver's first byte of the POST.
+//! - Throughput: events recorded while the sender is stopped, then the sender started: the
+//!   deliveries per second until the receiver has them all, and the AWS requests per delivery
+//!   the platform made (the stream reads, SQS receives and deletes are Lambda's, not counted).
+//!
+//! Prints one JSON object; `infra/bench/webhooks.py` records it in BENCHMARKS.md.
+//! Usage: webhook-bench [LATENCY_EVENTS] [THROUGHPUT_EVENTS]
+
+use aws_adapters::bootstrap::{
+    ensure_entities_table, ensure_queue, ensure_state_table, ensure_webhook_queue,
+    ensure_webhooks_table,
+};
+use aws_adapters::{metering, AwsClients, SqsQueue, StreamPoller};
+use domain::collection::CreateCollectionInput;
+use domain::ports::BoxError;
+use domain::usecases::collections::create_collection;
+use domain::usecases::webhooks::subscriptions::create_subscription;
+use domain::webhooks::{NewSubscription, RetrySchedule};
+use fakes::receiver::FakeReceiver;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use wiring::Config;
+use worker::webhook_sender::{run_local, Sender};
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().collect();
+    let latency_events: usize = args.get(1).map_or(Ok(200), |a| a.parse())?;
+    let throughput_events: usize = args.get(2).map_or(Ok(500), |a| a.parse())?;
+    let clients = AwsClients::from_env().await;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let config = Config {
+        state_table: format!("bench-state-{suffix}"),
+        entities_table: format!("bench-entities-{suffix}"),
+        webhooks_table: format!("bench-webhooks-{suffix}"),
+        webhook_allow_private_targets: true,
+        sync_queue_url: ensure_queue(&clients.sqs, &format!("bench-sync-{suffix}")).await?,
+        webhook_queue_url: ensure_webhook_queue(&clients.sqs, &format!("bench-hooks-{suffix}"))
+            .await?,
+        webhook_retry_schedule: RetrySchedule::default(),
+        secrets_prefix: format!("bench-{suffix}"),
+        api_base_url: None,
+        default_redirect_origins: Vec::new(),
+        refresh_imported_tokens_with_platform_app: false,
+    };
+    ensure_state_table(&clients.dynamodb, &config.state_table).await?;
+    ensure_entities_table(&clients.dynamodb, &config.entities_table).await?;
+    let stream_arn = ensure_webhooks_table(&clients.dynamodb, &config.webhooks_table).await?;
+    let platform = wiring::platform(&config, &clients, wiring::Upstreams::from_env()?)?;
+    let org =
+        local_stack::stack::create_organization(platform.store.as_ref(), "Bench", None).await?;
+    let receiver = FakeReceiver::start().await;
+    create_subscription(
+        &platform,
+        org,
+        NewSubscription {
+            url: Some(receiver.url.clone()),
+            event_types: Some(vec!["collection.created".into()]),
+            ..NewSubscription::default()
+        },
+    )
+    .await?;
+    let sender = Sender {
+        platform: platform.clone(),
+        settings: wiring::sender_settings(&config),
+    };
+    let start_sender = || {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run_local(
+            sender.clone(),
+            StreamPoller::new(clients.streams.clone(), &stream_arn),
+            SqsQueue::new(clients.sqs.clone(), &config.webhook_queue_url),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        (stop, task)
+    };
+    let mut created = 0usize;
+    let mut create = || {
+        created += 1;
+        let platform = platform.clone();
+        let n = created;
+        async move {
+            create_collection(
+                &platform,
+                org,
+                CreateCollectionInput {
+                    name: Some(format!("Bench {n}")),
+                    readable_id: Some(format!("bench-{n}")),
+                },
+            )
+            .await
+        }
+    };
+
+    // Latency, one event at a time.
+    let (stop, task) = start_sender();
+    let mut latencies = Vec::with_capacity(latency_events);
+    for i in 0..latency_events {
+        create().await?;
+        let committed = Instant::now();
+        let got = receiver.wait_for(i + 1, Duration::from_secs(30)).await;
+        let Some(first) = got.get(i) else {
+            return Err(format!("event {} was not delivered within 30 s", i + 1).into());
+        };
+        latencies.push(first.received_at.saturating_duration_since(committed));
+    }
+    let _ = stop.send(());
+    let _ = task.await;
+
+    // Throughput: a backlog, then the sender.
+    let before_backlog = receiver.deliveries().len();
+    for _ in 0..throughput_events {
+        create().await?;
+    }
+    let requests_before = metering::snapshot();
+    let started = Instant::now();
+    let (stop, task) = start_sender();
+    let all = before_backlog + throughput_events;
+    let got = receiver.wait_for(all, Duration::from_secs(600)).await;
+    if got.len() < all {
+        return Err(format!(
+            "{} of {throughput_events} delivered",
+            got.len() - before_backlog
+        )
+        .into());
+    }
+    let elapsed = got[all - 1].received_at.saturating_duration_since(started);
+    let requests = metering::since(&requests_before);
+    let _ = stop.send(());
+    let _ = task.await;
+    let platform_requests: u64 = requests
+        .iter()
+        .filter(|(op, _)| {
+            !op.starts_with("DynamoDBStreams")
+                && !op.ends_with("ReceiveMessage")
+                && !op.ends_with("DeleteMessage")
+                && !op.starts_with("entities.")
+        })
+        .map(|(_, n)| n)
+        .sum();
+
+    latencies.sort();
+    let millis = |d: Duration| d.as_secs_f64() * 1000.0;
+    let at = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1)];
+    println!(
+        "{}",
+        json!({
+            "latency_events": latency_events,
+            "latency_median_ms": millis(at(0.5)),
+            "latency_p99_ms": millis(at(0.99)),
+            "latency_max_ms": millis(*latencies.last().unwrap()),
+            "throughput_events": throughput_events,
+            "throughput_seconds": elapsed.as_secs_f64(),
+            "deliveries_per_second": throughput_events as f64 / elapsed.as_secs_f64(),
+            "platform_requests_per_delivery": platform_requests as f64 / throughput_events as f64,
+            "requests": requests,
+        })
+    );
+    Ok(())
+}
