@@ -131,6 +131,19 @@ fn verify(secret: &str, deliveries: &[Delivery]) -> (u64, u64) {
     )
 }
 
+/// A message's delivery attempts as the message log shows them, newest first.
+pub(crate) async fn attempts_of(app: &TestApp, message_id: &str) -> Vec<Value> {
+    let detail: Value = app
+        .get(&format!(
+            "/webhooks/messages/{message_id}?include_attempts=true"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    detail["delivery_attempts"].as_array().unwrap().clone()
+}
+
 fn event_types(deliveries: &[Delivery]) -> BTreeSet<String> {
     deliveries
         .iter()
@@ -223,14 +236,8 @@ async fn a_synced_connections_events_reach_the_receiver_signed_for_its_verifiers
     {
         let id = message["id"].as_str().unwrap();
         assert!(delivered_ids.contains(id), "{id} was delivered");
-        let detail: Value = app
-            .get(&format!("/webhooks/messages/{id}?include_attempts=true"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let attempts = detail["delivery_attempts"].as_array().unwrap();
-        assert_eq!(attempts.len(), 1, "{detail}");
+        let attempts = attempts_of(&app, id).await;
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
         assert_eq!(attempts[0]["status"], "success");
         assert_eq!(attempts[0]["response_status_code"], 200);
         assert_eq!(attempts[0]["url"], receiver.url);
@@ -270,18 +277,12 @@ async fn failed_attempts_are_retried_until_the_receiver_answers_2xx_and_logged()
     assert_eq!(receiver.deliveries().len(), 4);
 
     let id = ids.into_iter().next().unwrap();
-    let detail: Value = app
-        .get(&format!("/webhooks/messages/{id}?include_attempts=true"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let attempts = detail["delivery_attempts"].as_array().unwrap();
+    let attempts = attempts_of(&app, id).await;
     let codes: Vec<u64> = attempts
         .iter()
         .map(|a| a["response_status_code"].as_u64().unwrap())
         .collect();
-    assert_eq!(codes, [200, 429, 500, 500], "newest first: {detail}");
+    assert_eq!(codes, [200, 429, 500, 500], "newest first: {attempts:?}");
     let statuses: Vec<&str> = attempts
         .iter()
         .map(|a| a["status"].as_str().unwrap())
@@ -335,13 +336,7 @@ async fn a_delivery_killed_mid_way_is_delivered_again_with_the_same_webhook_id()
     let id = deliveries[1].webhook_id();
     let mut attempts = Vec::new();
     for _ in 0..50 {
-        let detail: Value = app
-            .get(&format!("/webhooks/messages/{id}?include_attempts=true"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        attempts = detail["delivery_attempts"].as_array().unwrap().clone();
+        attempts = attempts_of(&app, id).await;
         if !attempts.is_empty() {
             break;
         }

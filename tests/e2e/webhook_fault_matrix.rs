@@ -279,14 +279,7 @@ async fn invariants(w: &World) -> (Recorded, Vec<String>) {
         let event_type = message["event_type"].as_str().unwrap().to_owned();
         *recorded.entry(event_type.clone()).or_default() += 1;
         let id = message["id"].as_str().unwrap().to_owned();
-        let detail: Value = w
-            .app
-            .get(&format!("/webhooks/messages/{id}?include_attempts=true"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let attempts = detail["delivery_attempts"].as_array().unwrap();
+        let attempts = crate::webhook_delivery::attempts_of(&w.app, &id).await;
         if !attempts.iter().any(|a| a["status"] == "success") {
             violations.push(format!(
                 "{event_type} {id} has no successful attempt: {attempts:?}"

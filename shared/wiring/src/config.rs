@@ -122,16 +122,19 @@ fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<
 mod tests {
     use super::*;
 
+    /// Every required variable, with a value.
+    const REQUIRED: [(&str, &str); 6] = [
+        ("STATE_TABLE", "s"),
+        ("ENTITIES_TABLE", "e"),
+        ("WEBHOOKS_TABLE", "w"),
+        ("SYNC_QUEUE_URL", "q"),
+        ("WEBHOOK_QUEUE_URL", "wq"),
+        ("SECRETS_PREFIX", "p"),
+    ];
+
     #[test]
     fn default_redirect_origins_are_parsed_once_and_a_bad_one_stops_start_up() {
-        let base = [
-            ("STATE_TABLE", "s"),
-            ("ENTITIES_TABLE", "e"),
-            ("WEBHOOKS_TABLE", "w"),
-            ("SYNC_QUEUE_URL", "q"),
-            ("WEBHOOK_QUEUE_URL", "wq"),
-            ("SECRETS_PREFIX", "p"),
-        ];
+        let base = REQUIRED;
         let with = |origins: &str| {
             let mut pairs = base.to_vec();
             pairs.push(("DEFAULT_REDIRECT_ORIGINS", origins));
@@ -149,14 +152,7 @@ mod tests {
     }
     #[test]
     fn refreshing_imported_tokens_is_off_unless_set_true() {
-        let base = [
-            ("STATE_TABLE", "s"),
-            ("ENTITIES_TABLE", "e"),
-            ("WEBHOOKS_TABLE", "w"),
-            ("SYNC_QUEUE_URL", "q"),
-            ("WEBHOOK_QUEUE_URL", "wq"),
-            ("SECRETS_PREFIX", "p"),
-        ];
+        let base = REQUIRED;
         let with = |value: Option<&str>| {
             let mut pairs = base.to_vec();
             pairs.extend(value.map(|v| ("REFRESH_IMPORTED_TOKENS_WITH_PLATFORM_APP", v)));
@@ -197,14 +193,7 @@ mod tests {
 
     #[test]
     fn every_required_variable_is_named_when_missing() {
-        let all = [
-            ("STATE_TABLE", "s"),
-            ("ENTITIES_TABLE", "e"),
-            ("WEBHOOKS_TABLE", "w"),
-            ("SYNC_QUEUE_URL", "q"),
-            ("WEBHOOK_QUEUE_URL", "wq"),
-            ("SECRETS_PREFIX", "p"),
-        ];
+        let all = REQUIRED;
         assert!(Config::from_lookup(vars(&all)).is_ok());
         for skip in 0..all.len() {
             let partial: Vec<_> = all
@@ -228,14 +217,7 @@ mod tests {
 
     #[test]
     fn the_retry_schedule_is_svixs_unless_the_operator_gives_one() {
-        let base = [
-            ("STATE_TABLE", "s"),
-            ("ENTITIES_TABLE", "e"),
-            ("WEBHOOKS_TABLE", "w"),
-            ("SYNC_QUEUE_URL", "q"),
-            ("WEBHOOK_QUEUE_URL", "wq"),
-            ("SECRETS_PREFIX", "p"),
-        ];
+        let base = REQUIRED;
         let with = |value: &str| {
             let mut pairs = base.to_vec();
             pairs.push(("WEBHOOK_RETRY_SCHEDULE", value));

@@ -10,10 +10,7 @@
 //! Every subcommand but `setup` and `ceiling` reads the functions' configuration
 //! (STATE_TABLE, ENTITIES_TABLE, SYNC_QUEUE_URL, SECRETS_PREFIX) from the environment.
 
-use aws_adapters::bootstrap::{
-    ensure_entities_table, ensure_queue, ensure_state_table, ensure_webhook_queue,
-    ensure_webhooks_table,
-};
+use aws_adapters::bootstrap::ensure_entities_table;
 use aws_adapters::{metering, AwsClients, DynamoEntities};
 use domain::collection::CreateCollectionInput;
 use domain::entity::{Change, EntityWrite};
@@ -25,7 +22,6 @@ use domain::usecases::create_connection::{create_connection, CreateConnectionInp
 use serde_json::{json, Map, Value};
 use sources::{StubConfig, STUB_PAGE_SIZE};
 use std::time::Instant;
-use wiring::Config;
 
 fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     let at = args.iter().position(|a| a == name)?;
@@ -56,24 +52,7 @@ async fn main() -> Result<(), BoxError> {
 
 async fn setup(count: u32) -> Result<Value, BoxError> {
     let clients = AwsClients::from_env().await;
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let config = Config {
-        state_table: format!("bench-state-{suffix}"),
-        entities_table: format!("bench-entities-{suffix}"),
-        webhooks_table: format!("bench-webhooks-{suffix}"),
-        webhook_allow_private_targets: false,
-        sync_queue_url: ensure_queue(&clients.sqs, &format!("bench-sync-{suffix}")).await?,
-        webhook_queue_url: ensure_webhook_queue(&clients.sqs, &format!("bench-webhooks-{suffix}"))
-            .await?,
-        webhook_retry_schedule: Default::default(),
-        secrets_prefix: format!("bench-{suffix}"),
-        api_base_url: None,
-        default_redirect_origins: Vec::new(),
-        refresh_imported_tokens_with_platform_app: false,
-    };
-    ensure_state_table(&clients.dynamodb, &config.state_table).await?;
-    ensure_entities_table(&clients.dynamodb, &config.entities_table).await?;
-    ensure_webhooks_table(&clients.dynamodb, &config.webhooks_table).await?;
+    let config = bench::fresh_stack(&clients, false).await?.config;
     let platform = wiring::platform(&config, &clients, wiring::Upstreams::from_env()?)?;
     let org =
         local_stack::stack::create_organization(platform.store.as_ref(), "Bench", None).await?;

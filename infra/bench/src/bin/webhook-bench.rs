@@ -11,20 +11,15 @@
 //! Prints one JSON object; `infra/bench/webhooks.py` records it in BENCHMARKS.md.
 //! Usage: webhook-bench [LATENCY_EVENTS] [THROUGHPUT_EVENTS]
 
-use aws_adapters::bootstrap::{
-    ensure_entities_table, ensure_queue, ensure_state_table, ensure_webhook_queue,
-    ensure_webhooks_table,
-};
 use aws_adapters::{metering, AwsClients, SqsQueue, StreamPoller};
 use domain::collection::CreateCollectionInput;
 use domain::ports::BoxError;
 use domain::usecases::collections::create_collection;
 use domain::usecases::webhooks::subscriptions::create_subscription;
-use domain::webhooks::{NewSubscription, RetrySchedule};
+use domain::webhooks::NewSubscription;
 use fakes::receiver::FakeReceiver;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use wiring::Config;
 use worker::webhook_sender::{run_local, Sender};
 
 #[tokio::main]
@@ -33,24 +28,8 @@ async fn main() -> Result<(), BoxError> {
     let latency_events: usize = args.get(1).map_or(Ok(200), |a| a.parse())?;
     let throughput_events: usize = args.get(2).map_or(Ok(500), |a| a.parse())?;
     let clients = AwsClients::from_env().await;
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let config = Config {
-        state_table: format!("bench-state-{suffix}"),
-        entities_table: format!("bench-entities-{suffix}"),
-        webhooks_table: format!("bench-webhooks-{suffix}"),
-        webhook_allow_private_targets: true,
-        sync_queue_url: ensure_queue(&clients.sqs, &format!("bench-sync-{suffix}")).await?,
-        webhook_queue_url: ensure_webhook_queue(&clients.sqs, &format!("bench-hooks-{suffix}"))
-            .await?,
-        webhook_retry_schedule: RetrySchedule::default(),
-        secrets_prefix: format!("bench-{suffix}"),
-        api_base_url: None,
-        default_redirect_origins: Vec::new(),
-        refresh_imported_tokens_with_platform_app: false,
-    };
-    ensure_state_table(&clients.dynamodb, &config.state_table).await?;
-    ensure_entities_table(&clients.dynamodb, &config.entities_table).await?;
-    let stream_arn = ensure_webhooks_table(&clients.dynamodb, &config.webhooks_table).await?;
+    let stack = bench::fresh_stack(&clients, true).await?;
+    let (config, stream_arn) = (stack.config, stack.webhooks_stream_arn);
     let platform = wiring::platform(&config, &clients, wiring::Upstreams::from_env()?)?;
     let org =
         local_stack::stack::create_organization(platform.store.as_ref(), "Bench", None).await?;

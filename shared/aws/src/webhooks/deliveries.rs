@@ -3,7 +3,7 @@
 
 use super::keys::{
     attempt_sk, delivery_index_sk, delivery_sk, expiry, message_of, org_pk, outbox_at,
-    subscription_index_pk, BY_SUBSCRIPTION_INDEX, OUTBOX_BUCKETS, OUTBOX_INDEX,
+    subscription_index_pk, ATTEMPT_PREFIX, BY_SUBSCRIPTION_INDEX, OUTBOX_BUCKETS, OUTBOX_INDEX,
 };
 use super::store::DynamoWebhooks;
 use crate::store::{
@@ -26,48 +26,45 @@ fn value<T: serde::Serialize>(v: &T) -> Result<AttributeValue, StoreError> {
     serde_dynamo::to_attribute_value(v).map_err(|e| StoreError::Backend(Box::new(e)))
 }
 
+/// An item of the message log that the subscription index lists too, kept 30 days from `at`.
+fn indexed<T: serde::Serialize>(
+    value: &T,
+    org: OrganizationId,
+    sk: &str,
+    subscription: SubscriptionId,
+    index_sk: String,
+    at: DateTime<Utc>,
+) -> Result<Item, StoreError> {
+    let mut item = to_item(value, org_pk(org), sk)?;
+    item.insert("sub_pk".into(), s(subscription_index_pk(subscription)));
+    item.insert("sub_sk".into(), s(index_sk));
+    item.insert("expires_at".into(), expiry(at));
+    Ok(item)
+}
+
+fn delivery_item(org: OrganizationId, state: &DeliveryState) -> Result<Item, StoreError> {
+    indexed(
+        state,
+        org,
+        &delivery_sk(state.message_id, state.subscription_id),
+        state.subscription_id,
+        delivery_index_sk(state.message_id),
+        state.updated_at,
+    )
+}
+
+fn attempt_item(org: OrganizationId, attempt: &DeliveryAttempt) -> Result<Item, StoreError> {
+    indexed(
+        attempt,
+        org,
+        &attempt_sk(attempt.message_id, attempt.id),
+        attempt.endpoint_id,
+        format!("{ATTEMPT_PREFIX}{}", attempt.id),
+        attempt.timestamp,
+    )
+}
+
 impl DynamoWebhooks {
-    fn delivery_item(
-        &self,
-        org: OrganizationId,
-        state: &DeliveryState,
-    ) -> Result<Item, StoreError> {
-        let mut item = to_item(
-            state,
-            org_pk(org),
-            &delivery_sk(state.message_id, state.subscription_id),
-        )?;
-        item.insert(
-            "sub_pk".into(),
-            s(subscription_index_pk(state.subscription_id)),
-        );
-        item.insert("sub_sk".into(), s(delivery_index_sk(state.message_id)));
-        item.insert("expires_at".into(), expiry(state.updated_at));
-        Ok(item)
-    }
-
-    fn attempt_item(
-        &self,
-        org: OrganizationId,
-        attempt: &DeliveryAttempt,
-    ) -> Result<Item, StoreError> {
-        let mut item = to_item(
-            attempt,
-            org_pk(org),
-            &attempt_sk(attempt.message_id, attempt.id),
-        )?;
-        item.insert(
-            "sub_pk".into(),
-            s(subscription_index_pk(attempt.endpoint_id)),
-        );
-        item.insert(
-            "sub_sk".into(),
-            s(format!("{}{}", super::keys::ATTEMPT_PREFIX, attempt.id)),
-        );
-        item.insert("expires_at".into(), expiry(attempt.timestamp));
-        Ok(item)
-    }
-
     pub(super) async fn read_delivery(
         &self,
         org: OrganizationId,
@@ -95,13 +92,13 @@ impl DynamoWebhooks {
     ) -> Result<bool, StoreError> {
         let attempt_put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(self.attempt_item(org, attempt)?))
+            .set_item(Some(attempt_item(org, attempt)?))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(build_error)?;
         let state_put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(self.delivery_item(org, state)?))
+            .set_item(Some(delivery_item(org, state)?))
             .condition_expression(steps_on("<"))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":pending", value(&AttemptStatus::Pending)?)
@@ -131,7 +128,7 @@ impl DynamoWebhooks {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.delivery_item(org, state)?))
+            .set_item(Some(delivery_item(org, state)?))
             .condition_expression(steps_on("<="))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":pending", value(&AttemptStatus::Pending)?)

@@ -81,6 +81,34 @@ pub(crate) fn page_of<T>(items: Vec<(String, T)>, page: &PageRequest) -> Page<T>
     }
 }
 
+/// One page of listed secrets (`(key, org, id, created_at)` in key order), as the vault pages
+/// them: after the key `after`, at most `limit`, the last key as the next page's start.
+pub(crate) fn secrets_page<I>(
+    entries: impl Iterator<Item = (String, crate::ids::OrganizationId, I, DateTime<Utc>)>,
+    after: Option<&str>,
+    limit: usize,
+) -> crate::ports::SecretsPage<I> {
+    let mut rest = entries.filter(|(key, ..)| after.is_none_or(|a| key.as_str() > a));
+    let taken: Vec<_> = rest.by_ref().take(limit).collect();
+    let next = match rest.next() {
+        Some(_) => taken.last().map(|(key, ..)| key.clone()),
+        None => None,
+    };
+    crate::ports::SecretsPage {
+        secrets: taken
+            .into_iter()
+            .map(
+                |(_, organization_id, id, created_at)| crate::ports::SecretEntry {
+                    organization_id,
+                    id,
+                    created_at,
+                },
+            )
+            .collect(),
+        next,
+    }
+}
+
 /// A platform wired to fresh fakes, and the fakes themselves for arranging and asserting.
 pub struct Fakes {
     pub platform: Platform,

@@ -2,9 +2,7 @@
 
 use super::{injected, lock};
 use crate::ids::{ConnectionId, OrganizationId};
-use crate::ports::{
-    CredentialVault, SecretEntry, SecretVersion, SecretsPage, VaultError, VersionedSecret,
-};
+use crate::ports::{CredentialVault, SecretVersion, SecretsPage, VaultError, VersionedSecret};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -312,26 +310,10 @@ impl CredentialVault for MemoryVault {
         limit: usize,
     ) -> Result<SecretsPage, VaultError> {
         let state = lock(&self.state);
-        let mut rest = state
+        let entries = state
             .secrets
             .iter()
-            .map(|((org, id), s)| (format!("{org}/{id}"), *org, *id, s.created_at))
-            .filter(|(key, ..)| after.is_none_or(|a| key.as_str() > a));
-        let taken: Vec<_> = rest.by_ref().take(limit).collect();
-        let next = match rest.next() {
-            Some(_) => taken.last().map(|(key, ..)| key.clone()),
-            None => None,
-        };
-        Ok(SecretsPage {
-            secrets: taken
-                .into_iter()
-                .map(|(_, organization_id, id, created_at)| SecretEntry {
-                    organization_id,
-                    id,
-                    created_at,
-                })
-                .collect(),
-            next,
-        })
+            .map(|((org, id), s)| (format!("{org}/{id}"), *org, *id, s.created_at));
+        Ok(super::secrets_page(entries, after, limit))
     }
 }

@@ -5,8 +5,7 @@ use super::lock;
 use crate::ids::{MessageId, OrganizationId, SubscriptionId};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
-    SecretEntry, SecretsPage, StoreError, VaultError, Versioned, WebhookSecrets, WebhookStore,
-    WebhookTargets,
+    SecretsPage, StoreError, VaultError, Versioned, WebhookSecrets, WebhookStore, WebhookTargets,
 };
 use crate::webhooks::{
     AttemptStatus, DeliveryAttempt, DeliveryState, Message, Subscription, WebhookSecret, WebhookUrl,
@@ -365,27 +364,11 @@ impl WebhookSecrets for MemoryWebhooks {
         limit: usize,
     ) -> Result<SecretsPage<SubscriptionId>, VaultError> {
         let state = lock(&self.state);
-        let mut rest = state
+        let entries = state
             .secrets
             .iter()
-            .map(|((org, id), (_, at))| (format!("{org}/{id}"), *org, *id, *at))
-            .filter(|(key, ..)| after.is_none_or(|a| key.as_str() > a));
-        let taken: Vec<_> = rest.by_ref().take(limit).collect();
-        let next = match rest.next() {
-            Some(_) => taken.last().map(|(key, ..)| key.clone()),
-            None => None,
-        };
-        Ok(SecretsPage {
-            secrets: taken
-                .into_iter()
-                .map(|(_, organization_id, id, created_at)| SecretEntry {
-                    organization_id,
-                    id,
-                    created_at,
-                })
-                .collect(),
-            next,
-        })
+            .map(|((org, id), (_, at))| (format!("{org}/{id}"), *org, *id, *at));
+        Ok(super::secrets_page(entries, after, limit))
     }
 }
 
