@@ -115,11 +115,12 @@ bench-soak:
 
 # Webhook delivery on the emulator: latency from a change's commit to the first attempt at a
 # local receiver (median, p99), and the sender's deliveries per second on a backlog; the table
-# goes into BENCHMARKS.md. BENCH_WEBHOOK_EVENTS sets the latency sample (200).
+# goes into BENCHMARKS.md. BENCH_WEBHOOK_EVENTS sets the latency sample (200), BENCH_WEBHOOK_BACKLOG
+# the backlog (300).
 bench-webhooks:
 	cargo build -p bench --bin webhook-bench
 	bash infra/bench/with-emulator.sh sh -c '"$${CARGO_TARGET_DIR:-target}/debug/webhook-bench" \
-		"$${BENCH_WEBHOOK_EVENTS:-200}" 500 | python3 infra/bench/webhooks.py'
+		"$${BENCH_WEBHOOK_EVENTS:-200}" "$${BENCH_WEBHOOK_BACKLOG:-300}" | python3 infra/bench/webhooks.py'
 
 # The fault matrix with every kind of fault at every AWS request of every operation (make test
 # runs one kind per request, the kinds in turn); its table goes into BENCHMARKS.md.

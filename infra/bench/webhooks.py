@@ -27,12 +27,15 @@ def main():
         f"| platform AWS requests per delivered event | {r['platform_requests_per_delivery']:.2f} |",
     ]
     notes = [
-        "The sender runs in-process as `make dev` runs it (debug build): the webhooks table's",
-        "stream read four times a second, as Lambda's event source mapping polls a shard, and the",
-        "delivery queue long-polled, against the emulator (moto, one DynamoDB request at a time)",
-        "and a local receiver. The latency is bounded below by the stream's 250 ms poll; deployed,",
-        "Lambda's mapping reads the stream the same way. The throughput is the emulator's: each",
-        "delivery is a few DynamoDB requests in series on its single request thread.",
+        "The sender runs in-process as `make dev` runs it (debug build), against the emulator and",
+        "a local receiver: the webhooks table's stream read every 250 ms while idle (as Lambda's",
+        "event source mapping polls a shard), so an event waits up to 250 ms for its dispatch, and",
+        "the delivery queue long-polled. The backlog rate is the emulator's, not the sender's: moto",
+        "serves one DynamoDB request at a time and copies the tables a transaction touches, so it",
+        "answers a few dozen requests a second here; the cost that carries over to AWS is the",
+        "number of requests per delivered event (dispatch: the organization's subscriptions, the",
+        "queue send, the outbox mark; attempt: the delivery's state, the subscription, the message,",
+        "the secret, the recording transaction).",
         f"Requests of the backlog phase by operation: {per_op}",
         "(stream reads, SQS receives and deletes are the triggers', not counted per delivery).",
     ]

@@ -4,9 +4,10 @@
 //!
 //! - Latency: one collection created at a time (its event recorded in the create's
 //!   transaction); the time from the create's commit to the receiver's first byte of the POST.
-//! - Throughput: events recorded while the sender is stopped, then the sender started: the
-//!   deliveries per second until the receiver has them all, and the AWS requests per delivery
-//!   the platform made (the stream reads, SQS receives and deletes are Lambda's, not counted).
+//! - Throughput: on a second fresh stack, events recorded while the sender is stopped, then the
+//!   sender started: the deliveries per second until the receiver has them all, and the AWS
+//!   requests per delivery the platform made (the stream reads, SQS receives and deletes are
+//!   Lambda's, not counted).
 //!
 //! Prints one JSON object; `infra/bench/webhooks.py` records it in BENCHMARKS.md.
 //! Usage: webhook-bench [LATENCY_EVENTS] [THROUGHPUT_EVENTS]
@@ -22,98 +23,125 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use worker::webhook_sender::{run_local, Sender};
 
+/// A fresh stack with one organization subscribed to `collection.created` at a local receiver.
+struct Bench {
+    clients: AwsClients,
+    config: wiring::Config,
+    stream_arn: String,
+    platform: domain::usecases::Platform,
+    org: domain::ids::OrganizationId,
+    receiver: FakeReceiver,
+    created: usize,
+}
+
+impl Bench {
+    async fn new(clients: &AwsClients) -> Result<Self, BoxError> {
+        let stack = bench::fresh_stack(clients, true).await?;
+        let platform = wiring::platform(&stack.config, clients, wiring::Upstreams::from_env()?)?;
+        let org =
+            local_stack::stack::create_organization(platform.store.as_ref(), "Bench", None).await?;
+        let receiver = FakeReceiver::start().await;
+        create_subscription(
+            &platform,
+            org,
+            NewSubscription {
+                url: Some(receiver.url.clone()),
+                event_types: Some(vec!["collection.created".into()]),
+                ..NewSubscription::default()
+            },
+        )
+        .await?;
+        Ok(Self {
+            clients: clients.clone(),
+            config: stack.config,
+            stream_arn: stack.webhooks_stream_arn,
+            platform,
+            org,
+            receiver,
+            created: 0,
+        })
+    }
+
+    /// The sender on this stack, as `make dev` runs it, until the answered sender is dropped.
+    fn start_sender(&self) -> tokio::sync::oneshot::Sender<()> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let sender = Sender {
+            platform: self.platform.clone(),
+            settings: wiring::sender_settings(&self.config),
+        };
+        tokio::spawn(run_local(
+            sender,
+            StreamPoller::new(self.clients.streams.clone(), &self.stream_arn),
+            SqsQueue::new(self.clients.sqs.clone(), &self.config.webhook_queue_url),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        stop
+    }
+
+    /// A state change with an event: a collection created (its transaction records it).
+    async fn create(&mut self) -> Result<(), BoxError> {
+        self.created += 1;
+        let n = self.created;
+        create_collection(
+            &self.platform,
+            self.org,
+            CreateCollectionInput {
+                name: Some(format!("Bench {n}")),
+                readable_id: Some(format!("bench-{n}")),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
     let latency_events: usize = args.get(1).map_or(Ok(200), |a| a.parse())?;
     let throughput_events: usize = args.get(2).map_or(Ok(500), |a| a.parse())?;
     let clients = AwsClients::from_env().await;
-    let stack = bench::fresh_stack(&clients, true).await?;
-    let (config, stream_arn) = (stack.config, stack.webhooks_stream_arn);
-    let platform = wiring::platform(&config, &clients, wiring::Upstreams::from_env()?)?;
-    let org =
-        local_stack::stack::create_organization(platform.store.as_ref(), "Bench", None).await?;
-    let receiver = FakeReceiver::start().await;
-    create_subscription(
-        &platform,
-        org,
-        NewSubscription {
-            url: Some(receiver.url.clone()),
-            event_types: Some(vec!["collection.created".into()]),
-            ..NewSubscription::default()
-        },
-    )
-    .await?;
-    let sender = Sender {
-        platform: platform.clone(),
-        settings: wiring::sender_settings(&config),
-    };
-    let start_sender = || {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(run_local(
-            sender.clone(),
-            StreamPoller::new(clients.streams.clone(), &stream_arn),
-            SqsQueue::new(clients.sqs.clone(), &config.webhook_queue_url),
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        (stop, task)
-    };
-    let mut created = 0usize;
-    let mut create = || {
-        created += 1;
-        let platform = platform.clone();
-        let n = created;
-        async move {
-            create_collection(
-                &platform,
-                org,
-                CreateCollectionInput {
-                    name: Some(format!("Bench {n}")),
-                    readable_id: Some(format!("bench-{n}")),
-                },
-            )
-            .await
-        }
-    };
 
     // Latency, one event at a time.
-    let (stop, task) = start_sender();
+    let mut first = Bench::new(&clients).await?;
+    let stop = first.start_sender();
     let mut latencies = Vec::with_capacity(latency_events);
     for i in 0..latency_events {
-        create().await?;
+        first.create().await?;
         let committed = Instant::now();
-        let got = receiver.wait_for(i + 1, Duration::from_secs(30)).await;
-        let Some(first) = got.get(i) else {
+        let got = first
+            .receiver
+            .wait_for(i + 1, Duration::from_secs(30))
+            .await;
+        let Some(delivery) = got.get(i) else {
             return Err(format!("event {} was not delivered within 30 s", i + 1).into());
         };
-        latencies.push(first.received_at.saturating_duration_since(committed));
+        latencies.push(delivery.received_at.saturating_duration_since(committed));
     }
-    let _ = stop.send(());
-    let _ = task.await;
+    drop(stop);
 
-    // Throughput: a backlog, then the sender.
-    let before_backlog = receiver.deliveries().len();
+    // Throughput: a backlog on a fresh stack, then the sender.
+    let mut second = Bench::new(&clients).await?;
     for _ in 0..throughput_events {
-        create().await?;
+        second.create().await?;
     }
     let requests_before = metering::snapshot();
     let started = Instant::now();
-    let (stop, task) = start_sender();
-    let all = before_backlog + throughput_events;
-    let got = receiver.wait_for(all, Duration::from_secs(600)).await;
-    if got.len() < all {
-        return Err(format!(
-            "{} of {throughput_events} delivered",
-            got.len() - before_backlog
-        )
-        .into());
+    let stop = second.start_sender();
+    let got = second
+        .receiver
+        .wait_for(throughput_events, Duration::from_secs(1800))
+        .await;
+    if got.len() < throughput_events {
+        return Err(format!("{} of {throughput_events} delivered", got.len()).into());
     }
-    let elapsed = got[all - 1].received_at.saturating_duration_since(started);
+    let elapsed = got[throughput_events - 1]
+        .received_at
+        .saturating_duration_since(started);
     let requests = metering::since(&requests_before);
-    let _ = stop.send(());
-    let _ = task.await;
+    drop(stop);
     let platform_requests: u64 = requests
         .iter()
         .filter(|(op, _)| {

@@ -139,6 +139,20 @@ where
     service_code(e) == Some("ConditionalCheckFailedException")
 }
 
+/// Whether a conditional write was applied: `false` when its condition failed, an error when
+/// it failed otherwise.
+pub(crate) fn applied<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(backend(e)),
+    }
+}
+
 /// Which of a transaction's items failed their condition.
 pub(crate) fn failed_conditions<R>(
     e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,

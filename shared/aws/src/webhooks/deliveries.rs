@@ -7,8 +7,7 @@ use super::keys::{
 };
 use super::store::DynamoWebhooks;
 use crate::store::{
-    backend, build_error, failed_conditions, from_item, is_condition_failure, key, n, s, to_item,
-    Item,
+    applied, backend, build_error, failed_conditions, from_item, key, n, s, to_item, Item,
 };
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
@@ -135,11 +134,7 @@ impl DynamoWebhooks {
             .expression_attribute_values(":attempts", n(state.attempts))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(backend(e)),
-        }
+        applied(result)
     }
 
     pub(super) async fn query_unsuccessful(
@@ -213,11 +208,7 @@ impl DynamoWebhooks {
             .expression_attribute_values(":read_at", value(&read.updated_at)?)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(backend(e)),
-        }
+        applied(result)
     }
 
     pub(super) async fn leave_outbox(
@@ -234,12 +225,8 @@ impl DynamoWebhooks {
             .condition_expression("attribute_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Gone (past retention): nothing to take out.
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(backend(e)),
-        }
+        // Gone (past retention): nothing to take out.
+        applied(result).map(|_| ())
     }
 
     /// Oldest first within each outbox partition, the partitions in turn.
