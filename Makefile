@@ -78,7 +78,7 @@ clean-dev:
 # `make package` does (cargo-lambda, the workspace release profile) but for this machine's
 # architecture, and prints the directory holding each binary under its name. The benchmark
 # helpers (the hello-world baseline, the sync fixture: the bench crate) are built the same way.
-BENCH_PACKAGES := create-connection api oauth-callback sync-worker scheduler bench
+BENCH_PACKAGES := create-connection api oauth-callback sync-worker scheduler webhook-sender bench
 
 # Cold starts of the functions and of a hello-world lambda_runtime baseline against a fake
 # Runtime API (DESIGN section 11: init <= 1.3x the baseline).

@@ -26,7 +26,7 @@ import threading
 import time
 
 BASELINE = "hello-lambda"
-FUNCTIONS = ["create-connection", "api", "oauth-callback", "sync-worker", "scheduler"]
+FUNCTIONS = ["create-connection", "api", "oauth-callback", "sync-worker", "scheduler", "webhook-sender"]
 # DESIGN section 11: a function's init may take at most this many times the baseline's.
 TARGET_RATIO = 1.3
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
