@@ -35,7 +35,7 @@ def main():
         "answers a few dozen requests a second here; the cost that carries over to AWS is the",
         "number of requests per delivered event (dispatch: the organization's subscriptions, the",
         "queue send, the outbox mark; attempt: the delivery's state, the subscription, the message,",
-        "the secret, the recording transaction).",
+        "the recording transaction, and the subscription's secret once per warm process).",
         f"Requests of the backlog phase by operation: {per_op}",
         "(stream reads, SQS receives and deletes are the triggers', not counted per delivery).",
     ]

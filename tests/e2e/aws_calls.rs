@@ -3,7 +3,7 @@
 //! has webhook subscriptions are served from the cache (a function asks again after 5 s). A
 //! keyed create adds its idempotency claim, and the first keyed create of a process reads the
 //! fingerprint key, once: a warm keyed create asks Secrets Manager only for the connection's
-//! secret.
+//! secret. A subscription's webhook secret is read once per warm process.
 
 use crate::helpers::app::{stub_body, TestApp};
 use crate::helpers::sdk::{CallLog, WithInterceptor};
@@ -133,4 +133,28 @@ async fn only_the_first_keyed_create_of_a_process_reads_the_fingerprint_key() {
         recorder.take(),
         ["DynamoDB_20120810.PutItem", "DynamoDB_20120810.GetItem"]
     );
+}
+
+/// A subscription's secret is read from Secrets Manager once per warm process: the sender's
+/// every attempt needs it, and it never changes. Deleting it forgets it at once.
+#[tokio::test]
+async fn a_subscriptions_secret_is_read_once_per_warm_process() {
+    use domain::ports::WebhookSecrets;
+    let app = TestApp::spawn().await;
+    let recorder = CallLog::default();
+    let vault = SecretsVault::new(
+        recorder.secrets(&app.aws.clients.secrets),
+        &app.aws.secrets_prefix,
+    );
+    let (org, id) = (app.org, domain::ids::SubscriptionId::new());
+    let secret = domain::webhooks::WebhookSecret::from_random([5; 32]);
+    vault.create_webhook_secret(org, id, &secret).await.unwrap();
+    recorder.take();
+    for _ in 0..3 {
+        let read = vault.webhook_secret(org, id).await.unwrap().unwrap();
+        assert_eq!(read.expose(), secret.expose());
+    }
+    assert_eq!(recorder.take(), ["secretsmanager.GetSecretValue"]);
+    vault.delete_webhook_secret(org, id).await.unwrap();
+    assert!(vault.webhook_secret(org, id).await.unwrap().is_none());
 }

@@ -25,6 +25,8 @@ use secrecy::{ExposeSecret, SecretString};
 pub struct SecretsVault {
     client: Deferred<Client>,
     prefix: String,
+    /// Subscriptions' secrets read recently (they never change; see `webhooks::secrets`).
+    pub(crate) webhook_secrets: crate::webhooks::SecretCache,
 }
 
 impl SecretsVault {
@@ -34,6 +36,7 @@ impl SecretsVault {
         Self {
             client: client.into(),
             prefix: prefix.trim_end_matches('/').to_owned(),
+            webhook_secrets: Default::default(),
         }
     }
 

@@ -17,4 +17,5 @@ mod store;
 
 pub(crate) use keys::message_item;
 pub use keys::{streamed_message, BY_SUBSCRIPTION_INDEX, MESSAGE_RETENTION};
+pub(crate) use secrets::SecretCache;
 pub use store::DynamoWebhooks;

@@ -187,8 +187,21 @@ pub async fn send(
         .await
         .map_err(DomainError::internal)?;
     if !recorded {
-        // Another run of the same task recorded it first; this POST was a repeat.
-        return Ok(Sent::Repeated);
+        // Refused: another run of the same task recorded this attempt first, and this POST was
+        // a repeat. Unless the state says so, the task comes again (an attempt is never left
+        // unrecorded).
+        let now_stored = store
+            .delivery(org, task.message_id, task.subscription_id)
+            .await
+            .map_err(DomainError::internal)?;
+        if now_stored
+            .is_some_and(|s| s.status != AttemptStatus::Pending || s.attempts >= task.attempt)
+        {
+            return Ok(Sent::Repeated);
+        }
+        return Err(DomainError::Internal(
+            "the attempt's record was refused and no other run recorded it".into(),
+        ));
     }
     info!(
         message_id = %message.id,
