@@ -90,3 +90,96 @@ async fn unknown_and_malformed_ids_are_404() {
     )
     .await;
 }
+
+/// Forty entities of 200 KB (8 MB in all, past Lambda's 6 MB answer): every page of
+/// `GET .../entities` ends before 5 MB, the cursor walk returns all forty once, and a skip
+/// lands where it says.
+#[tokio::test]
+async fn pages_of_large_entities_stay_under_five_megabytes() {
+    use domain::entity::{Change, Entity, EntityWrite};
+    use domain::ids::{ConnectionId, JobId};
+    use domain::ports::EntityStore;
+    let app = TestApp::spawn().await;
+    app.create_collection("big").await;
+    let mut body = stub_body("big", "k-big");
+    body["sync_immediately"] = serde_json::json!(false);
+    let created: Value = app.create_connection(&body).await.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let connection: ConnectionId = id.parse().unwrap();
+    let writes: Vec<EntityWrite> = (0..40)
+        .map(|i| {
+            let entity = Entity {
+                entity_type: "doc".into(),
+                entity_id: format!("doc-{i:02}"),
+                title: format!("Document {i}"),
+                updated_at: None,
+                payload: serde_json::json!({"text": "x".repeat(200_000)}),
+            };
+            EntityWrite {
+                key: entity.key().unwrap(),
+                hash: entity.content_hash(),
+                entity,
+                job: JobId::new(),
+                change: Change::Inserted,
+            }
+        })
+        .collect();
+    app.aws.entities().write(connection, &writes).await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut path = format!("/source-connections/{id}/entities?limit=1000");
+    let mut pages = 0;
+    loop {
+        let response = app.get(&path).await;
+        assert_eq!(response.status(), 200);
+        let next = response
+            .headers()
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|link| link.split_once('<'))
+            .and_then(|(_, rest)| rest.split_once('>'))
+            .map(|(url, _)| url.to_owned());
+        let text = response.text().await.unwrap();
+        assert!(text.len() < 5_000_000, "a page of {} bytes", text.len());
+        let page: Vec<Value> = serde_json::from_str(&text).unwrap();
+        assert!(!page.is_empty());
+        seen.extend(
+            page.iter()
+                .map(|e| e["entity_id"].as_str().unwrap().to_owned()),
+        );
+        pages += 1;
+        match next {
+            Some(url) => {
+                path = url
+                    .split_once("://")
+                    .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+                    .unwrap_or(url)
+            }
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..40).map(|i| format!("doc-{i:02}")).collect();
+    assert_eq!(seen, expected, "all forty, once, in key order");
+    assert!(pages >= 2, "8 MB cannot be one page");
+
+    let skipped: Vec<Value> = app
+        .get(&format!(
+            "/source-connections/{id}/entities?skip=37&limit=10"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = skipped
+        .iter()
+        .map(|e| e["entity_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["doc-37", "doc-38", "doc-39"]);
+    let past: Vec<Value> = app
+        .get(&format!("/source-connections/{id}/entities?skip=40"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(past.is_empty());
+}

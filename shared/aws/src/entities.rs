@@ -5,7 +5,7 @@
 
 use crate::batch::{read_all, write_all, MAX_READ_BATCH, MAX_WRITE_BATCH};
 use crate::error::{adapter, boxed};
-use crate::store::paging::{list_items, Order};
+use crate::store::paging::{list_items_within, Order};
 use crate::store::{backend, build_error, key, s, Item};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
@@ -265,7 +265,9 @@ impl EntityStore for DynamoEntities {
         page: &PageRequest,
     ) -> Result<Page<EntityRecord>, StoreError> {
         let prefix = entity_type.map(|t| format!("{t}#")).unwrap_or_default();
-        let items = list_items(
+        // Payloads reach 350 KB: a page ends by size too, so its answer stays under Lambda's
+        // 6 MB and the function's 128 MB.
+        let items = list_items_within(
             &self.client,
             &self.table,
             partition(connection),
@@ -273,6 +275,7 @@ impl EntityStore for DynamoEntities {
             None,
             page,
             Order::Ascending,
+            PageRequest::MAX_BYTES,
         )
         .await?;
         items.try_map(|item| Self::record(&item))

@@ -13,6 +13,9 @@ impl PageRequest {
     pub const DEFAULT_LIMIT: usize = 100;
     pub const MAX_LIMIT: usize = 1000;
     pub const MAX_SKIP: usize = 10_000;
+    /// Most bytes of stored items one page of a listing of large items (entities) holds: its
+    /// answer stays under 5 MB, well inside Lambda's 6 MB. A page holds one item at least.
+    pub const MAX_BYTES: usize = 4 * 1024 * 1024;
 }
 
 impl Default for PageRequest {
