@@ -66,15 +66,8 @@ pub(crate) async fn list_items(
     page: &PageRequest,
     order: Order,
 ) -> Result<Page<Item>, StoreError> {
-    let query = Listing {
-        client,
-        table,
-        pk,
-        prefix,
-        filter,
-        order,
-    };
-    query.page(page, None).await
+    // No page of these kinds comes near any size bound.
+    list_items_within(client, table, pk, prefix, filter, page, order, usize::MAX).await
 }
 
 /// Like [`list_items`], but a page also ends before its items' bytes would pass `budget` (it
@@ -90,150 +83,114 @@ pub(crate) async fn list_items_within(
     order: Order,
     budget: usize,
 ) -> Result<Page<Item>, StoreError> {
-    let query = Listing {
-        client,
-        table,
-        pk,
-        prefix,
-        filter,
-        order,
+    let mut start = match &page.cursor {
+        None => None,
+        Some(cursor) => match decode_cursor(cursor, prefix) {
+            Some(sk) => Some(super::key(pk.clone(), &sk)),
+            None => return Err(StoreError::InvalidCursor),
+        },
     };
-    query.page(page, Some(budget)).await
-}
 
-/// One listing's query, paged.
-struct Listing<'a> {
-    client: &'a Client,
-    table: &'a str,
-    pk: String,
-    prefix: &'a str,
-    filter: Option<Filter>,
-    order: Order,
-}
+    let mut names = HashMap::new();
+    let mut values = HashMap::from([(":pk".to_owned(), s(pk.clone()))]);
+    let key_condition = if prefix.is_empty() {
+        "pk = :pk"
+    } else {
+        values.insert(":prefix".to_owned(), s(prefix));
+        "pk = :pk AND begins_with(sk, :prefix)"
+    };
+    let filter_expression = filter.map(|f| {
+        names.extend(f.names);
+        values.extend(f.values);
+        f.expression
+    });
+    let query = |start: Option<Item>, wanted: usize, keys_only: bool| {
+        let mut query = client
+            .query()
+            .table_name(table)
+            .key_condition_expression(key_condition)
+            .set_expression_attribute_values(Some(values.clone()))
+            .scan_index_forward(order == Order::Ascending)
+            .consistent_read(true)
+            .set_exclusive_start_key(start);
+        if keys_only {
+            query = query.projection_expression("pk, sk");
+        }
+        match &filter_expression {
+            // A filter applies after `Limit` counts the items read, so let DynamoDB fill
+            // its 1 MB page instead.
+            Some(expression) => query
+                .filter_expression(expression)
+                .set_expression_attribute_names((!names.is_empty()).then(|| names.clone())),
+            None => query.limit(wanted.min(QUERY_LIMIT) as i32),
+        }
+    };
 
-impl Listing<'_> {
-    async fn page(
-        self,
-        page: &PageRequest,
-        budget: Option<usize>,
-    ) -> Result<Page<Item>, StoreError> {
-        let Listing {
-            client,
-            table,
-            pk,
-            prefix,
-            filter,
-            order,
-        } = self;
-        let mut start = match &page.cursor {
-            None => None,
-            Some(cursor) => match decode_cursor(cursor, prefix) {
-                Some(sk) => Some(super::key(pk.clone(), &sk)),
-                None => return Err(StoreError::InvalidCursor),
-            },
-        };
-
-        let mut names = HashMap::new();
-        let mut values = HashMap::from([(":pk".to_owned(), s(pk.clone()))]);
-        let key_condition = if prefix.is_empty() {
-            "pk = :pk"
-        } else {
-            values.insert(":prefix".to_owned(), s(prefix));
-            "pk = :pk AND begins_with(sk, :prefix)"
-        };
-        let filter_expression = filter.map(|f| {
-            names.extend(f.names);
-            values.extend(f.values);
-            f.expression
-        });
-        let query = |start: Option<Item>, wanted: usize, keys_only: bool| {
-            let mut query = client
-                .query()
-                .table_name(table)
-                .key_condition_expression(key_condition)
-                .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(order == Order::Ascending)
-                .consistent_read(true)
-                .set_exclusive_start_key(start);
-            if keys_only {
-                query = query.projection_expression("pk, sk");
-            }
-            match &filter_expression {
-                // A filter applies after `Limit` counts the items read, so let DynamoDB fill
-                // its 1 MB page instead.
-                Some(expression) => query
-                    .filter_expression(expression)
-                    .set_expression_attribute_names((!names.is_empty()).then(|| names.clone())),
-                None => query.limit(wanted.min(QUERY_LIMIT) as i32),
-            }
-        };
-
-        // The skipped items are read for their keys only: the page starts after the last.
-        let mut skipped = 0;
-        while skipped < page.skip {
-            let out = query(start.take(), page.skip - skipped, true)
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in out.items.unwrap_or_default() {
-                if skipped == page.skip {
-                    break;
-                }
-                skipped += 1;
-                start = Some(item);
-            }
+    // The skipped items are read for their keys only: the page starts after the last.
+    let mut skipped = 0;
+    while skipped < page.skip {
+        let out = query(start.take(), page.skip - skipped, true)
+            .send()
+            .await
+            .map_err(backend)?;
+        for item in out.items.unwrap_or_default() {
             if skipped == page.skip {
                 break;
             }
-            match out.last_evaluated_key {
-                Some(last) if !last.is_empty() => start = Some(last),
-                // Fewer items than the skip: the page is empty.
-                _ => {
-                    return Ok(Page {
-                        items: Vec::new(),
-                        next_cursor: None,
-                    })
-                }
+            skipped += 1;
+            start = Some(item);
+        }
+        if skipped == page.skip {
+            break;
+        }
+        match out.last_evaluated_key {
+            Some(last) if !last.is_empty() => start = Some(last),
+            // Fewer items than the skip: the page is empty.
+            _ => {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next_cursor: None,
+                })
             }
         }
-
-        let mut items: Vec<Item> = Vec::new();
-        let mut bytes = 0;
-        let mut more = false;
-        loop {
-            let wanted = page.limit + 1 - items.len();
-            let out = query(start.take(), wanted, false)
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in out.items.unwrap_or_default() {
-                let size = item_bytes(&item);
-                let fits = budget.is_none_or(|b| items.is_empty() || bytes + size <= b);
-                if items.len() < page.limit && fits {
-                    bytes += size;
-                    items.push(item);
-                } else {
-                    more = true;
-                    break;
-                }
-            }
-            match out.last_evaluated_key {
-                Some(last) if !more && !last.is_empty() => start = Some(last),
-                _ => break,
-            }
-        }
-
-        let next_cursor = if more {
-            items
-                .last()
-                .and_then(|item| item.get("sk"))
-                .and_then(|sk| sk.as_s().ok())
-                .map(|sk| encode_cursor(sk))
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
     }
+
+    let mut items: Vec<Item> = Vec::new();
+    let mut bytes: usize = 0;
+    let mut more = false;
+    loop {
+        let wanted = page.limit + 1 - items.len();
+        let out = query(start.take(), wanted, false)
+            .send()
+            .await
+            .map_err(backend)?;
+        for item in out.items.unwrap_or_default() {
+            let size = item_bytes(&item);
+            let fits = items.is_empty() || bytes.saturating_add(size) <= budget;
+            if items.len() < page.limit && fits {
+                bytes += size;
+                items.push(item);
+            } else {
+                more = true;
+                break;
+            }
+        }
+        match out.last_evaluated_key {
+            Some(last) if !more && !last.is_empty() => start = Some(last),
+            _ => break,
+        }
+    }
+
+    let next_cursor = if more {
+        items
+            .last()
+            .and_then(|item| item.get("sk"))
+            .and_then(|sk| sk.as_s().ok())
+            .map(|sk| encode_cursor(sk))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
 }
 
 /// An item's size as DynamoDB counts it, near enough: its attribute names and values.

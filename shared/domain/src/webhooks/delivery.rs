@@ -32,6 +32,23 @@ pub struct DeliveryTask {
     pub not_before: Option<DateTime<Utc>>,
 }
 
+impl DeliveryTask {
+    /// The first attempt of a message to a subscription, at once.
+    pub fn first(
+        organization_id: OrganizationId,
+        message_id: MessageId,
+        subscription_id: SubscriptionId,
+    ) -> Self {
+        Self {
+            organization_id,
+            message_id,
+            subscription_id,
+            attempt: 1,
+            not_before: None,
+        }
+    }
+}
+
 /// One signed POST of a message to a subscription's endpoint.
 #[derive(Clone, Copy)]
 pub struct Outgoing<'a> {

@@ -207,13 +207,7 @@ async fn a_wait_past_the_queues_longest_delay_is_chained() {
         schedule: RetrySchedule::parse("0,3600").unwrap(),
         ..SenderSettings::default()
     };
-    let first = DeliveryTask {
-        organization_id: org,
-        message_id: m.id,
-        subscription_id: sub,
-        attempt: 1,
-        not_before: None,
-    };
+    let first = DeliveryTask::first(org, m.id, sub);
     f.transport.answer(503, None);
     send(&f.platform, &settings, &first).await.unwrap();
     let queued = f.deliveries.drain();
@@ -251,13 +245,7 @@ async fn a_subscription_failing_for_five_days_is_disabled_and_a_recovery_sends_a
         schedule: RetrySchedule::parse("0").unwrap(),
         ..SenderSettings::default()
     };
-    let task = |m: &Message| DeliveryTask {
-        organization_id: org,
-        message_id: m.id,
-        subscription_id: sub,
-        attempt: 1,
-        not_before: None,
-    };
+    let task = |m: &Message| DeliveryTask::first(org, m.id, sub);
     // Day 0: the only attempt fails; the streak starts.
     let first = message(org, "sync.failed", now());
     f.webhooks.put_message(first.clone());

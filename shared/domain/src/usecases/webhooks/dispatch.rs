@@ -57,13 +57,7 @@ pub async fn dispatch(platform: &Platform, message: &Message) -> Result<Dispatch
             done.disabled += 1;
             continue;
         }
-        tasks.push(DeliveryTask {
-            organization_id: org,
-            message_id: message.id,
-            subscription_id: subscription.id,
-            attempt: 1,
-            not_before: None,
-        });
+        tasks.push(DeliveryTask::first(org, message.id, subscription.id));
     }
     if !tasks.is_empty() {
         platform

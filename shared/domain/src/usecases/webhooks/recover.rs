@@ -87,13 +87,7 @@ pub(crate) async fn resend(
             .await
             .map_err(DomainError::internal)?
         {
-            tasks.push(DeliveryTask {
-                organization_id: org,
-                message_id: read.message_id,
-                subscription_id: subscription,
-                attempt: 1,
-                not_before: None,
-            });
+            tasks.push(DeliveryTask::first(org, read.message_id, subscription));
         }
     }
     if !tasks.is_empty() {

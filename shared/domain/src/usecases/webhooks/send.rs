@@ -83,10 +83,7 @@ pub async fn send(
         .delivery(org, task.message_id, task.subscription_id)
         .await
         .map_err(DomainError::internal)?;
-    if state
-        .as_ref()
-        .is_some_and(|s| s.status != AttemptStatus::Pending || s.attempts >= task.attempt)
-    {
+    if attempt_done(state.as_ref(), task.attempt) {
         return Ok(Sent::Repeated);
     }
     let Some(subscription) = store
@@ -146,15 +143,14 @@ pub async fn send(
     } else {
         // Queued before the attempt is recorded: a crash between the two sends this attempt
         // again (the same message id) rather than losing the retries.
-        let next = next_task(task, &settings.schedule, &result, now);
-        let wait = next.1;
+        let (next, wait) = next_task(task, &settings.schedule, &result, now);
         platform
             .deliveries
-            .enqueue_deliveries(std::slice::from_ref(&next.0), wait.min(MAX_QUEUE_DELAY))
+            .enqueue_deliveries(std::slice::from_ref(&next), wait.min(MAX_QUEUE_DELAY))
             .await
             .map_err(DomainError::internal)?;
         Sent::Retrying {
-            next_attempt: next.0.attempt,
+            next_attempt: next.attempt,
         }
     };
     let attempt = DeliveryAttempt {
@@ -194,9 +190,7 @@ pub async fn send(
             .delivery(org, task.message_id, task.subscription_id)
             .await
             .map_err(DomainError::internal)?;
-        if now_stored
-            .is_some_and(|s| s.status != AttemptStatus::Pending || s.attempts >= task.attempt)
-        {
+        if attempt_done(now_stored.as_ref(), task.attempt) {
             return Ok(Sent::Repeated);
         }
         return Err(DomainError::Internal(
@@ -221,6 +215,12 @@ pub async fn send(
     )
     .await;
     Ok(outcome)
+}
+
+/// Whether the stored state says attempt `attempt` needs no run: it is recorded, or the
+/// delivery is over.
+fn attempt_done(stored: Option<&DeliveryState>, attempt: u32) -> bool {
+    stored.is_some_and(|s| s.status != AttemptStatus::Pending || s.attempts >= attempt)
 }
 
 /// How long a task still has to wait, when it came early by more than the queue's rounding.
