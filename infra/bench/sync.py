@@ -12,7 +12,14 @@ from the first event handed over to the answer of the invocation that ended the 
 worker's JSON log gives its AWS requests by operation and the entity items written.
 
 Scenarios, on one connection: 1 first sync; 2 unchanged re-sync; 3 re-sync with config revision
-1 (10% changed); 4 forced full sync after entity_count is lowered by 1,000. The ceiling is
+1 (10% changed); 4 forced full sync after entity_count is lowered by 1,000.
+
+The change feed: `sync-fixture feed-follow` polls the connection's feed (through the API's use
+case) from before the last first sync to the end of scenario 4, then compares the copy it built
+from the changes alone with the table (every change once: none seen twice, none missing); then
+`feed-read` reads the whole feed from the start (changes per second, requests), and
+`write-cost` measures the write units a changed entity costs with the feed's index and without
+(from the stored items' sizes). The ceiling is
 `sync-fixture ceiling`: the same items written one 25-item BatchWriteItem after another, the
 emulator's raw write rate. Ceiling and first sync run 3 times, alternating, each first sync on a
 fresh connection, and their medians are compared; scenarios 2-4 run once, on the last one.
@@ -30,6 +37,7 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -166,6 +174,14 @@ class Bench:
             raise SystemExit(f"sync-fixture {' '.join(args)} failed: {done.stderr[-2000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
+    def follower(self, connection, stop_file):
+        """`feed-follow` on `connection`, running until `stop_file` exists."""
+        args = [os.path.join(self.release, "sync-fixture"), "feed-follow",
+                "--org", connection["org"], "--connection", connection["connection"],
+                "--stop-file", stop_file]
+        return subprocess.Popen(args, env=dict(os.environ, **connection["env"]),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
     def tables(self):
         pages = self.dynamodb.get_paginator("list_tables").paginate()
         return {name for page in pages for name in page["TableNames"]}
@@ -290,13 +306,42 @@ def report(ceilings, firsts, scenarios):
             + markdown_table(["target", "measured", "result"], targets))
 
 
+def feed_report(follow, read, cost):
+    """The change feed's figures and targets, as lines."""
+    dynamodb = {k.split(".", 1)[1]: v for k, v in read["requests"].items()
+                if k.startswith("DynamoDB_")}
+    rows = [
+        ["changes the follower read (while syncing)",
+         f"{follow['changes']:,} ({follow['changes_while_syncing']:,})"],
+        ["follower reads", f"{follow['polls']:,}"],
+        ["full read from the start: changes", f"{read['changes']:,}"],
+        ["full read: changes/s", f"{read['rate']:,.0f}"],
+        ["full read: pages (answer MB)", f"{read['pages']} ({read['answer_bytes'] / 1e6:.1f})"],
+    ] + [[f"full read: DynamoDB {op}", f"{n:,}"] for op, n in sorted(dynamodb.items())]
+    rows += [
+        ["stored item bytes without / with the feed's attributes",
+         f"{cost['item_bytes_without_feed']:.0f} / {cost['item_bytes_with_feed']:.0f}"],
+        ["index entry bytes (with DynamoDB's 100)", f"{cost['index_entry_bytes']:.0f}"],
+    ] + [[f"write units per {op} entity, without / with the feed", f"{a:.2f} / {b:.2f}"]
+         for op, (a, b) in cost["units"].items()]
+    targets = [
+        ["the follower saw no change twice", f"{follow['duplicates']:,}",
+         verdict(follow["duplicates"] == 0)],
+        ["the follower's copy equals the table", f"{follow['wrong']:,} wrong of "
+         f"{follow['entities']:,}", verdict(follow["wrong"] == 0)],
+    ]
+    return (markdown_table(["change feed", "measured"], rows) + [""]
+            + markdown_table(["target", "measured", "result"], targets))
+
+
 def main():
     release = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
     if "AWS_ENDPOINT_URL" not in os.environ:
         raise SystemExit("AWS_ENDPOINT_URL is not set: run `make bench-sync`")
     bench = Bench(release, n)
-    ceilings, firsts, connection = [], [], None
+    ceilings, firsts, connection, follower = [], [], None, None
+    stop_file = os.path.join(tempfile.mkdtemp(prefix="feed-follow-"), "stop")
     try:
         for i in range(1, REPETITIONS + 1):
             ceilings.append(bench.ceiling())
@@ -304,6 +349,8 @@ def main():
             if connection:
                 bench.drop(connection)
             connection = bench.fixture("setup", "--entity-count", str(n))
+            if i == REPETITIONS:  # a consumer follows the feed through every scenario of this one
+                follower = bench.follower(connection, stop_file)
             firsts.append(bench.scenario(connection))
             print(f"first sync {i}: {firsts[-1]['seconds']:.1f} s", flush=True)
         scenarios = {f"1 first sync (median of {REPETITIONS})": median_run(firsts)}
@@ -315,11 +362,25 @@ def main():
         ]:
             scenarios[name] = bench.scenario(connection, *args, count_deleted=name[0] == "4")
             print(f"{name}: {scenarios[name]['seconds']:.1f} s", flush=True)
+        open(stop_file, "w").close()
+        out, err = follower.communicate(timeout=SCENARIO_TIMEOUT_SECONDS)
+        if follower.returncode != 0:
+            raise SystemExit(f"feed-follow failed: {err[-2000:]}")
+        follow = json.loads(out.strip().splitlines()[-1])
+        follower = None
+        ids = ["--org", connection["org"], "--connection", connection["connection"]]
+        read = bench.fixture("feed-read", *ids, env=connection["env"])
+        cost = bench.fixture("write-cost", "--connection", connection["connection"],
+                             env=connection["env"])
+        print(f"feed: followed {follow['changes']:,} changes, read {read['changes']:,} at "
+              f"{read['rate']:,.0f}/s", flush=True)
     finally:
+        if follower:
+            follower.kill()
         if connection:
             bench.drop(connection)
 
-    table = report(ceilings, firsts, scenarios)
+    table = report(ceilings, firsts, scenarios) + [""] + feed_report(follow, read, cost)
     notes = [
         f"{n:,} stub entities. A fresh sync-worker process per scenario, fed SQS messages through"
         " a fake Runtime API; time = first event handed over to the answer that ended the job.",
@@ -330,6 +391,11 @@ def main():
         " connection; columns show the median run. Scenarios 2-4 ran once, on the last one.",
         "Peak RSS = the worker's VmHWM just before SIGTERM (wait4's ru_maxrss would include this"
         " driver's own ~50 MiB, which Linux carries over fork and exec into the child's peak).",
+        "Change feed: the follower polled every 250 ms from before the last first sync to the end"
+        " of scenario 4 (settle delay 5 s); 'full read' is one consumer reading the whole feed"
+        " from the start after scenario 4, 1,000 changes a page. Write units are DynamoDB's (1 per"
+        " KB started, items and index entries), from the sizes of up to 500 stored items; the"
+        " emulator charges none.",
     ]
     print("\n".join(table))
     command = "make bench-sync" if n == 100_000 else f"BENCH_ENTITIES={n} make bench-sync"

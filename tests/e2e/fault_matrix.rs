@@ -157,6 +157,8 @@ impl World {
             ));
             p.queue = Arc::new(SqsQueue::new(f.sqs(&aws.clients.sqs), &aws.queue_url));
             p.clock = c;
+            // The emulator's index has no lag: the feed shows each job's end at once.
+            p.feed.settle = std::time::Duration::ZERO;
         })
         .await;
         app.create_collection("docs").await;
@@ -338,7 +340,7 @@ impl World {
         out.count() > 0
     }
 
-    /// The connections that have entity items, live or not.
+    /// The connections that have entity items or tombstones, live or not.
     async fn entity_owners(&self) -> std::collections::BTreeSet<String> {
         let mut owners = std::collections::BTreeSet::new();
         let mut start = None;
@@ -357,7 +359,8 @@ impl World {
                 .expect("scan");
             for item in out.items() {
                 if let Some(pk) = item.get("pk").and_then(|v| v.as_s().ok()) {
-                    owners.insert(pk.trim_start_matches("CONN#").to_owned());
+                    let owner = pk.trim_start_matches("CONN#").trim_start_matches("GONE#");
+                    owners.insert(owner.to_owned());
                 }
             }
             start = out.last_evaluated_key().cloned();
@@ -639,7 +642,8 @@ fn settled(op: Op, status: u16) -> bool {
 }
 
 /// The state a user can see, with the ids of this world left out (they differ between
-/// worlds): per connection, its status, its jobs and its stored entities.
+/// worlds): per connection, its status, its jobs, its stored entities and what its change feed
+/// says from the start (the keys it shows live, and those it shows deleted).
 async fn end_state(w: &World) -> Value {
     let connections = w.get("/source-connections").await;
     let mut out = BTreeMap::new();
@@ -662,6 +666,26 @@ async fn end_state(w: &World) -> Value {
             .collect();
         let entities = crate::helpers::syncing::entities(&w.app, id).await;
         let keys = crate::helpers::syncing::key_list(&entities);
+        let (mut feed_live, mut feed_deleted) = (Vec::new(), Vec::new());
+        let mut path = format!("/source-connections/{id}/changes?limit=1000");
+        loop {
+            let page = w.get(&path).await;
+            for change in page["changes"].as_array().unwrap() {
+                let (t, id) = (change["type"].as_str(), change["entity_id"].as_str());
+                let key = format!("{}#{}", t.unwrap(), id.unwrap());
+                match change["op"].as_str().unwrap() {
+                    "deleted" => feed_deleted.push(key),
+                    _ => feed_live.push(key),
+                }
+            }
+            if !page["has_more"].as_bool().unwrap() {
+                break;
+            }
+            let cursor = page["next_cursor"].as_str().unwrap();
+            path = format!("/source-connections/{id}/changes?limit=1000&cursor={cursor}");
+        }
+        feed_live.sort();
+        feed_deleted.sort();
         out.insert(
             format!(
                 "{} {}",
@@ -673,6 +697,8 @@ async fn end_state(w: &World) -> Value {
                 "auth": detail["auth"]["method"],
                 "jobs": jobs,
                 "entity_keys": keys,
+                "feed_live": feed_live,
+                "feed_deleted": feed_deleted,
             }),
         );
     }
@@ -680,7 +706,7 @@ async fn end_state(w: &World) -> Value {
 }
 
 /// The invariants that hold whatever the fault: secrets match connections one to one, no job
-/// is still active, no entity is listed twice.
+/// is still active, no entity is listed twice, the change feed shows what the listing does.
 async fn invariants(w: &World, state: &Value) -> Vec<String> {
     let mut violations = Vec::new();
     let connections = w.get("/source-connections").await;
@@ -718,6 +744,17 @@ async fn invariants(w: &World, state: &Value) -> Vec<String> {
             }
         }
         let keys = c["entity_keys"].as_array().unwrap();
+        let mut listed: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
+        listed.sort_unstable();
+        let live: Vec<&str> = c["feed_live"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        if live != listed {
+            violations.push("the change feed's live entities are not the listed ones".into());
+        }
         let mut unique = keys.clone();
         unique.sort_by_key(|k| k.to_string());
         unique.dedup();

@@ -278,6 +278,17 @@ const REFUSED: &[Refusal] = &[
     ),
     refused("GET /source-connections/{id}/jobs", 422, FORGED_CURSOR),
     refused("GET /source-connections/{id}/entities", 422, FORGED_CURSOR),
+    // The feed's cursor is opaque too, and says where to go on, so `modified_after` cannot come
+    // with it; a `modified_after` older than the tombstones' retention is gone.
+    refused(
+        "GET /source-connections/{id}/changes",
+        422,
+        Why::Errors(&[
+            ("cursor", ""),
+            ("modified_after", "cannot be given with cursor"),
+        ]),
+    ),
+    refused("GET /source-connections/{id}/changes", 410, Why::State),
     refused("GET /auth-providers/connections", 422, FORGED_CURSOR),
     // The state is a one-time credential: a made-up one is refused.
     refused(

@@ -10,6 +10,7 @@ mod airweave_ts_sdk;
 mod auth_provider_clients;
 mod auth_providers;
 mod aws_calls;
+mod change_feed;
 mod collections;
 mod create_connection;
 mod dynamodb_streams;

@@ -115,13 +115,7 @@ async fn pages_of_large_entities_stay_under_five_megabytes() {
                 updated_at: None,
                 payload: serde_json::json!({"text": "x".repeat(200_000)}),
             };
-            EntityWrite {
-                key: entity.key().unwrap(),
-                hash: entity.content_hash(),
-                entity,
-                job: JobId::new(),
-                change: Change::Inserted,
-            }
+            crate::helpers::syncing::write_of(entity, JobId::new(), Change::Inserted)
         })
         .collect();
     app.aws.entities().write(connection, &writes).await.unwrap();

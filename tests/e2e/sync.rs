@@ -539,7 +539,7 @@ async fn foreign_and_unknown_ids_answer_404() {
 
 #[tokio::test]
 async fn a_payload_too_large_for_an_item_is_stored_cut_and_flagged() {
-    use domain::entity::{Change, Entity, EntityWrite};
+    use domain::entity::{Change, Entity};
     use domain::ports::EntityStore;
     let app = TestApp::spawn().await;
     let entities = app.aws.entities();
@@ -551,13 +551,7 @@ async fn a_payload_too_large_for_an_item_is_stored_cut_and_flagged() {
         updated_at: None,
         payload: json!({"text": "é".repeat(300_000)}),
     };
-    let write = EntityWrite {
-        key: entity.key().unwrap(),
-        hash: entity.content_hash(),
-        entity,
-        job: JobId::new(),
-        change: Change::Inserted,
-    };
+    let write = crate::helpers::syncing::write_of(entity, JobId::new(), Change::Inserted);
     entities
         .write(connection, &[write])
         .await

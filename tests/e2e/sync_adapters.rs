@@ -6,6 +6,7 @@ use crate::helpers::aws::TestAws;
 use aws_adapters::DynamoStore;
 use chrono::Duration;
 use domain::entity::{Change, Entity, EntityKey, EntityWrite};
+use domain::feed::{FeedMark, Positions};
 use domain::ids::{ConnectionId, JobId, OrganizationId};
 use domain::job::{Counts, JobClaim, JobStatus, Lease, RunState};
 use domain::ports::{
@@ -53,6 +54,7 @@ async fn a_job_is_held_by_one_run_at_a_time_until_it_ends() {
     let JobClaim::Claimed {
         job: claimed,
         state: checkpoint,
+        claim: 1,
     } = store
         .claim_job(c.id, job.id, &lease("a", 60), now(), &|_| Vec::new())
         .await
@@ -77,12 +79,22 @@ async fn a_job_is_held_by_one_run_at_a_time_until_it_ends() {
     };
     assert!(matches!(
         store
-            .record_progress(c.id, job.id, &lease("b", 60), &counts)
+            .record_progress(c.id, job.id, &lease("b", 60), &counts, None)
             .await,
         Err(StoreError::LeaseLost)
     ));
+    // Two feed marks: the newest, and the one it replaced.
+    let mut positions = Positions::new(job.id, 1);
+    let marks: Vec<FeedMark> = [1, 2]
+        .map(|i| FeedMark {
+            through: positions.next(now()),
+            // Marks keep milliseconds.
+            at: chrono::DateTime::from_timestamp_millis(now().timestamp_millis() + i * 1000)
+                .unwrap(),
+        })
+        .to_vec();
     let status = store
-        .record_progress(c.id, job.id, &lease("a", 60), &counts)
+        .record_progress(c.id, job.id, &lease("a", 60), &counts, Some(&marks[0]))
         .await
         .unwrap();
     assert_eq!(status, JobStatus::Running);
@@ -106,12 +118,18 @@ async fn a_job_is_held_by_one_run_at_a_time_until_it_ends() {
         ..RunState::default()
     };
     store
-        .save_run_state(c.id, job.id, "a", &checkpoint, None)
+        .save_run_state(c.id, job.id, "a", &checkpoint, None, Some(&marks[1]))
         .await
         .unwrap();
+    let newest = store.feed_marks(c.id).await.unwrap();
+    assert_eq!(newest.len(), 1, "one job");
+    assert_eq!(newest[0].job, job.id);
+    assert_eq!(newest[0].ended_at, None);
+    assert_eq!(newest[0].marks, vec![marks[1], marks[0]]);
     let JobClaim::Claimed {
         job: resumed,
         state: restored,
+        claim: 2,
     } = store
         .claim_job(c.id, job.id, &lease("b", 60), now(), &|_| Vec::new())
         .await
@@ -268,17 +286,15 @@ async fn stored_entities_are_read_back_for_comparison_in_batches() {
                 updated_at: Some(now()),
                 payload: json!({"i": i}),
             };
-            EntityWrite {
-                key: entity.key().unwrap(),
-                hash: entity.content_hash(),
+            crate::helpers::syncing::write_of(
                 entity,
                 job,
-                change: if i % 2 == 0 {
+                if i % 2 == 0 {
                     Change::Inserted
                 } else {
                     Change::Updated
                 },
-            }
+            )
         })
         .collect();
     entities.write(connection, &writes).await.unwrap();
@@ -333,13 +349,7 @@ async fn unprocessed_items_and_keys_are_sent_again_until_done() {
                 updated_at: None,
                 payload: json!(i),
             };
-            EntityWrite {
-                key: entity.key().unwrap(),
-                hash: entity.content_hash(),
-                entity,
-                job: JobId::new(),
-                change: Change::Inserted,
-            }
+            crate::helpers::syncing::write_of(entity, JobId::new(), Change::Inserted)
         })
         .collect();
     // Two answers hand everything back: three requests in all, then the write is done.

@@ -1,5 +1,7 @@
 //! What the benchmark tools share: a fresh stack on the emulator, its resources named uniquely.
 
+pub mod feed;
+
 use aws_adapters::bootstrap::{
     ensure_entities_table, ensure_queue, ensure_state_table, ensure_webhook_queue,
     ensure_webhooks_table,
@@ -33,6 +35,7 @@ pub async fn fresh_stack(
         secrets_prefix: format!("bench-{suffix}"),
         api_base_url: None,
         default_redirect_origins: Vec::new(),
+        feed: Default::default(),
         refresh_imported_tokens_with_platform_app: false,
     };
     ensure_state_table(&clients.dynamodb, &config.state_table).await?;

@@ -98,6 +98,7 @@ pub async fn bootstrap(
         api_base_url: Some(settings.api_base_url.clone()),
         // The dev organization carries its own allowlist; others get none by default.
         default_redirect_origins: Vec::new(),
+        feed: wiring::config::env_feed_settings()?,
         refresh_imported_tokens_with_platform_app: wiring::config::env_flag(
             "REFRESH_IMPORTED_TOKENS_WITH_PLATFORM_APP",
         )?,

@@ -79,20 +79,34 @@ pub(crate) async fn delete_all(
     Ok(())
 }
 
-/// Reads at most [`MAX_READ_BATCH`] keys of `table` (with `projection`), until none is left
-/// unprocessed. Missing keys are simply not in the answer.
+/// What a batch read asks for of each item.
+pub(crate) enum Read<'a> {
+    /// These attributes, eventually consistent.
+    Attributes {
+        projection: &'a str,
+        names: &'a HashMap<String, String>,
+    },
+    /// Whole items, strongly consistent.
+    Consistent,
+}
+
+/// Reads at most [`MAX_READ_BATCH`] keys of `table`, until none is left unprocessed. Missing
+/// keys are simply not in the answer.
 pub(crate) async fn read_all(
     client: &Client,
     table: &str,
     keys: Vec<Item>,
-    projection: &str,
-    names: &HashMap<String, String>,
+    read: Read<'_>,
 ) -> Result<Vec<Item>, StoreError> {
     debug_assert!(keys.len() <= MAX_READ_BATCH);
-    let request = KeysAndAttributes::builder()
-        .set_keys(Some(keys))
-        .projection_expression(projection)
-        .set_expression_attribute_names(Some(names.clone()))
+    let request = KeysAndAttributes::builder().set_keys(Some(keys));
+    let request = match read {
+        Read::Attributes { projection, names } => request
+            .projection_expression(projection)
+            .set_expression_attribute_names(Some(names.clone())),
+        Read::Consistent => request.consistent_read(true),
+    };
+    let request = request
         .build()
         .map_err(|e| StoreError::Backend(crate::error::boxed(e)))?;
     let mut pending = HashMap::from([(table.to_owned(), request)]);

@@ -128,22 +128,40 @@ pub async fn ensure_state_table(
     enable_ttl(dynamodb, name, "ttl").await
 }
 
-/// The entities table: `pk = CONN#id`, `sk = <type>#<entity_id>`.
+/// The entities table: `pk = CONN#id` (live entities) or `GONE#id` (their tombstones),
+/// `sk = <type>#<entity_id>`; the change feed's index over `feed`/`pos` (keys plus `bytes` and
+/// `expires_at`), and TTL on `expires_at` (tombstones).
 pub async fn ensure_entities_table(
     dynamodb: &aws_sdk_dynamodb::Client,
     name: &str,
 ) -> Result<(), BootstrapError> {
     let fail = |source| BootstrapError::new("create the entities table", name, source);
+    let feed = GlobalSecondaryIndex::builder()
+        .index_name(crate::entities::FEED_INDEX)
+        .key_schema(key("feed", KeyType::Hash).map_err(fail)?)
+        .key_schema(key("pos", KeyType::Range).map_err(fail)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::Include)
+                .non_key_attributes("bytes")
+                .non_key_attributes("expires_at")
+                .build(),
+        )
+        .build()
+        .map_err(|e| fail(boxed(e)))?;
     let request = dynamodb
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attribute("pk", ScalarAttributeType::S).map_err(fail)?)
         .attribute_definitions(attribute("sk", ScalarAttributeType::S).map_err(fail)?)
+        .attribute_definitions(attribute("feed", ScalarAttributeType::S).map_err(fail)?)
+        .attribute_definitions(attribute("pos", ScalarAttributeType::S).map_err(fail)?)
         .key_schema(key("pk", KeyType::Hash).map_err(fail)?)
-        .key_schema(key("sk", KeyType::Range).map_err(fail)?);
+        .key_schema(key("sk", KeyType::Range).map_err(fail)?)
+        .global_secondary_indexes(feed);
     create_table(dynamodb, name, request).await?;
-    Ok(())
+    enable_ttl(dynamodb, name, "expires_at").await
 }
 
 /// The webhooks index of a subscription's items, over `sub_pk`/`sub_sk`.

@@ -1,6 +1,7 @@
 //! Entities: what a source yields page by page, how the worker tells a changed one from a kept
 //! one (a SHA-256 of canonical JSON), and what the entities endpoint answers.
 
+use crate::feed::FeedPosition;
 use crate::ids::JobId;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -200,9 +201,12 @@ pub struct StoredEntity {
     pub hash: ContentHash,
     pub written_by: Option<JobId>,
     pub change: Option<Change>,
+    /// Where the entity was added (the change feed's `added`); `None` when not recorded.
+    pub added: Option<FeedPosition>,
 }
 
-/// An entity to write, with what the run decided about it.
+/// An entity to write, with what the run decided about it and where the write stands in the
+/// change feed.
 #[derive(Debug, Clone)]
 pub struct EntityWrite {
     pub key: EntityKey,
@@ -210,6 +214,10 @@ pub struct EntityWrite {
     pub hash: ContentHash,
     pub job: JobId,
     pub change: Change,
+    /// This write's place in the connection's commit order.
+    pub position: FeedPosition,
+    /// Where the entity was added: `position` for an insert, the stored one for an update.
+    pub added: FeedPosition,
 }
 
 /// An entity as `GET /source-connections/{id}/entities` answers it.

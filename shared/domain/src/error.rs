@@ -47,6 +47,10 @@ pub enum DomainError {
     /// A conflicting write (409).
     #[error("{0}")]
     Conflict(String),
+    /// What was asked for is no longer kept (410), e.g. a change feed cursor older than the
+    /// tombstones' retention.
+    #[error("{0}")]
+    Gone(String),
     /// No or an unknown API key (401).
     #[error("{0}")]
     Unauthorized(String),

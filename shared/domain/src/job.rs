@@ -193,11 +193,13 @@ pub struct RunState {
 /// What a claim of a job found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobClaim {
-    /// The run is the caller's: the job as it now stands, and where an earlier invocation
-    /// stopped, if one did.
+    /// The run is the caller's: the job as it now stands, where an earlier invocation
+    /// stopped, if one did, and how many times the job has been claimed, this claim included
+    /// (its writes' feed positions sort after every earlier claim's).
     Claimed {
         job: Box<Job>,
         state: Option<RunState>,
+        claim: u16,
     },
     /// Another invocation holds the job until then.
     Busy { until: DateTime<Utc> },

@@ -13,6 +13,7 @@ pub mod connection;
 pub mod entity;
 pub mod error;
 pub mod error_category;
+pub mod feed;
 pub mod fingerprint;
 pub mod idempotency;
 pub mod ids;

@@ -6,7 +6,7 @@ use crate::auth_provider::{AccountRef, ProviderConnection, ProviderCredentials, 
 use crate::catalog::SourceSpec;
 use crate::collection::Collection;
 use crate::connection::SourceConnection;
-use crate::entity::{EntityKey, EntityRecord, EntityWrite, StoredEntity};
+use crate::feed::{FeedMark, JobMarks};
 use crate::idempotency::{Claim, KeyState, Reservation};
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Counts, Job, JobClaim, JobStatus, Lease, RunState, SyncMessage};
@@ -21,12 +21,13 @@ use crate::webhooks::Event;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use std::time::Duration;
 
+mod entities;
 mod vault;
 mod webhooks;
 
+pub use entities::{EntityStore, FeedChange, FeedEntry, FeedPage, FeedQuery, FeedSide, KeysPage};
 pub use vault::{
     check_secret_size, CredentialVault, SecretEntry, SecretVersion, SecretsPage, VaultError,
     VersionedSecret, SECRET_VALUE_LIMIT,
@@ -328,6 +329,8 @@ pub trait JobStore: Send + Sync {
         version: u64,
         events: &[Event],
     ) -> Result<(), StoreError>;
+    /// The connection's two newest jobs, newest first, with their feed marks.
+    async fn feed_marks(&self, connection: ConnectionId) -> Result<Vec<JobMarks>, StoreError>;
     /// The job holding the connection's active-job slot.
     async fn active_job(&self, connection: ConnectionId) -> Result<Option<JobId>, StoreError>;
     /// The job and its run's lease (`None` when never claimed or released).
@@ -360,19 +363,23 @@ pub trait JobStore: Send + Sync {
         now: DateTime<Utc>,
         events: JobEvents<'_>,
     ) -> Result<JobClaim, StoreError>;
-    /// Writes the live counts and extends the lease to `lease.until`; answers the job's status
-    /// (`cancelling` asks the run to stop). `LeaseLost` when the run no longer holds the job.
+    /// Writes the live counts and extends the lease to `lease.until`, and with `mark` records
+    /// it as the job's newest feed mark (the one it replaces kept as the one before); answers
+    /// the job's status (`cancelling` asks the run to stop). `LeaseLost` when the run no longer
+    /// holds the job.
     async fn record_progress(
         &self,
         connection: ConnectionId,
         job: JobId,
         lease: &Lease,
         counts: &Counts,
+        mark: Option<&FeedMark>,
     ) -> Result<JobStatus, StoreError>;
     /// Saves where the run stopped (counts included) and starts the count of failed attempts
     /// again. With `keep_until` the run goes on holding the job, its lease extended to then;
     /// without, the lease is released, so that the next delivery resumes at once (a
-    /// hand-over). `LeaseLost` when the run no longer holds the job.
+    /// hand-over). `mark` as with [`JobStore::record_progress`]. `LeaseLost` when the run no
+    /// longer holds the job.
     async fn save_run_state(
         &self,
         connection: ConnectionId,
@@ -380,6 +387,7 @@ pub trait JobStore: Send + Sync {
         holder: &str,
         checkpoint: &RunState,
         keep_until: Option<DateTime<Utc>>,
+        mark: Option<&FeedMark>,
     ) -> Result<(), StoreError>;
     /// Counts an attempt of the job that failed, while `holder` holds it (`LeaseLost` when it
     /// does not): how many have failed since its run state was last saved.
@@ -560,48 +568,6 @@ impl<
             + ProviderConnectionStore,
     > Store for T
 {
-}
-
-/// One page of stored entity keys.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeysPage {
-    pub keys: Vec<EntityKey>,
-    /// Where the next page starts; `None` after the last.
-    pub next: Option<String>,
-}
-
-/// The entities table: one partition per connection, one item per entity.
-#[async_trait]
-pub trait EntityStore: Send + Sync {
-    /// Whether the connection has any stored entity.
-    async fn has_entities(&self, connection: ConnectionId) -> Result<bool, StoreError>;
-    /// What is stored of these keys; absent keys are left out.
-    async fn stored(
-        &self,
-        connection: ConnectionId,
-        keys: &[EntityKey],
-    ) -> Result<HashMap<EntityKey, StoredEntity>, StoreError>;
-    /// Writes (puts) the entities, 25 to a request.
-    async fn write(
-        &self,
-        connection: ConnectionId,
-        entities: &[EntityWrite],
-    ) -> Result<(), StoreError>;
-    /// Deletes the entities, 25 to a request; a missing one is no error.
-    async fn delete(&self, connection: ConnectionId, keys: &[EntityKey]) -> Result<(), StoreError>;
-    /// One page of the stored keys (keys only); `after` is the previous page's `next`.
-    async fn keys(
-        &self,
-        connection: ConnectionId,
-        after: Option<&str>,
-    ) -> Result<KeysPage, StoreError>;
-    /// Stored entities in key order, optionally of one type.
-    async fn list(
-        &self,
-        connection: ConnectionId,
-        entity_type: Option<&str>,
-        page: &PageRequest,
-    ) -> Result<Page<EntityRecord>, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 //! served at `GET /openapi.json`.
 
 use crate::handlers::{
-    auth_providers, collections, connections, health, jobs, oauth, sources, webhooks,
+    auth_providers, changes, collections, connections, health, jobs, oauth, sources, webhooks,
 };
 use std::sync::OnceLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
@@ -35,6 +35,7 @@ use utoipa::{Modify, OpenApi};
         jobs::get,
         jobs::cancel,
         jobs::entities,
+        changes::changes,
         oauth::reinitiate,
         oauth::callback,
         auth_providers::create,
@@ -184,6 +185,7 @@ mod tests {
             "/source-connections/{id}/run",
             "/source-connections/{id}/jobs/{job_id}/cancel",
             "/source-connections/{id}/entities",
+            "/source-connections/{id}/changes",
             "/source-connections/{id}/reinitiate-oauth",
             "/oauth/callback",
             "/auth-providers/connections",
@@ -201,6 +203,8 @@ mod tests {
             "Collection",
             "Job",
             "EntityRecord",
+            "ChangesPage",
+            "EntityChange",
             "ProviderConnection",
             "CreateProviderConnectionInput",
         ] {

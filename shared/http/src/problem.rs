@@ -57,6 +57,7 @@ impl Problem {
             DomainError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, m, request_id),
             DomainError::BadRequest(m) => Self::new(StatusCode::BAD_REQUEST, m, request_id),
             DomainError::Conflict(m) => Self::new(StatusCode::CONFLICT, m, request_id),
+            DomainError::Gone(m) => Self::new(StatusCode::GONE, m, request_id),
             DomainError::Unauthorized(m) => Self::new(StatusCode::UNAUTHORIZED, m, request_id),
             DomainError::UpstreamRateLimited {
                 source_name,

@@ -3,7 +3,7 @@
 
 use crate::app::App;
 use crate::handlers::{
-    auth_providers, collections, connections, health, jobs, oauth, sources, webhooks,
+    auth_providers, changes, collections, connections, health, jobs, oauth, sources, webhooks,
 };
 use crate::problem::Problem;
 use crate::request::header;
@@ -45,6 +45,7 @@ enum Route {
     Job,
     CancelJob,
     Entities,
+    Changes,
     Reinitiate,
     OAuthCallback,
     ProviderConnections,
@@ -73,6 +74,7 @@ impl Route {
             ["source-connections", _, "jobs", _] => Self::Job,
             ["source-connections", _, "jobs", _, "cancel"] => Self::CancelJob,
             ["source-connections", _, "entities"] => Self::Entities,
+            ["source-connections", _, "changes"] => Self::Changes,
             ["source-connections", _, "reinitiate-oauth"] => Self::Reinitiate,
             ["oauth", "callback"] => Self::OAuthCallback,
             ["auth-providers", "connections"] => Self::ProviderConnections,
@@ -95,6 +97,7 @@ impl Route {
             | Self::Jobs
             | Self::Job
             | Self::Entities
+            | Self::Changes
             | Self::OAuthCallback
             | Self::CollectionConnections
             | Self::ProviderConnection
@@ -217,6 +220,7 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str)
         (Route::Jobs, _) => jobs::list(app, org, segments[1], &req, request_id).await,
         (Route::Job, _) => jobs::get(app, org, segments[1], segments[3], request_id).await,
         (Route::Entities, _) => jobs::entities(app, org, segments[1], &req, request_id).await,
+        (Route::Changes, _) => changes::changes(app, org, segments[1], &req, request_id).await,
         (Route::Reinitiate, _) => oauth::reinitiate(app, org, segments[1], request_id).await,
         (Route::ProviderConnections, &Method::POST) => {
             auth_providers::create(app, org, &req, request_id).await

@@ -1,6 +1,7 @@
 //! Configuration: environment only, parsed once at cold start. A missing value fails start-up
 //! with a message naming it.
 
+use domain::feed::FeedSettings;
 use domain::tenancy::RedirectOrigin;
 use domain::webhooks::RetrySchedule;
 use std::env;
@@ -33,6 +34,9 @@ pub struct Config {
     /// Whether tokens imported with `oauth_token` are refreshed with the platform's OAuth app
     /// (`REFRESH_IMPORTED_TOKENS_WITH_PLATFORM_APP`: `true` or `false`, default `false`).
     pub refresh_imported_tokens_with_platform_app: bool,
+    /// The change feed's settle delay (`FEED_SETTLE_SECONDS`, default 5) and how long
+    /// deletions' tombstones are kept (`TOMBSTONE_RETENTION_DAYS`, default 30).
+    pub feed: FeedSettings,
 }
 
 impl Config {
@@ -97,7 +101,49 @@ impl Config {
                 &lookup,
                 "REFRESH_IMPORTED_TOKENS_WITH_PLATFORM_APP",
             )?,
+            feed: feed_settings(&lookup)?,
         })
+    }
+}
+
+/// The feed's settings from the environment (the local stack reads them so too).
+pub fn env_feed_settings() -> Result<FeedSettings, ConfigError> {
+    feed_settings(&|name: &str| env::var(name).ok())
+}
+
+fn feed_settings(lookup: &impl Fn(&str) -> Option<String>) -> Result<FeedSettings, ConfigError> {
+    let defaults = FeedSettings::default();
+    let settle = whole(lookup, "FEED_SETTLE_SECONDS", 0..=300)?
+        .map_or(defaults.settle, std::time::Duration::from_secs);
+    let retention = whole(lookup, "TOMBSTONE_RETENTION_DAYS", 1..=365)?
+        .map_or(defaults.tombstone_retention, |days| {
+            std::time::Duration::from_secs(days * 24 * 3600)
+        });
+    Ok(FeedSettings {
+        settle,
+        tombstone_retention: retention,
+    })
+}
+
+/// A whole number within `range`; unset or empty is `None`.
+fn whole(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Option<u64>, ConfigError> {
+    match lookup(name).as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(n) if range.contains(&n) => Ok(Some(n)),
+            _ => Err(ConfigError::Invalid {
+                name,
+                reason: format!(
+                    "must be a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            }),
+        },
     }
 }
 
@@ -213,6 +259,35 @@ mod tests {
             Config::from_lookup(vars(&blank)).unwrap_err(),
             ConfigError::Missing("STATE_TABLE")
         );
+    }
+
+    #[test]
+    fn the_feed_settings_default_to_five_seconds_and_thirty_days_and_refuse_nonsense() {
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut all = REQUIRED.to_vec();
+            all.extend_from_slice(pairs);
+            Config::from_lookup(vars(&all))
+        };
+        assert_eq!(with(&[]).unwrap().feed, FeedSettings::default());
+        let set = with(&[
+            ("FEED_SETTLE_SECONDS", "2"),
+            ("TOMBSTONE_RETENTION_DAYS", "7"),
+        ])
+        .unwrap()
+        .feed;
+        assert_eq!(set.settle, std::time::Duration::from_secs(2));
+        assert_eq!(
+            set.tombstone_retention,
+            std::time::Duration::from_secs(7 * 86_400)
+        );
+        for (name, bad) in [
+            ("FEED_SETTLE_SECONDS", "soon"),
+            ("FEED_SETTLE_SECONDS", "301"),
+            ("TOMBSTONE_RETENTION_DAYS", "0"),
+        ] {
+            let e = with(&[(name, bad)]).unwrap_err();
+            assert!(e.to_string().contains(name), "{e}");
+        }
     }
 
     #[test]

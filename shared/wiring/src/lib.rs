@@ -122,6 +122,7 @@ pub fn platform(
         auth_providers: Arc::new(providers),
         oauth_redirect_uri: config.oauth_redirect_uri(),
         default_redirect_origins: config.default_redirect_origins.clone(),
+        feed: config.feed,
         refresh_imported_tokens_with_platform_app: config.refresh_imported_tokens_with_platform_app,
         webhooks: Arc::new(DynamoWebhooks::new(
             clients.dynamodb.clone(),

@@ -100,6 +100,7 @@ impl TestApp {
             default_redirect_origins: Vec::new(),
             // The OAuth suites import tokens and watch them refreshed; the domain's tests cover
             // the default, off.
+            feed: Default::default(),
             refresh_imported_tokens_with_platform_app: true,
             webhooks: Arc::new(aws.webhooks()),
             webhook_secrets: Arc::new(aws.vault()),

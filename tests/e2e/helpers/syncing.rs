@@ -2,6 +2,8 @@
 //! its fake, a worker drained until the queue stays quiet, and readers for jobs and entities.
 
 use super::app::TestApp;
+use domain::entity::{Change, Entity, EntityWrite};
+use domain::ids::JobId;
 use domain::usecases::sync::SyncSettings;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -192,4 +194,19 @@ pub async fn assert_failed_plainly(app: &TestApp, id: &str, secret: &str, base_u
     assert!(!job.to_string().contains(secret) && !c.to_string().contains(secret));
     assert!(!job.to_string().contains(base_url), "no URL in the error");
     job
+}
+
+/// A write of `entity` by `job`, at a fresh feed position (its own claim of a new job, so two
+/// calls never share one).
+pub fn write_of(entity: Entity, job: JobId, change: Change) -> EntityWrite {
+    let position = domain::feed::Positions::new(JobId::new(), 1).next(chrono::Utc::now());
+    EntityWrite {
+        key: entity.key().expect("a valid key"),
+        hash: entity.content_hash(),
+        entity,
+        job,
+        change,
+        position,
+        added: position,
+    }
 }

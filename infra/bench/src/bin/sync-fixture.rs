@@ -6,6 +6,11 @@
 //!   sync-fixture job --org O --connection C [--config JSON] [--force-full]
 //!   sync-fixture job-status --org O --connection C --job J
 //!   sync-fixture ceiling --entity-count N        N stub items in 25-item BatchWriteItems
+//!   sync-fixture feed-follow --org O --connection C --stop-file F
+//!                                                follows the change feed until F exists, then
+//!                                                checks its copy against the table
+//!   sync-fixture feed-read --org O --connection C   the whole feed from the start, timed
+//!   sync-fixture write-cost --connection C         write units per changed entity
 //!
 //! Every subcommand but `setup` and `ceiling` reads the functions' configuration
 //! (STATE_TABLE, ENTITIES_TABLE, SYNC_QUEUE_URL, SECRETS_PREFIX) from the environment.
@@ -44,7 +49,23 @@ async fn main() -> Result<(), BoxError> {
         Some("job") => job(&args).await?,
         Some("job-status") => job_status(&args).await?,
         Some("ceiling") => ceiling(entity_count(&args)?).await?,
-        _ => return Err("usage: sync-fixture setup|job|job-status|ceiling ...".into()),
+        Some("feed-follow") => {
+            let platform = wiring::platform_from_env().await?;
+            let (org, id) = ids(&args)?;
+            let stop = std::path::PathBuf::from(required(&args, "--stop-file")?);
+            bench::feed::follow(&platform, org, id, &stop).await?
+        }
+        Some("feed-read") => {
+            let platform = wiring::platform_from_env().await?;
+            let (org, id) = ids(&args)?;
+            bench::feed::read_all(&platform, org, id).await?
+        }
+        Some("write-cost") => {
+            let table = std::env::var("ENTITIES_TABLE")?;
+            let id = required(&args, "--connection")?.parse()?;
+            bench::feed::write_cost(&table, id).await?
+        }
+        _ => return Err("usage: sync-fixture setup|job|job-status|ceiling|feed-* ...".into()),
     };
     println!("{out}");
     Ok(())
@@ -142,6 +163,7 @@ async fn ceiling(count: u32) -> Result<Value, BoxError> {
             .expect("an object"),
     );
     let (connection, job) = (ConnectionId::new(), JobId::new());
+    let mut positions = domain::feed::Positions::new(job, 1);
     let before = metering::snapshot();
     let started = Instant::now();
     for page in (0..count).collect::<Vec<_>>().chunks(STUB_PAGE_SIZE) {
@@ -149,12 +171,15 @@ async fn ceiling(count: u32) -> Result<Value, BoxError> {
             .iter()
             .map(|&i| {
                 let entity = stub.entity(i, 0);
+                let position = positions.next(chrono::Utc::now());
                 EntityWrite {
                     key: entity.key().expect("stub keys are valid"),
                     hash: entity.content_hash(),
                     entity,
                     job,
                     change: Change::Inserted,
+                    position,
+                    added: position,
                 }
             })
             .collect();

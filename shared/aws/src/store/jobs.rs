@@ -25,6 +25,7 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Utc};
 use domain::connection::{ConnectionStatus, SourceConnection};
+use domain::feed::{FeedMark, JobMarks};
 use domain::ids::{ConnectionId, JobId};
 use domain::job::{Counts, Job, JobClaim, JobStatus, Lease, RunState};
 use domain::page::{Page, PageRequest};
@@ -44,9 +45,16 @@ const CURSOR: &str = "CURSOR";
 const JOB_PREFIX: &str = "JOB#";
 /// Attempts of a claim whose read went stale before its conditional write.
 const CLAIM_ATTEMPTS: usize = 3;
+/// How many times the job was claimed.
+const CLAIMS: &str = "claims";
+/// The job's newest feed mark, and the one before it.
+const FEED_MARK: &str = "feed_mark";
+const FEED_MARK_BEFORE: &str = "feed_mark_before";
+/// Records a mark (`:mark`), keeping the one it replaces.
+const MARK_UPDATE: &str = "feed_mark_before = if_not_exists(feed_mark, :mark), feed_mark = :mark";
 /// A claim: the job runs under the claimant's lease.
-const CLAIM_UPDATE: &str =
-    "SET #status = :status, #holder = :holder, #until = :until, started_at = :started";
+const CLAIM_UPDATE: &str = "SET #status = :status, #holder = :holder, #until = :until, \
+     started_at = :started, claims = :claims";
 /// ... if it is as it was read and no lease holds it.
 const CLAIM_CONDITION: &str =
     "#status = :observed AND (attribute_not_exists(#until) OR #until <= :now)";
@@ -292,6 +300,44 @@ impl JobStore for DynamoStore {
         items.try_map(from_item)
     }
 
+    async fn feed_marks(&self, connection: ConnectionId) -> Result<Vec<JobMarks>, StoreError> {
+        // Consistent: a job created since must not be missed (its writes are not settled).
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :jobs)")
+            .expression_attribute_values(":pk", s(connection_pk(connection)))
+            .expression_attribute_values(":jobs", s(JOB_PREFIX))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .limit(2)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| {
+                let marks = [FEED_MARK, FEED_MARK_BEFORE]
+                    .iter()
+                    .filter_map(|name| item.get(*name)?.as_s().ok()?.parse::<FeedMark>().ok())
+                    .collect();
+                let job: Job = from_item(item)?;
+                Ok(JobMarks {
+                    job: job.id,
+                    created_at: job.created_at,
+                    ended_at: job
+                        .status
+                        .is_terminal()
+                        .then_some(job.completed_at)
+                        .flatten(),
+                    marks,
+                })
+            })
+            .collect()
+    }
+
     async fn start_job(&self, job: &Job, events: &[Event]) -> Result<(), StoreError> {
         let runnable = ConditionCheck::builder()
             .table_name(&self.table)
@@ -454,6 +500,9 @@ impl JobStore for DynamoStore {
                 other => other,
             };
             let started = stored.started_at.unwrap_or(now);
+            // The condition makes this claim the only one after the read.
+            let claims = number(&item, CLAIMS).unwrap_or(0) + 1;
+            let claim = u16::try_from(claims).unwrap_or(u16::MAX);
             let mut claimed = stored.clone();
             claimed.status = status;
             claimed.started_at = Some(started);
@@ -475,6 +524,7 @@ impl JobStore for DynamoStore {
                 (":until".to_owned(), millis(lease.until)),
                 (":now".to_owned(), millis(now)),
                 (":started".to_owned(), instant(started)),
+                (":claims".to_owned(), n(claims)),
             ]);
             if !events.is_empty() {
                 let update = Update::builder()
@@ -494,6 +544,7 @@ impl JobStore for DynamoStore {
                 return Ok(JobClaim::Claimed {
                     state: run_state_of(&item)?,
                     job: Box::new(claimed),
+                    claim,
                 });
             }
             let result = self
@@ -517,6 +568,7 @@ impl JobStore for DynamoStore {
                     return Ok(JobClaim::Claimed {
                         job: Box::new(from_item(item)?),
                         state,
+                        claim,
                     });
                 }
                 Err(e) if is_condition_failure(&e) => continue,
@@ -534,9 +586,10 @@ impl JobStore for DynamoStore {
         job: JobId,
         lease: &Lease,
         counts: &Counts,
+        mark: Option<&FeedMark>,
     ) -> Result<JobStatus, StoreError> {
         let mut values = HashMap::from([(":until".to_owned(), millis(lease.until))]);
-        let set = counts_update(counts, &mut values);
+        let set = counts_update(counts, &mut values) + &mark_update(mark, &mut values);
         let item = self
             .update_held(
                 connection,
@@ -559,10 +612,11 @@ impl JobStore for DynamoStore {
         holder: &str,
         checkpoint: &RunState,
         keep_until: Option<DateTime<Utc>>,
+        mark: Option<&FeedMark>,
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(checkpoint).map_err(|e| StoreError::Backend(boxed(e)))?;
         let mut values = HashMap::from([(":checkpoint".to_owned(), s(json))]);
-        let set = counts_update(&checkpoint.counts, &mut values);
+        let set = counts_update(&checkpoint.counts, &mut values) + &mark_update(mark, &mut values);
         let expression = match keep_until {
             Some(until) => {
                 values.insert(":until".to_owned(), millis(until));
@@ -762,5 +816,16 @@ impl JobStore for DynamoStore {
                     .map_err(|_| StoreError::Backend(adapter("unreadable sync cursor")))
             })
             .transpose()
+    }
+}
+
+/// `, <mark update>` when there is a mark to record.
+fn mark_update(mark: Option<&FeedMark>, values: &mut HashMap<String, AttributeValue>) -> String {
+    match mark {
+        Some(mark) => {
+            values.insert(":mark".to_owned(), s(mark.to_string()));
+            format!(", {MARK_UPDATE}")
+        }
+        None => String::new(),
     }
 }

@@ -2,10 +2,14 @@
 
 use super::{injected, lock, page_of};
 use crate::entity::{EntityKey, EntityRecord, EntityWrite, StoredEntity};
+use crate::feed::{FeedPosition, Removal};
 use crate::ids::ConnectionId;
 use crate::page::{Page, PageRequest};
-use crate::ports::{EntityStore, KeysPage, StoreError};
+use crate::ports::{
+    EntityStore, FeedChange, FeedEntry, FeedPage, FeedQuery, FeedSide, KeysPage, StoreError,
+};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -24,9 +28,17 @@ pub struct EntityTraffic {
     pub key_pages: usize,
 }
 
+/// A deletion's tombstone.
+#[derive(Debug, Clone)]
+struct Tombstone {
+    position: FeedPosition,
+    expires_at: DateTime<Utc>,
+}
+
 #[derive(Default)]
 pub struct MemoryEntities {
     rows: Mutex<BTreeMap<(ConnectionId, EntityKey), EntityWrite>>,
+    tombstones: Mutex<BTreeMap<(ConnectionId, EntityKey), Tombstone>>,
     traffic: Mutex<EntityTraffic>,
     fail_writes: AtomicBool,
 }
@@ -72,6 +84,7 @@ impl EntityStore for MemoryEntities {
                         hash: row.hash,
                         written_by: Some(row.job),
                         change: Some(row.change),
+                        added: Some(row.added),
                     };
                     (key.clone(), stored)
                 })
@@ -112,6 +125,47 @@ impl EntityStore for MemoryEntities {
         Ok(())
     }
 
+    async fn remove(
+        &self,
+        connection: ConnectionId,
+        removals: &[Removal],
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend(injected("remove entities")));
+        }
+        {
+            let mut traffic = lock(&self.traffic);
+            traffic.items_deleted += removals.len();
+            traffic.write_requests += 2 * removals.len().div_ceil(25);
+        }
+        let mut tombstones = lock(&self.tombstones);
+        let mut rows = lock(&self.rows);
+        for removal in removals {
+            let tombstone = Tombstone {
+                position: removal.position,
+                expires_at,
+            };
+            tombstones.insert((connection, removal.key.clone()), tombstone);
+            rows.remove(&(connection, removal.key.clone()));
+        }
+        Ok(())
+    }
+
+    async fn purge_tombstones(&self, connection: ConnectionId) -> Result<usize, StoreError> {
+        let mut tombstones = lock(&self.tombstones);
+        let page: Vec<_> = tombstones
+            .keys()
+            .filter(|(c, _)| *c == connection)
+            .take(KEYS_PAGE)
+            .cloned()
+            .collect();
+        for key in &page {
+            tombstones.remove(key);
+        }
+        Ok(page.len())
+    }
+
     async fn keys(
         &self,
         connection: ConnectionId,
@@ -142,18 +196,82 @@ impl EntityStore for MemoryEntities {
             .filter(|((c, key), _)| {
                 *c == connection && entity_type.is_none_or(|t| key.entity_type() == t)
             })
-            .map(|((_, key), row)| {
-                let record = EntityRecord {
-                    entity_type: row.entity.entity_type.clone(),
-                    entity_id: row.entity.entity_id.clone(),
-                    title: row.entity.title.clone(),
-                    updated_at: row.entity.updated_at,
-                    payload: row.entity.payload.clone(),
-                    payload_truncated: false,
-                };
-                (key.as_str().to_owned(), record)
-            })
+            .map(|((_, key), row)| (key.as_str().to_owned(), record_of(row)))
             .collect();
         Ok(page_of(items, page))
+    }
+
+    async fn changes(
+        &self,
+        connection: ConnectionId,
+        query: &FeedQuery,
+    ) -> Result<FeedPage, StoreError> {
+        let mut all: Vec<FeedEntry> = Vec::new();
+        if query.side != FeedSide::Gone {
+            for ((c, key), row) in lock(&self.rows).iter() {
+                if *c == connection {
+                    all.push(FeedEntry {
+                        position: row.position,
+                        key: key.clone(),
+                        change: FeedChange::Live {
+                            record: record_of(row),
+                            added: row.added,
+                        },
+                    });
+                }
+            }
+        }
+        if query.side != FeedSide::Live {
+            let rows = lock(&self.rows);
+            for ((c, key), tombstone) in lock(&self.tombstones).iter() {
+                let revived = rows
+                    .get(&(*c, key.clone()))
+                    .is_some_and(|row| row.position > tombstone.position);
+                if *c == connection && tombstone.expires_at > query.now && !revived {
+                    all.push(FeedEntry {
+                        position: tombstone.position,
+                        key: key.clone(),
+                        change: FeedChange::Gone,
+                    });
+                }
+            }
+        }
+        all.sort_by_key(|entry| entry.position);
+        let mut in_range = all.into_iter().filter(|entry| {
+            query.after.is_none_or(|after| entry.position > after)
+                && query
+                    .through
+                    .is_none_or(|through| entry.position <= through)
+        });
+        let mut page = FeedPage::default();
+        for entry in in_range.by_ref() {
+            page.last = Some(entry.position);
+            let wanted = query
+                .entity_type
+                .as_deref()
+                .is_none_or(|t| entry.key.entity_type() == t)
+                && query
+                    .written_after
+                    .is_none_or(|at| entry.position.written_at() > at);
+            if wanted {
+                page.entries.push(entry);
+            }
+            if page.entries.len() == query.limit {
+                break;
+            }
+        }
+        page.more = in_range.next().is_some();
+        Ok(page)
+    }
+}
+
+fn record_of(row: &EntityWrite) -> EntityRecord {
+    EntityRecord {
+        entity_type: row.entity.entity_type.clone(),
+        entity_id: row.entity.entity_id.clone(),
+        title: row.entity.title.clone(),
+        updated_at: row.entity.updated_at,
+        payload: row.entity.payload.clone(),
+        payload_truncated: false,
     }
 }

@@ -149,6 +149,7 @@ pub fn platform() -> Fakes {
         auth_providers: providers.clone(),
         oauth_redirect_uri: Some("https://api.example.com/oauth/callback".into()),
         default_redirect_origins: Vec::new(),
+        feed: Default::default(),
         refresh_imported_tokens_with_platform_app: false,
         webhooks: webhooks.clone(),
         webhook_secrets: webhooks.clone(),

@@ -4,6 +4,7 @@ use super::{injected, lock, page_of};
 use crate::auth_provider::ProviderConnection;
 use crate::collection::Collection;
 use crate::connection::{ConnectionStatus, SourceConnection};
+use crate::feed::{FeedMark, JobMarks};
 use crate::idempotency::{Claim, KeyState, Reservation};
 use crate::ids::{ConnectionId, JobId, OrganizationId};
 use crate::job::{Counts, Job, JobClaim, JobStatus, Lease, RunState};
@@ -73,6 +74,10 @@ struct State {
     refresh_leases: BTreeMap<ConnectionId, RefreshLease>,
     /// Failed attempts by job, since its run state was saved.
     failed_attempts: BTreeMap<JobId, u32>,
+    /// Claims of each job so far.
+    claims: BTreeMap<JobId, u16>,
+    /// Each job's feed marks, newest first (two at most).
+    marks: BTreeMap<JobId, Vec<FeedMark>>,
     /// Each connection's marked secret version (`SecretVersionStore`).
     secret_versions: BTreeMap<ConnectionId, SecretVersion>,
     provider_connections: BTreeMap<(OrganizationId, String), ProviderConnection>,
@@ -926,6 +931,30 @@ impl JobStore for MemoryStore {
         Ok(())
     }
 
+    async fn feed_marks(&self, connection: ConnectionId) -> Result<Vec<JobMarks>, StoreError> {
+        let state = lock(&self.state);
+        Ok(state
+            .jobs
+            .range((connection, JobId::from_uuid(uuid::Uuid::nil()))..)
+            .take_while(|((c, _), _)| *c == connection)
+            .map(|(_, job)| job)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .take(2)
+            .map(|job| JobMarks {
+                job: job.id,
+                created_at: job.created_at,
+                ended_at: job
+                    .status
+                    .is_terminal()
+                    .then_some(job.completed_at)
+                    .flatten(),
+                marks: state.marks.get(&job.id).cloned().unwrap_or_default(),
+            })
+            .collect())
+    }
+
     async fn active_job(&self, connection: ConnectionId) -> Result<Option<JobId>, StoreError> {
         Ok(lock(&self.state).active.get(&connection).copied())
     }
@@ -1006,9 +1035,12 @@ impl JobStore for MemoryStore {
         state
             .runs
             .insert(job, (Some(lease.clone()), checkpoint.clone()));
+        let claims = state.claims.entry(job).or_default();
+        *claims += 1;
         Ok(JobClaim::Claimed {
             job: Box::new(claimed),
             state: checkpoint,
+            claim: *claims,
         })
     }
 
@@ -1018,11 +1050,13 @@ impl JobStore for MemoryStore {
         job: JobId,
         lease: &Lease,
         counts: &Counts,
+        mark: Option<&FeedMark>,
     ) -> Result<JobStatus, StoreError> {
         let mut state = lock(&self.state);
         if !holds(&state, job, &lease.holder) {
             return Err(StoreError::LeaseLost);
         }
+        record_mark(&mut state, job, mark);
         state.runs.entry(job).or_default().0 = Some(lease.clone());
         let stored = state
             .jobs
@@ -1039,11 +1073,13 @@ impl JobStore for MemoryStore {
         holder: &str,
         checkpoint: &RunState,
         keep_until: Option<DateTime<Utc>>,
+        mark: Option<&FeedMark>,
     ) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
         if !holds(&state, job, holder) {
             return Err(StoreError::LeaseLost);
         }
+        record_mark(&mut state, job, mark);
         let lease = keep_until.map(|until| Lease {
             holder: holder.to_owned(),
             until,
@@ -1298,5 +1334,14 @@ impl ProviderConnectionStore for MemoryStore {
             .map(|((_, id), c)| (id.clone(), c.clone()))
             .collect();
         Ok(page_of(items, page))
+    }
+}
+
+/// A job's newest mark goes first; the one it replaces is kept as the one before.
+fn record_mark(state: &mut State, job: JobId, mark: Option<&FeedMark>) {
+    if let Some(mark) = mark {
+        let marks = state.marks.entry(job).or_default();
+        marks.insert(0, *mark);
+        marks.truncate(2);
     }
 }

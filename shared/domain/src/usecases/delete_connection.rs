@@ -128,6 +128,15 @@ pub async fn finish_delete(
             None => break,
         }
     }
+    // The change feed's tombstones go too.
+    loop {
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(DeleteProgress::Unfinished);
+        }
+        if platform.entities.purge_tombstones(id).await? == 0 {
+            break;
+        }
+    }
     platform.store.delete_connection_records(id).await?;
     platform
         .vault

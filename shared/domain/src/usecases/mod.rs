@@ -1,6 +1,7 @@
 //! Use cases: what the API does, written against the ports only.
 
 pub mod auth_providers;
+pub mod changes;
 pub mod collections;
 pub mod connections;
 pub mod create_connection;
@@ -51,6 +52,8 @@ pub struct Platform {
     /// platform's client secret must not refresh a token it never issued, e.g. a stolen one).
     /// Off, an imported token that expires asks for re-authorization.
     pub refresh_imported_tokens_with_platform_app: bool,
+    /// The change feed's settle delay and tombstone retention.
+    pub feed: crate::feed::FeedSettings,
     /// Webhook subscriptions and the message log.
     pub webhooks: Arc<dyn WebhookStore>,
     /// Subscriptions' signing secrets.

@@ -3,6 +3,7 @@
 
 use crate::collection::Collection;
 use crate::connection::{ConnectionStatus, SourceConnection};
+use crate::feed::FeedCursor;
 use crate::ids::{MessageId, OrganizationId};
 use crate::job::{Job, JobStatus};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -135,14 +136,15 @@ impl Event {
     }
 
     /// The job's event as it now stands (its status names the event), with its real counts.
-    /// `entities_skipped` is Airweave's name for unchanged entities, our kept ones.
+    /// `entities_skipped` is Airweave's name for unchanged entities, our kept ones. A completed
+    /// job's carries `changes_cursor`: the change feed just after everything the job wrote.
     pub fn sync(
         job: &Job,
         connection: &SourceConnection,
         collection_name: &str,
         at: DateTime<Utc>,
     ) -> Self {
-        Self::new(
+        let mut event = Self::new(
             job.organization_id,
             EventType::of_job(job.status),
             at,
@@ -161,7 +163,14 @@ impl Event {
                 "entities_skipped": job.entities_kept,
                 "error": job.error,
             }),
-        )
+        );
+        if job.status == crate::job::JobStatus::Completed {
+            let cursor = FeedCursor::after_job(job.id, job.completed_at.unwrap_or(at));
+            event
+                .payload
+                .insert("changes_cursor".into(), json!(cursor.encode()));
+        }
+        event
     }
 
     /// A connection event (created, auth_completed, deleted, needs_reauth), the connection as

@@ -1,6 +1,7 @@
 //! One module per resource. Each handler parses at the edge, calls a use case, and answers.
 
 pub mod auth_providers;
+pub mod changes;
 pub mod collections;
 pub mod connections;
 pub mod health;

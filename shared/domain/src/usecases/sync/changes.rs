@@ -6,6 +6,7 @@
 use super::seen::SeenKeys;
 use super::WRITE_BATCH;
 use crate::entity::{Change, ContentHash, Entity, EntityKey, EntityWrite, StoredEntity};
+use crate::feed::FeedPosition;
 use crate::ids::JobId;
 use crate::job::{Counts, TypeTally};
 use std::collections::{BTreeMap, HashSet};
@@ -41,6 +42,32 @@ pub(crate) fn classify(stored: Option<&StoredEntity>, hash: &ContentHash, job: J
     }
 }
 
+/// A changed entity waiting for its batch; it gets its feed position when written.
+#[derive(Debug, Clone)]
+pub(super) struct PendingWrite {
+    key: EntityKey,
+    entity: Entity,
+    hash: ContentHash,
+    change: Change,
+    /// Where the stored entity was added; `None` when this write adds it.
+    added: Option<FeedPosition>,
+}
+
+impl PendingWrite {
+    /// The write, made by `job` at `position`.
+    pub(super) fn at(self, job: JobId, position: FeedPosition) -> EntityWrite {
+        EntityWrite {
+            key: self.key,
+            entity: self.entity,
+            hash: self.hash,
+            job,
+            change: self.change,
+            position,
+            added: self.added.unwrap_or(position),
+        }
+    }
+}
+
 /// A run's counts, the keys it has seen, and the writes and removals waiting for a batch.
 #[derive(Debug, Default)]
 pub(super) struct ChangeSet {
@@ -48,7 +75,7 @@ pub(super) struct ChangeSet {
     pub(super) counts: Counts,
     pub(super) tallies: BTreeMap<String, TypeTally>,
     /// Changed entities waiting for a full batch.
-    writes: Vec<EntityWrite>,
+    writes: Vec<PendingWrite>,
     /// Keys reported removed (and stored) waiting for a full batch of deletes.
     removals: Vec<EntityKey>,
     /// Fingerprints of the keys this invocation deleted because the source reported them
@@ -130,12 +157,15 @@ impl ChangeSet {
                     }
                 }
                 if write {
-                    self.writes.push(EntityWrite {
+                    // An entity stored before the feed recorded additions was added before
+                    // any position.
+                    let added = stored.map(|s| s.added.unwrap_or(FeedPosition::ORIGIN));
+                    self.writes.push(PendingWrite {
                         key,
                         entity,
                         hash,
-                        job,
                         change,
+                        added,
                     });
                 }
             }
@@ -143,9 +173,9 @@ impl ChangeSet {
     }
 
     /// The writes that fill whole batches; the rest keeps waiting.
-    pub(super) fn full_write_batches(&mut self) -> Vec<Vec<EntityWrite>> {
+    pub(super) fn full_write_batches(&mut self) -> Vec<Vec<PendingWrite>> {
         let whole = self.writes.len() - self.writes.len() % WRITE_BATCH;
-        let mut full: Vec<EntityWrite> = self.writes.drain(..whole).collect();
+        let mut full: Vec<PendingWrite> = self.writes.drain(..whole).collect();
         let mut batches = Vec::with_capacity(whole / WRITE_BATCH);
         while !full.is_empty() {
             let rest = full.split_off(WRITE_BATCH);
@@ -155,7 +185,7 @@ impl ChangeSet {
     }
 
     /// Every write still waiting.
-    pub(super) fn take_writes(&mut self) -> Vec<EntityWrite> {
+    pub(super) fn take_writes(&mut self) -> Vec<PendingWrite> {
         std::mem::take(&mut self.writes)
     }
 
@@ -227,6 +257,7 @@ mod tests {
             hash: h,
             written_by,
             change,
+            added: None,
         }
     }
 

@@ -222,8 +222,8 @@ pub async fn run_sync(
             &job_events(context.as_ref()),
         )
         .await?;
-    let (job, saved) = match claim {
-        JobClaim::Claimed { job, state } => (*job, state),
+    let (job, saved, claim) = match claim {
+        JobClaim::Claimed { job, state, claim } => (*job, state, claim),
         JobClaim::Busy { until } => {
             info!(lease_until = %until, "sync job is being run by another invocation; message kept for later");
             return Ok(Handled::Busy);
@@ -244,7 +244,15 @@ pub async fn run_sync(
         warn!("the message names another organization than its job; the job's is used");
     }
 
-    let mut run = Run::new(platform, settings, message, job, lease.holder, deadline);
+    let mut run = Run::new(
+        platform,
+        settings,
+        message,
+        job,
+        claim,
+        lease.holder,
+        deadline,
+    );
     match run.execute(saved).await {
         Err(e) if !matches!(e, SyncError::Store(StoreError::LeaseLost)) => {
             failed_attempt(platform, message, &mut run, e).await

@@ -1,7 +1,7 @@
 //! One invocation's share of a run: the page loop, the checks between pages (deadline,
 //! progress, cancellation), the hand-over to the next invocation and the finishing write.
 
-use super::changes::ChangeSet;
+use super::changes::{ChangeSet, PendingWrite};
 use super::credentials::{Credential, Credentials, Unusable};
 use super::deletes::AbsenceSweep;
 use super::seen::SeenKeys;
@@ -11,6 +11,7 @@ use crate::auth::AuthenticationRequest;
 use crate::catalog::AuthMethod;
 use crate::connection::{ConnectionStatus, JobDetails, SourceConnection};
 use crate::error_category::ErrorCategory;
+use crate::feed::{FeedMark, Positions, Removal};
 use crate::ids::ConnectionId;
 use crate::job::{Job, JobStatus, Lease, RunState, SyncMessage};
 use crate::ports::{CursorUpdate, StoreError, Versioned, MAX_QUEUE_DELAY};
@@ -41,6 +42,11 @@ pub(super) struct Run<'a> {
     /// Pages (of entities, then of stored keys) handled in this invocation.
     pages: u32,
     last_progress: Instant,
+    /// The feed positions of this invocation's writes.
+    positions: Positions,
+    /// When the job's newest feed mark may have been recorded: a new one is recorded only
+    /// the feed's settle delay after it, so the one before is always settled.
+    last_mark_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl<'a> Run<'a> {
@@ -49,10 +55,14 @@ impl<'a> Run<'a> {
         settings: &'a SyncSettings,
         message: &'a SyncMessage,
         job: Job,
+        claim: u16,
         holder: String,
         deadline: Instant,
     ) -> Self {
         Self {
+            positions: Positions::new(job.id, claim),
+            // An earlier invocation's mark was recorded before this one began.
+            last_mark_at: platform.clock.now(),
             platform,
             settings,
             message,
@@ -311,6 +321,7 @@ impl<'a> Run<'a> {
                 holder: self.holder.clone(),
                 until: self.platform.clock.now() + self.settings.lease,
             };
+            let mark = self.due_mark();
             let status = self
                 .platform
                 .store
@@ -319,6 +330,7 @@ impl<'a> Run<'a> {
                     self.job.id,
                     &lease,
                     &self.changes.counts,
+                    mark.as_ref(),
                 )
                 .await;
             match status {
@@ -366,12 +378,53 @@ impl<'a> Run<'a> {
         self.stream_checkpoint = Some(page.checkpoint);
         self.pages += 1;
         for batch in self.changes.full_write_batches() {
-            self.platform
-                .entities
-                .write(self.connection_id(), &batch)
-                .await?;
+            self.write(batch).await?;
         }
         Ok(())
+    }
+
+    /// Writes changed entities, each at its feed position.
+    async fn write(&mut self, batch: Vec<PendingWrite>) -> Result<(), SyncError> {
+        let writes: Vec<_> = batch
+            .into_iter()
+            .map(|w| w.at(self.job.id, self.positions.next(self.platform.clock.now())))
+            .collect();
+        self.platform
+            .entities
+            .write(self.connection_id(), &writes)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes entities the run found gone, leaving their tombstones at their feed positions.
+    async fn remove_gone(&mut self, keys: &[crate::entity::EntityKey]) -> Result<(), SyncError> {
+        let now = self.platform.clock.now();
+        let removals: Vec<Removal> = keys
+            .iter()
+            .map(|key| Removal {
+                key: key.clone(),
+                position: self.positions.next(now),
+            })
+            .collect();
+        let expires_at = now + self.platform.feed.tombstone_retention;
+        self.platform
+            .entities
+            .remove(self.connection_id(), &removals, expires_at)
+            .await?;
+        Ok(())
+    }
+
+    /// A feed mark of every write so far, when one is due: there was a write since the last,
+    /// and the last is the settle delay old. Writes are awaited before a mark is taken.
+    fn due_mark(&mut self) -> Option<FeedMark> {
+        let through = self.positions.last()?;
+        let now = self.platform.clock.now();
+        let since = (now - self.last_mark_at).to_std().unwrap_or_default();
+        if since < self.platform.feed.settle {
+            return None;
+        }
+        self.last_mark_at = now;
+        Some(FeedMark { through, at: now })
     }
 
     /// Queues for deletion what the source reports gone, if it is stored. The last word wins: a
@@ -401,10 +454,7 @@ impl<'a> Run<'a> {
     async fn flush(&mut self) -> Result<(), SyncError> {
         let writes = self.changes.take_writes();
         if !writes.is_empty() {
-            self.platform
-                .entities
-                .write(self.connection_id(), &writes)
-                .await?;
+            self.write(writes).await?;
         }
         self.delete_removals().await
     }
@@ -414,10 +464,7 @@ impl<'a> Run<'a> {
         if keys.is_empty() {
             return Ok(());
         }
-        self.platform
-            .entities
-            .delete(self.connection_id(), &keys)
-            .await?;
+        self.remove_gone(&keys).await?;
         for key in &keys {
             self.changes.count_deleted(key);
         }
@@ -441,10 +488,7 @@ impl<'a> Run<'a> {
                 self.save_run_state(true).await?;
             }
             for batch in page.unseen.chunks(WRITE_BATCH) {
-                self.platform
-                    .entities
-                    .delete(self.connection_id(), batch)
-                    .await?;
+                self.remove_gone(batch).await?;
             }
             self.pages += 1;
             if !self.sweep.page_done(page, stored.next) {
@@ -484,6 +528,7 @@ impl<'a> Run<'a> {
                 .await?;
         }
         self.changes.seen.mark_saved();
+        let mark = self.due_mark();
         self.platform
             .store
             .save_run_state(
@@ -492,6 +537,7 @@ impl<'a> Run<'a> {
                 &self.holder,
                 &self.run_state(),
                 keep_until,
+                mark.as_ref(),
             )
             .await?;
         Ok(())

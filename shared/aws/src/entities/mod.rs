@@ -2,19 +2,28 @@
 //! title, `updated_at`, the payload as JSON text (cut to fit an item, `payload_truncated` then
 //! set), and the job that last wrote it with what it did (`job_id`, `change`), so that a run
 //! replaying pages after a crash counts what it had already written.
+//!
+//! The change feed: each item also carries its feed position (`pos`), where the entity was added
+//! (`added`), the connection (`feed`) and an estimate of its answer's size (`bytes`); a deletion
+//! leaves a tombstone (`pk = GONE#id`, same `sk`, `pos`, `feed`, `expires_at` for TTL) in a
+//! partition of its own, so listings and delete-by-absence never read one. The `by_position`
+//! index (`feed`, `pos`; keys, `bytes` and `expires_at` projected) holds both in commit order.
 
-use crate::batch::{read_all, write_all, MAX_READ_BATCH, MAX_WRITE_BATCH};
+mod feed;
+
+use crate::batch::{delete_all, read_all, write_all, Read, MAX_READ_BATCH, MAX_WRITE_BATCH};
 use crate::error::{adapter, boxed};
 use crate::store::paging::{list_items_within, Order};
 use crate::store::{backend, build_error, key, s, Item};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use domain::entity::{Change, ContentHash, EntityKey, EntityRecord, EntityWrite, StoredEntity};
+use domain::feed::{FeedPosition, Removal};
 use domain::ids::{ConnectionId, JobId};
 use domain::page::{Page, PageRequest};
-use domain::ports::{EntityStore, KeysPage, StoreError};
+use domain::ports::{EntityStore, FeedPage, FeedQuery, KeysPage, StoreError};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -28,16 +37,35 @@ const JOB: &str = "job_id";
 const CHANGE: &str = "change";
 const PAYLOAD: &str = "payload";
 const TRUNCATED: &str = "payload_truncated";
+const FEED: &str = "feed";
+const POSITION: &str = "pos";
+const ADDED: &str = "added";
+const BYTES: &str = "bytes";
+const EXPIRES_AT: &str = "expires_at";
+/// The index of a connection's changes in commit order.
+pub const FEED_INDEX: &str = "by_position";
+/// What a change's answer adds to its stored text (names, quoting, the op and times).
+const CHANGE_OVERHEAD: usize = 300;
+/// Most tombstone keys one purge reads.
+const PURGE_PAGE: i32 = 1000;
 
 /// Implements the domain's `EntityStore` on its own table.
 #[derive(Debug, Clone)]
 pub struct DynamoEntities {
     client: Client,
     table: String,
+    /// Tests: the feed's index shows half the writes (by key) only this long after them (the
+    /// emulator's indexes have no lag; DynamoDB's may, unevenly across partitions).
+    index_lag: Option<chrono::Duration>,
 }
 
 fn partition(connection: ConnectionId) -> String {
     format!("CONN#{connection}")
+}
+
+/// The partition of the connection's tombstones.
+fn gone_partition(connection: ConnectionId) -> String {
+    format!("GONE#{connection}")
 }
 
 /// `s` cut to at most `max` bytes, on a character boundary.
@@ -68,7 +96,15 @@ impl DynamoEntities {
         Self {
             client,
             table: table_name.into(),
+            index_lag: None,
         }
+    }
+
+    /// Fault injection: the feed's index leaves out the writes of half the keys while they are
+    /// younger than `lag`, as an unevenly lagging global secondary index would.
+    pub fn with_index_lag(mut self, lag: std::time::Duration) -> Self {
+        self.index_lag = chrono::Duration::from_std(lag).ok();
+        self
     }
 
     pub fn table_name(&self) -> &str {
@@ -91,6 +127,22 @@ impl DynamoEntities {
         item.insert(HASH.to_owned(), s(write.hash.to_hex()));
         item.insert(JOB.to_owned(), s(write.job.to_string()));
         item.insert(CHANGE.to_owned(), s(change_str(write.change)));
+        item.insert(FEED.to_owned(), s(connection.to_string()));
+        item.insert(POSITION.to_owned(), s(write.position.to_string()));
+        item.insert(ADDED.to_owned(), s(write.added.to_string()));
+        // A truncated payload is answered as a JSON string: its quotes are escaped.
+        let payload_bytes = stored.len() * if stored.len() < payload.len() { 2 } else { 1 };
+        let bytes = payload_bytes + entity.title.len() + write.key.as_str().len() + CHANGE_OVERHEAD;
+        item.insert(BYTES.to_owned(), AttributeValue::N(bytes.to_string()));
+        item
+    }
+
+    fn tombstone(connection: ConnectionId, removal: &Removal, expires_at: DateTime<Utc>) -> Item {
+        let mut item = key(gone_partition(connection), removal.key.as_str());
+        item.insert(FEED.to_owned(), s(connection.to_string()));
+        item.insert(POSITION.to_owned(), s(removal.position.to_string()));
+        let expires = expires_at.timestamp().to_string();
+        item.insert(EXPIRES_AT.to_owned(), AttributeValue::N(expires));
         item
     }
 
@@ -155,6 +207,7 @@ impl EntityStore for DynamoEntities {
             ("#hash".to_owned(), HASH.to_owned()),
             ("#job".to_owned(), JOB.to_owned()),
             ("#change".to_owned(), CHANGE.to_owned()),
+            ("#added".to_owned(), ADDED.to_owned()),
         ]);
         let mut found = HashMap::with_capacity(keys.len());
         for batch in keys.chunks(MAX_READ_BATCH) {
@@ -162,14 +215,11 @@ impl EntityStore for DynamoEntities {
                 .iter()
                 .map(|k| key(partition(connection), k.as_str()))
                 .collect();
-            let items = read_all(
-                &self.client,
-                &self.table,
-                request,
-                "#sk, #hash, #job, #change",
-                &names,
-            )
-            .await?;
+            let read = Read::Attributes {
+                projection: "#sk, #hash, #job, #change, #added",
+                names: &names,
+            };
+            let items = read_all(&self.client, &self.table, request, read).await?;
             for item in items {
                 let (Some(key), Some(hash)) = (
                     text(&item, "sk").and_then(EntityKey::parse),
@@ -185,6 +235,7 @@ impl EntityStore for DynamoEntities {
                         Some("updated") => Some(Change::Updated),
                         _ => None,
                     },
+                    added: text(&item, ADDED).and_then(|p| p.parse::<FeedPosition>().ok()),
                 };
                 found.insert(key, stored);
             }
@@ -213,17 +264,66 @@ impl EntityStore for DynamoEntities {
     }
 
     async fn delete(&self, connection: ConnectionId, keys: &[EntityKey]) -> Result<(), StoreError> {
-        let requests = keys
+        let keys: Vec<Item> = keys
             .iter()
-            .map(|k| {
-                let delete = DeleteRequest::builder()
-                    .set_key(Some(key(partition(connection), k.as_str())))
-                    .build()
-                    .map_err(build_error)?;
-                Ok(WriteRequest::builder().delete_request(delete).build())
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.write_requests(requests).await
+            .map(|k| key(partition(connection), k.as_str()))
+            .collect();
+        delete_all(&self.client, &self.table, &keys).await
+    }
+
+    async fn remove(
+        &self,
+        connection: ConnectionId,
+        removals: &[Removal],
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for batch in removals.chunks(MAX_WRITE_BATCH) {
+            let tombstones = batch
+                .iter()
+                .map(|removal| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(Self::tombstone(connection, removal, expires_at)))
+                        .build()
+                        .map_err(build_error)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            // The tombstones first: a failure before the deletes leaves the entities and
+            // their deletions both recorded, and the run that resumes deletes them again.
+            write_all(&self.client, &self.table, tombstones).await?;
+            let keys: Vec<Item> = batch
+                .iter()
+                .map(|removal| key(partition(connection), removal.key.as_str()))
+                .collect();
+            delete_all(&self.client, &self.table, &keys).await?;
+        }
+        Ok(())
+    }
+
+    async fn purge_tombstones(&self, connection: ConnectionId) -> Result<usize, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(gone_partition(connection)))
+            .projection_expression("pk, sk")
+            .limit(PURGE_PAGE)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        let keys = out.items.unwrap_or_default();
+        delete_all(&self.client, &self.table, &keys).await?;
+        Ok(keys.len())
+    }
+
+    async fn changes(
+        &self,
+        connection: ConnectionId,
+        query: &FeedQuery,
+    ) -> Result<FeedPage, StoreError> {
+        self.read_changes(connection, query).await
     }
 
     async fn keys(
