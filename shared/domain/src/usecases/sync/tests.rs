@@ -734,3 +734,61 @@ async fn a_stream_is_opened_with_the_page_budget_the_deadline_leaves() {
         "a whole invocation left"
     );
 }
+
+#[tokio::test]
+async fn every_change_takes_a_later_feed_position_and_the_feed_reads_the_net_change() {
+    use crate::usecases::changes::{read_changes, ChangeOp, ChangesRequest, FeedStart};
+    let (mut f, org, first) = connection().await;
+    f.platform.feed.settle = Duration::ZERO;
+    let id = first.connection_id.to_string();
+    let read = |start| {
+        let request = ChangesRequest {
+            start,
+            limit: 1000,
+            filter: None,
+            entity_type: None,
+        };
+        let platform = f.platform.clone();
+        let id = id.clone();
+        async move { read_changes(&platform, org, &id, &request).await.unwrap() }
+    };
+    f.sources
+        .stream(ScriptedStream::pages(pages(30, 10, |_| false)));
+    run(&f, &first).await;
+    let before = f.entities.stored_of(first.connection_id);
+    let last_first = before.iter().map(|e| e.position).max().unwrap();
+    assert!(before.iter().all(|e| e.added == e.position));
+    let all = read(FeedStart::Beginning).await;
+    assert_eq!(all.changes.len(), 30);
+    assert!(all.changes.iter().all(|c| c.op == ChangeOp::Added));
+    let cursor = crate::feed::FeedCursor::parse(&all.next_cursor).unwrap();
+
+    // Three changed and five gone: the changed ones move past every earlier write and keep
+    // where they were added; the gone ones leave tombstones.
+    f.sources
+        .stream(ScriptedStream::pages(pages(25, 10, |i| i % 10 == 3)));
+    let second = next_job(&f, &first, true).await;
+    run(&f, &second).await;
+    let after = f.entities.stored_of(first.connection_id);
+    for e in after.iter().filter(|e| e.job == second.job_id) {
+        assert!(e.position > last_first);
+        let earlier = before.iter().find(|b| b.key == e.key).unwrap();
+        assert_eq!(e.added, earlier.position);
+    }
+    let since = read(FeedStart::Cursor(cursor)).await;
+    let ops: Vec<(String, ChangeOp)> = since
+        .changes
+        .iter()
+        .map(|c| (c.entity_id.clone(), c.op))
+        .collect();
+    let mut expected: Vec<(String, ChangeOp)> = [3, 13, 23]
+        .iter()
+        .map(|i| (format!("{i:04}"), ChangeOp::Updated))
+        .collect();
+    expected.extend((25..30).map(|i| (format!("{i:04}"), ChangeOp::Deleted)));
+    assert_eq!(
+        ops, expected,
+        "in commit order: the writes, then delete-by-absence"
+    );
+    assert!(since.changes[3..].iter().all(|c| c.deleted_at.is_some()));
+}
