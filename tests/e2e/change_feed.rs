@@ -295,7 +295,11 @@ async fn a_tombstone_past_retention_is_gone_and_an_old_cursor_answers_410() {
         "{body}"
     );
     let (from_scratch, _) = walk(&app, &id, "", "").await;
-    assert_eq!(from_scratch.len(), 20, "expired tombstones are not shown");
+    assert_eq!(
+        from_scratch.len(),
+        20,
+        "expired deletion records are not shown"
+    );
     assert!(from_scratch.iter().all(|c| c["op"] == "added"));
     // A cursor read a day ago is still good.
     let (nothing, _) = walk(&app, &id, &cursor(&recent), "").await;

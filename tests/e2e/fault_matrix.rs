@@ -340,7 +340,7 @@ impl World {
         out.count() > 0
     }
 
-    /// The connections that have entity items or tombstones, live or not.
+    /// The connections that have entity items or deletion records, live or not.
     async fn entity_owners(&self) -> std::collections::BTreeSet<String> {
         let mut owners = std::collections::BTreeSet::new();
         let mut start = None;

@@ -279,7 +279,7 @@ const REFUSED: &[Refusal] = &[
     refused("GET /source-connections/{id}/jobs", 422, FORGED_CURSOR),
     refused("GET /source-connections/{id}/entities", 422, FORGED_CURSOR),
     // The feed's cursor is opaque too, and says where to go on, so `modified_after` cannot come
-    // with it; a `modified_after` older than the tombstones' retention is gone.
+    // with it; a `modified_after` older than the deletion records' retention is gone.
     refused(
         "GET /source-connections/{id}/changes",
         422,

@@ -188,7 +188,7 @@ fn units(bytes: usize) -> usize {
 
 /// Write units per changed entity, measured on the connection's stored items: what the item
 /// costs alone (no feed: its old attributes only), and with the feed's attributes, index entry
-/// (keys, `feed`, `pos`, `bytes`, plus DynamoDB's 100 bytes per entry) and tombstones.
+/// (keys, `feed`, `pos`, `bytes`, plus DynamoDB's 100 bytes per entry) and deletion records.
 pub async fn write_cost(table_name: &str, connection: ConnectionId) -> Result<Value, BoxError> {
     let clients = AwsClients::from_env().await;
     let out = clients
@@ -211,7 +211,7 @@ pub async fn write_cost(table_name: &str, connection: ConnectionId) -> Result<Va
         let whole = size(item, None);
         let old = whole - size(item, Some(&feed_only));
         let index = size(item, Some(&["pk", "sk", "feed", "pos", "bytes"])) + 100;
-        let tombstone = size(item, Some(&["pk", "sk", "feed", "pos"])) + 12 + 10;
+        let record = size(item, Some(&["pk", "sk", "feed", "pos"])) + 12 + 10;
         before += old;
         after += whole;
         entry += index;
@@ -219,7 +219,7 @@ pub async fn write_cost(table_name: &str, connection: ConnectionId) -> Result<Va
         for (op, no_feed, feed) in [
             ("inserted", units(old), w + i),
             ("updated", units(old), w + 2 * i),
-            ("deleted", units(old), units(tombstone) + i + w + i),
+            ("deleted", units(old), units(record) + i + w + i),
         ] {
             let slot = per.entry(op).or_default();
             slot.0 += no_feed;

@@ -128,9 +128,9 @@ pub async fn ensure_state_table(
     enable_ttl(dynamodb, name, "ttl").await
 }
 
-/// The entities table: `pk = CONN#id` (live entities) or `GONE#id` (their tombstones),
+/// The entities table: `pk = CONN#id` (live entities) or `GONE#id` (their deletion records),
 /// `sk = <type>#<entity_id>`; the change feed's index over `feed`/`pos` (keys plus `bytes` and
-/// `expires_at`), and TTL on `expires_at` (tombstones).
+/// `expires_at`), and TTL on `expires_at` (deletion records).
 pub async fn ensure_entities_table(
     dynamodb: &aws_sdk_dynamodb::Client,
     name: &str,

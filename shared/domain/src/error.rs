@@ -48,7 +48,7 @@ pub enum DomainError {
     #[error("{0}")]
     Conflict(String),
     /// What was asked for is no longer kept (410), e.g. a change feed cursor older than the
-    /// tombstones' retention.
+    /// deletion records' retention.
     #[error("{0}")]
     Gone(String),
     /// No or an unknown API key (401).

@@ -1,5 +1,5 @@
 //! The change feed's order (DESIGN section 13): every write of an entity, and every deletion's
-//! tombstone, carries a [`FeedPosition`] that orders a connection's changes as they were
+//! deletion record, carries a [`FeedPosition`] that orders a connection's changes as they were
 //! committed, and the jobs record [`FeedMark`]s that say up to where their writes are done.
 //!
 //! One job writes a connection at a time (the active-job slot), one invocation runs a job at a
@@ -27,16 +27,16 @@ pub struct FeedSettings {
     /// feed shows only what was marked done at least this long ago, and a job records its marks
     /// at least this far apart, so the one before its newest is always settled.
     pub settle: std::time::Duration,
-    /// How long a deletion's tombstone is kept (`TOMBSTONE_RETENTION_DAYS`, default 30); an
+    /// How long a deletion's record is kept (`TOMBSTONE_RETENTION_DAYS`, default 30); an
     /// older cursor answers 410.
-    pub tombstone_retention: std::time::Duration,
+    pub deletion_retention: std::time::Duration,
 }
 
 impl Default for FeedSettings {
     fn default() -> Self {
         Self {
             settle: std::time::Duration::from_secs(5),
-            tombstone_retention: std::time::Duration::from_secs(30 * 24 * 3600),
+            deletion_retention: std::time::Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -317,7 +317,7 @@ impl FeedCursor {
     }
 }
 
-/// A deletion, recorded as a tombstone at its position (kept for the retention).
+/// A deletion, recorded as a deletion record at its position (kept for the retention).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Removal {
     pub key: EntityKey,

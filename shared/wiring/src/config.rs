@@ -35,7 +35,7 @@ pub struct Config {
     /// (`REFRESH_IMPORTED_TOKENS_WITH_PLATFORM_APP`: `true` or `false`, default `false`).
     pub refresh_imported_tokens_with_platform_app: bool,
     /// The change feed's settle delay (`FEED_SETTLE_SECONDS`, default 5) and how long
-    /// deletions' tombstones are kept (`TOMBSTONE_RETENTION_DAYS`, default 30).
+    /// deletions' deletion records are kept (`TOMBSTONE_RETENTION_DAYS`, default 30).
     pub feed: FeedSettings,
 }
 
@@ -116,12 +116,12 @@ fn feed_settings(lookup: &impl Fn(&str) -> Option<String>) -> Result<FeedSetting
     let settle = whole(lookup, "FEED_SETTLE_SECONDS", 0..=300)?
         .map_or(defaults.settle, std::time::Duration::from_secs);
     let retention = whole(lookup, "TOMBSTONE_RETENTION_DAYS", 1..=365)?
-        .map_or(defaults.tombstone_retention, |days| {
+        .map_or(defaults.deletion_retention, |days| {
             std::time::Duration::from_secs(days * 24 * 3600)
         });
     Ok(FeedSettings {
         settle,
-        tombstone_retention: retention,
+        deletion_retention: retention,
     })
 }
 
@@ -277,7 +277,7 @@ mod tests {
         .feed;
         assert_eq!(set.settle, std::time::Duration::from_secs(2));
         assert_eq!(
-            set.tombstone_retention,
+            set.deletion_retention,
             std::time::Duration::from_secs(7 * 86_400)
         );
         for (name, bad) in [

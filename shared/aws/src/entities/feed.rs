@@ -4,8 +4,8 @@
 //! The index is eventually consistent: an entry may be late (the use case reads only settled
 //! positions) or stale (an entity written again since, whose entry has not moved yet). A stale
 //! entry is left out when its item's position differs: the entity's newer change comes later in
-//! the order. A tombstone is left out when it expired (TTL deletes lazily) or when the entity was
-//! written again after it.
+//! the order. A deletion record is left out when it expired (TTL deletes lazily) or when the
+//! entity was written again after it.
 
 use super::{gone_partition, partition, text, DynamoEntities, BYTES, EXPIRES_AT, FEED_INDEX};
 use super::{ADDED, CHANGE_OVERHEAD, POSITION};
@@ -49,7 +49,7 @@ impl DynamoEntities {
         for chunk in candidates.chunks(MAX_READ_BATCH / 2) {
             let mut keys = Vec::with_capacity(chunk.len() * 2);
             for c in chunk {
-                // A tombstone is read with its entity, which may have come back since.
+                // A deletion record is read with its entity, which may have come back since.
                 keys.push(key(partition(connection), c.key.as_str()));
                 if c.gone {
                     keys.push(key(gone_partition(connection), c.key.as_str()));
@@ -72,15 +72,15 @@ impl DynamoEntities {
                     |item: &Item| text(item, POSITION).and_then(|p| p.parse::<FeedPosition>().ok());
                 let live_item = live.get(c.key.as_str());
                 let change = if c.gone {
-                    let Some(tombstone) = gone.get(c.key.as_str()) else {
+                    let Some(record) = gone.get(c.key.as_str()) else {
                         continue;
                     };
                     let expired =
-                        number(tombstone, EXPIRES_AT).is_some_and(|at| at <= query.now.timestamp());
+                        number(record, EXPIRES_AT).is_some_and(|at| at <= query.now.timestamp());
                     let revived = live_item
                         .and_then(position_of)
                         .is_some_and(|p| p > c.position);
-                    if position_of(tombstone) != Some(c.position) || expired || revived {
+                    if position_of(record) != Some(c.position) || expired || revived {
                         continue;
                     }
                     FeedChange::Gone

@@ -5,7 +5,7 @@
 //!
 //! The change feed: each item also carries its feed position (`pos`), where the entity was added
 //! (`added`), the connection (`feed`) and an estimate of its answer's size (`bytes`); a deletion
-//! leaves a tombstone (`pk = GONE#id`, same `sk`, `pos`, `feed`, `expires_at` for TTL) in a
+//! leaves a deletion record (`pk = GONE#id`, same `sk`, `pos`, `feed`, `expires_at` for TTL) in a
 //! partition of its own, so listings and delete-by-absence never read one. The `by_position`
 //! index (`feed`, `pos`; keys, `bytes` and `expires_at` projected) holds both in commit order.
 
@@ -46,7 +46,7 @@ const EXPIRES_AT: &str = "expires_at";
 pub const FEED_INDEX: &str = "by_position";
 /// What a change's answer adds to its stored text (names, quoting, the op and times).
 const CHANGE_OVERHEAD: usize = 300;
-/// Most tombstone keys one purge reads.
+/// Most deletion record keys one purge reads.
 const PURGE_PAGE: i32 = 1000;
 
 /// Implements the domain's `EntityStore` on its own table.
@@ -63,7 +63,7 @@ fn partition(connection: ConnectionId) -> String {
     format!("CONN#{connection}")
 }
 
-/// The partition of the connection's tombstones.
+/// The partition of the connection's deletion records.
 fn gone_partition(connection: ConnectionId) -> String {
     format!("GONE#{connection}")
 }
@@ -137,7 +137,11 @@ impl DynamoEntities {
         item
     }
 
-    fn tombstone(connection: ConnectionId, removal: &Removal, expires_at: DateTime<Utc>) -> Item {
+    fn deletion_record(
+        connection: ConnectionId,
+        removal: &Removal,
+        expires_at: DateTime<Utc>,
+    ) -> Item {
         let mut item = key(gone_partition(connection), removal.key.as_str());
         item.insert(FEED.to_owned(), s(connection.to_string()));
         item.insert(POSITION.to_owned(), s(removal.position.to_string()));
@@ -278,19 +282,19 @@ impl EntityStore for DynamoEntities {
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         for batch in removals.chunks(MAX_WRITE_BATCH) {
-            let tombstones = batch
+            let deletions = batch
                 .iter()
                 .map(|removal| {
                     let put = PutRequest::builder()
-                        .set_item(Some(Self::tombstone(connection, removal, expires_at)))
+                        .set_item(Some(Self::deletion_record(connection, removal, expires_at)))
                         .build()
                         .map_err(build_error)?;
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            // The tombstones first: a failure before the deletes leaves the entities and
+            // The deletion records first: a failure before the deletes leaves the entities and
             // their deletions both recorded, and the run that resumes deletes them again.
-            write_all(&self.client, &self.table, tombstones).await?;
+            write_all(&self.client, &self.table, deletions).await?;
             let keys: Vec<Item> = batch
                 .iter()
                 .map(|removal| key(partition(connection), removal.key.as_str()))
@@ -300,7 +304,7 @@ impl EntityStore for DynamoEntities {
         Ok(())
     }
 
-    async fn purge_tombstones(&self, connection: ConnectionId) -> Result<usize, StoreError> {
+    async fn purge_deletions(&self, connection: ConnectionId) -> Result<usize, StoreError> {
         let out = self
             .client
             .query()

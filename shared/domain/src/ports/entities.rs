@@ -21,11 +21,11 @@ pub struct KeysPage {
 /// Which changes a feed read wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeedSide {
-    /// Live entities and tombstones.
+    /// Live entities and deletion records.
     All,
     /// Live entities only.
     Live,
-    /// Tombstones only.
+    /// Deletion records only.
     Gone,
 }
 
@@ -44,7 +44,7 @@ pub struct FeedQuery {
     pub limit: usize,
     /// Most bytes of stored items answered (one change at least).
     pub budget: usize,
-    /// Tombstones that expired by then are left out.
+    /// Deletion records that expired by then are left out.
     pub now: DateTime<Utc>,
 }
 
@@ -56,7 +56,7 @@ pub enum FeedChange {
         record: EntityRecord,
         added: FeedPosition,
     },
-    /// It was deleted (its tombstone).
+    /// It was deleted (its deletion record).
     Gone,
 }
 
@@ -79,7 +79,7 @@ pub struct FeedPage {
 }
 
 /// The entities table: one partition per connection, one item per entity, and a partition of
-/// its tombstones apart, both ordered by feed position in an index.
+/// its deletion records apart, both ordered by feed position in an index.
 #[async_trait]
 pub trait EntityStore: Send + Sync {
     /// Whether the connection has any stored (live) entity.
@@ -96,8 +96,8 @@ pub trait EntityStore: Send + Sync {
         connection: ConnectionId,
         entities: &[EntityWrite],
     ) -> Result<(), StoreError>;
-    /// Deletes the entities a sync found gone, leaving a tombstone of each that expires at
-    /// `expires_at`: the tombstones are written before the entities are deleted, so a failure
+    /// Deletes the entities a sync found gone, leaving a deletion record of each that expires at
+    /// `expires_at`: the deletion records are written before the entities are deleted, so a failure
     /// in between loses no deletion.
     async fn remove(
         &self,
@@ -105,11 +105,11 @@ pub trait EntityStore: Send + Sync {
         removals: &[Removal],
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// Deletes the entities for good, no tombstone (the connection is being deleted), 25 to a
+    /// Deletes the entities for good, no deletion record (the connection is being deleted), 25 to a
     /// request; a missing one is no error.
     async fn delete(&self, connection: ConnectionId, keys: &[EntityKey]) -> Result<(), StoreError>;
-    /// Deletes one page of the connection's tombstones; how many there were (0: none left).
-    async fn purge_tombstones(&self, connection: ConnectionId) -> Result<usize, StoreError>;
+    /// Deletes one page of the connection's deletion records; how many there were (0: none left).
+    async fn purge_deletions(&self, connection: ConnectionId) -> Result<usize, StoreError>;
     /// One page of the stored keys (keys only); `after` is the previous page's `next`.
     async fn keys(
         &self,

@@ -28,9 +28,9 @@ pub struct EntityTraffic {
     pub key_pages: usize,
 }
 
-/// A deletion's tombstone.
+/// What a deletion leaves for the change feed.
 #[derive(Debug, Clone)]
-struct Tombstone {
+struct DeletionRecord {
     position: FeedPosition,
     expires_at: DateTime<Utc>,
 }
@@ -38,7 +38,7 @@ struct Tombstone {
 #[derive(Default)]
 pub struct MemoryEntities {
     rows: Mutex<BTreeMap<(ConnectionId, EntityKey), EntityWrite>>,
-    tombstones: Mutex<BTreeMap<(ConnectionId, EntityKey), Tombstone>>,
+    deletions: Mutex<BTreeMap<(ConnectionId, EntityKey), DeletionRecord>>,
     traffic: Mutex<EntityTraffic>,
     fail_writes: AtomicBool,
 }
@@ -139,29 +139,29 @@ impl EntityStore for MemoryEntities {
             traffic.items_deleted += removals.len();
             traffic.write_requests += 2 * removals.len().div_ceil(25);
         }
-        let mut tombstones = lock(&self.tombstones);
+        let mut deletions = lock(&self.deletions);
         let mut rows = lock(&self.rows);
         for removal in removals {
-            let tombstone = Tombstone {
+            let record = DeletionRecord {
                 position: removal.position,
                 expires_at,
             };
-            tombstones.insert((connection, removal.key.clone()), tombstone);
+            deletions.insert((connection, removal.key.clone()), record);
             rows.remove(&(connection, removal.key.clone()));
         }
         Ok(())
     }
 
-    async fn purge_tombstones(&self, connection: ConnectionId) -> Result<usize, StoreError> {
-        let mut tombstones = lock(&self.tombstones);
-        let page: Vec<_> = tombstones
+    async fn purge_deletions(&self, connection: ConnectionId) -> Result<usize, StoreError> {
+        let mut deletions = lock(&self.deletions);
+        let page: Vec<_> = deletions
             .keys()
             .filter(|(c, _)| *c == connection)
             .take(KEYS_PAGE)
             .cloned()
             .collect();
         for key in &page {
-            tombstones.remove(key);
+            deletions.remove(key);
         }
         Ok(page.len())
     }
@@ -223,13 +223,13 @@ impl EntityStore for MemoryEntities {
         }
         if query.side != FeedSide::Live {
             let rows = lock(&self.rows);
-            for ((c, key), tombstone) in lock(&self.tombstones).iter() {
+            for ((c, key), record) in lock(&self.deletions).iter() {
                 let revived = rows
                     .get(&(*c, key.clone()))
-                    .is_some_and(|row| row.position > tombstone.position);
-                if *c == connection && tombstone.expires_at > query.now && !revived {
+                    .is_some_and(|row| row.position > record.position);
+                if *c == connection && record.expires_at > query.now && !revived {
                     all.push(FeedEntry {
-                        position: tombstone.position,
+                        position: record.position,
                         key: key.clone(),
                         change: FeedChange::Gone,
                     });

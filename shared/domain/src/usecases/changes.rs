@@ -5,7 +5,7 @@
 //! visible once the job that wrote it has marked it done and the settle delay has passed, so a
 //! change that reaches the index late is never skipped. The cursor carries the last position
 //! the reader has passed and a time before which nothing it has not seen was committed: once
-//! that time is older than the tombstones' retention, a deletion may have been forgotten, and
+//! that time is older than the deletion records' retention, a deletion may have been forgotten, and
 //! the cursor answers 410.
 
 use super::connections::get_connection;
@@ -114,7 +114,7 @@ pub async fn read_changes(
         }
     }
     let now = platform.clock.now();
-    let retention = platform.feed.tombstone_retention;
+    let retention = platform.feed.deletion_retention;
     let (after, since) = match request.start {
         FeedStart::Beginning => (None, None),
         FeedStart::Cursor(cursor) => (cursor.after(), Some(cursor.since())),

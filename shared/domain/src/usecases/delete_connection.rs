@@ -128,12 +128,12 @@ pub async fn finish_delete(
             None => break,
         }
     }
-    // The change feed's tombstones go too.
+    // The change feed's deletion records go too.
     loop {
         if tokio::time::Instant::now() >= deadline {
             return Ok(DeleteProgress::Unfinished);
         }
-        if platform.entities.purge_tombstones(id).await? == 0 {
+        if platform.entities.purge_deletions(id).await? == 0 {
             break;
         }
     }

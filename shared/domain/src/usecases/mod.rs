@@ -52,7 +52,7 @@ pub struct Platform {
     /// platform's client secret must not refresh a token it never issued, e.g. a stolen one).
     /// Off, an imported token that expires asks for re-authorization.
     pub refresh_imported_tokens_with_platform_app: bool,
-    /// The change feed's settle delay and tombstone retention.
+    /// The change feed's settle delay and deletion record retention.
     pub feed: crate::feed::FeedSettings,
     /// Webhook subscriptions and the message log.
     pub webhooks: Arc<dyn WebhookStore>,

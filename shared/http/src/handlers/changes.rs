@@ -26,7 +26,7 @@ use lambda_http::Request;
     responses(
         (status = 200, description = "The net change of each entity changed since the cursor, once, with its latest state, in commit order. Changes become visible once settled (see the README's change feed rules)", body = ChangesPage),
         (status = 404, description = "Unknown connection", body = Problem, content_type = "application/problem+json"),
-        (status = 410, description = "The cursor (or `modified_after`) is older than the tombstones' retention: start over with a full listing and a read without a cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The cursor (or `modified_after`) is older than the deletion records' retention: start over with a full listing and a read without a cursor", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad parameters, or both `cursor` and `modified_after`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn changes(

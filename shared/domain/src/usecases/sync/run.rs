@@ -396,7 +396,7 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Deletes entities the run found gone, leaving their tombstones at their feed positions.
+    /// Deletes entities the run found gone, leaving their deletion records at their feed positions.
     async fn remove_gone(&mut self, keys: &[crate::entity::EntityKey]) -> Result<(), SyncError> {
         let now = self.platform.clock.now();
         let removals: Vec<Removal> = keys
@@ -406,7 +406,7 @@ impl<'a> Run<'a> {
                 position: self.positions.next(now),
             })
             .collect();
-        let expires_at = now + self.platform.feed.tombstone_retention;
+        let expires_at = now + self.platform.feed.deletion_retention;
         self.platform
             .entities
             .remove(self.connection_id(), &removals, expires_at)

@@ -764,7 +764,7 @@ async fn every_change_takes_a_later_feed_position_and_the_feed_reads_the_net_cha
     let cursor = crate::feed::FeedCursor::parse(&all.next_cursor).unwrap();
 
     // Three changed and five gone: the changed ones move past every earlier write and keep
-    // where they were added; the gone ones leave tombstones.
+    // where they were added; the gone ones leave deletion records.
     f.sources
         .stream(ScriptedStream::pages(pages(25, 10, |i| i % 10 == 3)));
     let second = next_job(&f, &first, true).await;
