@@ -166,7 +166,7 @@ async fn a_consumer_reads_adds_then_the_revised_subset_then_exactly_the_deletion
     .await;
     let full = run_and_wait(&app, &id, true).await;
     assert_eq!(full["entities_deleted"], 20);
-    let (third, _) = walk(&app, &id, &cursor(&c2), "").await;
+    let (third, c3) = walk(&app, &id, &cursor(&c2), "").await;
     let third_ops = ops(&third);
     assert_eq!(ids_with(&third_ops, "deleted"), (100..120).collect());
     assert_eq!(third.len(), 20);
@@ -217,6 +217,23 @@ async fn a_consumer_reads_adds_then_the_revised_subset_then_exactly_the_deletion
     let listed: BTreeSet<u32> = (0..100).collect();
     let (everything, _) = walk(&app, &id, "", "&filter=added").await;
     assert_eq!(ids_with(&ops(&everything), "added"), listed);
+
+    // Ten of the deleted come back: added again, and no longer shown deleted.
+    patch_config(
+        &app,
+        &id,
+        json!({"entity_count": 110, "seed": 3, "revision": 1}),
+    )
+    .await;
+    let back = run_and_wait(&app, &id, true).await;
+    assert_eq!(back["entities_inserted"], 10);
+    let (returned, _) = walk(&app, &id, &cursor(&c3), "").await;
+    assert_eq!(ids_with(&ops(&returned), "added"), (100..110).collect());
+    assert_eq!(returned.len(), 10);
+    let (from_start, _) = walk(&app, &id, "", "").await;
+    let from_start = ops(&from_start);
+    assert_eq!(ids_with(&from_start, "added"), (0..110).collect());
+    assert_eq!(ids_with(&from_start, "deleted"), (110..120).collect());
 }
 
 #[tokio::test]

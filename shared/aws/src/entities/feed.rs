@@ -47,14 +47,22 @@ impl DynamoEntities {
             more,
         };
         for chunk in candidates.chunks(MAX_READ_BATCH / 2) {
-            let mut keys = Vec::with_capacity(chunk.len() * 2);
+            // A deletion record is read with its entity, which may have come back since (and
+            // be in the chunk itself): each key once, as BatchGetItem requires.
+            let mut wanted = std::collections::BTreeSet::new();
             for c in chunk {
-                // A deletion record is read with its entity, which may have come back since.
-                keys.push(key(partition(connection), c.key.as_str()));
+                wanted.insert((false, c.key.as_str()));
                 if c.gone {
-                    keys.push(key(gone_partition(connection), c.key.as_str()));
+                    wanted.insert((true, c.key.as_str()));
                 }
             }
+            let keys: Vec<Item> = wanted
+                .into_iter()
+                .map(|(gone, sk)| match gone {
+                    true => key(gone_partition(connection), sk),
+                    false => key(partition(connection), sk),
+                })
+                .collect();
             let items = read_all(&self.client, &self.table, keys, Read::Consistent).await?;
             let mut live = HashMap::new();
             let mut gone = HashMap::new();
