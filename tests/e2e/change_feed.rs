@@ -4,9 +4,8 @@
 
 use crate::helpers::app::{problem, TestApp};
 use crate::helpers::clock::TestClock;
-use crate::helpers::syncing::{create, drain, entities, run_and_wait, worker, write_of};
-use domain::entity::{Change, Entity};
-use domain::ids::{ConnectionId, JobId};
+use crate::helpers::syncing::{create, drain, entities, large_documents, run_and_wait, worker};
+use domain::ids::ConnectionId;
 use domain::ports::EntityStore;
 use domain::usecases::sync::SyncSettings;
 use http::Method;
@@ -331,18 +330,7 @@ async fn pages_of_large_changes_stay_under_five_megabytes_and_the_walk_returns_a
     let created = create(&app, &body).await;
     let id = created["id"].as_str().unwrap().to_owned();
     let connection: ConnectionId = id.parse().unwrap();
-    let writes: Vec<_> = (0..40)
-        .map(|i| {
-            let entity = Entity {
-                entity_type: "doc".into(),
-                entity_id: format!("doc-{i:02}"),
-                title: format!("Document {i}"),
-                updated_at: None,
-                payload: json!({"text": "x".repeat(200_000)}),
-            };
-            write_of(entity, JobId::new(), Change::Inserted)
-        })
-        .collect();
+    let writes = large_documents(40, 200_000);
     app.aws.entities().write(connection, &writes).await.unwrap();
 
     let mut seen = BTreeSet::new();

@@ -96,8 +96,7 @@ async fn unknown_and_malformed_ids_are_404() {
 /// lands where it says.
 #[tokio::test]
 async fn pages_of_large_entities_stay_under_five_megabytes() {
-    use domain::entity::{Change, Entity, EntityWrite};
-    use domain::ids::{ConnectionId, JobId};
+    use domain::ids::ConnectionId;
     use domain::ports::EntityStore;
     let app = TestApp::spawn().await;
     app.create_collection("big").await;
@@ -106,18 +105,7 @@ async fn pages_of_large_entities_stay_under_five_megabytes() {
     let created: Value = app.create_connection(&body).await.json().await.unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
     let connection: ConnectionId = id.parse().unwrap();
-    let writes: Vec<EntityWrite> = (0..40)
-        .map(|i| {
-            let entity = Entity {
-                entity_type: "doc".into(),
-                entity_id: format!("doc-{i:02}"),
-                title: format!("Document {i}"),
-                updated_at: None,
-                payload: serde_json::json!({"text": "x".repeat(200_000)}),
-            };
-            crate::helpers::syncing::write_of(entity, JobId::new(), Change::Inserted)
-        })
-        .collect();
+    let writes = crate::helpers::syncing::large_documents(40, 200_000);
     app.aws.entities().write(connection, &writes).await.unwrap();
 
     let mut seen = Vec::new();

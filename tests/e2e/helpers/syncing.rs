@@ -210,3 +210,20 @@ pub fn write_of(entity: Entity, job: JobId, change: Change) -> EntityWrite {
         added: position,
     }
 }
+
+/// `count` documents (`doc-00`, ...) of `bytes` bytes of text each, as first writes at fresh
+/// positions: pages of them must end by size.
+pub fn large_documents(count: usize, bytes: usize) -> Vec<EntityWrite> {
+    (0..count)
+        .map(|i| {
+            let entity = Entity {
+                entity_type: "doc".into(),
+                entity_id: format!("doc-{i:02}"),
+                title: format!("Document {i}"),
+                updated_at: None,
+                payload: serde_json::json!({"text": "x".repeat(bytes)}),
+            };
+            write_of(entity, JobId::new(), Change::Inserted)
+        })
+        .collect()
+}

@@ -30,6 +30,25 @@ struct Candidate {
     gone: bool,
 }
 
+/// The candidates in runs whose reads fit one BatchGetItem: a live entry reads one key, a
+/// deletion record two (itself and its entity).
+fn chunks(candidates: &[Candidate]) -> Vec<&[Candidate]> {
+    let mut runs = Vec::new();
+    let (mut start, mut keys) = (0, 0);
+    for (i, c) in candidates.iter().enumerate() {
+        let needs = if c.gone { 2 } else { 1 };
+        if keys + needs > MAX_READ_BATCH {
+            runs.push(&candidates[start..i]);
+            (start, keys) = (i, 0);
+        }
+        keys += needs;
+    }
+    if start < candidates.len() {
+        runs.push(&candidates[start..]);
+    }
+    runs
+}
+
 fn number(item: &Item, name: &str) -> Option<i64> {
     item.get(name)?.as_n().ok()?.parse().ok()
 }
@@ -46,7 +65,7 @@ impl DynamoEntities {
             last,
             more,
         };
-        for chunk in candidates.chunks(MAX_READ_BATCH / 2) {
+        for chunk in chunks(&candidates) {
             // A deletion record is read with its entity, which may have come back since (and
             // be in the chunk itself): each key once, as BatchGetItem requires.
             let mut wanted = std::collections::BTreeSet::new();
@@ -232,5 +251,43 @@ impl DynamoEntities {
                 _ => return Ok((kept, last, false)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidates(gone: &[bool]) -> Vec<Candidate> {
+        gone.iter()
+            .enumerate()
+            .map(|(i, gone)| Candidate {
+                position: FeedPosition::ORIGIN,
+                key: EntityKey::new("doc", &i.to_string()).unwrap(),
+                gone: *gone,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_read_holds_a_hundred_keys_and_a_deletion_record_takes_two() {
+        let live = candidates(&[false; 150]);
+        let sizes: Vec<usize> = chunks(&live).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [100, 50]);
+        let gone = candidates(&[true; 60]);
+        let sizes: Vec<usize> = chunks(&gone).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [50, 10]);
+        let mut mixed = vec![false; 99];
+        mixed.push(true);
+        let sizes: Vec<usize> = chunks(&candidates(&mixed))
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(
+            sizes,
+            [99, 1],
+            "the record and its entity do not fit the first read"
+        );
+        assert!(chunks(&[]).is_empty());
     }
 }
