@@ -15,6 +15,7 @@ mod collections;
 mod create_connection;
 mod dynamodb_streams;
 mod edges;
+mod emulator;
 mod events;
 mod fault_matrix;
 mod faults;
