@@ -256,18 +256,35 @@ pub fn settled_through(
 }
 
 /// Where a reader of the feed stands (its opaque `cursor`): past `after`, and nothing it has
-/// not seen was committed before `since`.
+/// not seen was committed before `since`; `seeking` while a `modified_after` read has not yet
+/// come to its first change (a read examines at most so many index entries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeedCursor {
     after: Option<FeedPosition>,
     since: DateTime<Utc>,
+    seeking: Option<DateTime<Utc>>,
 }
 
 impl FeedCursor {
     const VERSION: &'static str = "c1";
 
     pub fn new(after: Option<FeedPosition>, since: DateTime<Utc>) -> Self {
-        Self { after, since }
+        Self {
+            after,
+            since,
+            seeking: None,
+        }
+    }
+
+    /// The cursor of a `modified_after` read still looking for changes after `at`.
+    pub fn seeking(mut self, at: Option<DateTime<Utc>>) -> Self {
+        self.seeking = at;
+        self
+    }
+
+    /// The `modified_after` time still sought, if any.
+    pub fn sought(&self) -> Option<DateTime<Utc>> {
+        self.seeking
     }
 
     /// Just after everything `job` wrote, as of its end.
@@ -285,11 +302,14 @@ impl FeedCursor {
 
     pub fn encode(&self) -> String {
         let after = self.after.map(|p| p.to_string()).unwrap_or_default();
-        let text = format!(
+        let mut text = format!(
             "{}.{after}.{}",
             Self::VERSION,
             self.since.timestamp_millis()
         );
+        if let Some(at) = self.seeking {
+            text.push_str(&format!(".{}", at.timestamp_millis()));
+        }
         URL_SAFE_NO_PAD.encode(text)
     }
 
@@ -299,21 +319,30 @@ impl FeedCursor {
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
         let mut parts = text.split('.');
-        let (Some(Self::VERSION), Some(after), Some(since), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(Self::VERSION), Some(after), Some(since), seeking, None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(invalid());
         };
+        let millis = |text: &str| text.parse().ok().and_then(DateTime::from_timestamp_millis);
         let after = match after {
             "" => None,
             p => Some(p.parse().map_err(|_| invalid())?),
         };
-        let since = since
-            .parse()
-            .ok()
-            .and_then(DateTime::from_timestamp_millis)
-            .ok_or_else(invalid)?;
-        Ok(Self { after, since })
+        let since = millis(since).ok_or_else(invalid)?;
+        let seeking = match seeking {
+            None => None,
+            Some(at) => Some(millis(at).ok_or_else(invalid)?),
+        };
+        Ok(Self {
+            after,
+            since,
+            seeking,
+        })
     }
 }
 
@@ -367,8 +396,10 @@ mod tests {
     fn a_cursor_round_trips_and_a_forged_one_is_refused() {
         let at = DateTime::from_timestamp_millis(1_800_000_000_123).unwrap();
         for after in [None, Some(Positions::new(JobId::new(), 2).next(at))] {
-            let cursor = FeedCursor { after, since: at };
-            assert_eq!(FeedCursor::parse(&cursor.encode()), Ok(cursor));
+            for seeking in [None, Some(at)] {
+                let cursor = FeedCursor::new(after, at).seeking(seeking);
+                assert_eq!(FeedCursor::parse(&cursor.encode()), Ok(cursor));
+            }
         }
         for forged in [
             "",
@@ -376,7 +407,8 @@ mod tests {
             &URL_SAFE_NO_PAD.encode("c1.zz.1"),
             &URL_SAFE_NO_PAD.encode("c2..1"),
             &URL_SAFE_NO_PAD.encode("c1..soon"),
-            &URL_SAFE_NO_PAD.encode("c1..1.2"),
+            &URL_SAFE_NO_PAD.encode("c1..1.soon"),
+            &URL_SAFE_NO_PAD.encode("c1..1.2.3"),
         ] {
             assert_eq!(
                 FeedCursor::parse(forged).unwrap_err().field,

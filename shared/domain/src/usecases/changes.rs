@@ -115,10 +115,12 @@ pub async fn read_changes(
     }
     let now = platform.clock.now();
     let retention = platform.feed.deletion_retention;
-    let (after, since) = match request.start {
-        FeedStart::Beginning => (None, None),
-        FeedStart::Cursor(cursor) => (cursor.after(), Some(cursor.since())),
-        FeedStart::ModifiedAfter(at) => (None, Some(at)),
+    // `seeking`: the `modified_after` whose first change is still to be found; the net ops
+    // are against it until then, and against the cursor's position after.
+    let (after, since, seeking) = match request.start {
+        FeedStart::Beginning => (None, None, None),
+        FeedStart::Cursor(c) => (c.after(), Some(c.since()), c.sought()),
+        FeedStart::ModifiedAfter(at) => (None, Some(at), Some(at)),
     };
     if since.is_some_and(|since| since + retention <= now) {
         let days = retention.as_secs() / 86_400;
@@ -136,7 +138,9 @@ pub async fn read_changes(
     let settle = chrono::Duration::from_std(platform.feed.settle).unwrap_or_default();
     let unchanged = |since: Option<DateTime<Utc>>| ChangesPage {
         changes: Vec::new(),
-        next_cursor: FeedCursor::new(after, since.unwrap_or(now - settle)).encode(),
+        next_cursor: FeedCursor::new(after, since.unwrap_or(now - settle))
+            .seeking(seeking)
+            .encode(),
         has_more: false,
     };
     let Some(settled) = settled_through(&marks, now, settle) else {
@@ -156,10 +160,7 @@ pub async fn read_changes(
     let query = FeedQuery {
         after,
         through: settled.through,
-        written_after: match request.start {
-            FeedStart::ModifiedAfter(at) => Some(at),
-            _ => None,
-        },
+        written_after: seeking,
         entity_type: request.entity_type.clone(),
         side,
         limit: request.limit,
@@ -171,11 +172,12 @@ pub async fn read_changes(
         .changes(connection.id, &query)
         .await
         .map_err(DomainError::internal)?;
-    let existed = |added: FeedPosition| match request.start {
-        FeedStart::Beginning => false,
-        FeedStart::Cursor(_) => after.is_some_and(|after| added <= after),
-        FeedStart::ModifiedAfter(at) => added.written_at() <= at,
+    let existed = |added: FeedPosition| match seeking {
+        Some(at) => added.written_at() <= at,
+        None => after.is_some_and(|after| added <= after),
     };
+    // Changes come in commit order, so once one after `seeking` is found, all that follow are.
+    let still_seeking = seeking.filter(|_| page.more && page.entries.is_empty());
     let changes = page
         .entries
         .into_iter()
@@ -218,7 +220,8 @@ pub async fn read_changes(
             (true, None) => since.unwrap_or(now),
             (false, _) => settled.since,
         },
-    );
+    )
+    .seeking(still_seeking);
     Ok(ChangesPage {
         changes,
         next_cursor: next.encode(),
