@@ -27,7 +27,8 @@ def main():
             "Every request of each operation failed once with every kind of fault that applies",
             "to it, through the real adapters against the emulator; then retries, redelivery,",
             "the sweeps, and the invariants (no orphan secret, no connection without its secret,",
-            "no job left active, no entity lost or duplicated, the fault-free end state).",
+            "no job left active, no entity lost or duplicated, the change feed showing what the",
+            "listing shows, the fault-free end state with the feed's live and deleted keys).",
             "`make test` runs one kind per request, the kinds in turn.",
         ],
     )
