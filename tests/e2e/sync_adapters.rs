@@ -361,3 +361,54 @@ async fn unprocessed_items_and_keys_are_sent_again_until_done() {
     assert_eq!(found.len(), 25);
     assert_eq!(log.count("DynamoDB_20120810.BatchGetItem"), 2);
 }
+
+#[tokio::test]
+async fn an_ended_job_expires_after_the_retention_and_a_live_one_never() {
+    let aws = TestAws::fresh().await;
+    let store = aws.store().with_job_retention(7);
+    let (c, job) = stored(&store).await;
+    let ttl = |item: Option<std::collections::HashMap<String, _>>| {
+        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+            item.expect("the job's item");
+        item.get("ttl")
+            .map(|v| v.as_n().unwrap().parse::<i64>().unwrap())
+    };
+    let pk = format!("CONN#{}", c.id);
+    let job_item = |id: JobId| {
+        let (aws, pk) = (&aws, pk.clone());
+        async move { aws.item(&pk, &format!("JOB#{id}")).await }
+    };
+    store
+        .claim_job(c.id, job.id, &lease("a", 60), now(), &|_| Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        ttl(job_item(job.id).await),
+        None,
+        "a running job does not expire"
+    );
+
+    let at = now();
+    let mut ended = store.get_job(c.id, job.id).await.unwrap().unwrap();
+    ended.status = JobStatus::Completed;
+    ended.completed_at = Some(at);
+    let run = FinishedRun {
+        job: &ended,
+        holder: "a",
+        connection: None,
+        cursor: CursorUpdate::Keep,
+        events: &[],
+    };
+    store.finish_job(run).await.unwrap();
+    let week = (at + Duration::days(7)).timestamp();
+    assert_eq!(ttl(job_item(job.id).await), Some(week));
+
+    // A pending job cancelled at once ends then, and expires a week later too.
+    let later = job_for(&c);
+    store.start_job(&later, &[]).await.unwrap();
+    store
+        .cancel_job(c.id, later.id, at, &|_| Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(ttl(job_item(later.id).await), Some(week));
+}

@@ -36,6 +36,7 @@ pub async fn fresh_stack(
         api_base_url: None,
         default_redirect_origins: Vec::new(),
         feed: Default::default(),
+        job_retention_days: aws_adapters::DEFAULT_JOB_RETENTION_DAYS,
         refresh_imported_tokens_with_platform_app: false,
     };
     ensure_state_table(&clients.dynamodb, &config.state_table).await?;

@@ -99,6 +99,7 @@ pub async fn bootstrap(
         // The dev organization carries its own allowlist; others get none by default.
         default_redirect_origins: Vec::new(),
         feed: wiring::config::env_feed_settings()?,
+        job_retention_days: wiring::config::env_job_retention_days()?,
         refresh_imported_tokens_with_platform_app: wiring::config::env_flag(
             "REFRESH_IMPORTED_TOKENS_WITH_PLATFORM_APP",
         )?,

@@ -20,7 +20,9 @@ pub use clients::{AwsClients, Deferred};
 pub use entities::{DynamoEntities, MAX_PAYLOAD_BYTES};
 pub use fingerprint_key::{fingerprint_key_name, SecretsFingerprintKey};
 pub use queue::{ReceivedMessage, SqsQueue};
-pub use store::{schedule_bucket, DynamoStore, SCHEDULE_INDEX, SWEEP_INDEX};
+pub use store::{
+    schedule_bucket, DynamoStore, DEFAULT_JOB_RETENTION_DAYS, SCHEDULE_INDEX, SWEEP_INDEX,
+};
 pub use streams::{RecordError, StreamError, StreamPoller};
 pub use vault::SecretsVault;
 pub use webhooks::{streamed_message, DynamoWebhooks, BY_SUBSCRIPTION_INDEX, MESSAGE_RETENTION};

@@ -37,6 +37,8 @@ pub struct Config {
     /// The change feed's settle delay (`FEED_SETTLE_SECONDS`, default 5) and how long
     /// deletions' deletion records are kept (`TOMBSTONE_RETENTION_DAYS`, default 30).
     pub feed: FeedSettings,
+    /// How long ended jobs are kept, in days (`JOB_RETENTION_DAYS`, 1-3650, default 90).
+    pub job_retention_days: u64,
 }
 
 impl Config {
@@ -102,8 +104,19 @@ impl Config {
                 "REFRESH_IMPORTED_TOKENS_WITH_PLATFORM_APP",
             )?,
             feed: feed_settings(&lookup)?,
+            job_retention_days: job_retention_days(&lookup)?,
         })
     }
+}
+
+/// `JOB_RETENTION_DAYS` from the environment (the local stack reads it so too).
+pub fn env_job_retention_days() -> Result<u64, ConfigError> {
+    job_retention_days(&|name: &str| env::var(name).ok())
+}
+
+fn job_retention_days(lookup: &impl Fn(&str) -> Option<String>) -> Result<u64, ConfigError> {
+    Ok(whole(lookup, "JOB_RETENTION_DAYS", 1..=3650)?
+        .unwrap_or(aws_adapters::DEFAULT_JOB_RETENTION_DAYS))
 }
 
 /// The feed's settings from the environment (the local stack reads them so too).
@@ -259,6 +272,21 @@ mod tests {
             Config::from_lookup(vars(&blank)).unwrap_err(),
             ConfigError::Missing("STATE_TABLE")
         );
+    }
+
+    #[test]
+    fn jobs_are_kept_ninety_days_unless_configured() {
+        let with = |value: &'static str| {
+            let mut all = REQUIRED.to_vec();
+            all.push(("JOB_RETENTION_DAYS", value));
+            Config::from_lookup(vars(&all))
+        };
+        assert_eq!(with("").unwrap().job_retention_days, 90);
+        assert_eq!(with("7").unwrap().job_retention_days, 7);
+        for bad in ["0", "3651", "a week"] {
+            let e = with(bad).unwrap_err();
+            assert!(e.to_string().contains("JOB_RETENTION_DAYS"), "{e}");
+        }
     }
 
     #[test]

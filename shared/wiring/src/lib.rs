@@ -101,7 +101,8 @@ pub fn platform(
     Ok(Platform {
         store: Arc::new(
             DynamoStore::new(clients.dynamodb.clone(), config.state_table.clone())
-                .with_outbox(config.webhooks_table.clone()),
+                .with_outbox(config.webhooks_table.clone())
+                .with_job_retention(config.job_retention_days),
         ),
         entities: Arc::new(DynamoEntities::new(
             clients.dynamodb.clone(),

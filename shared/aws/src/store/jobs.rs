@@ -2,6 +2,9 @@
 //! of seen keys (`CONN#id | CKPT#<job>#<n>`) and the connection's sync cursor (`CONN#id |
 //! CURSOR`).
 //!
+//! An ended job's item expires by TTL (`ttl`, epoch seconds) the store's job retention after
+//! its end (`JOB_RETENTION_DAYS`, default 90), so a connection's job history stays bounded.
+//!
 //! A run holds its job under a lease (`lease_holder`, `lease_until` in epoch milliseconds):
 //! every write of the run is conditioned on the holder, so a run that lost its job writes
 //! nothing. A released lease has `lease_until = 0` and no holder. The outcome is one
@@ -42,6 +45,8 @@ const CHECKPOINT: &str = "checkpoint";
 /// `usecases::sync::attempts`).
 const FAILED_ATTEMPTS: &str = "failed_attempts";
 const CURSOR: &str = "CURSOR";
+/// The table's TTL attribute (epoch seconds): an ended job expires.
+const TTL: &str = "ttl";
 const JOB_PREFIX: &str = "JOB#";
 /// Attempts of a claim whose read went stale before its conditional write.
 const CLAIM_ATTEMPTS: usize = 3;
@@ -435,9 +440,12 @@ impl JobStore for DynamoStore {
                 .expression_attribute_values(":observed", status_value(stored.status))
                 .expression_attribute_values(":status", status_value(status));
             update = if done {
+                let expires = (now + self.job_retention).timestamp();
                 update
-                    .update_expression("SET #status = :status, completed_at = :now")
+                    .update_expression("SET #status = :status, completed_at = :now, #ttl = :ttl")
+                    .expression_attribute_names("#ttl", TTL)
                     .expression_attribute_values(":now", instant(now))
+                    .expression_attribute_values(":ttl", n(expires))
             } else {
                 update.update_expression("SET #status = :status")
             };
@@ -699,9 +707,12 @@ impl JobStore for DynamoStore {
             JobStatus::Failed,
             JobStatus::Cancelled,
         ];
+        let mut ended = to_item(job, pk.clone(), &job_sk(job.id))?;
+        let end = job.completed_at.unwrap_or_else(Utc::now);
+        ended.insert(TTL.to_owned(), n((end + self.job_retention).timestamp()));
         let mut put_job = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(to_item(job, pk.clone(), &job_sk(job.id))?))
+            .set_item(Some(ended))
             .condition_expression("#holder = :holder AND NOT (#status IN (:t0, :t1, :t2))")
             .expression_attribute_names("#holder", LEASE_HOLDER)
             .expression_attribute_names("#status", STATUS)

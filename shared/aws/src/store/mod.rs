@@ -38,7 +38,12 @@ pub struct DynamoStore {
     table: String,
     /// The webhooks table, where the events of changes are recorded (the outbox).
     outbox: Option<String>,
+    /// How long an ended job is kept: its item expires by TTL (`ttl`) this long after its end.
+    job_retention: chrono::Duration,
 }
+
+/// How long an ended job is kept unless configured (`JOB_RETENTION_DAYS`).
+pub const DEFAULT_JOB_RETENTION_DAYS: u64 = 90;
 
 impl DynamoStore {
     pub fn new(client: Client, table_name: impl Into<String>) -> Self {
@@ -46,7 +51,14 @@ impl DynamoStore {
             client,
             table: table_name.into(),
             outbox: None,
+            job_retention: chrono::Duration::days(DEFAULT_JOB_RETENTION_DAYS as i64),
         }
+    }
+
+    /// Keeps ended jobs `days` (TTL on their items) instead of the default 90.
+    pub fn with_job_retention(mut self, days: u64) -> Self {
+        self.job_retention = chrono::Duration::days(days as i64);
+        self
     }
 
     /// Records events of changes in `webhooks_table`, in the transactions of the changes.
