@@ -15,6 +15,7 @@ use super::keys::{
     active_slot, connection_item, connection_pk, connection_sk, job_sk, organization_pk,
     ACTIVE_SLOT, DELETING_AT, JOB_ID, STILL_AT_VERSION, VERSION,
 };
+use super::marks::mark_update;
 use super::paging::{list_items, Order};
 use super::{
     backend, build_error, failed_conditions, from_item, is_condition_failure, key, n, s, to_item,
@@ -47,16 +48,11 @@ const FAILED_ATTEMPTS: &str = "failed_attempts";
 const CURSOR: &str = "CURSOR";
 /// The table's TTL attribute (epoch seconds): an ended job expires.
 const TTL: &str = "ttl";
-const JOB_PREFIX: &str = "JOB#";
+pub(super) const JOB_PREFIX: &str = "JOB#";
 /// Attempts of a claim whose read went stale before its conditional write.
 const CLAIM_ATTEMPTS: usize = 3;
 /// How many times the job was claimed.
 const CLAIMS: &str = "claims";
-/// The job's newest feed mark, and the one before it.
-const FEED_MARK: &str = "feed_mark";
-const FEED_MARK_BEFORE: &str = "feed_mark_before";
-/// Records a mark (`:mark`), keeping the one it replaces.
-const MARK_UPDATE: &str = "feed_mark_before = if_not_exists(feed_mark, :mark), feed_mark = :mark";
 /// A claim: the job runs under the claimant's lease.
 const CLAIM_UPDATE: &str = "SET #status = :status, #holder = :holder, #until = :until, \
      started_at = :started, claims = :claims";
@@ -306,41 +302,7 @@ impl JobStore for DynamoStore {
     }
 
     async fn feed_marks(&self, connection: ConnectionId) -> Result<Vec<JobMarks>, StoreError> {
-        // Consistent: a job created since must not be missed (its writes are not settled).
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :jobs)")
-            .expression_attribute_values(":pk", s(connection_pk(connection)))
-            .expression_attribute_values(":jobs", s(JOB_PREFIX))
-            .scan_index_forward(false)
-            .consistent_read(true)
-            .limit(2)
-            .send()
-            .await
-            .map_err(backend)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| {
-                let marks = [FEED_MARK, FEED_MARK_BEFORE]
-                    .iter()
-                    .filter_map(|name| item.get(*name)?.as_s().ok()?.parse::<FeedMark>().ok())
-                    .collect();
-                let job: Job = from_item(item)?;
-                Ok(JobMarks {
-                    job: job.id,
-                    created_at: job.created_at,
-                    ended_at: job
-                        .status
-                        .is_terminal()
-                        .then_some(job.completed_at)
-                        .flatten(),
-                    marks,
-                })
-            })
-            .collect()
+        self.newest_marks(connection).await
     }
 
     async fn start_job(&self, job: &Job, events: &[Event]) -> Result<(), StoreError> {
@@ -827,16 +789,5 @@ impl JobStore for DynamoStore {
                     .map_err(|_| StoreError::Backend(adapter("unreadable sync cursor")))
             })
             .transpose()
-    }
-}
-
-/// `, <mark update>` when there is a mark to record.
-fn mark_update(mark: Option<&FeedMark>, values: &mut HashMap<String, AttributeValue>) -> String {
-    match mark {
-        Some(mark) => {
-            values.insert(":mark".to_owned(), s(mark.to_string()));
-            format!(", {MARK_UPDATE}")
-        }
-        None => String::new(),
     }
 }

@@ -8,6 +8,7 @@ mod flows;
 mod idempotency;
 mod jobs;
 mod keys;
+mod marks;
 pub(crate) mod paging;
 mod providers;
 mod refresh;
