@@ -7,8 +7,8 @@
 //! the order. A deletion record is left out when it expired (TTL deletes lazily) or when the
 //! entity was written again after it.
 
-use super::{gone_partition, partition, text, DynamoEntities, BYTES, EXPIRES_AT, FEED_INDEX};
-use super::{ADDED, CHANGE_OVERHEAD, POSITION};
+use super::{gone_partition, is_deletion_record, partition, text, DynamoEntities, FEED_INDEX};
+use super::{ADDED, BYTES, CHANGE_OVERHEAD, EXPIRES_AT, GONE_PREFIX, LIVE_PREFIX, POSITION};
 use crate::batch::{read_all, Read, MAX_READ_BATCH};
 use crate::store::{backend, key, s, Item};
 use domain::entity::EntityKey;
@@ -89,14 +89,14 @@ impl DynamoEntities {
                 let Some(sk) = text(&item, "sk").map(str::to_owned) else {
                     continue;
                 };
-                match text(&item, "pk").is_some_and(|pk| pk.starts_with("GONE#")) {
+                match is_deletion_record(&item) {
                     true => gone.insert(sk, item),
                     false => live.insert(sk, item),
                 };
             }
+            let position_of =
+                |item: &Item| text(item, POSITION).and_then(|p| p.parse::<FeedPosition>().ok());
             for c in chunk {
-                let position_of =
-                    |item: &Item| text(item, POSITION).and_then(|p| p.parse::<FeedPosition>().ok());
                 let live_item = live.get(c.key.as_str());
                 let change = if c.gone {
                     let Some(record) = gone.get(c.key.as_str()) else {
@@ -162,16 +162,14 @@ impl DynamoEntities {
             (None, None) => {}
         }
         let mut filters = Vec::new();
-        match query.side {
-            FeedSide::All => {}
-            FeedSide::Live => filters.push("begins_with(pk, :live)"),
-            FeedSide::Gone => filters.push("begins_with(pk, :gone)"),
-        }
-        if query.side == FeedSide::Live {
-            values.insert(":live".to_owned(), s("CONN#"));
-        }
-        if query.side == FeedSide::Gone {
-            values.insert(":gone".to_owned(), s("GONE#"));
+        let partition_prefix = match query.side {
+            FeedSide::All => None,
+            FeedSide::Live => Some(LIVE_PREFIX),
+            FeedSide::Gone => Some(GONE_PREFIX),
+        };
+        if let Some(prefix) = partition_prefix {
+            filters.push("begins_with(pk, :side)");
+            values.insert(":side".to_owned(), s(prefix));
         }
         if let Some(entity_type) = &query.entity_type {
             filters.push("begins_with(sk, :type)");
@@ -212,7 +210,7 @@ impl DynamoEntities {
                 if query.after == Some(position) || lagging {
                     continue;
                 }
-                let gone = text(&entry, "pk").is_some_and(|pk| pk.starts_with("GONE#"));
+                let gone = is_deletion_record(&entry);
                 let size = match gone {
                     true => entity_key.as_str().len() + CHANGE_OVERHEAD,
                     false => number(&entry, BYTES).unwrap_or(0).max(0) as usize,

@@ -59,13 +59,23 @@ pub struct DynamoEntities {
     index_lag: Option<chrono::Duration>,
 }
 
+/// What the partition key of a connection's live entities starts with.
+const LIVE_PREFIX: &str = "CONN#";
+/// What the partition key of a connection's deletion records starts with.
+const GONE_PREFIX: &str = "GONE#";
+
 fn partition(connection: ConnectionId) -> String {
-    format!("CONN#{connection}")
+    format!("{LIVE_PREFIX}{connection}")
 }
 
 /// The partition of the connection's deletion records.
 fn gone_partition(connection: ConnectionId) -> String {
-    format!("GONE#{connection}")
+    format!("{GONE_PREFIX}{connection}")
+}
+
+/// Whether an item (or index entry) is a deletion record.
+fn is_deletion_record(item: &Item) -> bool {
+    text(item, "pk").is_some_and(|pk| pk.starts_with(GONE_PREFIX))
 }
 
 /// `s` cut to at most `max` bytes, on a character boundary.
@@ -116,7 +126,8 @@ impl DynamoEntities {
         let mut item = key(partition(connection), write.key.as_str());
         let payload = entity.payload.to_string();
         let stored = cut(&payload, MAX_PAYLOAD_BYTES);
-        if stored.len() < payload.len() {
+        let truncated = stored.len() < payload.len();
+        if truncated {
             item.insert(TRUNCATED.to_owned(), AttributeValue::Bool(true));
         }
         item.insert(PAYLOAD.to_owned(), s(stored));
@@ -131,7 +142,7 @@ impl DynamoEntities {
         item.insert(POSITION.to_owned(), s(write.position.to_string()));
         item.insert(ADDED.to_owned(), s(write.added.to_string()));
         // A truncated payload is answered as a JSON string: its quotes are escaped.
-        let payload_bytes = stored.len() * if stored.len() < payload.len() { 2 } else { 1 };
+        let payload_bytes = stored.len() * if truncated { 2 } else { 1 };
         let bytes = payload_bytes + entity.title.len() + write.key.as_str().len() + CHANGE_OVERHEAD;
         item.insert(BYTES.to_owned(), AttributeValue::N(bytes.to_string()));
         item
