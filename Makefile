@@ -3,7 +3,7 @@
 
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart bench-sync bench-memory bench-soak bench-faults bench-webhooks fakes openapi package check-panic
+.PHONY: help dev test build emulator-start emulator-stop fmt clippy clean-dev bench-coldstart bench-sync bench-memory bench-soak bench-faults bench-webhooks bench-scale fakes openapi package check-panic
 
 help:
 	@echo "make dev             run the API locally against the emulator (Ctrl-C stops it)"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench-sync      deployed builds, then the sync worker on 100,000 stub entities"
 	@echo "                     (BENCH_ENTITIES=5000 for a quick run) against the emulator"
 	@echo "make bench-webhooks  webhook delivery on the emulator: commit -> first attempt latency"
+	@echo "make bench-scale     10,000 connections due in the same minute: requests per claim, hand-off"
 	@echo "                     (median, p99) and the sender's deliveries per second"
 
 dev:
@@ -121,6 +122,14 @@ bench-webhooks:
 	cargo build -p bench --bin webhook-bench
 	bash infra/bench/with-emulator.sh sh -c '"$${CARGO_TARGET_DIR:-target}/debug/webhook-bench" \
 		"$${BENCH_WEBHOOK_EVENTS:-200}" "$${BENCH_WEBHOOK_BACKLOG:-300}" | python3 infra/bench/webhooks.py'
+
+# The scheduler at scale: BENCH_SCALE_CONNECTIONS (10,000) connections in 100 organizations due
+# in the same minute, claimed by one tick and the shards it hands off through the scheduler's
+# queue, then on a second stack by two ticks at once (release build of the bench crate).
+bench-scale:
+	bin=$$(bash infra/lambda-build.sh bench) && \
+	BENCH_BIN="$$bin" bash infra/bench/with-emulator.sh sh -c '"$$BENCH_BIN/scale-bench" \
+		"$${BENCH_SCALE_CONNECTIONS:-10000}" 100 | python3 infra/bench/scale.py'
 
 # The fault matrix with every kind of fault at every AWS request of every operation (make test
 # runs one kind per request, the kinds in turn); its table goes into BENCHMARKS.md.

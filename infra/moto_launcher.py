@@ -22,13 +22,23 @@ which holds the cancelled writes' records and never gets a later one.
 most 100), and on any failure puts them back as they were and cuts the live stream shard back to
 the records it had before, as on AWS, where a cancelled transaction writes nothing at all.
 
+moto's Query reads every item of the table, sorted by key, for each page (`Table.all_items`),
+and compares keys through `DynamoType.cast_value`, which rebuilds the value on every call: a
+Query of an empty partition took 200 ms at 3,000 items, 1 s at 17,000. `keys_compare_as_values`
+sorts by the keys' plain values (keys are strings, numbers or binary; the order is the same) and
+compares two strings without rebuilding them; `queries_read_what_they_need` hands a Query of
+the table only its partition, and a Query of an index the items unsorted (moto sorts what
+matches by the index's keys and the table's, so the answer is the same).
+
 This serves the app the `moto_server` console script serves (moto/server.py), with its
 request handler, wrapped in `SerialiseDynamoDB`. Usage: moto_launcher.py [-H HOST] [-p PORT]
 """
 
 import argparse
 import copy
+import inspect
 import os
+from decimal import Decimal
 import signal
 import sys
 import threading
@@ -151,6 +161,78 @@ def transactions_back_up_only_their_items():
     DynamoDBBackend.transact_write_items = backing_up_items
 
 
+def key_value(value):
+    """A key attribute's value as DynamoDB orders it: numbers as numbers, strings and binary as
+    they are (`DynamoType.cast_value` of a key, without the casting machinery)."""
+    return Decimal(value.value) if value.type == "N" else value.value
+
+
+def keys_compare_as_values():
+    def all_items(self):
+        items = []
+        for hash_set in self.items.values():
+            if self.range_key_attr:
+                items.extend(hash_set.values())
+            else:
+                items.append(hash_set)
+
+        def order(item):
+            if item.range_key is None:
+                return (key_value(item.hash_key),)
+            return (key_value(item.hash_key), key_value(item.range_key))
+
+        return sorted(items, key=order)
+
+    Table.all_items = all_items
+    equal, unequal = DynamoType.__eq__, DynamoType.__ne__
+
+    def fast_equal(self, other):
+        kind = self.type
+        if kind in ("S", "B") and getattr(other, "type", None) == kind:
+            return self.value == other.value
+        return equal(self, other)
+
+    def fast_unequal(self, other):
+        kind = self.type
+        if kind in ("S", "B") and getattr(other, "type", None) == kind:
+            return self.value != other.value
+        return unequal(self, other)
+
+    DynamoType.__eq__ = fast_equal
+    DynamoType.__ne__ = fast_unequal
+
+
+def queries_read_what_they_need():
+    query = Table.query
+    signature = inspect.signature(query)
+
+    def reading_what_it_needs(self, *args, **kwargs):
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        index_name, hash_key = arguments.get("index_name"), arguments.get("hash_key")
+
+        def needed():
+            if index_name is None and hash_key is not None:
+                partition = self.items.get(hash_key)
+                if partition is None:
+                    return []
+                return list(partition.values()) if self.range_key_attr else [partition]
+            items = []
+            for hash_set in self.items.values():
+                if self.range_key_attr:
+                    items.extend(hash_set.values())
+                else:
+                    items.append(hash_set)
+            return items
+
+        self.all_items = needed  # shadows the method for this one call
+        try:
+            return query(self, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    Table.query = reading_what_it_needs
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1", help="address to bind")
@@ -165,6 +247,8 @@ def main():
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, lambda *_: sys.exit(0))
     transactions_back_up_only_their_items()
+    keys_compare_as_values()
+    queries_read_what_they_need()
     app = SerialiseDynamoDB(DomainDispatcherApplication(create_backend_app))
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 

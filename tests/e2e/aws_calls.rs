@@ -64,8 +64,8 @@ async fn warm_counted_app() -> (TestApp, TestApp, CallLog) {
         .unwrap());
     assert_eq!(
         recorder.take(),
-        ["DynamoDB_20120810.Query"],
-        "one subscription lookup"
+        ["DynamoDB_20120810.BatchGetItem"],
+        "one subscription count lookup"
     );
     (app, counted, recorder)
 }

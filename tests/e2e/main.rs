@@ -31,6 +31,7 @@ mod release_profile;
 mod runs;
 mod schedule_adapters;
 mod scheduler;
+mod scheduler_scale;
 mod secret_hygiene;
 mod secret_races;
 mod source_github;

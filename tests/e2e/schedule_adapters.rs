@@ -1,9 +1,10 @@
-//! The scheduler's adapters against the emulator: the `schedule` and `sweep` indexes, the
+//! The scheduler's adapters against the emulator: the `due_schedules` and `sweep` indexes, the
 //! conditional claims on slots, tombstones, sweep positions, and the vault's secret listing.
 
 use crate::adapters::{collection, connection, job_for, now};
 use crate::helpers::aws::TestAws;
 use aws_adapters::DynamoStore;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Duration;
 use domain::connection::{ConnectionStatus, SourceConnection};
 use domain::ids::{ConnectionId, JobId, OrganizationId};
@@ -34,7 +35,11 @@ async fn insert(store: &DynamoStore, org: OrganizationId, first_job: bool) -> So
 async fn all_due(store: &DynamoStore, at: chrono::DateTime<chrono::Utc>) -> Vec<ConnectionRef> {
     let mut due = Vec::new();
     for bucket in 0..BUCKETS {
-        due.extend(store.due_schedules(bucket, at, 100).await.unwrap());
+        let page = store.due_schedules(bucket, at, 100, None).await.unwrap();
+        due.extend(page.connections.iter().map(|c| ConnectionRef {
+            organization_id: c.value.organization_id,
+            connection_id: c.value.id,
+        }));
     }
     due
 }
@@ -78,18 +83,127 @@ async fn due_schedules_come_from_the_index_and_only_active_connections_are_in_it
     let bucket = bucket_of(active.id);
     assert_eq!(
         store
-            .due_schedules(bucket, next_run, 100)
+            .due_schedules(bucket, next_run, 100, None)
             .await
             .unwrap()
+            .connections
             .len(),
         1
     );
     let other = (bucket + 1) % BUCKETS;
     assert!(store
-        .due_schedules(other, next_run, 100)
+        .due_schedules(other, next_run, 100, None)
         .await
         .unwrap()
+        .connections
         .is_empty());
+}
+
+/// The claims read the index page by page: each connection whole with its version (what a claim
+/// writes on), once, in the order of their next runs.
+#[tokio::test]
+async fn due_schedules_page_through_a_bucket_with_whole_connections_and_their_versions() {
+    let aws = TestAws::fresh().await;
+    let store = aws.store();
+    let org = OrganizationId::new();
+    store
+        .insert_collection(&collection(org, "docs"), &[])
+        .await
+        .unwrap();
+    let bucket = 7;
+    let mut inserted = Vec::new();
+    for _ in 0..3 {
+        let mut c = connection(org, "docs");
+        c.id = std::iter::repeat_with(ConnectionId::new)
+            .find(|id| bucket_of(*id) == bucket)
+            .unwrap();
+        store
+            .insert_connection(NewConnection {
+                connection: &c,
+                first_job: None,
+                idempotency: None,
+                events: &[],
+            })
+            .await
+            .unwrap();
+        inserted.push(c);
+    }
+    // One of them written again: the index must hand out its new version.
+    let read = store
+        .get_versioned(org, inserted[1].id)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .replace_connection(&read.value, read.version, &[])
+        .await
+        .unwrap();
+    let at = inserted[0].schedule.as_ref().unwrap().next_run.unwrap();
+
+    let first = store.due_schedules(bucket, at, 2, None).await.unwrap();
+    assert_eq!(first.connections.len(), 2);
+    let position = first.next.clone().expect("a third is due");
+    let second = store
+        .due_schedules(bucket, at, 2, Some(&position))
+        .await
+        .unwrap();
+    let mut seen: Vec<_> = first
+        .connections
+        .iter()
+        .chain(&second.connections)
+        .collect();
+    assert_eq!(seen.len(), 3, "each once: {seen:?}");
+    assert!(
+        second.next.is_none() || {
+            let rest = store
+                .due_schedules(bucket, at, 2, second.next.as_deref())
+                .await
+                .unwrap();
+            rest.connections.is_empty() && rest.next.is_none()
+        }
+    );
+    seen.sort_by_key(|c| c.value.id);
+    inserted.sort_by_key(|c| c.id);
+    for (due, written) in seen.iter().zip(&inserted) {
+        assert_eq!(due.value, *written);
+        let table = store.get_versioned(org, written.id).await.unwrap().unwrap();
+        assert_eq!(
+            due.version, table.version,
+            "the index's version is the table's"
+        );
+    }
+    let forged = store.due_schedules(bucket, at, 2, Some("not|ours")).await;
+    assert!(forged.is_err(), "{forged:?}");
+}
+
+/// A delete removes a connection's records a page at a time (a connection synced every five
+/// minutes keeps ~26,000 jobs), so that each step fits the caller's deadline.
+#[tokio::test]
+async fn a_connections_records_go_a_page_at_a_time() {
+    let aws = TestAws::fresh().await;
+    let store = aws.store();
+    let connection = ConnectionId::new();
+    for i in 0..450 {
+        aws.put_item(std::collections::HashMap::from([
+            (
+                "pk".to_owned(),
+                AttributeValue::S(format!("CONN#{connection}")),
+            ),
+            ("sk".to_owned(), AttributeValue::S(format!("JOB#{i:05}"))),
+        ]))
+        .await;
+    }
+    let mut steps = 0;
+    while !store.delete_connection_records(connection).await.unwrap() {
+        steps += 1;
+        assert!(steps < 10, "it never finishes");
+    }
+    assert_eq!(steps, 2, "450 records in pages of 200");
+    assert!(aws
+        .scan_keys()
+        .await
+        .iter()
+        .all(|(pk, _)| !pk.starts_with("CONN#")));
 }
 
 #[tokio::test]
@@ -240,7 +354,7 @@ async fn a_tombstone_hides_the_connection_frees_the_collection_and_is_found_by_t
         .delete_collection(org, &domain::names::ReadableId::parse("docs").unwrap(), &[])
         .await
         .expect("the collection no longer counts the connection");
-    store.delete_connection_records(c.id).await.unwrap();
+    assert!(store.delete_connection_records(c.id).await.unwrap());
     assert!(aws
         .scan_keys()
         .await

@@ -22,7 +22,7 @@ fn at(app: &TestApp, instant: DateTime<Utc>) -> Platform {
 }
 
 async fn tick_at(app: &TestApp, instant: DateTime<Utc>) -> TickReport {
-    tick(&at(app, instant), &TickLimits::default()).await
+    tick(&at(app, instant), &TickLimits::default(), None).await
 }
 
 async fn create(app: &TestApp, extra: Value) -> Value {

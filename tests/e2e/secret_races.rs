@@ -22,9 +22,10 @@ async fn has_secret(f: &Flow, id: &str) -> bool {
         .any(|name| name.ends_with(id))
 }
 
-/// Waits until `received` grows past `before`: the request under way has reached the fake.
+/// Waits until `received` grows past `before`: the request under way has reached the fake
+/// (within 20 s: the emulator is shared with every other test of the run).
 async fn until_received(received: impl Fn() -> usize, before: usize) {
-    for _ in 0..200 {
+    for _ in 0..2000 {
         if received() > before {
             return;
         }

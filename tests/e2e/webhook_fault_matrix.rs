@@ -251,7 +251,7 @@ impl World {
     async fn recover(&self) {
         for step in [Duration::minutes(20), Duration::hours(2)] {
             self.clock.advance(step);
-            tick(&self.app.platform, &TickLimits::default()).await;
+            tick(&self.app.platform, &TickLimits::default(), None).await;
             self.flow().await;
         }
     }

@@ -171,3 +171,46 @@ async fn another_organization_sees_no_subscription_and_no_message() {
         "still there for its own organization"
     );
 }
+
+/// Whether an organization records events is its count of subscriptions, kept by the
+/// subscriptions' own inserts and deletes, and read for many organizations in one request (the
+/// scheduler's claims ask once per page).
+#[tokio::test]
+async fn an_organizations_subscription_count_follows_its_subscriptions() {
+    let app = TestApp::spawn().await;
+    let other = domain::ids::OrganizationId::new();
+    // A reader with no cache, as another function's would be.
+    let fresh = || app.aws.webhooks();
+    let with = |reader: aws_adapters::DynamoWebhooks| async move {
+        use domain::ports::WebhookStore;
+        reader
+            .organizations_with_subscriptions(&[app.org, other])
+            .await
+            .unwrap()
+    };
+    assert!(with(fresh()).await.is_empty());
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let created: Value = subscribe(&app, RECEIVER, &["sync.completed"])
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(with(fresh()).await, [app.org].into());
+    let deleted = app
+        .delete(&format!("/webhooks/subscriptions/{}", ids[0]))
+        .await;
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(with(fresh()).await, [app.org].into(), "one is left");
+    // Deleting the same one again changes no count.
+    let again = app
+        .delete(&format!("/webhooks/subscriptions/{}", ids[0]))
+        .await;
+    assert_eq!(again.status(), 404);
+    assert_eq!(with(fresh()).await, [app.org].into());
+    app.delete(&format!("/webhooks/subscriptions/{}", ids[1]))
+        .await;
+    assert!(with(fresh()).await.is_empty(), "none is left");
+}

@@ -1,18 +1,18 @@
-//! The `scheduler` Lambda function, run every minute by EventBridge: config -> clients -> run.
-//! All logic lives in `shared/`.
+//! The `scheduler` Lambda function, run every minute by EventBridge and by its own queue's
+//! shards: config -> clients -> run. All logic lives in `shared/`.
 
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use worker::scheduler::{handle_tick, TickSummary};
-use worker::{telemetry, Worker};
+use serde_json::Value;
+use worker::scheduler::{handle, Scheduler};
+use worker::telemetry;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let worker = Worker::from_env().await?;
-    run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| {
-        let worker = worker.clone();
-        async move { Ok::<TickSummary, Error>(handle_tick(&worker.platform, &event.payload).await) }
+    let scheduler = Scheduler::from_env().await?;
+    run(service_fn(move |event: LambdaEvent<Value>| {
+        let scheduler = scheduler.clone();
+        async move { Ok::<Value, Error>(handle(&scheduler, event.payload).await) }
     }))
     .await
 }

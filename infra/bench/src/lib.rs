@@ -1,10 +1,11 @@
 //! What the benchmark tools share: a fresh stack on the emulator, its resources named uniquely.
 
 pub mod feed;
+pub mod scale;
 
 use aws_adapters::bootstrap::{
-    ensure_entities_table, ensure_queue, ensure_state_table, ensure_webhook_queue,
-    ensure_webhooks_table,
+    ensure_entities_table, ensure_queue, ensure_scheduler_queue, ensure_state_table,
+    ensure_webhook_queue, ensure_webhooks_table,
 };
 use aws_adapters::AwsClients;
 use domain::ports::BoxError;
@@ -31,6 +32,9 @@ pub async fn fresh_stack(
         sync_queue_url: ensure_queue(&clients.sqs, &format!("bench-sync-{suffix}")).await?,
         webhook_queue_url: ensure_webhook_queue(&clients.sqs, &format!("bench-hooks-{suffix}"))
             .await?,
+        scheduler_queue_url: Some(
+            ensure_scheduler_queue(&clients.sqs, &format!("bench-shards-{suffix}")).await?,
+        ),
         webhook_retry_schedule: Default::default(),
         secrets_prefix: format!("bench-{suffix}"),
         api_base_url: None,

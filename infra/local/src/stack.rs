@@ -12,8 +12,8 @@ use std::env;
 use std::path::Path;
 
 /// Resource names for the local stack; each can be overridden by the variable the Lambda
-/// functions read (`STATE_TABLE`, `ENTITIES_TABLE`, `SECRETS_PREFIX`) or `SYNC_QUEUE_NAME` and
-/// `WEBHOOK_QUEUE_NAME`.
+/// functions read (`STATE_TABLE`, `ENTITIES_TABLE`, `SECRETS_PREFIX`) or `SYNC_QUEUE_NAME`,
+/// `WEBHOOK_QUEUE_NAME` and `SCHEDULER_QUEUE_NAME`.
 #[derive(Debug, Clone)]
 pub struct LocalSettings {
     pub state_table: String,
@@ -22,6 +22,8 @@ pub struct LocalSettings {
     pub sync_queue_name: String,
     /// The webhook delivery queue (`WEBHOOK_QUEUE_NAME`).
     pub webhook_queue_name: String,
+    /// The scheduler's queue of shards (`SCHEDULER_QUEUE_NAME`).
+    pub scheduler_queue_name: String,
     pub secrets_prefix: String,
     pub api_base_url: String,
     pub port: u16,
@@ -51,6 +53,7 @@ impl LocalSettings {
             webhooks_table: var("WEBHOOKS_TABLE", "connectors-webhooks"),
             sync_queue_name: var("SYNC_QUEUE_NAME", "connectors-sync"),
             webhook_queue_name: var("WEBHOOK_QUEUE_NAME", "connectors-webhook-deliveries"),
+            scheduler_queue_name: var("SCHEDULER_QUEUE_NAME", "connectors-scheduler-shards"),
             secrets_prefix: var("SECRETS_PREFIX", "connectors-dev"),
             api_base_url: var("API_BASE_URL", &format!("http://127.0.0.1:{port}")),
             port,
@@ -79,6 +82,8 @@ pub async fn bootstrap(
     let sync_queue_url = bootstrap::ensure_queue(&clients.sqs, &settings.sync_queue_name).await?;
     let webhook_queue_url =
         bootstrap::ensure_webhook_queue(&clients.sqs, &settings.webhook_queue_name).await?;
+    let scheduler_queue_url =
+        bootstrap::ensure_scheduler_queue(&clients.sqs, &settings.scheduler_queue_name).await?;
     bootstrap::ensure_fingerprint_key(&clients.secrets, &settings.secrets_prefix).await?;
     let config = Config {
         state_table: settings.state_table.clone(),
@@ -89,6 +94,7 @@ pub async fn bootstrap(
             .map_or(true, |v| v.trim() != "false"),
         sync_queue_url,
         webhook_queue_url,
+        scheduler_queue_url: Some(scheduler_queue_url),
         webhook_retry_schedule: match env::var("WEBHOOK_RETRY_SCHEDULE") {
             Ok(raw) if !raw.trim().is_empty() => RetrySchedule::parse(&raw)
                 .map_err(|reason| format!("WEBHOOK_RETRY_SCHEDULE: {reason}"))?,

@@ -47,6 +47,12 @@ pub const SYNC_VISIBILITY_TIMEOUT_SECS: u32 = 900;
 pub const WEBHOOK_VISIBILITY_TIMEOUT_SECS: u32 = 360;
 /// Deliveries before a sync message moves to the dead-letter queue.
 pub const SYNC_MAX_RECEIVE_COUNT: u32 = 5;
+/// The scheduler queue's visibility timeout: six of the scheduler's timeouts (120 s), AWS's
+/// advice for a queue a function consumes.
+pub const SCHEDULER_VISIBILITY_TIMEOUT_SECS: u32 = 720;
+/// How long a shard waits to be taken on: shorter than its visibility timeout, so a shard whose
+/// invocation failed is not taken on again (the next tick claims what it held).
+pub const SCHEDULER_SHARD_RETENTION_SECS: u32 = 300;
 /// The dead-letter queue keeps messages as long as SQS allows (14 days).
 const DLQ_RETENTION_SECS: u32 = 14 * 24 * 3600;
 
@@ -78,8 +84,9 @@ fn whole_item_index(name: &str, hash: &str, range: &str) -> Result<GlobalSeconda
         .build()?)
 }
 
-/// The state table: `pk`/`sk` strings, the `schedule` index over `sched_bucket`/`next_run_at`
-/// (keys only: the scheduler claims each due connection on the table itself), the `sweep` index
+/// The state table: `pk`/`sk` strings, the `due_schedules` index over
+/// `sched_bucket`/`next_run_at` (the whole connection: a claim writes on the version the index
+/// returned, with no read first), the `sweep` index
 /// over `sweep_bucket`/`sweep_at` (keys plus a slot's job and organization) and TTL on `ttl`.
 pub async fn ensure_state_table(
     dynamodb: &aws_sdk_dynamodb::Client,
@@ -92,7 +99,7 @@ pub async fn ensure_state_table(
         .key_schema(key("next_run_at", KeyType::Range).map_err(fail)?)
         .projection(
             Projection::builder()
-                .projection_type(ProjectionType::KeysOnly)
+                .projection_type(ProjectionType::All)
                 .build(),
         )
         .build()
@@ -301,6 +308,30 @@ async fn enable_ttl(
 /// The sync queue and its dead-letter queue `{name}-dlq`; answers the sync queue's URL.
 pub async fn ensure_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, BootstrapError> {
     ensure_queue_with_dlq(sqs, name, SYNC_VISIBILITY_TIMEOUT_SECS).await
+}
+
+/// The scheduler's queue (shards of a minute's due schedules handed to other invocations), as
+/// template.yaml declares it: no dead-letter queue, and a shard not taken on within
+/// [`SCHEDULER_SHARD_RETENTION_SECS`] expires (the next tick finds what it held).
+pub async fn ensure_scheduler_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+) -> Result<String, BootstrapError> {
+    ensure_one_queue(
+        sqs,
+        name,
+        HashMap::from([
+            (
+                QueueAttributeName::VisibilityTimeout,
+                SCHEDULER_VISIBILITY_TIMEOUT_SECS.to_string(),
+            ),
+            (
+                QueueAttributeName::MessageRetentionPeriod,
+                SCHEDULER_SHARD_RETENTION_SECS.to_string(),
+            ),
+        ]),
+    )
+    .await
 }
 
 /// The webhook delivery queue and its dead-letter queue `{name}-dlq`, as template.yaml

@@ -1,12 +1,14 @@
-//! The SQS queues: the sync queue (one message per job to run) and the webhook delivery queue
-//! (one message per attempt of a message to a subscription).
+//! The SQS queues: the sync queue (one message per job to run), the webhook delivery queue (one
+//! message per attempt of a message to a subscription) and the scheduler's queue (one message
+//! per shard of a minute's due schedules handed to another invocation).
 
 use crate::clients::Deferred;
 use crate::error::boxed;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use domain::job::SyncMessage;
-use domain::ports::{DeliveryQueue, QueueError, SyncQueue, MAX_QUEUE_DELAY};
+use domain::ports::{DeliveryQueue, QueueError, ScheduleHandOff, SyncQueue, MAX_QUEUE_DELAY};
+use domain::schedule::ScheduleShard;
 use domain::webhooks::DeliveryTask;
 use std::time::Duration;
 
@@ -99,6 +101,50 @@ impl SqsQueue {
         Ok(())
     }
 
+    /// Sends `bodies` in batches of 10 (SQS's most), each delivered after `delay`. A batch with
+    /// any entry refused is an error (the entries before it went through).
+    async fn send_all(
+        &self,
+        bodies: impl IntoIterator<Item = String>,
+        delay: Option<Duration>,
+        what: &str,
+    ) -> Result<(), QueueError> {
+        let bodies: Vec<String> = bodies.into_iter().collect();
+        for chunk in bodies.chunks(10) {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (i, body) in chunk.iter().enumerate() {
+                entries.push(
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .set_delay_seconds(delay.map(delay_seconds))
+                        .build()
+                        .map_err(|e| QueueError(boxed(e)))?,
+                );
+            }
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| QueueError(boxed(e)))?;
+            if let Some(failed) = out.failed.first() {
+                return Err(QueueError(
+                    format!(
+                        "SQS refused {} of {} {what} ({})",
+                        out.failed.len(),
+                        chunk.len(),
+                        failed.code
+                    )
+                    .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     async fn send(&self, message: &SyncMessage, delay: Option<Duration>) -> Result<(), QueueError> {
         let body = serde_json::to_string(message).map_err(|e| QueueError(boxed(e)))?;
         let delay = delay.map(delay_seconds);
@@ -127,6 +173,29 @@ impl SyncQueue for SqsQueue {
     ) -> Result<(), QueueError> {
         self.send(message, Some(delay)).await
     }
+
+    async fn enqueue_all(&self, messages: &[SyncMessage]) -> Result<(), QueueError> {
+        let bodies = messages
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| QueueError(boxed(e)))?;
+        self.send_all(bodies, None, "sync messages").await
+    }
+}
+
+/// The scheduler's queue: each message a shard of the minute's due schedules, taken on by
+/// another invocation of the scheduler.
+#[async_trait]
+impl ScheduleHandOff for SqsQueue {
+    async fn hand_off(&self, shards: &[ScheduleShard]) -> Result<(), QueueError> {
+        let bodies = shards
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| QueueError(boxed(e)))?;
+        self.send_all(bodies, None, "schedule shards").await
+    }
 }
 
 /// Whole seconds, rounded up (a wait of 1.5 s must not become 1 s), at most the queue's limit.
@@ -145,40 +214,11 @@ impl DeliveryQueue for SqsQueue {
         tasks: &[DeliveryTask],
         delay: Duration,
     ) -> Result<(), QueueError> {
-        let delay = delay_seconds(delay);
-        for chunk in tasks.chunks(10) {
-            let mut entries = Vec::with_capacity(chunk.len());
-            for (i, task) in chunk.iter().enumerate() {
-                let body = serde_json::to_string(task).map_err(|e| QueueError(boxed(e)))?;
-                entries.push(
-                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(body)
-                        .delay_seconds(delay)
-                        .build()
-                        .map_err(|e| QueueError(boxed(e)))?,
-                );
-            }
-            let out = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| QueueError(boxed(e)))?;
-            if let Some(failed) = out.failed.first() {
-                return Err(QueueError(
-                    format!(
-                        "SQS refused {} of {} deliveries ({})",
-                        out.failed.len(),
-                        chunk.len(),
-                        failed.code
-                    )
-                    .into(),
-                ));
-            }
-        }
-        Ok(())
+        let bodies = tasks
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| QueueError(boxed(e)))?;
+        self.send_all(bodies, Some(delay), "deliveries").await
     }
 }

@@ -9,13 +9,51 @@ use serde_json::Value;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// The scheduler's index (and the sweep's) is spread over this many buckets, so that no single
-/// index partition takes every write.
-pub const BUCKETS: u8 = 10;
+/// The scheduler's index (and the sweep's) is spread over this many buckets, so that no index
+/// partition takes more than a 64th of the claims' writes (at 1,000 write units a second per
+/// partition, 64,000 claims a second) and a minute's claims split into shards of whole buckets.
+/// Raising it is safe: every bucket below it is still read, and a claim moves its connection
+/// to its new bucket.
+pub const BUCKETS: u8 = 64;
 
 /// The bucket of a connection: stable, derived from its id.
 pub fn bucket_of(id: ConnectionId) -> u8 {
     (id.as_uuid().as_u128() % u128::from(BUCKETS)) as u8
+}
+
+/// A part of a minute's due schedules, handed to another invocation when one cannot claim them
+/// all in time: the buckets `from..until`, the first from `position` (where an earlier
+/// invocation stopped in it) when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleShard {
+    pub from: u8,
+    pub until: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
+}
+
+impl ScheduleShard {
+    /// Every bucket, from the start: what the minute's first invocation takes on.
+    pub fn all() -> Self {
+        Self {
+            from: 0,
+            until: BUCKETS,
+            position: None,
+        }
+    }
+
+    /// The buckets `from..until` split into shards of at most `size` buckets.
+    pub fn split(from: u8, until: u8, size: u8) -> Vec<Self> {
+        let size = size.max(1);
+        (from..until)
+            .step_by(usize::from(size))
+            .map(|start| Self {
+                from: start,
+                until: start.saturating_add(size).min(until),
+                position: None,
+            })
+            .collect()
+    }
 }
 
 /// The shortest schedule interval of a source without incremental sync (every run is full).
@@ -303,12 +341,23 @@ mod tests {
     #[test]
     fn buckets_spread_and_stay_in_range() {
         let mut seen = std::collections::BTreeSet::new();
-        for _ in 0..200 {
+        for _ in 0..3000 {
             let b = bucket_of(ConnectionId::new());
             assert!(b < BUCKETS);
             seen.insert(b);
         }
         assert_eq!(seen.len(), usize::from(BUCKETS));
+    }
+
+    #[test]
+    fn shards_cover_every_bucket_once() {
+        let shards = ScheduleShard::split(3, BUCKETS, 8);
+        let covered: Vec<u8> = shards.iter().flat_map(|s| s.from..s.until).collect();
+        assert_eq!(covered, (3..BUCKETS).collect::<Vec<_>>());
+        assert!(shards.iter().all(|s| s.until - s.from <= 8));
+        assert!(ScheduleShard::split(5, 5, 8).is_empty());
+        let json = serde_json::to_value(ScheduleShard::all()).unwrap();
+        assert_eq!(json, serde_json::json!({"from": 0, "until": BUCKETS}));
     }
 
     #[test]

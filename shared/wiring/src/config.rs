@@ -21,6 +21,9 @@ pub struct Config {
     pub sync_queue_url: String,
     /// SQS queue the webhook sender consumes (`WEBHOOK_QUEUE_URL`).
     pub webhook_queue_url: String,
+    /// SQS queue of the scheduler's shards (`SCHEDULER_QUEUE_URL`): where a tick hands the due
+    /// schedules it cannot claim within its minute. Unset, the rest waits for the next tick.
+    pub scheduler_queue_url: Option<String>,
     /// When failed webhook deliveries are tried again (`WEBHOOK_RETRY_SCHEDULE`, comma-separated
     /// seconds, one per attempt; unset: Svix's schedule).
     pub webhook_retry_schedule: RetrySchedule,
@@ -77,6 +80,7 @@ impl Config {
             webhook_allow_private_targets: flag(&lookup, "WEBHOOK_ALLOW_PRIVATE_TARGETS")?,
             sync_queue_url: required("SYNC_QUEUE_URL")?,
             webhook_queue_url: required("WEBHOOK_QUEUE_URL")?,
+            scheduler_queue_url: lookup("SCHEDULER_QUEUE_URL").filter(|v| !v.trim().is_empty()),
             webhook_retry_schedule: match lookup("WEBHOOK_RETRY_SCHEDULE") {
                 Some(raw) if !raw.trim().is_empty() => {
                     RetrySchedule::parse(&raw).map_err(|reason| ConfigError::Invalid {

@@ -2,8 +2,8 @@
 //! `.dev/api-key`, serves every route on 127.0.0.1:$PORT, runs the sync worker on the
 //! emulator's queue (as Lambda's SQS integration would), the webhook sender on the webhooks
 //! table's stream and the delivery queue, and the scheduler's tick every minute
-//! (as the EventBridge rule would; `SCHEDULER_TICK_SECONDS` changes the period) until
-//! interrupted. `OAUTH_<SHORT_NAME>_CLIENT_ID`/`_CLIENT_SECRET` become the platform's OAuth app
+//! (as the EventBridge rule would; `SCHEDULER_TICK_SECONDS` changes the period) and its queue
+//! of shards until interrupted. `OAUTH_<SHORT_NAME>_CLIENT_ID`/`_CLIENT_SECRET` become the platform's OAuth app
 //! for that source in the emulator's Secrets Manager. `FAULT_RATE` (0..1, the soak benchmark)
 //! fails that share of the platform's AWS requests at random, in the ways the fault matrix
 //! does; the queue polling that stands in for Lambda's SQS integration is never failed.
@@ -56,8 +56,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         SqsQueue::new(clients.sqs.clone(), config.webhook_queue_url.clone()),
         std::future::pending(),
     ));
+    let scheduler = worker::scheduler::Scheduler::new(app.platform.clone(), &config, &clients);
+    if let Some(url) = &config.scheduler_queue_url {
+        let shards = SqsQueue::new(clients.sqs.clone(), url.clone());
+        tokio::spawn(worker::scheduler::run_shards(
+            scheduler.clone(),
+            shards,
+            std::future::pending(),
+        ));
+    }
     tokio::spawn(worker::scheduler::run_every(
-        app.platform.clone(),
+        scheduler,
         settings.scheduler_tick,
         std::future::pending(),
     ));

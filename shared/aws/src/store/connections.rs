@@ -61,6 +61,9 @@ impl Write {
     }
 }
 
+/// Records under a connection (jobs and the rest) one delete step removes: 8 batches.
+const RECORDS_PAGE: usize = MAX_WRITE_BATCH * 8;
+
 /// The connection of a live (not deleting) connection item.
 fn live(item: Item) -> Option<Item> {
     (!item.contains_key(DELETING_AT)).then_some(item)
@@ -373,28 +376,24 @@ impl ConnectionStore for DynamoStore {
             .transpose()
     }
 
-    async fn delete_connection_records(&self, id: ConnectionId) -> Result<(), StoreError> {
-        let pk = connection_pk(id);
-        loop {
-            // Always the first page: what was deleted is gone from the next query.
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .projection_expression("pk, sk")
-                .consistent_read(true)
-                .limit(MAX_WRITE_BATCH as i32 * 8)
-                .send()
-                .await
-                .map_err(backend)?;
-            let keys = out.items.unwrap_or_default();
-            if keys.is_empty() {
-                return Ok(());
-            }
-            delete_all(&self.client, &self.table, &keys).await?;
-        }
+    async fn delete_connection_records(&self, id: ConnectionId) -> Result<bool, StoreError> {
+        // Always the first page: what was deleted is gone from the next query.
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(connection_pk(id)))
+            .projection_expression("pk, sk")
+            .consistent_read(true)
+            .limit(RECORDS_PAGE as i32)
+            .send()
+            .await
+            .map_err(backend)?;
+        let keys = out.items.unwrap_or_default();
+        delete_all(&self.client, &self.table, &keys).await?;
+        let more = out.last_evaluated_key.is_some_and(|last| !last.is_empty());
+        Ok(!more && keys.len() < RECORDS_PAGE)
     }
 
     async fn remove_tombstone(

@@ -16,9 +16,10 @@ pub(crate) const META: &str = "META";
 pub(crate) const COLLECTION_PREFIX: &str = "COLL#";
 pub(crate) const CONNECTION_PREFIX: &str = "CONN#";
 
-/// The global secondary index over `sched_bucket` / `next_run_at` that finds due schedules.
-/// Scheduled connections are spread over buckets "0".."9" ([`domain::schedule::BUCKETS`]).
-pub const SCHEDULE_INDEX: &str = "schedule";
+/// The global secondary index over `sched_bucket` / `next_run_at` that finds due schedules,
+/// projecting the whole connection (a claim writes on the version it returns). Scheduled
+/// connections are spread over buckets "0".."63" ([`domain::schedule::BUCKETS`]).
+pub const SCHEDULE_INDEX: &str = "due_schedules";
 
 /// The schedule bucket of a connection: stable, derived from its id.
 pub fn schedule_bucket(id: ConnectionId) -> String {

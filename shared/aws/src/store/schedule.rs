@@ -1,22 +1,47 @@
 //! What the scheduler finds through the two indexes, never by a scan: due schedules in the
-//! `schedule` index (`sched_bucket` "0".."9", `next_run_at` epoch seconds) and, in the `sweep`
-//! index (`sweep_bucket`, `sweep_at` epoch seconds), active-job slots due for a look
-//! (`job#<b>`) and tombstones of deletes (`delete#<b>`). Both indexes hold keys (the sweep's
-//! also the slot's job and organization); every decision is then taken on the table itself.
+//! `due_schedules` index (`sched_bucket` "0".."63", `next_run_at` epoch seconds), which holds
+//! the whole connection so that a claim needs no read, and, in the `sweep` index
+//! (`sweep_bucket`, `sweep_at` epoch seconds), active-job slots due for a look (`job#<b>`) and
+//! tombstones of deletes (`delete#<b>`), keys plus a slot's job and organization. Every write is
+//! conditional on the table itself: on the version a claim read, on the sweep time a look read.
 
 use super::keys::{
     connection_pk, parse_connection_key, sweep_bucket, sweep_position_pk, Sweep, ACTIVE_SLOT, META,
     SCHEDULE_INDEX, SWEEP_AT, SWEEP_BUCKET, SWEEP_INDEX,
 };
-use super::keys::{JOB_ID, NEXT_RUN_AT, ORGANIZATION_ID, SCHED_BUCKET};
-use super::{backend, is_condition_failure, key, n, s, DynamoStore, Item};
+use super::keys::{DELETING_AT, JOB_ID, NEXT_RUN_AT, ORGANIZATION_ID, SCHED_BUCKET};
+use super::{backend, from_item, is_condition_failure, key, n, s, version_of, DynamoStore, Item};
 use crate::error::adapter;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::ids::{ConnectionId, JobId};
-use domain::ports::{ConnectionRef, JobCheck, ScheduleStore, StoreError};
+use domain::ports::{ConnectionRef, DueSchedules, JobCheck, ScheduleStore, StoreError, Versioned};
 
 const POSITION: &str = "position";
+
+/// A page's last key in the schedule index as a position: `<next_run_at>|<pk>|<sk>`.
+fn key_position(key: &Item) -> Option<String> {
+    Some(format!(
+        "{}|{}|{}",
+        number(key, NEXT_RUN_AT)?,
+        text(key, "pk")?,
+        text(key, "sk")?
+    ))
+}
+
+/// The index key a position stands for, in `bucket`; `None` when it is not one of ours.
+fn position_key(bucket: &str, position: &str) -> Option<Item> {
+    let mut parts = position.splitn(3, '|');
+    let at: i64 = parts.next()?.parse().ok()?;
+    let (pk, sk) = (parts.next()?, parts.next()?);
+    parse_connection_key(pk, sk)?;
+    Some(Item::from([
+        ("pk".to_owned(), s(pk)),
+        ("sk".to_owned(), s(sk)),
+        (SCHED_BUCKET.to_owned(), s(bucket)),
+        (NEXT_RUN_AT.to_owned(), n(at)),
+    ]))
+}
 
 fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)?.as_s().ok().map(String::as_str)
@@ -90,16 +115,46 @@ impl ScheduleStore for DynamoStore {
         bucket: u8,
         now: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<ConnectionRef>, StoreError> {
-        let items = self
-            .due(
-                SCHEDULE_INDEX,
-                (SCHED_BUCKET, bucket.to_string()),
-                (NEXT_RUN_AT, now.timestamp()),
-                limit,
-            )
-            .await?;
-        Ok(items.iter().filter_map(connection_ref).collect())
+        position: Option<&str>,
+    ) -> Result<DueSchedules, StoreError> {
+        let bucket = bucket.to_string();
+        let start = match position {
+            Some(position) => Some(
+                position_key(&bucket, position)
+                    .ok_or_else(|| StoreError::Backend(adapter("not a due-schedule position")))?,
+            ),
+            None => None,
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(SCHEDULE_INDEX)
+            .key_condition_expression("#bucket = :bucket AND #at <= :until")
+            .expression_attribute_names("#bucket", SCHED_BUCKET)
+            .expression_attribute_names("#at", NEXT_RUN_AT)
+            .expression_attribute_values(":bucket", s(bucket))
+            .expression_attribute_values(":until", n(now.timestamp()))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(backend)?;
+        let next = out
+            .last_evaluated_key
+            .filter(|last| !last.is_empty())
+            .and_then(|last| key_position(&last));
+        let connections = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|item| !item.contains_key(DELETING_AT))
+            .map(|item| {
+                let version = version_of(&item);
+                from_item(item).map(|value| Versioned { value, version })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(DueSchedules { connections, next })
     }
 
     async fn due_job_checks(

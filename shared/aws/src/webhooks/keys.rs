@@ -14,6 +14,11 @@ pub const MESSAGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const BY_SUBSCRIPTION_INDEX: &str = "by_subscription";
 
 pub(crate) const SUBSCRIPTION_PREFIX: &str = "SUB#";
+/// The organization's count of subscriptions (`ORG#id | SUBSCRIBED`, `count`), kept by the
+/// transactions that insert and delete one: what tells, for many organizations in one batch
+/// read, whether their changes record events.
+pub(crate) const SUBSCRIBED: &str = "SUBSCRIBED";
+pub(crate) const SUBSCRIPTION_COUNT: &str = "count";
 pub(crate) const MESSAGE_PREFIX: &str = "MSG#";
 pub(crate) const ATTEMPT_PREFIX: &str = "ATT#";
 pub(crate) const DELIVERY_PREFIX: &str = "DLV#";

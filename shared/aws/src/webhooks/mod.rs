@@ -3,6 +3,8 @@
 //!
 //! Items (`pk` / `sk`; attempts and deliveries also on the `by_subscription` index):
 //! - `ORG#org | SUB#id`: a subscription, with its `version`;
+//! - `ORG#org | SUBSCRIBED`: how many subscriptions the organization has (`count`), kept by the
+//!   transactions that insert and delete them: whether its changes record events;
 //! - `ORG#org | MSG#<uuidv7>`: a message (an event), written by the transaction of the change
 //!   it reports;
 //! - `ORG#org | ATT#<message>#<uuidv7>`: an attempt (`SUB#id | ATT#<uuidv7>` on the index);

@@ -2,26 +2,31 @@
 
 use super::keys::{
     attempts_of_message, message_of, message_sk, org_pk, subscription_index_pk, subscription_sk,
-    ATTEMPT_PREFIX, BY_SUBSCRIPTION_INDEX, MESSAGE_PREFIX, SUBSCRIPTION_PREFIX,
+    ATTEMPT_PREFIX, BY_SUBSCRIPTION_INDEX, MESSAGE_PREFIX, SUBSCRIBED, SUBSCRIPTION_COUNT,
+    SUBSCRIPTION_PREFIX,
 };
+use crate::batch::{read_all, Read, MAX_READ_BATCH};
 use crate::store::paging::{list_items, Filter, Order};
 use crate::store::{
-    backend, from_item, get_item, is_condition_failure, key, n, s, to_item, version_of, Item,
-    VERSION,
+    backend, build_error, failed_conditions, from_item, get_item, is_condition_failure, key, n, s,
+    to_item, version_of, Item, VERSION,
 };
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use domain::ids::{MessageId, OrganizationId, SubscriptionId};
 use domain::page::{Page, PageRequest};
 use domain::ports::{StoreError, Versioned, WebhookStore};
 use domain::webhooks::{DeliveryAttempt, DeliveryState, Message, Subscription};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long an answer of [`WebhookStore::has_subscriptions`] is reused, as API keys are.
 const PRESENCE_TTL: Duration = Duration::from_secs(5);
+/// How often a delete reads the subscription again when it kept changing underneath.
+const DELETE_ATTEMPTS: usize = 5;
 
 /// Implements [`WebhookStore`] on the webhooks table.
 #[derive(Debug, Clone)]
@@ -60,6 +65,23 @@ impl DynamoWebhooks {
             .get(&org)
             .filter(|(_, at)| at.elapsed() < PRESENCE_TTL)
             .map(|(present, _)| *present)
+    }
+
+    /// Adds `by` to the organization's count of subscriptions, in a transaction.
+    fn count_subscriptions(
+        &self,
+        org: OrganizationId,
+        by: i64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(org_pk(org), SUBSCRIBED)))
+            .update_expression("ADD #count :by")
+            .expression_attribute_names("#count", SUBSCRIPTION_COUNT)
+            .expression_attribute_values(":by", n(by))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
@@ -115,47 +137,88 @@ impl DynamoWebhooks {
 #[async_trait]
 impl WebhookStore for DynamoWebhooks {
     async fn has_subscriptions(&self, org: OrganizationId) -> Result<bool, StoreError> {
-        if let Some(present) = self.recalled(org) {
-            return Ok(present);
+        Ok(self
+            .organizations_with_subscriptions(&[org])
+            .await?
+            .contains(&org))
+    }
+
+    async fn organizations_with_subscriptions(
+        &self,
+        orgs: &[OrganizationId],
+    ) -> Result<HashSet<OrganizationId>, StoreError> {
+        let mut with = HashSet::new();
+        let mut unknown = Vec::new();
+        for org in orgs {
+            match self.recalled(*org) {
+                Some(true) => {
+                    with.insert(*org);
+                }
+                Some(false) => {}
+                None if !unknown.contains(org) => unknown.push(*org),
+                None => {}
+            }
         }
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(org_pk(org)))
-            .expression_attribute_values(":prefix", s(SUBSCRIPTION_PREFIX))
-            .projection_expression("pk")
-            .limit(1)
-            .send()
-            .await
-            .map_err(backend)?;
-        let present = out.count > 0;
-        self.remember(org, present);
-        Ok(present)
+        let names = HashMap::from([("#count".to_owned(), SUBSCRIPTION_COUNT.to_owned())]);
+        for chunk in unknown.chunks(MAX_READ_BATCH) {
+            let keys = chunk
+                .iter()
+                .map(|org| key(org_pk(*org), SUBSCRIBED))
+                .collect();
+            let read = Read::Attributes {
+                projection: "pk, #count",
+                names: &names,
+            };
+            let markers = read_all(&self.client, &self.table, keys, read).await?;
+            let counted: HashSet<String> = markers
+                .iter()
+                .filter(|item| {
+                    item.get(SUBSCRIPTION_COUNT)
+                        .and_then(|c| c.as_n().ok())
+                        .and_then(|c| c.parse::<i64>().ok())
+                        .is_some_and(|c| c > 0)
+                })
+                .filter_map(|item| item.get("pk")?.as_s().ok().cloned())
+                .collect();
+            for org in chunk {
+                let present = counted.contains(&org_pk(*org));
+                self.remember(*org, present);
+                if present {
+                    with.insert(*org);
+                }
+            }
+        }
+        Ok(with)
     }
 
     async fn insert_subscription(&self, subscription: &Subscription) -> Result<(), StoreError> {
-        let mut item = to_item(
-            subscription,
-            org_pk(subscription.organization_id),
-            &subscription_sk(subscription.id),
-        )?;
+        let org = subscription.organization_id;
+        let mut item = to_item(subscription, org_pk(org), &subscription_sk(subscription.id))?;
         item.insert(VERSION.to_owned(), n(1));
-        let result = self
-            .client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.count_subscriptions(org, 1)?,
+        ];
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await;
         match result {
             Ok(_) => {
-                self.remember(subscription.organization_id, true);
+                self.remember(org, true);
                 Ok(())
             }
-            Err(e) if is_condition_failure(&e) => Err(StoreError::AlreadyExists),
+            Err(e) if failed_conditions(&e).first() == Some(&true) => {
+                Err(StoreError::AlreadyExists)
+            }
             Err(e) => Err(backend(e)),
         }
     }
@@ -222,21 +285,42 @@ impl WebhookStore for DynamoWebhooks {
         org: OrganizationId,
         id: SubscriptionId,
     ) -> Result<Option<Subscription>, StoreError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(org_pk(org), &subscription_sk(id))))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(backend)?;
-        // The next check reads again: this may have been the last one.
-        self.presence
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&org);
-        out.attributes.map(from_item).transpose()
+        // The subscription as it was, then its delete with the count's decrement, on the
+        // condition that it is still that version (else read again).
+        for _ in 0..DELETE_ATTEMPTS {
+            let Some(current) = self.get_subscription(org, id).await? else {
+                return Ok(None);
+            };
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(org_pk(org), &subscription_sk(id))))
+                .condition_expression("#version = :version")
+                .expression_attribute_names("#version", VERSION)
+                .expression_attribute_values(":version", n(current.version))
+                .build()
+                .map_err(build_error)?;
+            let items = vec![
+                TransactWriteItem::builder().delete(delete).build(),
+                self.count_subscriptions(org, -1)?,
+            ];
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await;
+            // The next check reads again: this may have been the last one.
+            self.presence
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&org);
+            match result {
+                Ok(_) => return Ok(Some(current.value)),
+                Err(e) if failed_conditions(&e).first() == Some(&true) => continue,
+                Err(e) => return Err(backend(e)),
+            }
+        }
+        Err(StoreError::VersionConflict)
     }
 
     async fn list_messages(

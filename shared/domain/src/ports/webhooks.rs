@@ -20,6 +20,20 @@ pub trait WebhookStore: Send + Sync {
     /// Whether the organization has any subscription, enabled or not: events are recorded only
     /// then. May answer from a cache a few seconds old (except in the process that changed it).
     async fn has_subscriptions(&self, org: OrganizationId) -> Result<bool, StoreError>;
+    /// Those of `orgs` that have any subscription, in as few requests as the store allows (the
+    /// scheduler asks once per page of claims, not once per organization).
+    async fn organizations_with_subscriptions(
+        &self,
+        orgs: &[OrganizationId],
+    ) -> Result<std::collections::HashSet<OrganizationId>, StoreError> {
+        let mut with = std::collections::HashSet::new();
+        for org in orgs {
+            if self.has_subscriptions(*org).await? {
+                with.insert(*org);
+            }
+        }
+        Ok(with)
+    }
     /// `AlreadyExists` when the id is taken.
     async fn insert_subscription(&self, subscription: &Subscription) -> Result<(), StoreError>;
     async fn get_subscription(

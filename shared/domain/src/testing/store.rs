@@ -12,9 +12,10 @@ use crate::names::ReadableId;
 use crate::oauth::{PendingFlow, StateHash};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
-    CollectionStore, ConnectionRef, ConnectionStore, CursorUpdate, FinishedRun, FlowStore,
-    IdempotencyStore, JobCheck, JobEvents, JobStore, NewConnection, ProviderConnectionStore,
-    RefreshLeaseStore, ScheduleStore, SecretVersion, StoreError, TenantStore, Versioned,
+    CollectionStore, ConnectionRef, ConnectionStore, CursorUpdate, DueSchedules, FinishedRun,
+    FlowStore, IdempotencyStore, JobCheck, JobEvents, JobStore, NewConnection,
+    ProviderConnectionStore, RefreshLeaseStore, ScheduleStore, SecretVersion, StoreError,
+    TenantStore, Versioned,
 };
 use crate::schedule::bucket_of;
 use crate::tenancy::{ApiKeyHash, Organization};
@@ -52,6 +53,8 @@ struct KeyRow {
 /// A connection's refresh lease: its holder and until when (if held), and its fence.
 type RefreshLease = (Option<(String, DateTime<Utc>)>, u64);
 
+/// Job records one `delete_connection_records` call removes.
+pub const RECORDS_PAGE: usize = 200;
 #[derive(Default)]
 struct State {
     organizations: BTreeMap<OrganizationId, Organization>,
@@ -630,17 +633,27 @@ impl ConnectionStore for MemoryStore {
             .map(|(c, _)| c.clone()))
     }
 
-    async fn delete_connection_records(&self, id: ConnectionId) -> Result<(), StoreError> {
+    async fn delete_connection_records(&self, id: ConnectionId) -> Result<bool, StoreError> {
         if self.fail_delete_records.load(Ordering::SeqCst) {
             return Err(StoreError::Backend(injected("delete_connection_records")));
         }
         let mut state = lock(&self.state);
+        // A page of jobs at a time, as the adapter deletes them.
         let jobs: Vec<JobId> = state
             .jobs
             .keys()
             .filter(|(c, _)| *c == id)
             .map(|(_, j)| *j)
+            .take(RECORDS_PAGE)
             .collect();
+        if jobs.len() == RECORDS_PAGE {
+            for job in &jobs {
+                state.jobs.remove(&(id, *job));
+                state.runs.remove(job);
+                state.seen.retain(|(j, _), _| j != job);
+            }
+            return Ok(false);
+        }
         for job in &jobs {
             state.jobs.remove(&(id, *job));
             state.runs.remove(job);
@@ -651,7 +664,7 @@ impl ConnectionStore for MemoryStore {
         state.cursors.remove(&id);
         state.secret_versions.remove(&id);
         state.refresh_leases.remove(&id);
-        Ok(())
+        Ok(true)
     }
 
     async fn remove_tombstone(
@@ -713,26 +726,50 @@ impl ScheduleStore for MemoryStore {
         bucket: u8,
         now: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<ConnectionRef>, StoreError> {
+        position: Option<&str>,
+    ) -> Result<DueSchedules, StoreError> {
         let state = lock(&self.state);
-        let mut due: Vec<(DateTime<Utc>, ConnectionRef)> = state
+        let mut due: Vec<(DateTime<Utc>, Versioned<SourceConnection>)> = state
             .connections
             .values()
             .filter(|c| bucket_of(c.id) == bucket)
             .filter_map(|c| {
                 c.scheduled_run().filter(|at| *at <= now).map(|at| {
+                    let version = state.versions.get(&c.id).copied().unwrap_or(1);
                     (
                         at,
-                        ConnectionRef {
-                            organization_id: c.organization_id,
-                            connection_id: c.id,
+                        Versioned {
+                            value: c.clone(),
+                            version,
                         },
                     )
                 })
             })
             .collect();
-        due.sort_by_key(|(at, _)| *at);
-        Ok(due.into_iter().take(limit).map(|(_, c)| c).collect())
+        due.sort_by_key(|(at, c)| (*at, c.value.id));
+        // The position is the (time, id) of the last connection handed out.
+        let after = position.and_then(|p| {
+            let (at, id) = p.split_once('|')?;
+            Some((
+                at.parse::<DateTime<Utc>>().ok()?,
+                id.parse::<ConnectionId>().ok()?,
+            ))
+        });
+        let page: Vec<_> = due
+            .into_iter()
+            .filter(|(at, c)| after.is_none_or(|a| (*at, c.value.id) > a))
+            .take(limit + 1)
+            .collect();
+        let more = page.len() > limit;
+        let connections: Vec<_> = page.into_iter().take(limit).collect();
+        let next = more
+            .then(|| connections.last())
+            .flatten()
+            .map(|(at, c)| format!("{}|{}", at.to_rfc3339(), c.value.id));
+        Ok(DueSchedules {
+            connections: connections.into_iter().map(|(_, c)| c).collect(),
+            next,
+        })
     }
 
     async fn due_job_checks(

@@ -137,7 +137,15 @@ pub async fn finish_delete(
             break;
         }
     }
-    platform.store.delete_connection_records(id).await?;
+    // The jobs and the rest, a page at a time.
+    loop {
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(DeleteProgress::Unfinished);
+        }
+        if platform.store.delete_connection_records(id).await? {
+            break;
+        }
+    }
     platform
         .vault
         .delete_connection_secret(org, id)

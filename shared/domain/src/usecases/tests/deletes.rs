@@ -148,13 +148,13 @@ async fn a_running_job_is_waited_for_and_otherwise_left_to_the_sweep() {
         p.clock = Arc::new(FixedClock(now() + chrono::Duration::minutes(minutes)));
         p
     };
-    let report = tick(&later(3), &TickLimits::default()).await;
+    let report = tick(&later(3), &TickLimits::default(), None).await;
     assert_eq!(report.deletes_finished, 0);
     assert_eq!(f.store.tombstones(), [id]);
 
     // The run stops (its lease released): the sweep finishes the delete.
     f.store.set_lease(job.id, None);
-    let report = tick(&later(4), &TickLimits::default()).await;
+    let report = tick(&later(4), &TickLimits::default(), None).await;
     assert_eq!(report.deletes_finished, 1);
     assert_gone(&f, org, id);
 }
@@ -226,9 +226,11 @@ async fn a_delete_out_of_time_leaves_the_rest_to_the_sweep() {
         delete_budget: Duration::ZERO,
         ..TickLimits::default()
     };
-    assert_eq!(tick(&later, &no_budget).await.deletes_finished, 0);
+    assert_eq!(tick(&later, &no_budget, None).await.deletes_finished, 0);
     assert_eq!(
-        tick(&later, &TickLimits::default()).await.deletes_finished,
+        tick(&later, &TickLimits::default(), None)
+            .await
+            .deletes_finished,
         1
     );
     assert_gone(&f, org, id);

@@ -6,9 +6,10 @@ use crate::clock::FixedClock;
 use crate::connection::{ConnectionStatus, SourceConnection};
 use crate::ids::{ConnectionId, OrganizationId};
 use crate::job::{JobStatus, Lease, Trigger};
-use crate::ports::{CredentialVault, ScheduleStore};
+use crate::ports::{CredentialVault, QueueError, ScheduleHandOff, ScheduleStore};
+use crate::schedule::ScheduleShard;
 use crate::testing::{now, Fakes};
-use crate::usecases::scheduler::{tick, TickLimits, TickReport};
+use crate::usecases::scheduler::{claim_shard, tick, TickLimits, TickReport};
 use crate::usecases::Platform;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use secrecy::SecretString;
@@ -22,7 +23,7 @@ fn at(f: &Fakes, instant: DateTime<Utc>) -> Platform {
 }
 
 async fn tick_at(f: &Fakes, instant: DateTime<Utc>) -> TickReport {
-    tick(&at(f, instant), &TickLimits::default()).await
+    tick(&at(f, instant), &TickLimits::default(), None).await
 }
 
 /// An hourly connection created without a first sync.
@@ -65,6 +66,78 @@ async fn a_due_schedule_fires_once_under_concurrent_ticks_and_advances() {
     assert!(tick_at(&f, when).await.fired.is_empty(), "not twice");
 }
 
+/// Shards handed off, kept for the test to run.
+#[derive(Default)]
+struct Handed(std::sync::Mutex<Vec<ScheduleShard>>);
+
+#[async_trait::async_trait]
+impl ScheduleHandOff for Handed {
+    async fn hand_off(&self, shards: &[ScheduleShard]) -> Result<(), QueueError> {
+        self.0.lock().unwrap().extend_from_slice(shards);
+        Ok(())
+    }
+}
+
+/// A tick that cannot claim its minute alone hands the buckets it has not begun to other
+/// invocations, and a bucket it could not finish from where it stopped; between them every due
+/// schedule fires once, and each gets its message.
+#[tokio::test]
+async fn a_tick_hands_off_the_buckets_it_cannot_claim_and_every_schedule_fires_once() {
+    let unbegun_buckets = TickLimits {
+        parallel_buckets: 2,
+        hand_off_after: std::time::Duration::ZERO,
+        ..TickLimits::default()
+    };
+    let unfinished_buckets = TickLimits {
+        schedule_page: 1,
+        claim_budget: std::time::Duration::ZERO,
+        ..unbegun_buckets
+    };
+    hand_off_fires_each_once(unbegun_buckets).await;
+    hand_off_fires_each_once(unfinished_buckets).await;
+}
+
+async fn hand_off_fires_each_once(hurried: TickLimits) {
+    let (f, org) = setup().await;
+    let mut connections = Vec::new();
+    for _ in 0..40 {
+        connections.push(hourly(&f, org).await);
+    }
+    let platform = at(&f, fifteen() + Duration::seconds(5));
+    let handed = Handed::default();
+    let first = tick(&platform, &hurried, Some(&handed)).await;
+    let mut shards = handed.0.lock().unwrap().split_off(0);
+    assert_eq!(first.handed_off, shards.len());
+    assert!(!shards.is_empty(), "{first:?}");
+    let mut fired = first.fired.len();
+    assert!(fired < connections.len(), "{first:?}");
+    // Each handed-off shard is taken on by an invocation that itself hands on the rest.
+    let mut invocations = 0;
+    while let Some(shard) = shards.pop() {
+        invocations += 1;
+        let report = claim_shard(&platform, &hurried, &shard, Some(&handed)).await;
+        assert_eq!(report.errors, 0, "{report:?}");
+        fired += report.fired.len();
+        shards.extend(handed.0.lock().unwrap().split_off(0));
+    }
+    assert!(invocations <= 2 * connections.len(), "{invocations}");
+    assert_eq!(fired, connections.len());
+    let jobs = f.store.jobs();
+    assert_eq!(jobs.len(), connections.len());
+    let mut ran: Vec<_> = jobs.iter().map(|j| j.source_connection_id).collect();
+    ran.sort();
+    ran.dedup();
+    assert_eq!(ran.len(), connections.len(), "one run per connection");
+    assert_eq!(f.queue.messages().len(), connections.len());
+    for c in &connections {
+        let stored = f.store.connection(c.id).unwrap();
+        assert_eq!(
+            stored.schedule.unwrap().next_run,
+            Some(fifteen() + Duration::hours(1))
+        );
+    }
+}
+
 #[tokio::test]
 async fn paused_and_unauthorized_connections_never_fire() {
     let (f, org) = setup().await;
@@ -73,7 +146,12 @@ async fn paused_and_unauthorized_connections_never_fire() {
         f.store.edit_connection(c.id, |c| c.status = status);
     }
     for bucket in 0..crate::schedule::BUCKETS {
-        let due = f.store.due_schedules(bucket, fifteen(), 100).await.unwrap();
+        let due = f
+            .store
+            .due_schedules(bucket, fifteen(), 100, None)
+            .await
+            .unwrap()
+            .connections;
         assert!(due.is_empty(), "out of the schedule: {due:?}");
     }
     for hours in 0..3 {
@@ -253,7 +331,7 @@ async fn the_secret_sweep_pages_through_the_vault_across_ticks() {
     };
     let mut removed = 0;
     for _ in 0..3 {
-        removed += tick(&at(&f, now()), &limits).await.orphan_secrets;
+        removed += tick(&at(&f, now()), &limits, None).await.orphan_secrets;
     }
     assert_eq!(removed, 5);
     assert!(f.vault.secrets().is_empty());

@@ -362,12 +362,12 @@ async fn a_webhook_secret_left_without_its_subscription_is_swept_after_an_hour()
         .unwrap();
 
     // Within the hour a create may still be under way: nothing goes.
-    let report = tick(&f.platform, &TickLimits::default()).await;
+    let report = tick(&f.platform, &TickLimits::default(), None).await;
     assert_eq!(report.orphan_secrets, 0);
     assert_eq!(f.webhooks.secrets_count(), 2);
 
     at(&mut f, now() + chrono::Duration::hours(2));
-    let report = tick(&f.platform, &TickLimits::default()).await;
+    let report = tick(&f.platform, &TickLimits::default(), None).await;
     assert_eq!((report.orphan_secrets, report.errors), (1, 0));
     assert!(f
         .webhooks

@@ -30,6 +30,11 @@ impl Outbox {
         Self { recording }
     }
 
+    /// An organization's outbox when whether it has subscriptions is already known.
+    pub(crate) fn known(recording: bool) -> Self {
+        Self { recording }
+    }
+
     pub(crate) fn recording(self) -> bool {
         self.recording
     }
